@@ -1,0 +1,137 @@
+// Package syncplan decides what `ferry s3 sync` does, the way `aws s3 sync`
+// does: it walks the source and destination in sorted order of the relative
+// path, merges the two streams, applies --exclude/--include filters and the
+// compare rules, and emits one Action per file to copy or delete. Nothing is
+// held in memory but the current directory of each walk, so a sync over
+// millions of files runs in bounded memory, and planning itself sends no
+// request beyond the listings.
+package syncplan
+
+import (
+	"context"
+	"time"
+
+	"github.com/ferry-hpc/ferry/internal/s3x"
+)
+
+// Entry is one file on either side.
+type Entry struct {
+	// Rel is the path relative to the side's root, "/"-separated; entries
+	// of a side come in strictly increasing byte order of Rel (S3 key order).
+	Rel     string
+	Size    int64
+	ModTime time.Time // local mtime, or the object's LastModified
+	// Local: the file's path on disk. S3: the object's full key.
+	Path string
+	ETag string // S3 only
+}
+
+// Iterator yields entries in increasing Rel order. Next returns ok=false at
+// the end; err reports a failure that ends the walk.
+type Iterator interface {
+	Next() (e Entry, ok bool, err error)
+}
+
+// Warning is a file skipped while walking (special file, unreadable, broken
+// symlink); aws prints these as "warning: Skipping file …" and exits with 2.
+type Warning struct {
+	Path    string
+	Message string
+}
+
+// LocalOptions controls WalkLocal.
+type LocalOptions struct {
+	FollowSymlinks bool
+	// Warn receives files that are skipped; may be nil.
+	Warn func(Warning)
+}
+
+// WalkLocal walks the tree under root in S3 key order of the relative paths
+// (a directory sorts as its name + "/"), yielding regular files (and, when
+// following symlinks, the files symlinks point at). Special files and
+// unreadable entries are skipped with a warning.
+func WalkLocal(ctx context.Context, root string, opts LocalOptions) Iterator {
+	panic("todo")
+}
+
+// ListS3 lists every object under prefix (recursively) as entries whose Rel
+// is the key with prefix removed. Keys ending in "/" (folder objects) are
+// skipped: sync neither copies nor deletes them.
+func ListS3(ctx context.Context, c *s3x.Client, bucket, prefix string) Iterator {
+	panic("todo")
+}
+
+// Filter is one --exclude or --include in command-line order.
+type Filter struct {
+	Include bool
+	Pattern string
+}
+
+// Filters applies aws's rules: in order, the last matching filter wins,
+// everything is included by default; patterns are fnmatch-style where "*"
+// also matches "/", matched against the path relative to the side's root.
+type Filters []Filter
+
+// Included reports whether rel passes the filters.
+func (f Filters) Included(rel string) bool {
+	panic("todo")
+}
+
+// CompareMode selects when a file present on both sides is copied.
+type CompareMode int
+
+const (
+	// CompareDefault copies when sizes differ; for uploads and S3→S3 also
+	// when the source is newer than the destination; for downloads also when
+	// the local file (destination) is newer than the object (aws's rule: a
+	// same-size object newer than the local file is not downloaded).
+	CompareDefault CompareMode = iota
+	CompareSizeOnly        // --size-only: sizes alone
+	CompareExactTimestamps // --exact-timestamps: downloads copy unless times are equal
+)
+
+// Direction of a sync, which changes the time rule.
+type Direction int
+
+const (
+	Upload   Direction = iota // local → S3
+	Download                  // S3 → local
+	Copy                      // S3 → S3
+)
+
+// ShouldCopy applies aws's compare rules to a file present on both sides.
+func ShouldCopy(src, dst Entry, dir Direction, mode CompareMode) bool {
+	panic("todo")
+}
+
+// ActionKind is what to do with one file.
+type ActionKind int
+
+const (
+	ActCopy   ActionKind = iota // copy Src to the destination (Dst set if it existed)
+	ActDelete                   // delete Dst (only with Options.Delete)
+)
+
+// Action is one step of the plan.
+type Action struct {
+	Kind ActionKind
+	Src  Entry // set for ActCopy
+	Dst  Entry // set for ActDelete, and for ActCopy of an existing file
+	// Exists is true when Dst is set.
+	Exists bool
+}
+
+// Options configures Plan.
+type Options struct {
+	Direction Direction
+	Compare   CompareMode
+	Delete    bool
+	Filters   Filters
+}
+
+// Plan merges src and dst and calls emit for each action, in Rel order.
+// Filtered-out files on either side are neither copied nor deleted. Plan
+// stops at the first error from an iterator or emit.
+func Plan(ctx context.Context, src, dst Iterator, opts Options, emit func(Action) error) error {
+	panic("todo")
+}

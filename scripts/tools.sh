@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs the pinned tools ferry's demo and tests need into .tools/ (git-ignored).
+# Reuses what is already there. Usage: scripts/tools.sh [minio] [s5cmd] [rclone] [awscli]
+# With no argument it installs what the tests need (minio).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin="$root/.tools/bin"
+mkdir -p "$bin"
+export GOFLAGS=-mod=mod
+
+# Pinned versions. Change only together with a note in docs/benchmarks.md.
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+S5CMD_VERSION=v2.3.0
+RCLONE_VERSION=v1.71.2
+
+stamp() { echo "$bin/.$1-$2"; }
+
+install_minio() {
+  if [ -x "$bin/minio" ] && [ -f "$(stamp minio $MINIO_VERSION)" ]; then return; fi
+  echo "tools: building minio@$MINIO_VERSION (about 2 minutes on a fresh machine)" >&2
+  GOBIN="$bin" go install "github.com/minio/minio@$MINIO_VERSION"
+  touch "$(stamp minio $MINIO_VERSION)"
+}
+
+# go_build_module M V NAME: builds module M@V's main package into $bin/NAME.
+# `go install M@V` is refused by the proxy for some modules (s5cmd), so this
+# downloads the module and builds it in its own folder.
+go_build_module() {
+  local mod=$1 ver=$2 name=$3
+  if [ -x "$bin/$name" ] && [ -f "$(stamp "$name" "$ver")" ]; then return; fi
+  echo "tools: building $mod@$ver" >&2
+  local dir
+  dir=$(go mod download -json "$mod@$ver" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  (cd "$dir" && GOFLAGS=-mod=mod go build -o "$bin/$name" .)
+  touch "$(stamp "$name" "$ver")"
+}
+
+install_awscli() {
+  if [ -x "$bin/aws" ]; then return; fi
+  if [ -x /usr/bin/aws ]; then ln -sf /usr/bin/aws "$bin/aws"; return; fi
+  echo "tools: installing Debian's awscli" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q awscli >/dev/null
+  ln -sf /usr/bin/aws "$bin/aws"
+}
+
+[ $# -eq 0 ] && set -- minio
+for t in "$@"; do
+  case "$t" in
+    minio) install_minio ;;
+    s5cmd) go_build_module github.com/peak/s5cmd/v2 "$S5CMD_VERSION" s5cmd ;;
+    rclone) go_build_module github.com/rclone/rclone "$RCLONE_VERSION" rclone ;;
+    awscli) install_awscli ;;
+    *) echo "tools: unknown tool $t" >&2; exit 2 ;;
+  esac
+done
