@@ -85,9 +85,9 @@ const (
 	// when the source is newer than the destination; for downloads also when
 	// the local file (destination) is newer than the object (aws's rule: a
 	// same-size object newer than the local file is not downloaded).
-	CompareDefault CompareMode = iota
-	CompareSizeOnly        // --size-only: sizes alone
-	CompareExactTimestamps // --exact-timestamps: downloads copy unless times are equal
+	CompareDefault         CompareMode = iota
+	CompareSizeOnly                    // --size-only: sizes alone
+	CompareExactTimestamps             // --exact-timestamps: downloads copy unless times are equal
 )
 
 // Direction of a sync, which changes the time rule.
