@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what the tests need (pinned, into .tools/) and runs every test.
+# CI runs exactly this (through .ci/run); with CI=true a missing dependency
+# fails the run instead of skipping tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/tools.sh minio
+export FERRY_MINIO="$PWD/.tools/bin/minio"
+go vet ./...
+go test -race -count=1 -timeout 30m ./...
