@@ -151,4 +151,3 @@ func isUsage(err error) bool {
 	}
 	return false
 }
-
