@@ -480,3 +480,33 @@ func TestCp(t *testing.T) {
 		t.Errorf("cp of a missing object: exit %d stderr %q", r.code, r.stderr)
 	}
 }
+
+// A no-op sync sends nothing but the listing requests: the compare uses the
+// sizes and times the listing returns.
+func TestNoopSyncSendsOnlyListings(t *testing.T) {
+	srv := testutil.SharedMinIO(t)
+	b := srv.Bucket(t)
+	work := t.TempDir()
+	for i := 0; i < 30; i++ {
+		writeFile(t, filepath.Join(work, "src", "d", string(rune('a'+i%26))+strings.Repeat("x", i)), randBytes(100+i))
+	}
+	mustRun(t, srv, work, "s3", "sync", "src", "s3://"+b)
+	mustRun(t, srv, work, "s3", "sync", "s3://"+b, "dst")
+	proxy := testutil.NewRequestLog(t, srv.Endpoint)
+	for _, args := range [][]string{{"src", "s3://" + b}, {"s3://" + b, "dst"}} {
+		proxy.Reset()
+		r := mustRun(t, srv, work, "s3", "sync", args[0], args[1], "--endpoint-url", proxy.URL)
+		if len(r.lines()) != 0 {
+			t.Errorf("no-op sync %v copied: %q", args, r.lines())
+		}
+		reqs := proxy.Requests()
+		if len(reqs) == 0 {
+			t.Fatalf("no-op sync %v: the proxy saw no request; the test is not measuring", args)
+		}
+		for _, req := range reqs {
+			if !strings.HasPrefix(req, "GET /"+b+"?") || !strings.Contains(req, "list-type=2") {
+				t.Errorf("no-op sync %v sent %q, want only ListObjectsV2", args, req)
+			}
+		}
+	}
+}
