@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/vbauerster/mpb/v8"
 )
 
 // BenchmarkPrintln measures Println throughput from many goroutines, the
@@ -29,6 +31,7 @@ func BenchmarkPrintln(b *testing.B) {
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
+			lines := benchLines()
 			r := New(c.w, Options{Mode: c.mode, Interval: 100 * time.Millisecond, Label: "sync"})
 			r.AddTotal(1<<20, 1<<40)
 			b.ReportAllocs()
@@ -37,7 +40,7 @@ func BenchmarkPrintln(b *testing.B) {
 				i := 0
 				for pb.Next() {
 					i++
-					r.Println("upload: data/dir/file-" + strconv.Itoa(i) + ".bin to s3://bucket/prefix/data/dir/file-" + strconv.Itoa(i) + ".bin")
+					r.Println(lines[i%len(lines)])
 				}
 			})
 			r.Close() // the lines still queued are part of the work
@@ -45,6 +48,49 @@ func BenchmarkPrintln(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 		})
 	}
+}
+
+// BenchmarkMpbWritePerLine is the design Bar mode avoids, for comparison:
+// one (*mpb.Progress).Write per line, each a round trip to mpb's goroutine.
+func BenchmarkMpbWritePerLine(b *testing.B) {
+	lines := benchLines()
+	refresh := make(chan any)
+	p := mpb.New(mpb.WithOutput(io.Discard), mpb.WithManualRefresh(refresh))
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(barRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-t.C:
+				refresh <- now
+			}
+		}
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := 0
+		for pb.Next() {
+			i++
+			_, _ = p.Write([]byte(lines[i%len(lines)] + "\n"))
+		}
+	})
+	close(stop)
+	p.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+func benchLines() []string {
+	lines := make([]string, 1024)
+	for i := range lines {
+		name := "data/dir/file-" + strconv.Itoa(i) + ".bin"
+		lines[i] = "upload: " + name + " to s3://bucket/prefix/" + name
+	}
+	return lines
 }
 
 // BenchmarkAdd measures the hot-path counter from many goroutines.
