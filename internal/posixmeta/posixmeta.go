@@ -22,7 +22,8 @@
 // LastModified, atime = mtime. FSx uses 0755 for files as well; ferry picks
 // 0644 because an object carries no sign of being executable and a data
 // file with the x bit set is a surprise (a script needs chmod +x, as it
-// would after any download). This choice is also recorded in docs/.
+// would after any download). The operator documentation should say so
+// (docs/ is owned elsewhere; see the hand-over notes).
 //
 // Decoding never fails as a whole: it reports, header by header, whether the
 // header was missing, valid or invalid (with the reason), so the importer can
