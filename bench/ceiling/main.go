@@ -7,6 +7,11 @@
 //
 // Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. Output is
 // one markdown table row per measurement.
+//
+// With -purge BUCKET[/PREFIX] it instead deletes every object under the prefix
+// (and, without a prefix, the bucket) and prints "OBJECTS BYTES" of what it
+// deleted: bench/run.sh uses it to empty upload destinations between runs and
+// to check that an upload left the whole tree.
 package main
 
 import (
@@ -19,6 +24,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,10 +60,18 @@ func main() {
 	flag.Int64Var(&o.largeSize, "large-size", 512<<20, "size of a large object in bytes")
 	flag.Int64Var(&o.partSize, "part-size", 16<<20, "part size of multipart PUTs and ranged GETs")
 	flag.IntVar(&o.largeConc, "large-concurrency", 8, "parallel part requests for large objects")
+	purgeArg := flag.String("purge", "", "delete BUCKET[/PREFIX] and print \"OBJECTS BYTES\" instead of measuring")
 	flag.Parse()
 	if o.endpoint == "" {
 		fmt.Fprintln(os.Stderr, "ceiling: -endpoint is required")
 		os.Exit(2)
+	}
+	if *purgeArg != "" {
+		if err := purge(context.Background(), o.endpoint, *purgeArg); err != nil {
+			fmt.Fprintln(os.Stderr, "ceiling: purge:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "ceiling:", err)
@@ -172,6 +186,55 @@ func run(ctx context.Context, o opts) error {
 		return fmt.Errorf("large GET: %w", err)
 	}
 	row("ranged GET ("+human(o.partSize)+" ranges)", o.largeSize, o.largeCount, o.largeCount*parts, o.largeConc, el)
+	return nil
+}
+
+// purge deletes every object under bucket/prefix, and the bucket itself when
+// no prefix is given, and prints the count and total size of what it deleted.
+func purge(ctx context.Context, endpoint, arg string) error {
+	bucket, prefix, _ := strings.Cut(arg, "/")
+	c, err := newClient(ctx, endpoint, 8)
+	if err != nil {
+		return err
+	}
+	var objects, size int64
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: &bucket, Prefix: &prefix})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			var missing *types.NoSuchBucket
+			if errors.As(err, &missing) {
+				break
+			}
+			return err
+		}
+		if len(page.Contents) == 0 {
+			continue
+		}
+		ids := make([]types.ObjectIdentifier, 0, len(page.Contents))
+		for _, o := range page.Contents {
+			ids = append(ids, types.ObjectIdentifier{Key: o.Key})
+			objects++
+			size += aws.ToInt64(o.Size)
+		}
+		out, err := c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: &bucket,
+			Delete: &types.Delete{Objects: ids, Quiet: aws.Bool(true)}})
+		if err != nil {
+			return err
+		}
+		if len(out.Errors) > 0 {
+			return fmt.Errorf("delete %s: %s", aws.ToString(out.Errors[0].Key), aws.ToString(out.Errors[0].Message))
+		}
+	}
+	if prefix == "" {
+		if _, err := c.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: &bucket}); err != nil {
+			var missing *types.NoSuchBucket
+			if !errors.As(err, &missing) {
+				return err
+			}
+		}
+	}
+	fmt.Println(objects, size)
 	return nil
 }
 

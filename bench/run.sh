@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# bench/run.sh — `ferry s3 sync` against s5cmd, rclone and `aws s3 sync` on one
+# MinIO, in one run. See docs/benchmarks.md for what it measures and the results.
+#
+# Usage: bench/run.sh            (everything: 3 data sets × 4 directions × 4 tools × 3 runs)
+#   DATASETS="small large mixed"   data sets of bench/gen
+#   DIRECTIONS="upload download noop-up noop-down"
+#       upload     local tree → a fresh, empty S3 prefix
+#       download   S3 prefix → a fresh, empty local directory
+#       noop-up    the same upload again, right after it (nothing to copy)
+#       noop-down  the same download again, right after it (nothing to copy)
+#   TOOLS="ferry s5cmd rclone aws"
+#   RUNS=3                         timed runs per data set, direction and tool (≥3)
+#   CONC=32                        parallel requests every tool is given (see below)
+#   CEILING=1                      measure the raw PUT/GET ceiling first (bench/ceiling)
+#   VERIFY=1                       check every tool's first download byte for byte (untimed)
+#   FERRY_BIN=path                 use this ferry binary instead of building ./cmd/ferry
+#   FERRY_PROFILE=1                ferry's last run of each case with --cpuprofile (if supported)
+#   OUT=bench/out                  data sets, MinIO data, logs and results (same disk)
+#
+# Tools run interleaved: in run r every tool does the case once, in an order
+# rotated by r, against the same server, each into a fresh destination.
+# Results: $OUT/results-<date>.md (also printed), raw times in $OUT/times-<date>.tsv.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bin="$root/.tools/bin"
+OUT=${OUT:-$root/bench/out}
+DATASETS=${DATASETS:-small large mixed}
+DIRECTIONS=${DIRECTIONS:-upload download noop-up noop-down}
+TOOLS=${TOOLS:-ferry s5cmd rclone aws}
+RUNS=${RUNS:-3}
+CONC=${CONC:-32}
+CEILING=${CEILING:-1}
+VERIFY=${VERIFY:-1}
+FERRY_PROFILE=${FERRY_PROFILE:-0}
+stamp=$(date +%Y%m%d-%H%M%S)
+results="$OUT/results-$stamp.md"
+times="$OUT/times-$stamp.tsv"
+logs="$OUT/logs/$stamp"
+mkdir -p "$OUT/data" "$logs"
+
+log() { echo "bench: $*" >&2; }
+has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
+
+# ---------------------------------------------------------------- tools
+log "installing peers (scripts/tools.sh s5cmd rclone awscli)"
+scripts/tools.sh s5cmd rclone awscli
+
+# MinIO is built by scripts/tools.sh (the tests need it too). If another
+# process is building it right now, wait for that instead of starting a
+# second build.
+wait_minio() {
+  local waited=0
+  while [ ! -x "$bin/minio" ] || ! ls "$bin"/.minio-* >/dev/null 2>&1; do
+    if ! pgrep -f 'go install github.com/minio/minio' >/dev/null; then
+      scripts/tools.sh minio
+      return
+    fi
+    [ $waited -eq 0 ] && log "waiting for the MinIO build in progress"
+    sleep 10
+    waited=$((waited + 10))
+    [ $waited -ge 1200 ] && { log "MinIO build did not finish in 20 minutes"; exit 1; }
+  done
+}
+wait_minio
+
+go build -o "$OUT/gen" ./bench/gen
+go build -o "$OUT/ceiling" ./bench/ceiling
+
+ferry_skip=""
+if has "$TOOLS" ferry; then
+  if [ -n "${FERRY_BIN:-}" ]; then
+    ferry=$FERRY_BIN
+  else
+    ferry="$bin/ferry"
+    if ! go build -o "$ferry" ./cmd/ferry 2>"$logs/ferry-build.log"; then
+      ferry_skip="go build ./cmd/ferry failed (see $logs/ferry-build.log)"
+    fi
+  fi
+  if [ -z "$ferry_skip" ] && ! "$ferry" s3 sync --help >/dev/null 2>&1; then
+    ferry_skip="$ferry has no 's3 sync' command yet"
+  fi
+  if [ -n "$ferry_skip" ]; then
+    log "SKIPPING ferry: $ferry_skip; benchmarking the peers only"
+    TOOLS=$(echo " $TOOLS " | sed 's/ ferry / /; s/^ *//; s/ *$//')
+  fi
+fi
+ferry_rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
+
+pinned() { ls -a "$bin" | sed -n "s/^\.$1-//p" | head -1; }
+version_of() {
+  case $1 in
+    ferry) "$ferry" version 2>/dev/null | head -1 | tr -s ' \t' ' ' ;;
+    # Built from the module, so the binaries do not know their release.
+    s5cmd) echo "github.com/peak/s5cmd/v2@$(pinned s5cmd)" ;;
+    rclone) echo "github.com/rclone/rclone@$(pinned rclone) ($("$bin/rclone" version 2>/dev/null | sed -n 's/^- go version: *//p'))" ;;
+    aws) "$bin/aws" --version 2>&1 | head -1 ;;
+    minio) echo "github.com/minio/minio@$(pinned minio)" ;;
+  esac
+}
+
+# ---------------------------------------------------------------- MinIO
+free_port() {
+  local p
+  for p in $(seq "$1" $(($1 + 200))); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  return 1
+}
+port=$(free_port 19300)
+cport=$(free_port $((port + 1)))
+endpoint="http://127.0.0.1:$port"
+export AWS_ACCESS_KEY_ID=ferrybench AWS_SECRET_ACCESS_KEY=ferrybench-secret
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+minio_data="$OUT/minio-data"
+rm -rf "$minio_data"
+mkdir -p "$minio_data"
+MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY \
+  MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=1 \
+  "$bin/minio" server --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$cport" \
+  "$minio_data" >"$logs/minio.log" 2>&1 &
+minio_pid=$!
+tmp=$(mktemp -d)
+cleanup() {
+  kill "$minio_pid" 2>/dev/null || true
+  wait "$minio_pid" 2>/dev/null || true
+  rm -rf "$tmp" "$minio_data" "$OUT/dl"
+}
+trap cleanup EXIT
+for _ in $(seq 1 100); do
+  curl -fsS "$endpoint/minio/health/live" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+curl -fsS "$endpoint/minio/health/live" >/dev/null || { log "MinIO did not start: $(tail -5 "$logs/minio.log")"; exit 1; }
+log "MinIO $endpoint (data in $minio_data)"
+
+# ---------------------------------------------------------------- tool settings
+# Every tool gets CONC parallel requests, set the way that tool is told so.
+# aws: ~/.aws/config equivalent in a temp file.
+export AWS_CONFIG_FILE="$tmp/aws-config" AWS_SHARED_CREDENTIALS_FILE="$tmp/aws-credentials"
+cat >"$AWS_CONFIG_FILE" <<EOF
+[default]
+region = us-east-1
+s3 =
+    max_concurrent_requests = $CONC
+EOF
+: >"$AWS_SHARED_CREDENTIALS_FILE"
+# rclone: an on-the-fly remote "bench:" from environment variables, no config file.
+export RCLONE_CONFIG="$tmp/rclone.conf"
+export RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Minio
+export RCLONE_CONFIG_BENCH_ENDPOINT=$endpoint RCLONE_CONFIG_BENCH_REGION=us-east-1
+export RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
+: >"$RCLONE_CONFIG"
+
+# cmdline TOOL SRC DST: the sync command of TOOL, SRC and DST are a local
+# directory and s3://bucket/prefix (no trailing slash).
+cmdline() {
+  local tool=$1 src=$2 dst=$3
+  case $tool in
+    ferry) echo "$ferry s3 sync $src $dst --endpoint-url $endpoint --concurrency $CONC --no-progress" ;;
+    s5cmd)
+      # s5cmd wants "prefix/*" for an S3 source and "dir/" for the contents of a directory.
+      case $src in s3://*) src="$src/*" ;; *) src="$src/" ;; esac
+      echo "$bin/s5cmd --endpoint-url $endpoint --numworkers $CONC sync $src $dst/" ;;
+    rclone)
+      src=${src/s3:\/\//bench:}
+      dst=${dst/s3:\/\//bench:}
+      echo "$bin/rclone sync $src $dst --transfers $CONC --checkers $CONC" ;;
+    aws) echo "$bin/aws s3 sync $src $dst --endpoint-url $endpoint --only-show-errors" ;;
+  esac
+}
+
+# ---------------------------------------------------------------- running
+printf 'dataset\tdirection\ttool\trun\tseconds\texit\tload1\n' >"$times"
+
+# timed NAME DATASET DIRECTION TOOL RUN CMD...: runs CMD, appends its wall time.
+timed() {
+  local ds=$1 dir=$2 tool=$3 run=$4 rc=0 t0 t1 load
+  shift 4
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  t0=$(date +%s.%N)
+  "$@" >"$logs/$ds-$dir-$tool-r$run.log" 2>&1 || rc=$?
+  t1=$(date +%s.%N)
+  local s
+  s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ds" "$dir" "$tool" "$run" "$s" "$rc" "$load" >>"$times"
+  [ $rc -eq 0 ] || log "  $tool $dir $ds run $run: exit $rc (log: $logs/$ds-$dir-$tool-r$run.log)"
+  printf '  %-6s %-9s run %s: %8.3fs%s\n' "$tool" "$dir" "$run" "$s" "$([ $rc -eq 0 ] || echo " (exit $rc)")" >&2
+}
+
+# run_cmd TOOL SRC DST [EXTRA]: the tool's sync, as an argument list.
+run_cmd() {
+  local c
+  c=$(cmdline "$1" "$2" "$3")
+  # shellcheck disable=SC2086
+  eval "set -- $c ${4:-}"
+  "$@"
+}
+
+purge() { "$OUT/ceiling" -endpoint "$endpoint" -purge "$1"; }
+
+profile_flag=""
+if [ "$FERRY_PROFILE" = 1 ] && has "$TOOLS" ferry && "$ferry" s3 sync --help 2>&1 | grep -q -- --cpuprofile; then
+  profile_flag=1
+fi
+
+if [ "$CEILING" = 1 ]; then
+  log "raw ceiling (bench/ceiling, $CONC parallel small requests, 8 parallel 16 MiB parts)"
+  "$OUT/ceiling" -endpoint "$endpoint" -bucket ceiling -small-concurrency "$CONC" >"$logs/ceiling.md"
+  cat "$logs/ceiling.md" >&2
+  purge ceiling >/dev/null
+fi
+
+declare -A verified
+rotate() { # rotate N WORDS...: the words, starting at index N mod count
+  local n=$1
+  shift
+  local a=("$@") i
+  for i in $(seq 0 $((${#a[@]} - 1))); do echo "${a[$(((i + n) % ${#a[@]}))]}"; done
+}
+
+for ds in $DATASETS; do
+  src="$OUT/data/$ds"
+  "$OUT/gen" -dataset "$ds" -out "$src"
+  bytes=$("$OUT/gen" -dataset "$ds" -bytes)
+  files=$("$OUT/gen" -dataset "$ds" -files)
+  if has "$DIRECTIONS" download || has "$DIRECTIONS" noop-down; then
+    # One source for every tool's download, written by s5cmd cp (plain
+    # objects, no tool-specific metadata).
+    log "$ds: uploading the download source s3://bench-src/$ds"
+    "$bin/s5cmd" --endpoint-url "$endpoint" mb s3://bench-src >/dev/null 2>&1 || true
+    "$bin/s5cmd" --endpoint-url "$endpoint" --log error cp "$src/" "s3://bench-src/$ds/" >"$logs/src-$ds.log" 2>&1
+  fi
+  "$bin/s5cmd" --endpoint-url "$endpoint" mb s3://bench-up >/dev/null 2>&1 || true
+  for run in $(seq 1 "$RUNS"); do
+    last=$([ "$run" = "$RUNS" ] && echo 1 || echo 0)
+    log "$ds: run $run of $RUNS"
+    # shellcheck disable=SC2086
+    for tool in $(rotate $((run - 1)) $TOOLS); do
+      extra=""
+      if [ "$tool" = ferry ] && [ -n "$profile_flag" ] && [ "$last" = 1 ]; then
+        extra="--cpuprofile $logs/ferry-$ds-%s.pprof"
+      fi
+      if has "$DIRECTIONS" upload || has "$DIRECTIONS" noop-up; then
+        dst="s3://bench-up/$tool-$ds-r$run"
+        if has "$DIRECTIONS" upload; then
+          timed "$ds" upload "$tool" "$run" run_cmd "$tool" "$src" "$dst" "${extra//%s/upload}"
+        else
+          run_cmd "$tool" "$src" "$dst" >/dev/null 2>&1
+        fi
+        if has "$DIRECTIONS" noop-up; then
+          timed "$ds" noop-up "$tool" "$run" run_cmd "$tool" "$src" "$dst" "${extra//%s/noop-up}"
+        fi
+        read -r n b < <(purge "bench-up/$tool-$ds-r$run")
+        if [ "$n" != "$files" ] || [ "$b" != "$bytes" ]; then
+          log "  $tool upload of $ds left $n objects / $b bytes, expected $files / $bytes"
+          printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ds" upload-check "$tool" "$run" 0 1 0 >>"$times"
+        fi
+      fi
+      if has "$DIRECTIONS" download || has "$DIRECTIONS" noop-down; then
+        dl="$OUT/dl/$tool-$ds"
+        rm -rf "$dl"
+        mkdir -p "$dl"
+        if has "$DIRECTIONS" download; then
+          timed "$ds" download "$tool" "$run" run_cmd "$tool" "s3://bench-src/$ds" "$dl" "${extra//%s/download}"
+        else
+          run_cmd "$tool" "s3://bench-src/$ds" "$dl" >/dev/null 2>&1
+        fi
+        if [ "$VERIFY" = 1 ] && [ -z "${verified[$tool-$ds]:-}" ]; then
+          if "$OUT/gen" -dataset "$ds" -out "$dl" -verify 2>>"$logs/verify.log"; then
+            verified[$tool-$ds]=ok
+          else
+            verified[$tool-$ds]=FAILED
+            log "  $tool download of $ds does not match the data set: $(tail -1 "$logs/verify.log")"
+          fi
+        fi
+        if has "$DIRECTIONS" noop-down; then
+          timed "$ds" noop-down "$tool" "$run" run_cmd "$tool" "s3://bench-src/$ds" "$dl" "${extra//%s/noop-down}"
+        fi
+        rm -rf "$dl"
+      fi
+    done
+  done
+  if has "$DIRECTIONS" download || has "$DIRECTIONS" noop-down; then
+    purge "bench-src/$ds" >/dev/null
+  fi
+done
+
+# ---------------------------------------------------------------- report
+{
+  echo "# ferry s3 sync benchmark — $stamp"
+  echo
+  echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); data and MinIO on $(df -h "$OUT" | awk 'NR==2 {print $1}')"
+  echo "- MinIO: $(version_of minio), single drive, $endpoint"
+  for t in $TOOLS; do echo "- $t: $(version_of "$t")$([ "$t" = ferry ] && echo " (tree $ferry_rev)")"; done
+  [ -n "$ferry_skip" ] && echo "- ferry: SKIPPED — $ferry_skip"
+  echo "- runs: $RUNS per case, tools interleaved (order rotated each run); parallel requests per tool: $CONC"
+  echo "- load average at start of runs: min $(awk -F'\t' 'NR>1 {print $7}' "$times" | sort -g | head -1), max $(awk -F'\t' 'NR>1 {print $7}' "$times" | sort -g | tail -1) (2 cores; above ~0.5 other work shared the CPU)"
+  echo
+  echo "Command lines (SRC/DST as in the table; \$EP = $endpoint):"
+  echo
+  echo '```'
+  for t in $TOOLS; do
+    cmdline "$t" /data/DIR s3://bucket/prefix | sed "s#$endpoint#\$EP#g; s#$bin/##g"
+  done
+  echo "# aws: AWS_CONFIG_FILE with s3.max_concurrent_requests = $CONC"
+  echo "# rclone: remote from RCLONE_CONFIG_BENCH_{TYPE=s3,PROVIDER=Minio,ENDPOINT,ACCESS_KEY_ID,SECRET_ACCESS_KEY}"
+  echo '```'
+  if [ "$CEILING" = 1 ]; then
+    echo
+    echo "Raw ceiling (bench/ceiling: in-memory objects, no file system, unsigned payloads):"
+    echo
+    cat "$logs/ceiling.md"
+  fi
+  for ds in $DATASETS; do
+    bytes=$("$OUT/gen" -dataset "$ds" -bytes)
+    files=$("$OUT/gen" -dataset "$ds" -files)
+    echo
+    echo "## $ds — $files files, $(awk -v b="$bytes" 'BEGIN {printf "%.1f MB", b/1e6}')"
+    echo
+    echo "| direction | tool | min s | median s | MB/s (median) | files/s (median) | runs | ferry ÷ fastest peer (median) |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    for dir in $DIRECTIONS; do
+      awk -F'\t' -v ds="$ds" -v dir="$dir" -v bytes="$bytes" -v files="$files" -v tools="$TOOLS" '
+        $1 == ds && $2 == dir { n[$3]++; t[$3, n[$3]] = $5; if ($6 != 0) bad[$3]++ }
+        END {
+          nt = split(tools, order, " ")
+          best = ""
+          for (k = 1; k <= nt; k++) {
+            tool = order[k]; m = n[tool]
+            if (m == 0) continue
+            for (i = 1; i <= m; i++) v[i] = t[tool, i]
+            for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
+            mn[tool] = v[1]
+            md[tool] = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+            if (tool != "ferry" && !bad[tool] && (best == "" || md[tool] < md[best])) best = tool
+          }
+          for (k = 1; k <= nt; k++) {
+            tool = order[k]
+            if (!(tool in md)) continue
+            mbs = (dir ~ /^noop/) ? "—" : sprintf("%.0f", bytes / md[tool] / 1e6)
+            ratio = ""
+            if (tool == "ferry" && best != "") ratio = sprintf("**%.2f** (vs %s)", md[tool] / md[best], best)
+            note = bad[tool] ? sprintf(" (%d failed)", bad[tool]) : ""
+            printf "| %s | %s | %.2f | %.2f | %s | %.0f | %d%s | %s |\n", dir, tool, mn[tool], md[tool], mbs, files / md[tool], n[tool], note, ratio
+          }
+        }' "$times"
+    done
+  done
+  if [ "$VERIFY" = 1 ]; then
+    echo
+    echo "Downloads checked byte for byte against the data set (first run of each tool):"
+    echo
+    for k in "${!verified[@]}"; do echo "- $k: ${verified[$k]}"; done | sort
+  fi
+  if awk -F'\t' 'NR>1 && $2=="upload-check"' "$times" | grep -q .; then
+    echo
+    echo "**Upload checks failed** (objects or bytes left in the bucket differ from the data set):"
+    awk -F'\t' 'NR>1 && $2=="upload-check" {print "- " $1 " " $3 " run " $4}' "$times"
+  fi
+  echo
+  echo "Raw times: $(basename "$times"); logs: logs/$stamp/"
+} >"$results"
+cat "$results"
+log "results: $results"
