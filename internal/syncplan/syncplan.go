@@ -7,12 +7,7 @@
 // request beyond the listings.
 package syncplan
 
-import (
-	"context"
-	"time"
-
-	"github.com/ferry-hpc/ferry/internal/s3x"
-)
+import "time"
 
 // Entry is one file on either side.
 type Entry struct {
@@ -46,21 +41,6 @@ type LocalOptions struct {
 	Warn func(Warning)
 }
 
-// WalkLocal walks the tree under root in S3 key order of the relative paths
-// (a directory sorts as its name + "/"), yielding regular files (and, when
-// following symlinks, the files symlinks point at). Special files and
-// unreadable entries are skipped with a warning.
-func WalkLocal(ctx context.Context, root string, opts LocalOptions) Iterator {
-	panic("todo")
-}
-
-// ListS3 lists every object under prefix (recursively) as entries whose Rel
-// is the key with prefix removed. Keys ending in "/" (folder objects) are
-// skipped: sync neither copies nor deletes them.
-func ListS3(ctx context.Context, c *s3x.Client, bucket, prefix string) Iterator {
-	panic("todo")
-}
-
 // Filter is one --exclude or --include in command-line order.
 type Filter struct {
 	Include bool
@@ -71,11 +51,6 @@ type Filter struct {
 // everything is included by default; patterns are fnmatch-style where "*"
 // also matches "/", matched against the path relative to the side's root.
 type Filters []Filter
-
-// Included reports whether rel passes the filters.
-func (f Filters) Included(rel string) bool {
-	panic("todo")
-}
 
 // CompareMode selects when a file present on both sides is copied.
 type CompareMode int
@@ -98,11 +73,6 @@ const (
 	Download                  // S3 → local
 	Copy                      // S3 → S3
 )
-
-// ShouldCopy applies aws's compare rules to a file present on both sides.
-func ShouldCopy(src, dst Entry, dir Direction, mode CompareMode) bool {
-	panic("todo")
-}
 
 // ActionKind is what to do with one file.
 type ActionKind int
@@ -127,11 +97,4 @@ type Options struct {
 	Compare   CompareMode
 	Delete    bool
 	Filters   Filters
-}
-
-// Plan merges src and dst and calls emit for each action, in Rel order.
-// Filtered-out files on either side are neither copied nor deleted. Plan
-// stops at the first error from an iterator or emit.
-func Plan(ctx context.Context, src, dst Iterator, opts Options, emit func(Action) error) error {
-	panic("todo")
 }
