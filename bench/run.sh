@@ -15,6 +15,7 @@
 #   CEILING=1                      measure the raw PUT/GET ceiling first (bench/ceiling)
 #   VERIFY=1                       check every tool's first download byte for byte (untimed)
 #   FERRY_BIN=path                 use this ferry binary instead of building ./cmd/ferry
+#   FERRY_REV=rev                  build ferry from this commit (git archive) instead of the work tree
 #   FERRY_PROFILE=1                ferry's last run of each case with --cpuprofile (if supported)
 #   OUT=bench/out                  data sets, MinIO data, logs and results (same disk)
 #
@@ -75,7 +76,14 @@ if has "$TOOLS" ferry; then
     ferry=$FERRY_BIN
   else
     ferry="$bin/ferry"
-    if ! go build -o "$ferry" ./cmd/ferry 2>"$logs/ferry-build.log"; then
+    if [ -n "${FERRY_REV:-}" ]; then
+      # A committed revision, untouched by whatever the work tree holds now.
+      ferry_src=$(mktemp -d)
+      git archive "$FERRY_REV" | tar -x -C "$ferry_src"
+      (cd "$ferry_src" && go build -o "$ferry" ./cmd/ferry) 2>"$logs/ferry-build.log" ||
+        ferry_skip="go build ./cmd/ferry of $FERRY_REV failed (see $logs/ferry-build.log)"
+      rm -rf "$ferry_src"
+    elif ! go build -o "$ferry" ./cmd/ferry 2>"$logs/ferry-build.log"; then
       ferry_skip="go build ./cmd/ferry failed (see $logs/ferry-build.log)"
     fi
   fi
@@ -87,7 +95,11 @@ if has "$TOOLS" ferry; then
     TOOLS=$(echo " $TOOLS " | sed 's/ ferry / /; s/^ *//; s/ *$//')
   fi
 fi
-ferry_rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
+if [ -n "${FERRY_REV:-}" ]; then
+  ferry_rev=$(git rev-parse --short "$FERRY_REV")
+else
+  ferry_rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
+fi
 
 pinned() { ls -a "$bin" | sed -n "s/^\.$1-//p" | head -1; }
 version_of() {
