@@ -3,6 +3,7 @@ package syncplan
 import (
 	"context"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -136,35 +137,47 @@ func (w *localWalker) start() error {
 	return nil
 }
 
-// openDir reads and sorts one directory.
+// openDir reads and sorts one directory. It reads the directory in batches
+// (not os.ReadDir, which holds every os.DirEntry and sorts them too), so a
+// huge directory costs one small dirent per name.
 func (w *localWalker) openDir(path, rel string, st os.FileInfo) (*dirFrame, error) {
-	des, err := os.ReadDir(path)
+	d, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	f := &dirFrame{path: path, rel: rel, ents: make([]dirent, 0, len(des))}
+	defer d.Close()
+	f := &dirFrame{path: path, rel: rel}
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 		f.dev, f.ino = uint64(sys.Dev), sys.Ino
 	}
-	for i, de := range des {
-		des[i] = nil // let the listing go as it is converted
-		name := de.Name()
-		if !utf8.ValidString(name) {
-			w.warn(rel+name, MsgBadName)
-			continue
-		}
-		e := dirent{name: name, isDir: de.IsDir()}
-		if de.Type()&fs.ModeSymlink != 0 {
-			if !w.opts.FollowSymlinks {
-				continue // aws: symlinks are ignored, silently
+	for {
+		des, err := d.ReadDir(1024)
+		for _, de := range des {
+			name := de.Name()
+			if !utf8.ValidString(name) {
+				w.warn(rel+name, MsgBadName)
+				continue
 			}
-			// Sort a link by what it points at, as aws does (os.path.isdir).
-			// A broken link sorts as a file and warns when its turn comes.
-			if tst, err := os.Stat(joinPath(path, name)); err == nil {
-				e.isDir = tst.IsDir()
+			e := dirent{name: name, isDir: de.IsDir()}
+			if de.Type()&fs.ModeSymlink != 0 {
+				if !w.opts.FollowSymlinks {
+					continue // aws: symlinks are ignored, silently
+				}
+				// Sort a link by what it points at, as aws does
+				// (os.path.isdir). A broken link sorts as a file and
+				// warns when its turn comes.
+				if tst, err := os.Stat(joinPath(path, name)); err == nil {
+					e.isDir = tst.IsDir()
+				}
 			}
+			f.ents = append(f.ents, e)
 		}
-		f.ents = append(f.ents, e)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	sort.Slice(f.ents, func(i, j int) bool { return direntLess(f.ents[i], f.ents[j]) })
 	return f, nil

@@ -416,6 +416,12 @@ func TestWalkBoundedMemory(t *testing.T) {
 		t.Errorf("planned %d copies, want %d", k, n)
 	}
 	growth := int64(peak) - int64(base)
+	status, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "VmHWM") {
+			t.Logf("peak RSS of the test process (tree creation included): %s", strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")))
+		}
+	}
 	t.Logf("%d files: heap in use grew by %d KiB", n, growth>>10)
 	if growth > 32<<20 {
 		t.Errorf("heap grew by %d MiB walking %d files", growth>>20, n)
