@@ -17,6 +17,8 @@
 #   FERRY_BIN=path                 use this ferry binary instead of building ./cmd/ferry
 #   FERRY_REV=rev                  build ferry from this commit (git archive) instead of the work tree
 #   FERRY_PROFILE=1                ferry's last run of each case with --cpuprofile (if supported)
+#   WAIT_IDLE=85                   before each timed run wait (≤ 60 s) until the CPUs were
+#                                  this % idle over 2 s (other engineers' builds); 0 = don't
 #   OUT=bench/out                  data sets, MinIO data, logs and results (same disk)
 #
 # Tools run interleaved: in run r every tool does the case once, in an order
@@ -36,6 +38,7 @@ CONC=${CONC:-32}
 CEILING=${CEILING:-1}
 VERIFY=${VERIFY:-1}
 FERRY_PROFILE=${FERRY_PROFILE:-0}
+WAIT_IDLE=${WAIT_IDLE:-85}
 stamp=$(date +%Y%m%d-%H%M%S)
 results="$OUT/results-$stamp.md"
 times="$OUT/times-$stamp.tsv"
@@ -186,40 +189,78 @@ cmdline() {
 }
 
 # ---------------------------------------------------------------- running
-printf 'dataset\tdirection\ttool\trun\tseconds\texit\tload1\n' >"$times"
+printf 'dataset\tdirection\ttool\trun\tseconds\texit\tload1\ttool_cpu_s\tminio_cpu_s\tforeign_cpu_s\n' >"$times"
 
-# timed NAME DATASET DIRECTION TOOL RUN CMD...: runs CMD, appends its wall time.
-timed() {
-  local ds=$1 dir=$2 tool=$3 run=$4 rc=0 t0 t1 load
-  shift 4
-  load=$(cut -d' ' -f1 /proc/loadavg)
-  t0=$(date +%s.%N)
-  "$@" >"$logs/$ds-$dir-$tool-r$run.log" 2>&1 || rc=$?
-  t1=$(date +%s.%N)
-  local s
-  s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ds" "$dir" "$tool" "$run" "$s" "$rc" "$load" >>"$times"
-  [ $rc -eq 0 ] || log "  $tool $dir $ds run $run: exit $rc (log: $logs/$ds-$dir-$tool-r$run.log)"
-  printf '  %-6s %-9s run %s: %8.3fs%s\n' "$tool" "$dir" "$run" "$s" "$([ $rc -eq 0 ] || echo " (exit $rc)")" >&2
+# busy_jiffies: CPU time of the whole machine, in clock ticks (100/s).
+busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# minio_jiffies: CPU time of the MinIO server.
+minio_jiffies() { awk '{ print $14 + $15 }' "/proc/$minio_pid/stat"; }
+
+# wait_idle: waits (at most 60 s) until the machine was WAIT_IDLE % idle
+# over 2 s, so that runs do not start in the middle of someone's build.
+wait_idle() {
+  [ "$WAIT_IDLE" -gt 0 ] || return 0
+  local i b0 b1 idle
+  for i in $(seq 1 30); do
+    b0=$(busy_jiffies)
+    sleep 2
+    b1=$(busy_jiffies)
+    idle=$(awk -v a="$b0" -v b="$b1" -v n="$(nproc)" 'BEGIN { printf "%d", 100 - (b - a) / (2 * n) }')
+    [ "$idle" -ge "$WAIT_IDLE" ] && return 0
+    [ "$i" = 1 ] && log "  waiting for an idle machine (${idle}% idle)"
+  done
+  log "  machine still busy (${idle}% idle); running anyway"
 }
 
-# run_cmd TOOL SRC DST [EXTRA]: the tool's sync, as an argument list.
-run_cmd() {
-  local c
-  c=$(cmdline "$1" "$2" "$3")
-  # shellcheck disable=SC2086
-  eval "set -- $c ${4:-}"
-  "$@"
+# timed DATASET DIRECTION TOOL RUN SRC DST [EXTRA]: runs the tool's sync and
+# appends to $times its wall time (date +%s.%N around it), its CPU time
+# (user+system, children included, from /usr/bin/time), MinIO's CPU time and
+# the CPU time of everything else on the machine meanwhile ("foreign": other
+# people's builds; it makes a run noisy).
+timed() {
+  local ds=$1 dir=$2 tool=$3 run=$4 rc=0 t0 t1 load cpu s b0 b1 m0 m1 mcpu foreign
+  local log="$logs/$ds-$dir-$tool-r$run.log" tf="$tmp/time"
+  tool_argv "$tool" "$5" "$6" "${7:-}"
+  wait_idle
+  load=$(cut -d' ' -f1 /proc/loadavg)
+  b0=$(busy_jiffies)
+  m0=$(minio_jiffies)
+  t0=$(date +%s.%N)
+  /usr/bin/time -f '%U %S' -o "$tf" "${argv[@]}" >"$log" 2>&1 || rc=$?
+  t1=$(date +%s.%N)
+  b1=$(busy_jiffies)
+  m1=$(minio_jiffies)
+  s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+  cpu=$(awk 'END { printf "%.2f", $1 + $2 }' "$tf")
+  mcpu=$(awk -v a="$m0" -v b="$m1" 'BEGIN { printf "%.2f", (b - a) / 100 }')
+  foreign=$(awk -v a="$b0" -v b="$b1" -v c="$cpu" -v m="$mcpu" 'BEGIN { f = (b - a) / 100 - c - m; printf "%.2f", f < 0 ? 0 : f }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$ds" "$dir" "$tool" "$run" "$s" "$rc" "$load" "$cpu" "$mcpu" "$foreign" >>"$times"
+  [ $rc -eq 0 ] || log "  $tool $dir $ds run $run: exit $rc (log: $log)"
+  printf '  %-6s %-9s run %s: %8.3fs wall, cpu %6.2fs tool %6.2fs minio %6.2fs foreign%s\n' "$tool" "$dir" "$run" "$s" "$cpu" "$mcpu" "$foreign" "$([ $rc -eq 0 ] || echo " (exit $rc)")" >&2
+}
+
+# tool_argv TOOL SRC DST [EXTRA]: sets argv to the tool's sync command.
+tool_argv() {
+  # shellcheck disable=SC2206
+  argv=($(cmdline "$1" "$2" "$3") ${4:-})
+}
+
+# untimed TOOL SRC DST: the same sync, to set up a case.
+untimed() {
+  tool_argv "$@"
+  "${argv[@]}" >/dev/null 2>&1
 }
 
 purge() { "$OUT/ceiling" -endpoint "$endpoint" -purge "$1"; }
 
 profile_flag=""
-if [ "$FERRY_PROFILE" = 1 ] && has "$TOOLS" ferry && "$ferry" s3 sync --help 2>&1 | grep -q -- --cpuprofile; then
+# --cpuprofile is a hidden flag: probe it instead of reading --help.
+if [ "$FERRY_PROFILE" = 1 ] && has "$TOOLS" ferry && "$ferry" --cpuprofile "$tmp/probe.pprof" version >/dev/null 2>&1; then
   profile_flag=1
 fi
 
 if [ "$CEILING" = 1 ]; then
+  wait_idle
   log "raw ceiling (bench/ceiling, $CONC parallel small requests, 8 parallel 16 MiB parts)"
   "$OUT/ceiling" -endpoint "$endpoint" -bucket ceiling -small-concurrency "$CONC" >"$logs/ceiling.md"
   cat "$logs/ceiling.md" >&2
@@ -259,12 +300,12 @@ for ds in $DATASETS; do
       if has "$DIRECTIONS" upload || has "$DIRECTIONS" noop-up; then
         dst="s3://bench-up/$tool-$ds-r$run"
         if has "$DIRECTIONS" upload; then
-          timed "$ds" upload "$tool" "$run" run_cmd "$tool" "$src" "$dst" "${extra//%s/upload}"
+          timed "$ds" upload "$tool" "$run" "$src" "$dst" "${extra//%s/upload}"
         else
-          run_cmd "$tool" "$src" "$dst" >/dev/null 2>&1
+          untimed "$tool" "$src" "$dst"
         fi
         if has "$DIRECTIONS" noop-up; then
-          timed "$ds" noop-up "$tool" "$run" run_cmd "$tool" "$src" "$dst" "${extra//%s/noop-up}"
+          timed "$ds" noop-up "$tool" "$run" "$src" "$dst" "${extra//%s/noop-up}"
         fi
         read -r n b < <(purge "bench-up/$tool-$ds-r$run")
         if [ "$n" != "$files" ] || [ "$b" != "$bytes" ]; then
@@ -277,9 +318,9 @@ for ds in $DATASETS; do
         rm -rf "$dl"
         mkdir -p "$dl"
         if has "$DIRECTIONS" download; then
-          timed "$ds" download "$tool" "$run" run_cmd "$tool" "s3://bench-src/$ds" "$dl" "${extra//%s/download}"
+          timed "$ds" download "$tool" "$run" "s3://bench-src/$ds" "$dl" "${extra//%s/download}"
         else
-          run_cmd "$tool" "s3://bench-src/$ds" "$dl" >/dev/null 2>&1
+          untimed "$tool" "s3://bench-src/$ds" "$dl"
         fi
         if [ "$VERIFY" = 1 ] && [ -z "${verified[$tool-$ds]:-}" ]; then
           if "$OUT/gen" -dataset "$ds" -out "$dl" -verify 2>>"$logs/verify.log"; then
@@ -290,7 +331,7 @@ for ds in $DATASETS; do
           fi
         fi
         if has "$DIRECTIONS" noop-down; then
-          timed "$ds" noop-down "$tool" "$run" run_cmd "$tool" "s3://bench-src/$ds" "$dl" "${extra//%s/noop-down}"
+          timed "$ds" noop-down "$tool" "$run" "s3://bench-src/$ds" "$dl" "${extra//%s/noop-down}"
         fi
         rm -rf "$dl"
       fi
@@ -310,7 +351,8 @@ done
   for t in $TOOLS; do echo "- $t: $(version_of "$t")$([ "$t" = ferry ] && echo " (tree $ferry_rev)")"; done
   [ -n "$ferry_skip" ] && echo "- ferry: SKIPPED — $ferry_skip"
   echo "- runs: $RUNS per case, tools interleaved (order rotated each run); parallel requests per tool: $CONC"
-  echo "- load average at start of runs: min $(awk -F'\t' 'NR>1 {print $7}' "$times" | sort -g | head -1), max $(awk -F'\t' 'NR>1 {print $7}' "$times" | sort -g | tail -1) (2 cores; above ~0.5 other work shared the CPU)"
+  awk -F'\t' -v n="$(nproc)" 'NR > 1 && $2 != "upload-check" { runs++; wall += $5; f += $10; if ($10 > 0.1 * n * $5) noisy++ }
+    END { printf "- other processes used %.0f CPU-seconds during %.0f s of timed runs (%.0f%% of the machine); %d of %d runs had more than 10%% of the machine taken by them\n", f, wall, 100 * f / (n * wall + 1e-9), noisy, runs }' "$times"
   echo
   echo "Command lines (SRC/DST as in the table; \$EP = $endpoint):"
   echo
@@ -333,21 +375,26 @@ done
     echo
     echo "## $ds — $files files, $(awk -v b="$bytes" 'BEGIN {printf "%.1f MB", b/1e6}')"
     echo
-    echo "| direction | tool | min s | median s | MB/s (median) | files/s (median) | runs | ferry ÷ fastest peer (median) |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|"
+    echo "| direction | tool | min s | median s | MB/s (median) | files/s (median) | CPU s tool / MinIO (median) | runs | ferry ÷ fastest peer (median) |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     for dir in $DIRECTIONS; do
       awk -F'\t' -v ds="$ds" -v dir="$dir" -v bytes="$bytes" -v files="$files" -v tools="$TOOLS" '
-        $1 == ds && $2 == dir { n[$3]++; t[$3, n[$3]] = $5; if ($6 != 0) bad[$3]++ }
+        function median(a, m,    i, j, x) {
+          for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
+          return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+        }
+        $1 == ds && $2 == dir { n[$3]++; t[$3, n[$3]] = $5; c[$3, n[$3]] = $8; mc[$3, n[$3]] = $9; if ($6 != 0) bad[$3]++ }
         END {
           nt = split(tools, order, " ")
           best = ""
           for (k = 1; k <= nt; k++) {
             tool = order[k]; m = n[tool]
             if (m == 0) continue
-            for (i = 1; i <= m; i++) v[i] = t[tool, i]
-            for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[j] < v[i]) { x = v[i]; v[i] = v[j]; v[j] = x }
+            for (i = 1; i <= m; i++) { v[i] = t[tool, i]; w[i] = c[tool, i]; y[i] = mc[tool, i] }
+            md[tool] = median(v, m)
             mn[tool] = v[1]
-            md[tool] = (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2
+            cpu[tool] = median(w, m)
+            mcpu[tool] = median(y, m)
             if (tool != "ferry" && !bad[tool] && (best == "" || md[tool] < md[best])) best = tool
           }
           for (k = 1; k <= nt; k++) {
@@ -357,7 +404,7 @@ done
             ratio = ""
             if (tool == "ferry" && best != "") ratio = sprintf("**%.2f** (vs %s)", md[tool] / md[best], best)
             note = bad[tool] ? sprintf(" (%d failed)", bad[tool]) : ""
-            printf "| %s | %s | %.2f | %.2f | %s | %.0f | %d%s | %s |\n", dir, tool, mn[tool], md[tool], mbs, files / md[tool], n[tool], note, ratio
+            printf "| %s | %s | %.2f | %.2f | %s | %.0f | %.2f / %.2f | %d%s | %s |\n", dir, tool, mn[tool], md[tool], mbs, files / md[tool], cpu[tool], mcpu[tool], n[tool], note, ratio
           }
         }' "$times"
     done
