@@ -65,7 +65,7 @@ func (c *Client) List(ctx context.Context, bucket string, opts ListOptions, fn f
 				Key:          aws.ToString(o.Key),
 				Size:         aws.ToInt64(o.Size),
 				ETag:         strings.Trim(aws.ToString(o.ETag), `"`),
-				LastModified: wholeSeconds(aws.ToTime(o.LastModified)),
+				LastModified: aws.ToTime(o.LastModified),
 				StorageClass: string(o.StorageClass),
 			}); err != nil {
 				return err
@@ -85,7 +85,7 @@ func (c *Client) Head(ctx context.Context, bucket, key string) (Object, error) {
 		Key:          key,
 		Size:         aws.ToInt64(out.ContentLength),
 		ETag:         strings.Trim(aws.ToString(out.ETag), `"`),
-		LastModified: wholeSeconds(aws.ToTime(out.LastModified)),
+		LastModified: aws.ToTime(out.LastModified),
 		StorageClass: string(out.StorageClass),
 	}, nil
 }
@@ -95,9 +95,3 @@ func (c *Client) CheckBucket(ctx context.Context, bucket string) error {
 	_, err := c.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), MaxKeys: aws.Int32(1)})
 	return c.Explain(err, "list", bucket, "")
 }
-
-// wholeSeconds truncates a LastModified time to whole seconds. AWS S3 keeps
-// whole seconds, but some servers (MinIO) list milliseconds while HEAD says
-// seconds; one resolution everywhere keeps sync's time compare and the
-// mtime ferry gives downloaded files consistent.
-func wholeSeconds(t time.Time) time.Time { return t.Truncate(time.Second) }
