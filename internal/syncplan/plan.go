@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Plan merges src and dst and calls emit for each action, in Rel order.
@@ -35,9 +36,25 @@ func Plan(ctx context.Context, src, dst Iterator, opts Options, emit func(Action
 	if err := d.advance(); err != nil {
 		return err
 	}
+	protect := "" // the Rel of the last skipped source entry
 	for s.ok || d.ok {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if s.ok && s.cur.Skipped && (!d.ok || s.cur.Rel <= d.cur.Rel) {
+			protect = s.cur.Rel
+			if err := s.advance(); err != nil {
+				return err
+			}
+			continue
+		}
+		if d.ok && protect != "" && (d.cur.Rel == protect || strings.HasSuffix(protect, "/") && strings.HasPrefix(d.cur.Rel, protect)) {
+			// The source could not read this file or directory: keep
+			// the destination's copy, whatever the options say.
+			if err := d.advance(); err != nil {
+				return err
+			}
+			continue
 		}
 		switch {
 		case s.ok && (!d.ok || s.cur.Rel < d.cur.Rel):

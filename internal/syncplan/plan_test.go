@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -348,5 +349,42 @@ func TestPlanBoundedMemory(t *testing.T) {
 	t.Logf("%d entries per side: heap in use grew by %d KiB (base %d KiB)", n, growth>>10, base>>10)
 	if growth > limit {
 		t.Errorf("heap in use grew by %d MiB over %d entries; Plan must not hold the listings", growth>>20, n)
+	}
+}
+
+// A source entry the walk could not read protects what the destination holds
+// under its name from --delete (ferry keeps it; aws would delete it).
+func TestPlanKeepsDestinationOfSkippedSource(t *testing.T) {
+	skipped := func(rel string) Entry { return Entry{Rel: rel, Skipped: true} }
+	src := []Entry{ents("a")[0], skipped("d/"), skipped("e"), ents("f")[0]}
+	dst := ents("0old", "a", "d/x", "d/y/z", "d0", "e", "g")
+	got := runPlan(t, src, dst, Options{Delete: true})
+	want := []string{"delete 0old", "delete d0", "copy f", "delete g"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("plan with skipped source entries:\ngot  %q\nwant %q", got, want)
+	}
+}
+
+func TestWalkReportsSkippedEntries(t *testing.T) {
+	root := t.TempDir()
+	os.WriteFile(root+"/a", []byte("a"), 0o644)
+	if err := syscall.Mkfifo(root+"/p", 0o644); err != nil {
+		t.Fatal(err)
+	}
+	it := WalkLocal(context.Background(), root, LocalOptions{FollowSymlinks: true, Warn: func(Warning) {}})
+	var got []string
+	for {
+		e, ok, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		got = append(got, fmt.Sprintf("%s skipped=%v", e.Rel, e.Skipped))
+	}
+	want := []string{"a skipped=false", "p skipped=true"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("walk: got %q, want %q", got, want)
 	}
 }

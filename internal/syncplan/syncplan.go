@@ -19,6 +19,12 @@ type Entry struct {
 	// Local: the file's path on disk. S3: the object's full key.
 	Path string
 	ETag string // S3 only
+	// Skipped marks a local entry the walk warned about and could not read
+	// (unreadable, special file, loop); Rel ends in "/" for a directory.
+	// Plan never copies it and never deletes what the destination holds
+	// under that name: ferry does better than aws here, which deletes the
+	// remote copies of an unreadable directory with --delete.
+	Skipped bool
 }
 
 // Iterator yields entries in increasing Rel order. Next returns ok=false at

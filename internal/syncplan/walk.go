@@ -238,37 +238,44 @@ func (w *localWalker) Next() (Entry, bool, error) {
 		st, err := w.stat(path)
 		if err != nil {
 			// aws: os.path.exists is false for any stat failure.
-			w.warn(rel, MsgNotExist)
-			continue
+			return w.skip(rel, de.isDir, MsgNotExist)
 		}
 		if st.IsDir() != de.isDir {
-			w.warn(rel, MsgChanged)
-			continue
+			return w.skip(rel, de.isDir || st.IsDir(), MsgChanged)
 		}
 		mode := st.Mode()
 		switch {
 		case mode.IsDir():
 			if w.onStack(st) {
-				w.warn(rel, MsgSymlinkLoop)
-				continue
+				return w.skip(rel, true, MsgSymlinkLoop)
 			}
 			f, err := w.openDir(path, rel+"/", st)
 			if err != nil {
-				w.warn(rel, MsgNotReadable)
-				continue
+				return w.skip(rel, true, MsgNotReadable)
 			}
 			w.stack = append(w.stack, f)
 		case mode.IsRegular():
 			if !w.readable(path) {
-				w.warn(rel, MsgNotReadable)
-				continue
+				return w.skip(rel, false, MsgNotReadable)
 			}
 			return Entry{Rel: rel, Size: st.Size(), ModTime: st.ModTime(), Path: path}, true, nil
 		default: // device, FIFO, socket; a symlink only in a race
-			w.warn(rel, MsgSpecial)
+			return w.skip(rel, false, MsgSpecial)
 		}
 	}
 	return Entry{}, false, nil
+}
+
+// skip warns about an entry the walk cannot sync and returns it marked
+// Skipped (a directory with a trailing "/"), so that Plan keeps whatever the
+// destination holds under that name: ferry never deletes the remote copy of
+// a file it could not read, even with --delete.
+func (w *localWalker) skip(rel string, dir bool, msg string) (Entry, bool, error) {
+	w.warn(rel, msg)
+	if dir {
+		rel += "/"
+	}
+	return Entry{Rel: rel, Skipped: true}, true, nil
 }
 
 // onStack reports whether the directory st is the directory of a frame on

@@ -25,7 +25,7 @@ func walkAll(t *testing.T, root string, follow bool) ([]string, []Warning) {
 	it := WalkLocal(context.Background(), root, LocalOptions{FollowSymlinks: follow, Warn: func(w Warning) { warns = append(warns, w) }})
 	var rels []string
 	for {
-		e, ok, err := it.Next()
+		e, ok, err := nextFile(it)
 		if err != nil {
 			t.Fatalf("walk: %v", err)
 		}
@@ -238,7 +238,7 @@ func TestWalkUnreadable(t *testing.T) {
 	err := withoutDACOverride(func() {
 		it := WalkLocal(context.Background(), root, LocalOptions{FollowSymlinks: true, Warn: func(w Warning) { warns = append(warns, w) }})
 		for {
-			e, ok, err := it.Next()
+			e, ok, err := nextFile(it)
 			if err != nil {
 				t.Errorf("walk: %v", err)
 				return
@@ -320,7 +320,7 @@ func TestWalkSymlinks(t *testing.T) {
 		for _, r := range []string{link, link + "/"} {
 			var warns []Warning
 			it := WalkLocal(context.Background(), r, LocalOptions{Warn: func(w Warning) { warns = append(warns, w) }})
-			if e, ok, err := it.Next(); ok || err != nil || len(warns) != 0 {
+			if e, ok, err := nextFile(it); ok || err != nil || len(warns) != 0 {
 				t.Errorf("no follow, root %q: got %v %v %v, warnings %v; want nothing", r, e, ok, err, warns)
 			}
 		}
@@ -332,14 +332,14 @@ func TestWalkRootProblems(t *testing.T) {
 	mkfiles(t, dir, "file")
 	var warns []Warning
 	it := WalkLocal(context.Background(), filepath.Join(dir, "missing"), LocalOptions{Warn: func(w Warning) { warns = append(warns, w) }})
-	if _, ok, err := it.Next(); ok || err != nil {
+	if _, ok, err := nextFile(it); ok || err != nil {
 		t.Errorf("missing root: ok %v err %v", ok, err)
 	}
 	if want := []Warning{{Path: filepath.Join(dir, "missing"), Message: MsgNotExist}}; !reflect.DeepEqual(warns, want) {
 		t.Errorf("missing root: warnings %v, want %v", warns, want)
 	}
 	it = WalkLocal(context.Background(), filepath.Join(dir, "file"), LocalOptions{})
-	if _, _, err := it.Next(); err == nil {
+	if _, _, err := nextFile(it); err == nil {
 		t.Error("a file as root: no error")
 	}
 	// A relative root: Entry.Path stays relative, Warning.Path is absolute.
@@ -350,7 +350,7 @@ func TestWalkRootProblems(t *testing.T) {
 	}
 	warns = nil
 	it = WalkLocal(context.Background(), "./sub", LocalOptions{Warn: func(w Warning) { warns = append(warns, w) }})
-	e, ok, err := it.Next()
+	e, ok, err := nextFile(it)
 	if !ok || err != nil || e.Path != "sub/x" || e.Rel != "x" {
 		t.Errorf("relative root: %+v %v %v", e, ok, err)
 	}
@@ -364,11 +364,11 @@ func TestWalkCanceled(t *testing.T) {
 	mkfiles(t, root, "a", "b", "c")
 	ctx, cancel := context.WithCancel(context.Background())
 	it := WalkLocal(ctx, root, LocalOptions{})
-	if _, ok, err := it.Next(); !ok || err != nil {
+	if _, ok, err := nextFile(it); !ok || err != nil {
 		t.Fatalf("first: %v %v", ok, err)
 	}
 	cancel()
-	if _, ok, err := it.Next(); ok || !errors.Is(err, context.Canceled) {
+	if _, ok, err := nextFile(it); ok || !errors.Is(err, context.Canceled) {
 		t.Fatalf("after cancel: ok %v err %v, want Canceled", ok, err)
 	}
 }
@@ -429,3 +429,14 @@ func TestWalkBoundedMemory(t *testing.T) {
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// nextFile is it.Next without the Skipped entries (the walk's warnings are
+// checked through the Warn callback).
+func nextFile(it Iterator) (Entry, bool, error) {
+	for {
+		e, ok, err := it.Next()
+		if !ok || err != nil || !e.Skipped {
+			return e, ok, err
+		}
+	}
+}
