@@ -391,7 +391,9 @@ func TestMultipartBoundaries(t *testing.T) {
 	for name := range sizes {
 		etag := aws.ToString(headObject(t, srv, b, "mp/"+name).ETag)
 		multipart := strings.Contains(etag, "-")
-		if want := sizes[name] >= part; multipart != want {
+		// A file of exactly one part goes in one PUT: a one-part multipart
+		// upload would only add two requests.
+		if want := sizes[name] > part; multipart != want {
 			t.Errorf("%s (%d bytes): ETag %s, multipart=%v want %v", name, sizes[name], etag, multipart, want)
 		}
 	}
