@@ -110,7 +110,7 @@ version_of() {
     ferry) "$ferry" version 2>/dev/null | head -1 | tr -s ' \t' ' ' ;;
     # Built from the module, so the binaries do not know their release.
     s5cmd) echo "github.com/peak/s5cmd/v2@$(pinned s5cmd)" ;;
-    rclone) echo "github.com/rclone/rclone@$(pinned rclone) ($("$bin/rclone" version 2>/dev/null | sed -n 's/^- go version: *//p'))" ;;
+    rclone) echo "github.com/rclone/rclone@$(pinned rclone) ($("$bin/rclone" version 2>/dev/null | sed -n 's/^- go\/version: *//p'))" ;;
     aws) "$bin/aws" --version 2>&1 | head -1 ;;
     minio) echo "github.com/minio/minio@$(pinned minio)" ;;
   esac
@@ -221,6 +221,9 @@ timed() {
   local ds=$1 dir=$2 tool=$3 run=$4 rc=0 t0 t1 load cpu s b0 b1 m0 m1 mcpu foreign
   local log="$logs/$ds-$dir-$tool-r$run.log" tf="$tmp/time"
   tool_argv "$tool" "$5" "$6" "${7:-}"
+  # Dirty pages of the previous run (MinIO's or a download's) are written
+  # back now, not during this run, where they would throttle its writes.
+  sync
   wait_idle
   load=$(cut -d' ' -f1 /proc/loadavg)
   b0=$(busy_jiffies)
