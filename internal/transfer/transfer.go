@@ -3,14 +3,52 @@
 // One Engine is shared by a whole command so that every request draws on one
 // connection pool and one bound of concurrent requests; memory is bounded by
 // that concurrency times the per-request buffer, never by file size or count.
+//
+// The one bound: every S3 request an Engine sends (a PUT, a part, a ranged
+// GET, a copy, a complete, a batch delete) first takes one slot of a weighted
+// semaphore of Options.Concurrency slots and gives it back when the request,
+// body included, is done. A goroutine never holds a slot while it waits for
+// another, so callers may run any number of Upload/Download/Copy calls at once
+// without deadlock; the per-file fan-out is itself limited to Concurrency
+// goroutines, so goroutines are bounded by (files in flight × Concurrency).
+// Only AbortMultipartUpload, which is cleanup after a failure, runs outside
+// the bound so that a cancelled command never waits for a slot to clean up.
 package transfer
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/ferry-hpc/ferry/internal/s3x"
 )
+
+// Defaults and S3's multipart limits.
+const (
+	DefaultConcurrency = 16
+	DefaultPartSize    = 8 << 20
+	// MinPartSize is S3's smallest part (all but the last).
+	MinPartSize = 5 << 20
+	// MaxParts is S3's largest part count of one multipart upload.
+	MaxParts = 10000
+	// MaxPartSize is S3's largest part and largest single CopyObject.
+	MaxPartSize = 5 << 30
+	// bufSize is the copy buffer of one in-flight download request.
+	bufSize = 256 << 10
+)
+
+// ErrChanged reports that a local file changed (size or modification time)
+// while it was being uploaded, or no longer has the size the caller
+// planned with. The object is left as it was before the upload.
+var ErrChanged = errors.New("file changed while it was uploaded")
+
+// ErrMismatch reports that downloaded content failed verification: its size,
+// its MD5 against a single-part ETag, or a checksum the server sent. The
+// destination file is left as it was before the download.
+var ErrMismatch = errors.New("downloaded content does not match the object")
 
 // Options are the engine's knobs (flags --concurrency, --part-size,
 // --multipart-threshold).
@@ -30,70 +68,80 @@ type Options struct {
 // from many goroutines and must be cheap. It may be nil.
 type ProgressFunc func(n int64)
 
+func (p ProgressFunc) add(n int64) {
+	if p != nil && n != 0 {
+		p(n)
+	}
+}
+
 // Engine performs transfers. It is safe for concurrent use.
 type Engine struct {
 	client *s3x.Client
 	opts   Options
+	slots  *semaphore.Weighted
+	bufs   sync.Pool // *[]byte of bufSize
 }
 
 // New returns an Engine on client with opts (zero fields take defaults).
 func New(client *s3x.Client, opts Options) *Engine {
-	panic("todo")
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.PartSize <= 0 {
+		opts.PartSize = DefaultPartSize
+	}
+	if opts.PartSize < MinPartSize {
+		opts.PartSize = MinPartSize
+	}
+	if opts.PartSize > MaxPartSize {
+		opts.PartSize = MaxPartSize
+	}
+	if opts.MultipartThreshold <= 0 {
+		opts.MultipartThreshold = opts.PartSize
+	}
+	e := &Engine{client: client, opts: opts, slots: semaphore.NewWeighted(int64(opts.Concurrency))}
+	e.bufs.New = func() any { b := make([]byte, bufSize); return &b }
+	return e
 }
 
-// UploadInput describes one upload.
-type UploadInput struct {
-	Path   string // local file
-	Bucket string
-	Key    string
-	// Size and ModTime as the caller saw them when planning; the upload
-	// fails with ErrChanged if the file no longer has this size.
-	Size    int64
-	ModTime time.Time
-	// Metadata is sent as x-amz-meta-* headers; ContentType when set.
-	Metadata    map[string]string
-	ContentType string
+// Options returns the options in effect, defaults filled in.
+func (e *Engine) Options() Options { return e.opts }
+
+// PartSize returns the part size used for an object of size bytes: at least
+// Options.PartSize, grown to a whole MiB so that no more than MaxParts parts
+// are needed.
+func (e *Engine) PartSize(size int64) int64 {
+	ps := e.opts.PartSize
+	if size > ps*MaxParts {
+		ps = (size + MaxParts - 1) / MaxParts
+		ps = (ps + 1<<20 - 1) &^ (1<<20 - 1)
+	}
+	return ps
 }
 
-// Upload copies a local file to an object, in parts when large. An
-// interrupted or failed multipart upload is aborted.
-func (e *Engine) Upload(ctx context.Context, in UploadInput, progress ProgressFunc) error {
-	panic("todo")
+// acquire takes one request slot; release gives it back.
+func (e *Engine) acquire(ctx context.Context) error { return e.slots.Acquire(ctx, 1) }
+func (e *Engine) release()                          { e.slots.Release(1) }
+
+func (e *Engine) getBuf() *[]byte  { return e.bufs.Get().(*[]byte) }
+func (e *Engine) putBuf(b *[]byte) { e.bufs.Put(b) }
+
+// parts returns how many pieces of ps bytes cover size bytes.
+func parts(size, ps int64) int {
+	return int((size + ps - 1) / ps)
 }
 
-// DownloadInput describes one download.
-type DownloadInput struct {
-	Bucket string
-	Key    string
-	// Object is the listing entry: Size is required; ETag, when set, is sent
-	// as If-Match on every ranged GET and checked against the content (MD5
-	// for single-part ETags); LastModified becomes the file's mtime.
-	Object s3x.Object
-	Path   string // final local path; parent directories are created
+// span returns the offset and length of piece i; the last piece is shorter.
+func span(i int, size, ps int64) (off, n int64) {
+	off = int64(i) * ps
+	return off, min(ps, size-off)
 }
 
-// Download copies an object to a local file. Data lands in a temporary file
-// next to Path and is renamed over Path only when complete and verified, so
-// an interrupted download never leaves a truncated file under the final name.
-func (e *Engine) Download(ctx context.Context, in DownloadInput, progress ProgressFunc) error {
-	panic("todo")
+// cleanupContext is for requests that must run after ctx was cancelled
+// (aborting a multipart upload).
+func cleanupContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
 }
 
-// CopyInput describes one server-side copy.
-type CopyInput struct {
-	SrcBucket, SrcKey string
-	Object            s3x.Object // source listing entry (Size, ETag)
-	DstBucket, DstKey string
-}
-
-// Copy copies an object within the store without moving its bytes through
-// this machine (multipart UploadPartCopy for large objects).
-func (e *Engine) Copy(ctx context.Context, in CopyInput, progress ProgressFunc) error {
-	panic("todo")
-}
-
-// Delete removes objects, up to 1000 per request, and reports each key's
-// outcome to done (err nil on success).
-func (e *Engine) Delete(ctx context.Context, bucket string, keys []string, done func(key string, err error)) error {
-	panic("todo")
-}
+// loc names an object in errors.
+func loc(bucket, key string) string { return "s3://" + bucket + "/" + key }

@@ -1,0 +1,381 @@
+package transfer
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/ferry-hpc/ferry/internal/s3x"
+)
+
+// DownloadInput describes one download.
+type DownloadInput struct {
+	Bucket string
+	Key    string
+	// Object is the listing entry: Size is required; ETag, when set, is sent
+	// as If-Match on every ranged GET and checked against the content (MD5
+	// for single-part ETags); LastModified becomes the file's mtime.
+	Object s3x.Object
+	Path   string // final local path; parent directories are created
+}
+
+// Download copies an object to a local file. Data lands in a temporary file
+// next to Path and is renamed over Path only when complete and verified, so
+// an interrupted download never leaves a truncated file under the final name.
+//
+// Objects smaller than the multipart threshold (or than two ranges) come in
+// one GET, hashed inline; larger ones in parallel ranged GETs of PartSize
+// bytes written in place with WriteAt. Every GET carries If-Match with the
+// ETag (the listing's, or the first range's when the listing had none), so
+// the file never mixes two versions of the object (invariant 3). Checks
+// before the rename: the length of every response and of the whole; the MD5
+// when the ETag is a plain MD5 (single-part upload, no SSE-KMS/SSE-C); a
+// checksum the server sends with a whole-object GET (verified by the SDK).
+// The file's atime and mtime are set to LastModified in whole seconds.
+func (e *Engine) Download(ctx context.Context, in DownloadInput, progress ProgressFunc) (err error) {
+	where := loc(in.Bucket, in.Key)
+	if in.Object.Size < 0 {
+		return fmt.Errorf("download %s: negative size %d", where, in.Object.Size)
+	}
+	dir := filepath.Dir(in.Path)
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return fmt.Errorf("download %s: %w", where, err)
+	}
+	f, tmp, err := createTemp(dir, filepath.Base(in.Path))
+	if err != nil {
+		return fmt.Errorf("download %s: %w", where, err)
+	}
+	closed := false
+	defer func() {
+		if err != nil {
+			if !closed {
+				f.Close()
+			}
+			os.Remove(tmp)
+		}
+	}()
+
+	size := in.Object.Size
+	ps := e.opts.PartSize
+	var info objectInfo
+	if size < e.opts.MultipartThreshold || parts(size, ps) < 2 {
+		info, err = e.getWhole(ctx, f, in, progress)
+	} else {
+		info, err = e.getRanges(ctx, f, in, ps, progress)
+	}
+	if err != nil {
+		return err
+	}
+	closed = true
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("download %s: write %s: %w", where, tmp, err)
+	}
+	mtime := in.Object.LastModified
+	if mtime.IsZero() {
+		mtime = info.lastModified
+	}
+	if !mtime.IsZero() {
+		mtime = mtime.Truncate(time.Second)
+		if err := os.Chtimes(tmp, mtime, mtime); err != nil {
+			return fmt.Errorf("download %s: %w", where, err)
+		}
+	}
+	if err := os.Rename(tmp, in.Path); err != nil {
+		return fmt.Errorf("download %s: %w", where, err)
+	}
+	return nil
+}
+
+// createTemp creates ".name.ferry-XXXXXXXX" in dir, mode 0666 less umask
+// (what the final file should have), never reusing an existing name.
+func createTemp(dir, base string) (*os.File, string, error) {
+	if len(base) > 200 {
+		base = base[:200] // stay under NAME_MAX with the suffix
+	}
+	var rnd [4]byte
+	for range 100 {
+		rand.Read(rnd[:])
+		name := filepath.Join(dir, "."+base+".ferry-"+hex.EncodeToString(rnd[:]))
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		return f, name, err
+	}
+	return nil, "", fmt.Errorf("cannot create a temporary file in %s", dir)
+}
+
+// objectInfo is what the GET responses said about the object.
+type objectInfo struct {
+	etag         string
+	lastModified time.Time
+	encrypted    bool // SSE-KMS or SSE-C: the ETag is not the MD5
+}
+
+func infoOf(out *s3.GetObjectOutput) objectInfo {
+	return objectInfo{
+		etag:         strings.Trim(aws.ToString(out.ETag), `"`),
+		lastModified: aws.ToTime(out.LastModified),
+		encrypted: out.ServerSideEncryption == types.ServerSideEncryptionAwsKms ||
+			out.ServerSideEncryption == types.ServerSideEncryptionAwsKmsDsse ||
+			aws.ToString(out.SSECustomerAlgorithm) != "",
+	}
+}
+
+// md5ETag reports whether etag is a plain MD5 of the content (a single PUT
+// without SSE-KMS/SSE-C): 32 hex digits, no "-N" part count.
+func (o objectInfo) md5ETag() bool {
+	if o.encrypted || len(o.etag) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(o.etag)
+	return err == nil
+}
+
+// getWhole fetches the object in one GET, writing and hashing as it streams.
+func (e *Engine) getWhole(ctx context.Context, f *os.File, in DownloadInput, progress ProgressFunc) (objectInfo, error) {
+	if err := e.acquire(ctx); err != nil {
+		return objectInfo{}, err
+	}
+	defer e.release()
+	out, err := e.client.S3.GetObject(ctx, &s3.GetObjectInput{
+		Bucket:       aws.String(in.Bucket),
+		Key:          aws.String(in.Key),
+		IfMatch:      optString(in.Object.ETag),
+		ChecksumMode: types.ChecksumModeEnabled,
+	})
+	if err != nil {
+		return objectInfo{}, e.client.Explain(err, "download", in.Bucket, in.Key)
+	}
+	defer out.Body.Close()
+	where := loc(in.Bucket, in.Key)
+	info := infoOf(out)
+	if got := aws.ToInt64(out.ContentLength); got != in.Object.Size {
+		return info, fmt.Errorf("download %s: %w: the object has %d bytes, the listing said %d (it changed; run again)",
+			where, ErrMismatch, got, in.Object.Size)
+	}
+	var h hash.Hash
+	if info.md5ETag() {
+		h = md5.New()
+	}
+	if _, err := e.readInto(f, 0, out.Body, in.Object.Size, h, true, progress); err != nil {
+		if strings.Contains(err.Error(), "checksum did not match") {
+			return info, fmt.Errorf("download %s: %w: %v", where, ErrMismatch, err)
+		}
+		return info, fmt.Errorf("download %s: %w", where, err)
+	}
+	if h != nil {
+		if sum := hex.EncodeToString(h.Sum(nil)); sum != info.etag {
+			return info, fmt.Errorf("download %s: %w: MD5 of the data is %s, the ETag says %s", where, ErrMismatch, sum, info.etag)
+		}
+	}
+	return info, nil
+}
+
+// getRanges fetches the object in parallel ranges of ps bytes.
+func (e *Engine) getRanges(ctx context.Context, f *os.File, in DownloadInput, ps int64, progress ProgressFunc) (objectInfo, error) {
+	size := in.Object.Size
+	n := parts(size, ps)
+	var (
+		mu   sync.Mutex
+		info objectInfo
+	)
+	note := func(i objectInfo) {
+		mu.Lock()
+		if info.etag == "" {
+			info = i
+		}
+		info.encrypted = info.encrypted || i.encrypted
+		mu.Unlock()
+	}
+	etag := in.Object.ETag
+	first := 0
+	if etag == "" {
+		// Pin the version: the first range says which ETag the others
+		// must match.
+		i, err := e.getRange(ctx, f, in, 0, ps, "", progress)
+		if err != nil {
+			return info, err
+		}
+		note(i)
+		etag = i.etag
+		first = 1
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.opts.Concurrency)
+	for i := first; i < n && gctx.Err() == nil; i++ {
+		g.Go(func() error {
+			off, length := span(i, size, ps)
+			ri, err := e.getRange(gctx, f, in, off, length, etag, progress)
+			if err != nil {
+				return err
+			}
+			note(ri)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return info, err
+	}
+	if err := ctx.Err(); err != nil {
+		return info, err
+	}
+	if info.md5ETag() {
+		// A single-part object fetched in ranges: one sequential pass over
+		// the finished file (still in the page cache) checks its MD5.
+		if err := e.checkMD5(f, size, info.etag); err != nil {
+			return info, fmt.Errorf("download %s: %w", loc(in.Bucket, in.Key), err)
+		}
+	}
+	return info, nil
+}
+
+// rangeAttempts bounds how often one range is resumed after its body broke
+// off (connection reset, server restart); the SDK retries failed requests
+// itself but not bodies that fail while being read.
+const rangeAttempts = 3
+
+// getRange fetches [off, off+length) into f at off, resuming after a broken
+// body from where it stopped.
+func (e *Engine) getRange(ctx context.Context, f *os.File, in DownloadInput, off, length int64, etag string, progress ProgressFunc) (objectInfo, error) {
+	where := loc(in.Bucket, in.Key)
+	var info objectInfo
+	for attempt := 1; ; attempt++ {
+		if err := e.acquire(ctx); err != nil {
+			return info, err
+		}
+		n, i, err := e.getRangeOnce(ctx, f, in, off, length, etag, progress)
+		e.release()
+		if i.etag != "" {
+			info = i
+		}
+		off, length = off+n, length-n
+		if err == nil {
+			return info, nil
+		}
+		var be bodyError
+		if !errors.As(err, &be) || attempt >= rangeAttempts || ctx.Err() != nil || length == 0 {
+			if errors.As(err, &be) {
+				return info, fmt.Errorf("download %s: %w", where, err)
+			}
+			return info, err
+		}
+	}
+}
+
+// bodyError marks a failure reading a response body: worth resuming.
+type bodyError struct{ err error }
+
+func (b bodyError) Error() string { return "reading the response: " + b.err.Error() }
+func (b bodyError) Unwrap() error { return b.err }
+
+func (e *Engine) getRangeOnce(ctx context.Context, f *os.File, in DownloadInput, off, length int64, etag string, progress ProgressFunc) (int64, objectInfo, error) {
+	where := loc(in.Bucket, in.Key)
+	out, err := e.client.S3.GetObject(ctx, &s3.GetObjectInput{
+		Bucket:  aws.String(in.Bucket),
+		Key:     aws.String(in.Key),
+		IfMatch: optString(etag),
+		Range:   aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+length-1, 10)),
+	})
+	if err != nil {
+		return 0, objectInfo{}, e.client.Explain(err, "download", in.Bucket, in.Key)
+	}
+	defer out.Body.Close()
+	info := infoOf(out)
+	if got := aws.ToInt64(out.ContentLength); got != length {
+		return 0, info, fmt.Errorf("download %s: %w: asked for %d bytes at %d, got %d", where, ErrMismatch, length, off, got)
+	}
+	if total, ok := rangeTotal(aws.ToString(out.ContentRange)); !ok || total != in.Object.Size {
+		return 0, info, fmt.Errorf("download %s: %w: the object has changed size (Content-Range %q, listed with %d bytes; run again)",
+			where, ErrMismatch, aws.ToString(out.ContentRange), in.Object.Size)
+	}
+	n, err := e.readInto(f, off, out.Body, length, nil, false, progress)
+	return n, info, err
+}
+
+// rangeTotal parses the complete length from "bytes a-b/total".
+func rangeTotal(cr string) (int64, bool) {
+	_, total, ok := strings.Cut(cr, "/")
+	if !ok {
+		return 0, false
+	}
+	t, err := strconv.ParseInt(total, 10, 64)
+	return t, err == nil
+}
+
+// readInto copies want bytes of body to f at off through a pooled buffer,
+// hashing them into h when set and reporting progress per buffer. With
+// toEOF it then reads body to its end, which is where the SDK checks a
+// response checksum. Body failures come back as bodyError with the count
+// of bytes already written.
+func (e *Engine) readInto(f *os.File, off int64, body io.Reader, want int64, h hash.Hash, toEOF bool, progress ProgressFunc) (int64, error) {
+	bp := e.getBuf()
+	defer e.putBuf(bp)
+	buf := *bp
+	var got int64
+	for got < want {
+		m := int(min(int64(len(buf)), want-got))
+		n, err := io.ReadFull(body, buf[:m])
+		if n > 0 {
+			if _, werr := f.WriteAt(buf[:n], off+got); werr != nil {
+				return got, werr
+			}
+			if h != nil {
+				h.Write(buf[:n])
+			}
+			got += int64(n)
+			progress.add(int64(n))
+		}
+		if err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return got, bodyError{fmt.Errorf("%w after %d of %d bytes", err, got, want)}
+		}
+	}
+	if toEOF {
+		for {
+			n, err := body.Read(buf[:1])
+			if n > 0 {
+				return got, fmt.Errorf("%w: the body is longer than %d bytes", ErrMismatch, want)
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return got, err
+			}
+		}
+	}
+	return got, nil
+}
+
+// checkMD5 hashes the first size bytes of f and compares with etag.
+func (e *Engine) checkMD5(f *os.File, size int64, etag string) error {
+	bp := e.getBuf()
+	defer e.putBuf(bp)
+	h := md5.New()
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, size), *bp); err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); sum != etag {
+		return fmt.Errorf("%w: MD5 of the data is %s, the ETag says %s", ErrMismatch, sum, etag)
+	}
+	return nil
+}
