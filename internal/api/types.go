@@ -1,0 +1,224 @@
+package api
+
+// Enumerations, with the values of the FSx service model.
+
+// DataRepositoryLifecycle is the state of an association (FSx shape
+// DataRepositoryLifecycle).
+type DataRepositoryLifecycle string
+
+const (
+	LifecycleCreating      DataRepositoryLifecycle = "CREATING"
+	LifecycleAvailable     DataRepositoryLifecycle = "AVAILABLE"
+	LifecycleMisconfigured DataRepositoryLifecycle = "MISCONFIGURED"
+	LifecycleUpdating      DataRepositoryLifecycle = "UPDATING"
+	LifecycleDeleting      DataRepositoryLifecycle = "DELETING"
+	LifecycleFailed        DataRepositoryLifecycle = "FAILED"
+)
+
+// DataRepositoryTaskLifecycle is the state of a task.
+type DataRepositoryTaskLifecycle string
+
+const (
+	TaskPending   DataRepositoryTaskLifecycle = "PENDING"
+	TaskExecuting DataRepositoryTaskLifecycle = "EXECUTING"
+	TaskFailed    DataRepositoryTaskLifecycle = "FAILED"
+	TaskSucceeded DataRepositoryTaskLifecycle = "SUCCEEDED"
+	TaskCanceled  DataRepositoryTaskLifecycle = "CANCELED"
+	TaskCanceling DataRepositoryTaskLifecycle = "CANCELING"
+)
+
+// DataRepositoryTaskType is the kind of a task.
+type DataRepositoryTaskType string
+
+const (
+	TaskExportToRepository           DataRepositoryTaskType = "EXPORT_TO_REPOSITORY"
+	TaskImportMetadataFromRepository DataRepositoryTaskType = "IMPORT_METADATA_FROM_REPOSITORY"
+	TaskReleaseDataFromFilesystem    DataRepositoryTaskType = "RELEASE_DATA_FROM_FILESYSTEM"
+	TaskAutoReleaseData              DataRepositoryTaskType = "AUTO_RELEASE_DATA"
+)
+
+// TaskTypes lists every task type in model order.
+var TaskTypes = []DataRepositoryTaskType{TaskExportToRepository, TaskImportMetadataFromRepository, TaskReleaseDataFromFilesystem, TaskAutoReleaseData}
+
+// EventType is an auto-import or auto-export event.
+type EventType string
+
+const (
+	EventNew     EventType = "NEW"
+	EventChanged EventType = "CHANGED"
+	EventDeleted EventType = "DELETED"
+)
+
+// EventTypes lists every event in model order (also the canonical order).
+var EventTypes = []EventType{EventNew, EventChanged, EventDeleted}
+
+// ReportFormat and ReportScope have one value each in FSx.
+type (
+	ReportFormat string
+	ReportScope  string
+)
+
+const (
+	ReportCSV20191124      ReportFormat = "REPORT_CSV_20191124"
+	ReportFailedFilesOnly  ReportScope  = "FAILED_FILES_ONLY"
+	UnitDays               Unit         = "DAYS"
+	FileSystemTypeLustre   string       = "LUSTRE"
+	DataRepositoryTypeS3   string       = "S3"
+	DataRepositoryTypeNFS  string       = "NFS"
+	DefaultImportChunkSize int32        = 1024 // MiB, FSx's default ImportedFileChunkSize
+)
+
+// Unit is the unit of DurationSinceLastAccess.
+type Unit string
+
+// FileSystemLifecycle is the state of a file system.
+type FileSystemLifecycle string
+
+const (
+	FileSystemAvailable     FileSystemLifecycle = "AVAILABLE"
+	FileSystemCreating      FileSystemLifecycle = "CREATING"
+	FileSystemFailed        FileSystemLifecycle = "FAILED"
+	FileSystemDeleting      FileSystemLifecycle = "DELETING"
+	FileSystemMisconfigured FileSystemLifecycle = "MISCONFIGURED"
+	FileSystemUpdating      FileSystemLifecycle = "UPDATING"
+)
+
+// Tag is a resource tag (FSx shape Tag: Key 1–128, Value 0–256).
+type Tag struct {
+	Key   string `json:"Key"`
+	Value string `json:"Value"`
+}
+
+// FailureDetails says why an association or task failed (Message ≤256).
+type FailureDetails struct {
+	Message string `json:"Message"`
+}
+
+// AutoImportPolicy lists the repository events imported automatically.
+type AutoImportPolicy struct {
+	Events []EventType `json:"Events"`
+}
+
+// AutoExportPolicy lists the file system events exported automatically.
+type AutoExportPolicy struct {
+	Events []EventType `json:"Events"`
+}
+
+// S3DataRepositoryConfiguration is the S3 member of an association. An
+// absent policy means that direction is off.
+type S3DataRepositoryConfiguration struct {
+	AutoImportPolicy *AutoImportPolicy `json:"AutoImportPolicy,omitempty"`
+	AutoExportPolicy *AutoExportPolicy `json:"AutoExportPolicy,omitempty"`
+}
+
+// DataRepositoryAssociation is FSx's DataRepositoryAssociation (the
+// FileCache* and NFS members, which FSx for Lustre never sets, are left out).
+type DataRepositoryAssociation struct {
+	AssociationId               string                         `json:"AssociationId"`
+	ResourceARN                 string                         `json:"ResourceARN,omitempty"`
+	FileSystemId                string                         `json:"FileSystemId"`
+	Lifecycle                   DataRepositoryLifecycle        `json:"Lifecycle"`
+	FailureDetails              *FailureDetails                `json:"FailureDetails,omitempty"`
+	FileSystemPath              string                         `json:"FileSystemPath"`
+	DataRepositoryPath          string                         `json:"DataRepositoryPath"`
+	BatchImportMetaDataOnCreate bool                           `json:"BatchImportMetaDataOnCreate"`
+	ImportedFileChunkSize       int32                          `json:"ImportedFileChunkSize"`
+	S3                          *S3DataRepositoryConfiguration `json:"S3,omitempty"`
+	Tags                        []Tag                          `json:"Tags,omitempty"`
+	CreationTime                Time                           `json:"CreationTime"`
+}
+
+// DataRepositoryTaskStatus holds a task's counters.
+type DataRepositoryTaskStatus struct {
+	TotalCount       int64  `json:"TotalCount"`
+	SucceededCount   int64  `json:"SucceededCount"`
+	FailedCount      int64  `json:"FailedCount"`
+	LastUpdatedTime  *Time  `json:"LastUpdatedTime,omitempty"`
+	ReleasedCapacity *int64 `json:"ReleasedCapacity,omitempty"`
+}
+
+// CompletionReport configures a task's report. Path is where reports go
+// (FSx: a path in the linked repository; ferry also takes a file system path).
+type CompletionReport struct {
+	Enabled bool         `json:"Enabled"`
+	Path    string       `json:"Path,omitempty"`
+	Format  ReportFormat `json:"Format,omitempty"`
+	Scope   ReportScope  `json:"Scope,omitempty"`
+}
+
+// DurationSinceLastAccess is the age a file must have to be released.
+type DurationSinceLastAccess struct {
+	Unit  Unit  `json:"Unit,omitempty"`
+	Value int64 `json:"Value"`
+}
+
+// ReleaseConfiguration configures RELEASE_DATA_FROM_FILESYSTEM tasks.
+type ReleaseConfiguration struct {
+	DurationSinceLastAccess *DurationSinceLastAccess `json:"DurationSinceLastAccess,omitempty"`
+}
+
+// DataRepositoryTask is FSx's DataRepositoryTask.
+type DataRepositoryTask struct {
+	TaskId               string                      `json:"TaskId"`
+	Lifecycle            DataRepositoryTaskLifecycle `json:"Lifecycle"`
+	Type                 DataRepositoryTaskType      `json:"Type"`
+	CreationTime         Time                        `json:"CreationTime"`
+	StartTime            *Time                       `json:"StartTime,omitempty"`
+	EndTime              *Time                       `json:"EndTime,omitempty"`
+	ResourceARN          string                      `json:"ResourceARN,omitempty"`
+	Tags                 []Tag                       `json:"Tags,omitempty"`
+	FileSystemId         string                      `json:"FileSystemId,omitempty"`
+	Paths                []string                    `json:"Paths,omitempty"`
+	FailureDetails       *FailureDetails             `json:"FailureDetails,omitempty"`
+	Status               *DataRepositoryTaskStatus   `json:"Status,omitempty"`
+	Report               *CompletionReport           `json:"Report,omitempty"`
+	CapacityToRelease    *int64                      `json:"CapacityToRelease,omitempty"`
+	ReleaseConfiguration *ReleaseConfiguration       `json:"ReleaseConfiguration,omitempty"`
+}
+
+// FileSystem is FSx's FileSystem as far as ferry has its members, plus
+// FerryConfiguration (ferry only).
+type FileSystem struct {
+	CreationTime        Time                           `json:"CreationTime"`
+	FileSystemId        string                         `json:"FileSystemId"`
+	FileSystemType      string                         `json:"FileSystemType"`
+	Lifecycle           FileSystemLifecycle            `json:"Lifecycle"`
+	FailureDetails      *FailureDetails                `json:"FailureDetails,omitempty"`
+	StorageCapacity     *int32                         `json:"StorageCapacity,omitempty"` // GiB
+	ResourceARN         string                         `json:"ResourceARN,omitempty"`
+	Tags                []Tag                          `json:"Tags,omitempty"`
+	LustreConfiguration *LustreFileSystemConfiguration `json:"LustreConfiguration,omitempty"`
+	FerryConfiguration  *FerryConfiguration            `json:"FerryConfiguration,omitempty"`
+}
+
+// LustreFileSystemConfiguration carries the FSx members ferry can fill.
+type LustreFileSystemConfiguration struct {
+	DeploymentType string `json:"DeploymentType,omitempty"` // ferry: "PERSISTENT_2" (DRAs need it in FSx)
+	MountName      string `json:"MountName,omitempty"`
+}
+
+// FerryConfiguration is what only ferry has: where the file system lives on
+// this machine and how its daemon is reached.
+type FerryConfiguration struct {
+	StorePath     string `json:"StorePath"`
+	MountPoint    string `json:"MountPoint,omitempty"`
+	CatalogEngine string `json:"CatalogEngine,omitempty"` // "sqlite" or "postgres"; never the DSN (it may hold a password)
+	ControlSocket string `json:"ControlSocket,omitempty"`
+	DaemonPid     int    `json:"DaemonPid,omitempty"`
+	Version       string `json:"Version,omitempty"`
+}
+
+// ARN partition, region and account ferry puts in ResourceARN.
+const arnPrefix = "arn:ferry:fsx:local:000000000000:"
+
+// FileSystemARN returns the ResourceARN of a file system.
+func FileSystemARN(fsID string) string { return arnPrefix + "file-system/" + fsID }
+
+// AssociationARN returns the ResourceARN of an association, in FSx's form
+// association/<fs-id>/<dra-id>.
+func AssociationARN(fsID, draID string) string {
+	return arnPrefix + "association/" + fsID + "/" + draID
+}
+
+// TaskARN returns the ResourceARN of a task.
+func TaskARN(taskID string) string { return arnPrefix + "task/" + taskID }
