@@ -275,6 +275,25 @@ if [ "$FERRY_PROFILE" = 1 ] && has "$TOOLS" ferry && "$ferry" --cpuprofile "$tmp
   profile_flag=1
 fi
 
+# ferry is being written while this harness runs: prove that it can sync a
+# tiny tree both ways before timing it, and leave it out otherwise.
+if has "$TOOLS" ferry; then
+  mkdir -p "$tmp/smoke/a"
+  echo one >"$tmp/smoke/a/1"
+  echo two >"$tmp/smoke/2"
+  "$bin/s5cmd" --endpoint-url "$endpoint" mb s3://bench-smoke >/dev/null 2>&1 || true
+  tool_argv ferry "$tmp/smoke" s3://bench-smoke/t
+  if "${argv[@]}" >"$logs/ferry-smoke.log" 2>&1 && tool_argv ferry s3://bench-smoke/t "$tmp/smoke-back" &&
+    "${argv[@]}" >>"$logs/ferry-smoke.log" 2>&1 && diff -r "$tmp/smoke" "$tmp/smoke-back" >>"$logs/ferry-smoke.log" 2>&1; then
+    :
+  else
+    ferry_skip="ferry s3 sync failed on a 2-file tree: $(grep -m1 -v '^$' "$logs/ferry-smoke.log" | cut -c1-160)"
+    log "SKIPPING ferry: $ferry_skip"
+    TOOLS=$(echo " $TOOLS " | sed 's/ ferry / /; s/^ *//; s/ *$//')
+  fi
+  purge bench-smoke >/dev/null
+fi
+
 if [ "$CEILING" = 1 ]; then
   wait_idle
   log "raw ceiling (bench/ceiling, $CONC parallel small requests, 8 parallel 16 MiB parts)"
