@@ -159,7 +159,7 @@ func (e *Engine) getWhole(ctx context.Context, f *os.File, in DownloadInput, pro
 		Key:          aws.String(in.Key),
 		IfMatch:      optString(in.Object.ETag),
 		ChecksumMode: types.ChecksumModeEnabled,
-	})
+	}, quietChecksums)
 	if err != nil {
 		return objectInfo{}, e.client.Explain(err, "download", in.Bucket, in.Key)
 	}
@@ -187,6 +187,10 @@ func (e *Engine) getWhole(ctx context.Context, f *os.File, in DownloadInput, pro
 	}
 	return info, nil
 }
+
+// quietChecksums stops the SDK from logging, for every object uploaded
+// without a checksum, that it has none to validate.
+func quietChecksums(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true }
 
 // getRanges fetches the object in parallel ranges of ps bytes.
 func (e *Engine) getRanges(ctx context.Context, f *os.File, in DownloadInput, ps int64, progress ProgressFunc) (objectInfo, error) {
