@@ -1,0 +1,514 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"os"
+
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"golang.org/x/sys/unix"
+)
+
+// StateXattr is the extended attribute holding a file's state record. It is
+// one attribute, so a state is read and replaced in one setxattr(2): a
+// reader sees the old or the new record, never a mix. It moves with the file
+// on rename, disappears with its last link, and is seen by every node of a
+// shared store.
+//
+// Record layout, version 1 (integers little-endian):
+//
+//	off  size  field
+//	0    1     format version = 1
+//	1    1     map kind: 0 none, 1 inline bitmap, 2 in the MapStore (catalog)
+//	2    2     ETag length E (bytes)
+//	4    4     HSM flags (internal/hsm Flags)
+//	8    8     size of the object the stub was made from
+//	16   8     content version (hsm.Version), bumped by local modifications
+//	24   8     chunk size in bytes (0 when the file has no chunk map)
+//	32   E     ETag, verbatim (quotes included)
+//	     kind 1: 4 bytes bitmap length L, then L bytes (Bitmap.Bytes)
+//	     kind 2: 16 bytes MapID
+//	     4     CRC-32C (Castagnoli) of everything before it
+//
+// Map kind 0 means "no chunk is local" for a released file and "every byte
+// is local" otherwise: a fresh stub and a fully fetched file carry no map.
+//
+// Symlinks carry no state: Linux refuses user.* attributes on symlinks
+// (EPERM), so state operations on a symlink fail with ErrSymlinkState. A
+// symlink's repository identity is kept in the catalog.
+const StateXattr = "user.ferry.state"
+
+const (
+	stateVersion = 1
+	mapNone      = 0
+	mapInline    = 1
+	mapExternal  = 2
+	headerLen    = 32
+	maxETagLen   = 1024
+)
+
+var (
+	// ErrNoState: the file carries no state record (a local file never
+	// exported). It wraps ENODATA.
+	ErrNoState = errors.New("no ferry state on file")
+	// ErrCorruptState: the record fails its checksum or does not parse.
+	ErrCorruptState = errors.New("corrupt ferry state record")
+	// ErrSymlinkState: symlinks cannot carry user.* extended attributes.
+	ErrSymlinkState = errors.New("symlinks carry no ferry state in the store (Linux refuses user.* xattrs on symlinks); it is kept in the catalog")
+
+	castagnoli = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// State is what the store keeps about one file.
+type State struct {
+	Flags   hsm.Flags
+	Size    int64       // size of the object the stub came from
+	ETag    string      // ETag of that object (If-Match for ranged GETs)
+	Version hsm.Version // content version for export
+	// Chunks is the chunk map of a released file; nil means no chunk is
+	// local (released) or everything is (not released). Its ChunkSize is
+	// persisted.
+	Chunks *Bitmap
+	// MapID is set when the map lives in the store's MapStore.
+	MapID *MapID
+}
+
+// Encode returns the record of st (version 1). A map with more than
+// MaxInlineChunks chunks must have a MapID; it is then not encoded.
+func (st *State) Encode() ([]byte, error) {
+	if len(st.ETag) > maxETagLen {
+		return nil, fmt.Errorf("ETag of %d bytes; at most %d", len(st.ETag), maxETagLen)
+	}
+	if st.Size < 0 {
+		return nil, fmt.Errorf("negative size %d", st.Size)
+	}
+	buf := make([]byte, headerLen, headerLen+len(st.ETag)+64)
+	buf[0] = stateVersion
+	binary.LittleEndian.PutUint16(buf[2:], uint16(len(st.ETag)))
+	binary.LittleEndian.PutUint32(buf[4:], uint32(st.Flags))
+	binary.LittleEndian.PutUint64(buf[8:], uint64(st.Size))
+	binary.LittleEndian.PutUint64(buf[16:], uint64(st.Version))
+	buf = append(buf, st.ETag...)
+	switch {
+	case st.MapID != nil:
+		if st.Chunks == nil {
+			return nil, errors.New("external chunk map without its chunk size")
+		}
+		buf[1] = mapExternal
+		binary.LittleEndian.PutUint64(buf[24:], uint64(st.Chunks.ChunkSize()))
+		buf = append(buf, st.MapID[:]...)
+	case st.Chunks != nil:
+		if st.Chunks.Len() > MaxInlineChunks {
+			return nil, fmt.Errorf("%d chunks: %w", st.Chunks.Len(), ErrMapTooLarge)
+		}
+		buf[1] = mapInline
+		binary.LittleEndian.PutUint64(buf[24:], uint64(st.Chunks.ChunkSize()))
+		p := st.Chunks.Bytes()
+		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(p)))
+		buf = append(buf, p...)
+	}
+	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli)), nil
+}
+
+// DecodeState parses a record. An external map comes back with an empty
+// Chunks of the right geometry; Store loads its bits from the MapStore.
+func DecodeState(p []byte) (State, error) {
+	var st State
+	bad := func(why string) (State, error) { return State{}, fmt.Errorf("%w: %s", ErrCorruptState, why) }
+	if len(p) < 1 {
+		return bad("empty")
+	}
+	if p[0] != stateVersion {
+		return bad(fmt.Sprintf("unknown format version %d (this ferry reads %d)", p[0], stateVersion))
+	}
+	if len(p) < headerLen+4 {
+		return bad("short record")
+	}
+	body, sum := p[:len(p)-4], binary.LittleEndian.Uint32(p[len(p)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return bad("checksum mismatch")
+	}
+	kind := body[1]
+	elen := int(binary.LittleEndian.Uint16(body[2:]))
+	st.Flags = hsm.Flags(binary.LittleEndian.Uint32(body[4:]))
+	size := binary.LittleEndian.Uint64(body[8:])
+	st.Version = hsm.Version(binary.LittleEndian.Uint64(body[16:]))
+	chunk := binary.LittleEndian.Uint64(body[24:])
+	if size > 1<<62 || chunk > 1<<62 {
+		return bad("size out of range")
+	}
+	st.Size = int64(size)
+	rest := body[headerLen:]
+	if len(rest) < elen {
+		return bad("short ETag")
+	}
+	st.ETag, rest = string(rest[:elen]), rest[elen:]
+	switch kind {
+	case mapNone:
+	case mapInline:
+		if len(rest) < 4 || chunk == 0 {
+			return bad("inline map header")
+		}
+		n := int(binary.LittleEndian.Uint32(rest))
+		rest = rest[4:]
+		if len(rest) < n {
+			return bad("short inline map")
+		}
+		b, err := BitmapFromBytes(st.Size, int64(chunk), rest[:n])
+		if err != nil {
+			return bad(err.Error())
+		}
+		st.Chunks, rest = b, rest[n:]
+	case mapExternal:
+		if len(rest) < len(MapID{}) || chunk == 0 {
+			return bad("external map id")
+		}
+		var id MapID
+		copy(id[:], rest)
+		rest = rest[len(id):]
+		b, err := NewBitmap(st.Size, int64(chunk))
+		if err != nil {
+			return bad(err.Error())
+		}
+		st.Chunks, st.MapID = b, &id
+	default:
+		return bad(fmt.Sprintf("unknown map kind %d", kind))
+	}
+	if len(rest) != 0 {
+		return bad("trailing bytes")
+	}
+	return st, nil
+}
+
+// readXattr reads the state record of the file open as fd (a real, not
+// O_PATH, descriptor) or, when path is set, of path (a /proc/self/fd link).
+func readXattr(fd int, path string) ([]byte, error) {
+	buf := make([]byte, 256)
+	for {
+		var n int
+		var err error
+		if path != "" {
+			n, err = unix.Getxattr(path, StateXattr, buf)
+		} else {
+			n, err = unix.Fgetxattr(fd, StateXattr, buf)
+		}
+		switch {
+		case err == unix.ERANGE:
+			buf = make([]byte, len(buf)*4)
+			if len(buf) > 1<<20 {
+				return nil, err
+			}
+			continue
+		case err == unix.ENODATA:
+			return nil, withErrno(ErrNoState, unix.ENODATA)
+		case err != nil:
+			return nil, err
+		}
+		return buf[:n], nil
+	}
+}
+
+func writeXattr(fd int, path string, p []byte) error {
+	if path != "" {
+		return unix.Setxattr(path, StateXattr, p, 0)
+	}
+	return unix.Fsetxattr(fd, StateXattr, p, 0)
+}
+
+// decode parses p and, for an external map, loads its bits.
+func (s *Store) decode(p []byte) (State, error) {
+	st, err := DecodeState(p)
+	if err != nil || st.MapID == nil {
+		return st, err
+	}
+	if s.maps == nil {
+		return st, fmt.Errorf("file's chunk map is in the catalog: %w", ErrMapTooLarge)
+	}
+	bits, err := s.maps.LoadChunkMap(*st.MapID)
+	if err != nil {
+		return st, fmt.Errorf("load chunk map: %w", err)
+	}
+	b, err := BitmapFromBytes(st.Size, st.Chunks.ChunkSize(), bits)
+	if err != nil {
+		return st, fmt.Errorf("%w: catalog chunk map: %v", ErrCorruptState, err)
+	}
+	st.Chunks = b
+	return st, nil
+}
+
+// encode prepares st for writing: a map over the inline limit moves to the
+// MapStore (saved there first, so the record never names a map that is not
+// stored).
+func (s *Store) encode(st *State) ([]byte, error) {
+	if st.Chunks != nil && st.Chunks.Len() > MaxInlineChunks {
+		if s.maps == nil {
+			return nil, fmt.Errorf("%d chunks: %w", st.Chunks.Len(), ErrMapTooLarge)
+		}
+		if st.MapID == nil {
+			var id MapID
+			if _, err := rand.Read(id[:]); err != nil {
+				return nil, err
+			}
+			st.MapID = &id
+		}
+		if err := s.maps.SaveChunkMap(*st.MapID, st.Chunks.Bytes()); err != nil {
+			return nil, fmt.Errorf("save chunk map: %w", err)
+		}
+	} else if st.MapID != nil {
+		// The map shrank away (file fetched or re-stubbed): drop the
+		// catalog copy after the record stops naming it.
+		st.MapID = nil
+	}
+	return st.Encode()
+}
+
+// pathState opens rel O_PATH, refuses symlinks and non-regular, non-directory
+// files, and calls fn with a /proc/self/fd path to the inode and its stat.
+func (s *Store) pathState(op, rel string, fn func(proc string, st *unix.Stat_t) error) error {
+	return s.withPathFd(rel, op, func(fd int, st *unix.Stat_t) error {
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFLNK:
+			return withErrno(ErrSymlinkState, unix.EPERM)
+		case unix.S_IFREG, unix.S_IFDIR:
+		default:
+			return unix.EOPNOTSUPP
+		}
+		return fn(procFd(fd), st)
+	})
+}
+
+// GetState returns the state of rel (a regular file or directory).
+func (s *Store) GetState(rel string) (State, error) {
+	var st State
+	err := s.pathState("get state", rel, func(proc string, _ *unix.Stat_t) error {
+		p, err := readXattr(-1, proc)
+		if err != nil {
+			return err
+		}
+		st, err = s.decode(p)
+		return err
+	})
+	return st, err
+}
+
+// SetState replaces the state of rel.
+func (s *Store) SetState(rel string, st State) error {
+	return s.pathState("set state", rel, func(proc string, _ *unix.Stat_t) error {
+		p, err := s.encode(&st)
+		if err != nil {
+			return err
+		}
+		return writeXattr(-1, proc, p)
+	})
+}
+
+// UpdateState reads the state of rel, lets fn change it and writes it back,
+// serialised with every other update of the same inode in this process. A
+// file without state starts from the zero State. If fn fails, nothing is
+// written.
+func (s *Store) UpdateState(rel string, fn func(*State) error) (State, error) {
+	var out State
+	err := s.pathState("update state", rel, func(proc string, sta *unix.Stat_t) error {
+		mu := s.lockFor(sta.Ino)
+		mu.Lock()
+		defer mu.Unlock()
+		var err error
+		out, err = s.update(-1, proc, fn)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) update(fd int, proc string, fn func(*State) error) (State, error) {
+	var st State
+	p, err := readXattr(fd, proc)
+	switch {
+	case errors.Is(err, ErrNoState):
+	case err != nil:
+		return st, err
+	default:
+		if st, err = s.decode(p); err != nil {
+			return st, err
+		}
+	}
+	oldID := st.MapID
+	if err := fn(&st); err != nil {
+		return st, err
+	}
+	q, err := s.encode(&st)
+	if err != nil {
+		return st, err
+	}
+	if err := writeXattr(fd, proc, q); err != nil {
+		return st, err
+	}
+	if oldID != nil && (st.MapID == nil || *st.MapID != *oldID) && s.maps != nil {
+		// The record no longer names the old map; a failure here only
+		// leaves an orphan row for the catalog's own cleanup.
+		_ = s.maps.DeleteChunkMap(*oldID)
+	}
+	return st, nil
+}
+
+// ClearState removes the state record of rel (ENODATA wrapped in
+// ErrNoState if there is none).
+func (s *Store) ClearState(rel string) error {
+	return s.pathState("clear state", rel, func(proc string, _ *unix.Stat_t) error {
+		err := unix.Removexattr(proc, StateXattr)
+		if err == unix.ENODATA {
+			return withErrno(ErrNoState, unix.ENODATA)
+		}
+		return err
+	})
+}
+
+// FileState returns the state of an open file.
+func (s *Store) FileState(f *os.File) (State, error) {
+	var st State
+	err := withFd(f, func(fd int) error {
+		p, err := readXattr(fd, "")
+		if err != nil {
+			return err
+		}
+		st, err = s.decode(p)
+		return err
+	})
+	return st, pathErr("get state", f.Name(), err)
+}
+
+// SetFileState replaces the state of an open file.
+func (s *Store) SetFileState(f *os.File, st State) error {
+	return pathErr("set state", f.Name(), withFd(f, func(fd int) error {
+		p, err := s.encode(&st)
+		if err != nil {
+			return err
+		}
+		return writeXattr(fd, "", p)
+	}))
+}
+
+// UpdateFileState is UpdateState for an open file.
+func (s *Store) UpdateFileState(f *os.File, fn func(*State) error) (State, error) {
+	var out State
+	err := withFd(f, func(fd int) error {
+		var sta unix.Stat_t
+		if err := unix.Fstat(fd, &sta); err != nil {
+			return err
+		}
+		mu := s.lockFor(sta.Ino)
+		mu.Lock()
+		defer mu.Unlock()
+		var err error
+		out, err = s.update(fd, "", fn)
+		return err
+	})
+	return out, pathErr("update state", f.Name(), err)
+}
+
+// BumpVersion records a local modification of an open file: the content
+// version goes up by one and hsm.LocalWrite applies to the flags (a released
+// file is refused). The mount calls it before the first write after an open
+// or an export, and the exporter compares versions around an upload.
+func (s *Store) BumpVersion(f *os.File) (State, error) {
+	return s.UpdateFileState(f, func(st *State) error {
+		g, err := hsm.LocalWrite(f.Name(), st.Flags)
+		if err != nil {
+			return err
+		}
+		st.Flags = g
+		st.Version++
+		return nil
+	})
+}
+
+// Hooks the tests replace to observe and break CommitChunks' order.
+var (
+	syncData   = func(fd int) error { return unix.Fdatasync(fd) }
+	afterSync  = func() {}
+	afterXattr = func() {}
+)
+
+// CommitChunks records that the chunks of released file f inside r are
+// local, after the caller wrote their bytes into f. When every chunk is
+// local the file stops being released (hsm.Fetched) and its map is dropped.
+// It returns the new state.
+//
+// Invariant 3 (design.md: a read never returns zeros from a hole as data)
+// is kept by this order, and only by it:
+//
+//  1. the caller writes the chunk's bytes into the store file;
+//  2. CommitChunks fdatasyncs the file: the bytes are durable;
+//  3. then marks the chunks in the map and replaces the state xattr.
+//
+// A crash before 3 leaves the chunks unmarked: they are fetched again, which
+// is harmless. The mark can never be durable while the data is not, because
+// it is written only after the data's fdatasync returned. If the sync fails
+// nothing is marked. TestCommitChunksOrder and TestCommitChunksSyncFailure
+// break this if the order changes.
+func (s *Store) CommitChunks(f *os.File, r Range) (State, error) {
+	var out State
+	err := withFd(f, func(fd int) error {
+		if err := syncData(fd); err != nil {
+			return fmt.Errorf("fdatasync before marking %v local: %w", r, err)
+		}
+		afterSync()
+		var sta unix.Stat_t
+		if err := unix.Fstat(fd, &sta); err != nil {
+			return err
+		}
+		mu := s.lockFor(sta.Ino)
+		mu.Lock()
+		defer mu.Unlock()
+		var err error
+		out, err = s.update(fd, "", func(st *State) error {
+			if !st.Flags.Has(hsm.Released) {
+				return nil // already whole; nothing to record
+			}
+			if st.Chunks == nil {
+				return fmt.Errorf("released file without chunk size: %w", ErrCorruptState)
+			}
+			st.Chunks.Mark(r)
+			if st.Chunks.Complete() {
+				g, err := hsm.Fetched(f.Name(), st.Flags)
+				if err != nil {
+					return err
+				}
+				st.Flags, st.Chunks = g, nil
+			}
+			return nil
+		})
+		if err == nil {
+			afterXattr()
+		}
+		return err
+	})
+	return out, pathErr("commit chunks", f.Name(), err)
+}
+
+// Has returns the missing parts of r for a file in state st: none when the
+// file is not released.
+func (st *State) Has(r Range) []Range {
+	if !st.Flags.Has(hsm.Released) {
+		return nil
+	}
+	if st.Chunks == nil {
+		b, _ := NewBitmap(st.Size, max(st.Size, 1))
+		return b.Has(r)
+	}
+	return st.Chunks.Has(r)
+}
+
+func withFd(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}
