@@ -3,10 +3,12 @@ package store
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"os"
+	"strconv"
 
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"golang.org/x/sys/unix"
@@ -18,23 +20,29 @@ import (
 // on rename, disappears with its last link, and is seen by every node of a
 // shared store.
 //
-// Record layout, version 1 (integers little-endian):
+// Record layout, format version 1. uvarint is encoding/binary's unsigned
+// varint; the CRC is little-endian.
 //
-//	off  size  field
-//	0    1     format version = 1
-//	1    1     map kind: 0 none, 1 inline bitmap, 2 in the MapStore (catalog)
-//	2    2     ETag length E (bytes)
-//	4    4     HSM flags (internal/hsm Flags)
-//	8    8     size of the object the stub was made from
-//	16   8     content version (hsm.Version), bumped by local modifications
-//	24   8     chunk size in bytes (0 when the file has no chunk map)
-//	32   E     ETag, verbatim (quotes included)
-//	     kind 1: 4 bytes bitmap length L, then L bytes (Bitmap.Bytes)
-//	     kind 2: 16 bytes MapID
-//	     4     CRC-32C (Castagnoli) of everything before it
+//	u8       format version = 1
+//	u8       kinds: bits 0-1 chunk map kind, bits 2-3 ETag encoding
+//	uvarint  HSM flags (internal/hsm Flags)
+//	uvarint  size of the object the stub was made from
+//	uvarint  content version (hsm.Version), bumped by local modifications
+//	uvarint  chunk size in bytes            (map kinds 1 and 2 only)
+//	ETag     encoding 0: uvarint length, bytes verbatim
+//	         encoding 1: `"<32 hex>"` (single-part MD5) as 16 bytes
+//	         encoding 2: `"<32 hex>-<N>"` (multipart) as 16 bytes, uvarint N
+//	map      kind 0: nothing
+//	         kind 1: uvarint length L, L bytes of Bitmap.Bytes (inline)
+//	         kind 2: 16-byte MapID (the map is in the MapStore, the catalog)
+//	u32      CRC-32C (Castagnoli) of everything before it
 //
-// Map kind 0 means "no chunk is local" for a released file and "every byte
-// is local" otherwise: a fresh stub and a fully fetched file carry no map.
+// Map kind 0 means "no chunk map": every byte is local (a file that is not
+// released). A released file always has kind 1 or 2, since its map carries
+// the chunk size. The record is kept small on purpose: ext4 stores an
+// inode's xattrs inside a 256-byte inode only up to about 90 bytes in all;
+// beyond that it allocates a block, and a stub would no longer be free of
+// blocks. A fresh stub of a 1 GiB object with an MD5 ETag is 33 bytes.
 //
 // Symlinks carry no state: Linux refuses user.* attributes on symlinks
 // (EPERM), so state operations on a symlink fail with ErrSymlinkState. A
@@ -46,7 +54,9 @@ const (
 	mapNone      = 0
 	mapInline    = 1
 	mapExternal  = 2
-	headerLen    = 32
+	etagRaw      = 0
+	etagMD5      = 1
+	etagMultiMD5 = 2
 	maxETagLen   = 1024
 )
 
@@ -68,16 +78,45 @@ type State struct {
 	Size    int64       // size of the object the stub came from
 	ETag    string      // ETag of that object (If-Match for ranged GETs)
 	Version hsm.Version // content version for export
-	// Chunks is the chunk map of a released file; nil means no chunk is
-	// local (released) or everything is (not released). Its ChunkSize is
-	// persisted.
+	// Chunks is the chunk map of a released file, persisted with its
+	// chunk size; nil for a file whose data is all local. (A released
+	// file read with State.Has and no map counts as wholly missing.)
 	Chunks *Bitmap
 	// MapID is set when the map lives in the store's MapStore.
 	MapID *MapID
 }
 
-// Encode returns the record of st (version 1). A map with more than
-// MaxInlineChunks chunks must have a MapID; it is then not encoded.
+// splitETag recognises the usual S3 ETag shapes so they can be stored in
+// binary: `"<32 lowercase hex>"` and `"<32 lowercase hex>-<N>"`. Anything
+// else (and any shape that would not round-trip exactly) is stored verbatim.
+func splitETag(e string) (enc byte, md5 []byte, parts uint64) {
+	if len(e) < 34 || e[0] != '"' || e[len(e)-1] != '"' {
+		return etagRaw, nil, 0
+	}
+	h := e[1:33]
+	for _, c := range []byte(h) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return etagRaw, nil, 0
+		}
+	}
+	sum, err := hex.DecodeString(h)
+	if err != nil {
+		return etagRaw, nil, 0
+	}
+	switch tail := e[33 : len(e)-1]; {
+	case tail == "":
+		return etagMD5, sum, 0
+	case tail[0] == '-' && len(tail) > 1 && tail[1] != '0':
+		n, err := strconv.ParseUint(tail[1:], 10, 64)
+		if err == nil && strconv.FormatUint(n, 10) == tail[1:] {
+			return etagMultiMD5, sum, n
+		}
+	}
+	return etagRaw, nil, 0
+}
+
+// Encode returns the record of st (format version 1). A map with more than
+// MaxInlineChunks chunks must have a MapID; its bits are then not encoded.
 func (st *State) Encode() ([]byte, error) {
 	if len(st.ETag) > maxETagLen {
 		return nil, fmt.Errorf("ETag of %d bytes; at most %d", len(st.ETag), maxETagLen)
@@ -85,30 +124,48 @@ func (st *State) Encode() ([]byte, error) {
 	if st.Size < 0 {
 		return nil, fmt.Errorf("negative size %d", st.Size)
 	}
-	buf := make([]byte, headerLen, headerLen+len(st.ETag)+64)
-	buf[0] = stateVersion
-	binary.LittleEndian.PutUint16(buf[2:], uint16(len(st.ETag)))
-	binary.LittleEndian.PutUint32(buf[4:], uint32(st.Flags))
-	binary.LittleEndian.PutUint64(buf[8:], uint64(st.Size))
-	binary.LittleEndian.PutUint64(buf[16:], uint64(st.Version))
-	buf = append(buf, st.ETag...)
+	var mapKind byte
 	switch {
 	case st.MapID != nil:
 		if st.Chunks == nil {
 			return nil, errors.New("external chunk map without its chunk size")
 		}
-		buf[1] = mapExternal
-		binary.LittleEndian.PutUint64(buf[24:], uint64(st.Chunks.ChunkSize()))
-		buf = append(buf, st.MapID[:]...)
+		mapKind = mapExternal
 	case st.Chunks != nil:
 		if st.Chunks.Len() > MaxInlineChunks {
 			return nil, fmt.Errorf("%d chunks: %w", st.Chunks.Len(), ErrMapTooLarge)
 		}
-		buf[1] = mapInline
-		binary.LittleEndian.PutUint64(buf[24:], uint64(st.Chunks.ChunkSize()))
+		mapKind = mapInline
+	}
+	if st.Chunks != nil && st.Chunks.Size() != st.Size {
+		return nil, fmt.Errorf("chunk map of a %d-byte file in the state of a %d-byte file", st.Chunks.Size(), st.Size)
+	}
+	enc, md5, parts := splitETag(st.ETag)
+	buf := make([]byte, 2, 48+len(st.ETag))
+	buf[0], buf[1] = stateVersion, mapKind|enc<<2
+	buf = binary.AppendUvarint(buf, uint64(st.Flags))
+	buf = binary.AppendUvarint(buf, uint64(st.Size))
+	buf = binary.AppendUvarint(buf, uint64(st.Version))
+	if mapKind != mapNone {
+		buf = binary.AppendUvarint(buf, uint64(st.Chunks.ChunkSize()))
+	}
+	switch enc {
+	case etagRaw:
+		buf = binary.AppendUvarint(buf, uint64(len(st.ETag)))
+		buf = append(buf, st.ETag...)
+	case etagMD5:
+		buf = append(buf, md5...)
+	case etagMultiMD5:
+		buf = append(buf, md5...)
+		buf = binary.AppendUvarint(buf, parts)
+	}
+	switch mapKind {
+	case mapInline:
 		p := st.Chunks.Bytes()
-		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(p)))
+		buf = binary.AppendUvarint(buf, uint64(len(p)))
 		buf = append(buf, p...)
+	case mapExternal:
+		buf = append(buf, st.MapID[:]...)
 	}
 	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli)), nil
 }
@@ -124,38 +181,75 @@ func DecodeState(p []byte) (State, error) {
 	if p[0] != stateVersion {
 		return bad(fmt.Sprintf("unknown format version %d (this ferry reads %d)", p[0], stateVersion))
 	}
-	if len(p) < headerLen+4 {
+	if len(p) < 2+3+4 {
 		return bad("short record")
 	}
 	body, sum := p[:len(p)-4], binary.LittleEndian.Uint32(p[len(p)-4:])
 	if crc32.Checksum(body, castagnoli) != sum {
 		return bad("checksum mismatch")
 	}
-	kind := body[1]
-	elen := int(binary.LittleEndian.Uint16(body[2:]))
-	st.Flags = hsm.Flags(binary.LittleEndian.Uint32(body[4:]))
-	size := binary.LittleEndian.Uint64(body[8:])
-	st.Version = hsm.Version(binary.LittleEndian.Uint64(body[16:]))
-	chunk := binary.LittleEndian.Uint64(body[24:])
-	if size > 1<<62 || chunk > 1<<62 {
-		return bad("size out of range")
+	mapKind, enc := body[1]&3, body[1]>>2
+	if body[1]>>4 != 0 {
+		return bad("unknown kind bits")
 	}
-	st.Size = int64(size)
-	rest := body[headerLen:]
-	if len(rest) < elen {
-		return bad("short ETag")
+	rest := body[2:]
+	uv := func(what string, limit uint64) (uint64, error) {
+		v, n := binary.Uvarint(rest)
+		if n <= 0 || v > limit {
+			return 0, fmt.Errorf("%s", what)
+		}
+		rest = rest[n:]
+		return v, nil
 	}
-	st.ETag, rest = string(rest[:elen]), rest[elen:]
-	switch kind {
+	flags, err := uv("flags", 1<<32-1)
+	if err != nil {
+		return bad(err.Error())
+	}
+	size, err := uv("size", 1<<62)
+	if err != nil {
+		return bad(err.Error())
+	}
+	version, err := uv("version", 1<<64-1)
+	if err != nil {
+		return bad(err.Error())
+	}
+	st.Flags, st.Size, st.Version = hsm.Flags(flags), int64(size), hsm.Version(version)
+	var chunk uint64
+	if mapKind != mapNone {
+		if chunk, err = uv("chunk size", 1<<62); err != nil || chunk == 0 {
+			return bad("chunk size")
+		}
+	}
+	switch enc {
+	case etagRaw:
+		n, err := uv("ETag length", maxETagLen)
+		if err != nil || uint64(len(rest)) < n {
+			return bad("ETag")
+		}
+		st.ETag, rest = string(rest[:n]), rest[n:]
+	case etagMD5, etagMultiMD5:
+		if len(rest) < 16 {
+			return bad("ETag")
+		}
+		st.ETag = `"` + hex.EncodeToString(rest[:16])
+		rest = rest[16:]
+		if enc == etagMultiMD5 {
+			n, err := uv("ETag parts", 1<<64-1)
+			if err != nil || n == 0 {
+				return bad("ETag parts")
+			}
+			st.ETag += "-" + strconv.FormatUint(n, 10)
+		}
+		st.ETag += `"`
+	default:
+		return bad(fmt.Sprintf("unknown ETag encoding %d", enc))
+	}
+	switch mapKind {
 	case mapNone:
 	case mapInline:
-		if len(rest) < 4 || chunk == 0 {
-			return bad("inline map header")
-		}
-		n := int(binary.LittleEndian.Uint32(rest))
-		rest = rest[4:]
-		if len(rest) < n {
-			return bad("short inline map")
+		n, err := uv("inline map length", MaxInlineChunks/8)
+		if err != nil || uint64(len(rest)) < n {
+			return bad("inline map")
 		}
 		b, err := BitmapFromBytes(st.Size, int64(chunk), rest[:n])
 		if err != nil {
@@ -163,7 +257,7 @@ func DecodeState(p []byte) (State, error) {
 		}
 		st.Chunks, rest = b, rest[n:]
 	case mapExternal:
-		if len(rest) < len(MapID{}) || chunk == 0 {
+		if len(rest) < len(MapID{}) {
 			return bad("external map id")
 		}
 		var id MapID
@@ -175,7 +269,7 @@ func DecodeState(p []byte) (State, error) {
 		}
 		st.Chunks, st.MapID = b, &id
 	default:
-		return bad(fmt.Sprintf("unknown map kind %d", kind))
+		return bad(fmt.Sprintf("unknown map kind %d", mapKind))
 	}
 	if len(rest) != 0 {
 		return bad("trailing bytes")

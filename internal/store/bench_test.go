@@ -1,0 +1,116 @@
+package store
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Cost of one state read and one state write (getxattr/setxattr plus
+// encoding) on a 1 GiB stub with 1 MiB chunks, half of them local.
+func BenchmarkStateXattr(b *testing.B) {
+	s, _ := newStore(b)
+	if err := s.CreateStub("f", testStub(gib, mib)); err != nil {
+		b.Fatal(err)
+	}
+	f, err := s.OpenFile("f", unix.O_RDWR, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := s.FileState(f)
+	for i := int64(0); i < 1024; i += 2 {
+		st.Chunks.MarkChunks(i, i+1)
+	}
+	if err := s.SetFileState(f, st); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("GetFd", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.FileState(f); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("SetFd", func(b *testing.B) {
+		for b.Loop() {
+			if err := s.SetFileState(f, st); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("GetPath", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.GetState("f"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("UpdateFd", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.UpdateFileState(f, func(st *State) error { st.Version++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// Mark and Has on the map of a 1 GiB file in 1 MiB chunks.
+func BenchmarkBitmap1GiB(b *testing.B) {
+	b.Run("Mark1Chunk", func(b *testing.B) {
+		m := mustBitmap(b, gib, mib)
+		i := int64(0)
+		for b.Loop() {
+			m.Mark(Range{(i % 1024) * mib, mib})
+			i++
+		}
+	})
+	b.Run("MarkAll", func(b *testing.B) {
+		for b.Loop() {
+			m := mustBitmap(b, gib, mib)
+			m.Mark(Range{0, gib})
+		}
+	})
+	b.Run("Has1MiBRead", func(b *testing.B) {
+		m := mustBitmap(b, gib, mib)
+		m.Mark(Range{0, gib / 2})
+		i := int64(0)
+		for b.Loop() {
+			m.Has(Range{(i % 1024) * mib, 128 * kib})
+			i++
+		}
+	})
+	b.Run("HasWholeFileHalfLocal", func(b *testing.B) {
+		m := mustBitmap(b, gib, mib)
+		for i := int64(0); i < 1024; i += 2 {
+			m.MarkChunks(i, i+1)
+		}
+		for b.Loop() {
+			if len(m.Has(Range{0, gib})) != 512 {
+				b.Fatal("wrong")
+			}
+		}
+	})
+	b.Run("HasWholeFileComplete", func(b *testing.B) {
+		m := mustBitmap(b, gib, mib)
+		m.Mark(Range{0, gib})
+		for b.Loop() {
+			if m.Has(Range{0, gib}) != nil {
+				b.Fatal("wrong")
+			}
+		}
+	})
+	b.Run("EncodeDecode", func(b *testing.B) {
+		m := mustBitmap(b, gib, mib)
+		for i := int64(0); i < 1024; i += 3 {
+			m.MarkChunks(i, i+1)
+		}
+		st := State{Flags: importedFlags, Size: gib, ETag: `"x"`, Chunks: m}
+		for b.Loop() {
+			p, _ := st.Encode()
+			if _, err := DecodeState(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
