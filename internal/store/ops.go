@@ -58,9 +58,6 @@ func (s *Store) Mkdir(rel string, mode uint32) error {
 // ENOTDIR / EEXIST as mkdir -p answers.
 func (s *Store) MkdirAll(rel string, mode uint32) error {
 	if _, _, err := validate(rel, true); err != nil {
-		if rel == "." {
-			return nil
-		}
 		return pathErr("mkdir", rel, err)
 	}
 	if rel == "." {

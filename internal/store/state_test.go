@@ -211,6 +211,20 @@ func TestStateEncoding(t *testing.T) {
 			}
 		}
 	}
+	md5 := "9b2cf535f27731c974343645a3985328"
+	for _, etag := range []string{"", "x", `"` + md5 + `"`, `"` + md5 + `-12"`, `"` + md5 + `-1"`,
+		`"` + strings.ToUpper(md5) + `"`, `"` + md5 + `-0"`, `"` + md5 + `-012"`, `"` + md5 + `-"`, `"` + md5 + `-x"`,
+		`W/"` + md5 + `"`, md5, `"` + md5 + `-99999999999999999999999"`, `"` + md5[:31] + `"`, `"` + md5 + `0"`} {
+		st := State{Flags: importedFlags, Size: 5, ETag: etag, Chunks: mustBitmap(t, 5, 1)}
+		p, err := st.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeState(p)
+		if err != nil || got.ETag != etag {
+			t.Errorf("ETag %q came back as %q, %v", etag, got.ETag, err)
+		}
+	}
 	if p, _ := (&State{Flags: importedFlags, Size: gib, ETag: `"9b2cf535f27731c974343645a3985328"`, Chunks: mustBitmap(t, gib, mib)}).Encode(); len(p) > 40 {
 		t.Errorf("a fresh stub's record is %d bytes; keep it small enough to stay inside the inode", len(p))
 	}

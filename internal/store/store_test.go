@@ -347,6 +347,11 @@ func TestOps(t *testing.T) {
 	if lst.Uid != 42 || lst.Mtim.Nano() != mt.UnixNano() {
 		t.Errorf("symlink attrs: uid %d mtime %d", lst.Uid, lst.Mtim.Nano())
 	}
+	must(s.Chown(".", 7, 8))
+	must(s.Utimes(".", Timespec(mt), Timespec(mt)))
+	if st, _ := s.Lstat("."); st.Uid != 7 || st.Gid != 8 || st.Mtim.Nano() != mt.UnixNano() {
+		t.Errorf("root attrs: uid %d gid %d mtime %d", st.Uid, st.Gid, st.Mtim.Nano())
+	}
 	must(s.Chmod(".", 0o711))
 	if st, _ := s.Lstat("."); st.Mode&0o777 != 0o711 {
 		t.Errorf("root mode %o", st.Mode)
@@ -394,4 +399,31 @@ func TestErrno(t *testing.T) {
 	if _, err := s.Lstat(MetaDir); Errno(err) != unix.ENOENT {
 		t.Fatalf("reserved errno %v", Errno(err))
 	}
+}
+
+// Every path validate accepts is a plain relative path: joined onto a root
+// it cannot leave it.
+func FuzzValidate(f *testing.F) {
+	for _, s := range []string{".", "a", "a/b", "../x", "/a", "a//b", ".ferry/x", "a/.ferry-tmp.1", "a/./b", "a\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rel string) {
+		dir, base, err := validate(rel, false)
+		if err != nil {
+			return
+		}
+		if rel == "." {
+			return
+		}
+		clean := filepath.Clean("/root/" + rel)
+		if clean != "/root/"+rel || strings.HasPrefix(rel, "/") || strings.Contains(rel, "\x00") {
+			t.Fatalf("accepted %q (clean %q)", rel, clean)
+		}
+		if base == "" || strings.Contains(base, "/") || (dir != "." && dir+"/"+base != rel) {
+			t.Fatalf("split %q into %q %q", rel, dir, base)
+		}
+		if Reserved(".", strings.SplitN(rel, "/", 2)[0]) {
+			t.Fatalf("accepted reserved %q", rel)
+		}
+	})
 }
