@@ -145,3 +145,34 @@ func TestAPIError(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeRequest(t *testing.T) {
+	tests := []struct {
+		op, body, want string
+	}{
+		{"UpdateDataRepositoryAssociation", `{"AssociationId":"dra-12345678","FileSystemPath":"/x"}`, "UpdateDataRepositoryAssociation has no member FileSystemPath: the paths of an association cannot change"},
+		{"CreateDataRepositoryAssociation", `{"FileSystemID":"fs-1"}`, "has no member FileSystemID: check the spelling"},
+		{"CreateDataRepositoryAssociation", `{"ImportedFileChunkSize":"big"}`, "member ImportedFileChunkSize must be a JSON number"},
+		{"CreateDataRepositoryAssociation", ``, "the request body is empty"},
+		{"CreateDataRepositoryAssociation", `{} {}`, "data after the JSON object"},
+		{"CreateDataRepositoryAssociation", `{`, "not valid JSON"},
+	}
+	for _, tc := range tests {
+		var v struct {
+			AssociationId         string
+			FileSystemId          string
+			ImportedFileChunkSize *int32
+		}
+		err := DecodeRequest(tc.op, strings.NewReader(tc.body), &v)
+		if err == nil || !IsCode(err, CodeBadRequest) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("DecodeRequest(%s) = %v, want BadRequest containing %q", tc.body, err, tc.want)
+		}
+	}
+	var ok CreateDataRepositoryAssociationRequest
+	if err := DecodeRequest("CreateDataRepositoryAssociation", strings.NewReader(`{"FileSystemId":"fs-0123456789abcdef0","DataRepositoryPath":"s3://b/p","S3":{"AutoImportPolicy":{"Events":["NEW"]}}}`), &ok); err != nil {
+		t.Fatal(err)
+	}
+	if string(EncodeError(Errorf(CodeFileSystemNotFound, "x"))) != `{"__type":"FileSystemNotFound","Message":"x"}` {
+		t.Error("EncodeError")
+	}
+}
