@@ -198,7 +198,11 @@ type StubCheck struct {
 //     again) and its map emptied, so every read fetches from the repository.
 func (s *Store) CheckStub(rel string, repair bool) (StubCheck, error) {
 	var c StubCheck
-	f, err := s.OpenFile(rel, unix.O_RDWR|unix.O_NONBLOCK, 0)
+	mode := unix.O_RDONLY
+	if repair {
+		mode = unix.O_RDWR
+	}
+	f, err := s.OpenFile(rel, mode|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return c, err
 	}

@@ -504,8 +504,14 @@ func (s *Store) UpdateFileState(f *os.File, fn func(*State) error) (State, error
 
 // BumpVersion records a local modification of an open file: the content
 // version goes up by one and hsm.LocalWrite applies to the flags (a released
-// file is refused). The mount calls it before the first write after an open
-// or an export, and the exporter compares versions around an upload.
+// file is refused). The exporter compares versions around an upload, so
+// every modification after an exporter read the version must bump it: the
+// mount calls BumpVersion before the first write after an open and again
+// before the first write after each such read (its per-file object keeps a
+// "bumped" bit the exporter clears). The xattr is not fsynced here; the
+// user's fsync of the file makes it durable with the data (ext4 and XFS
+// journal an inode's xattrs with it), and the export journal entry written
+// at close/fsync is the durable record invariant 1 relies on.
 func (s *Store) BumpVersion(f *os.File) (State, error) {
 	return s.UpdateFileState(f, func(st *State) error {
 		g, err := hsm.LocalWrite(f.Name(), st.Flags)

@@ -427,3 +427,19 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+func TestOpenRefusesSymlinkedMetaDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Symlink("/tmp", dir+"/"+MetaDir); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(dir); err == nil {
+		s.Close()
+		t.Fatal("opened a store whose metadata folder is a symlink")
+	} else if !errors.Is(err, unix.ENOTDIR) {
+		t.Fatalf("error %v; want ENOTDIR", err)
+	}
+	if _, err := Open(dir + "/missing"); !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("missing root: %v", err)
+	}
+}
