@@ -47,7 +47,10 @@ type DownloadInput struct {
 // before the rename: the length of every response and of the whole; the MD5
 // when the ETag is a plain MD5 (single-part upload, no SSE-KMS/SSE-C); a
 // checksum the server sends with a whole-object GET (verified by the SDK).
-// The file's atime and mtime are set to LastModified in whole seconds.
+// The file's atime and mtime are set to LastModified as the listing gives
+// it: whole seconds from AWS, milliseconds from MinIO. (aws truncates to
+// seconds, which against MinIO makes --exact-timestamps download every file
+// again; keeping the listed time makes a re-sync a no-op everywhere.)
 func (e *Engine) Download(ctx context.Context, in DownloadInput, progress ProgressFunc) (err error) {
 	where := loc(in.Bucket, in.Key)
 	if in.Object.Size < 0 {
@@ -91,7 +94,6 @@ func (e *Engine) Download(ctx context.Context, in DownloadInput, progress Progre
 		mtime = info.lastModified
 	}
 	if !mtime.IsZero() {
-		mtime = mtime.Truncate(time.Second)
 		if err := os.Chtimes(tmp, mtime, mtime); err != nil {
 			return fmt.Errorf("download %s: %w", where, err)
 		}
