@@ -1,0 +1,216 @@
+// Package fusefs is the FUSE face of a ferry file system: go-fuse nodes
+// (github.com/hanwen/go-fuse/v2/fs) that show the store directory and pass
+// every operation through internal/store.
+//
+// # Thin nodes
+//
+// A node keeps no copy of anything: each operation is one call into the
+// store (a lookup, an openat2-confined open, a rename…) and a translation of
+// the store's error into an errno with store.Errno. The node's path is
+// computed from go-fuse's inode tree at the time of the call. File handles
+// hold the descriptor the store opened; reads and writes go to it. Nothing
+// here talks to S3: the importer and exporter (later increments) sit behind
+// the store and are reached through it.
+//
+// # What the mount shows
+//
+// Everything in the store except its metadata folder store.MetaDir and
+// temporary stub files (store.TempPrefix): the store hides them, so a lookup
+// answers ENOENT, a readdir skips them and creating such a name answers
+// EPERM. Symlinks are shown as they are: the daemon stores and returns
+// their targets verbatim and never follows one (the store resolves every
+// path with RESOLVE_NO_SYMLINKS); a process that follows a symlink in the
+// mount does so in its own kernel, against its own view of the file system,
+// with its own permissions — exactly as with a symlink on a local disk.
+//
+// # Options (see MountOptions)
+//
+//   - Entry, attribute and negative-lookup timeouts default to 1 s: changes
+//     made through this mount are seen at once (the kernel updates its own
+//     caches), changes made behind it (another node of a shared store, a
+//     user working in the store directory directly) within a second, and
+//     repeated lookups of missing names (PATH and Python import searches)
+//     do not all reach the daemon. The importer, which changes the store
+//     from inside the daemon, will notify the kernel explicitly.
+//   - default_permissions always: the kernel checks permission bits against
+//     the attributes the store reports, so the daemon never has to (and a
+//     daemon running as root does not grant root's rights to its callers).
+//   - allow_other when the daemon runs as root (HPC nodes mount once for
+//     every user; default_permissions makes that safe); not otherwise, since
+//     fusermount3 refuses it unless /etc/fuse.conf has user_allow_other.
+//   - MaxWrite 1 MiB (the kernel's default fuse max_pages_limit), readahead
+//     up to 1 MiB, 64 background requests, readdirplus on (ls -l and find
+//     get attributes with the names), atomic O_TRUNC (the daemon sees the
+//     truncation in the open, which the importer needs to skip restoring a
+//     released file that is about to be emptied), extended attributes off
+//     (the kernel stops asking; the store's user.ferry.* state must not be
+//     visible or writable through the mount, and user xattrs are a later
+//     increment).
+//
+// # Passthrough
+//
+// With Linux ≥ 6.9 and a daemon with CAP_SYS_ADMIN, a file that is wholly
+// local (no state, or a state without the released flag) is opened in FUSE
+// passthrough mode: the kernel reads and writes the store file directly and
+// the daemon sees only open, flush, fsync and release. The kernel requires
+// all opens of one inode to agree on the mode while any is open, and go-fuse
+// registers one backing descriptor per inode (the first opener's), so a node
+// counts its opens and picks the mode at the first; the first passthrough
+// open uses a read-write descriptor when it can so later writers share it.
+// A released file is never passthrough: its reads must wait for data.
+package fusefs
+
+import (
+	"fmt"
+	"log"
+	"log/slog"
+	"math/bits"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+// Options configure a mount.
+type Options struct {
+	// EntryTimeout, AttrTimeout and NegativeTimeout are the kernel's cache
+	// lifetimes for names, attributes and failed lookups (default 1 s each;
+	// a negative value means 0).
+	EntryTimeout, AttrTimeout, NegativeTimeout time.Duration
+	// NoPassthrough disables FUSE passthrough even where the kernel offers it.
+	NoPassthrough bool
+	// Debug logs every FUSE request and reply to Logger.
+	Debug bool
+	// Logger receives the debug log and diagnostics (default: discard).
+	Logger *slog.Logger
+	// FsName is the "Filesystem" column of df (default: the store's root).
+	FsName string
+}
+
+// Name is the subtype of every ferry mount: mounts show as type "fuse.ferry"
+// in /proc/self/mountinfo, which is how `ferry umount` recognises them.
+const Name = "ferry"
+
+// MaxWrite is the largest read or write request the kernel sends.
+const MaxWrite = 1 << 20
+
+// Stats counts requests the daemon served itself; reads and writes of files
+// in passthrough mode never reach it.
+type Stats struct {
+	Opens, PassthroughOpens, Reads, Writes atomic.Uint64
+}
+
+// FS is a mounted (or mountable) view of one store.
+type FS struct {
+	store       *store.Store
+	rootDev     uint64
+	owner       bool // running as root: new names get the caller's owner
+	egid        uint32
+	passthrough bool
+	log         *slog.Logger
+	Stats       Stats
+}
+
+// New returns the file system for st. Its root node is Root.
+func New(st *store.Store, opt Options) (*FS, error) {
+	root, err := st.Lstat(".")
+	if err != nil {
+		return nil, err
+	}
+	lg := opt.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	return &FS{
+		store:       st,
+		rootDev:     root.Dev,
+		owner:       os.Geteuid() == 0,
+		egid:        uint32(os.Getegid()),
+		passthrough: !opt.NoPassthrough,
+		log:         lg,
+	}, nil
+}
+
+// Root returns a new root node for a mount.
+func (f *FS) Root() *Node { return &Node{fsys: f} }
+
+// stable returns the identity go-fuse gives the kernel for st: the store's
+// inode number (mixed with the device for the rare subtree on another file
+// system), so `ls -i` and hard links behave as on the store.
+func (f *FS) stable(st *unix.Stat_t) fs.StableAttr {
+	ino := st.Ino
+	if d := st.Dev; d != f.rootDev {
+		ino ^= bits.RotateLeft64(d^f.rootDev, 32)
+	}
+	return fs.StableAttr{Mode: st.Mode & unix.S_IFMT, Ino: ino, Gen: 1}
+}
+
+// MountOptions returns the go-fuse options ferry mounts with (see the
+// package comment for why each is chosen).
+func MountOptions(st *store.Store, opt Options) *fs.Options {
+	timeout := func(d time.Duration) *time.Duration {
+		if d == 0 {
+			d = time.Second
+		}
+		if d < 0 {
+			d = 0
+		}
+		return &d
+	}
+	name := opt.FsName
+	if name == "" {
+		name = st.Root()
+	}
+	o := &fs.Options{
+		EntryTimeout:    timeout(opt.EntryTimeout),
+		AttrTimeout:     timeout(opt.AttrTimeout),
+		NegativeTimeout: timeout(opt.NegativeTimeout),
+		MountOptions: fuse.MountOptions{
+			FsName:            name,
+			Name:              Name,
+			Options:           []string{"default_permissions"},
+			AllowOther:        os.Geteuid() == 0,
+			DirectMount:       os.Geteuid() == 0, // mount(2) itself; fusermount3 only as fallback
+			MaxWrite:          MaxWrite,
+			MaxReadAhead:      MaxWrite,
+			MaxBackground:     64,
+			DisableXAttrs:     true,
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+			Debug:             opt.Debug,
+		},
+	}
+	if opt.Logger != nil {
+		o.Logger = slog.NewLogLogger(opt.Logger.Handler(), slog.LevelDebug)
+		o.MountOptions.Logger = o.Logger
+	} else {
+		o.MountOptions.Logger = log.New(os.Stderr, "fuse: ", 0)
+	}
+	return o
+}
+
+// Mount mounts st on mountpoint and serves it until the mount goes away
+// (server.Wait returns then). The caller must have set its umask to 0: the
+// kernel has already applied the caller's umask to every mode it sends.
+func Mount(mountpoint string, st *store.Store, opt Options) (*fuse.Server, *FS, error) {
+	fsys, err := New(st, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	rootSt, err := st.Lstat(".")
+	if err != nil {
+		return nil, nil, err
+	}
+	o := MountOptions(st, opt)
+	rootAttr := fsys.stable(&rootSt)
+	o.RootStableAttr = &rootAttr
+	server, err := fs.Mount(mountpoint, fsys.Root(), o)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mount %s on %s: %w", st.Root(), mountpoint, err)
+	}
+	return server, fsys, nil
+}

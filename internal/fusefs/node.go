@@ -1,0 +1,367 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+// Node is a file, directory or symlink of the store.
+type Node struct {
+	fs.Inode
+	fsys *FS
+
+	// Open-mode bookkeeping for passthrough (see the package comment).
+	mu      sync.Mutex
+	opens   int  // open file handles
+	pt      bool // they are in passthrough mode
+	ptWrite bool // the backing descriptor is writable
+}
+
+var (
+	_ fs.NodeLookuper       = (*Node)(nil)
+	_ fs.NodeGetattrer      = (*Node)(nil)
+	_ fs.NodeSetattrer      = (*Node)(nil)
+	_ fs.NodeOpener         = (*Node)(nil)
+	_ fs.NodeCreater        = (*Node)(nil)
+	_ fs.NodeMkdirer        = (*Node)(nil)
+	_ fs.NodeUnlinker       = (*Node)(nil)
+	_ fs.NodeRmdirer        = (*Node)(nil)
+	_ fs.NodeRenamer        = (*Node)(nil)
+	_ fs.NodeSymlinker      = (*Node)(nil)
+	_ fs.NodeReadlinker     = (*Node)(nil)
+	_ fs.NodeLinker         = (*Node)(nil)
+	_ fs.NodeStatfser       = (*Node)(nil)
+	_ fs.NodeOpendirHandler = (*Node)(nil)
+)
+
+// errno translates a store error into what FUSE answers.
+func errno(err error) syscall.Errno { return store.Errno(err) }
+
+// rel is the node's path relative to the store root ("." for the root).
+func (n *Node) rel() string {
+	p := n.Path(n.Root())
+	if p == "" {
+		return "."
+	}
+	return p
+}
+
+// child is the relative path of name in directory n.
+func (n *Node) child(name string) string {
+	if p := n.Path(n.Root()); p != "" {
+		return p + "/" + name
+	}
+	return name
+}
+
+// newChild makes the inode for st, a new or looked-up child of n.
+func (n *Node) newChild(ctx context.Context, st *unix.Stat_t, out *fuse.EntryOut) *fs.Inode {
+	n.fsys.setAttr(&out.Attr, st)
+	return n.NewInode(ctx, &Node{fsys: n.fsys}, n.fsys.stable(st))
+}
+
+func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	st, err := n.fsys.store.Lookup(n.child(name))
+	if err != nil {
+		return nil, errno(err)
+	}
+	return n.newChild(ctx, &st, out), 0
+}
+
+func (n *Node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+	if h := asFile(f); h != nil {
+		return h.getattr(out)
+	}
+	st, err := n.fsys.store.Lstat(n.rel())
+	if err != nil {
+		return errno(err)
+	}
+	n.fsys.setAttr(&out.Attr, &st)
+	return 0
+}
+
+// Setattr applies chmod, chown, truncate and utimes in that order (a
+// truncate before the times, so an explicit mtime is not overwritten by it).
+// A size change on an open file goes to its descriptor, everything else to
+// the store by path.
+func (n *Node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	s, rel := n.fsys.store, n.rel()
+	if m, ok := in.GetMode(); ok {
+		if err := s.Chmod(rel, m); err != nil {
+			return errno(err)
+		}
+	}
+	uid, uok := in.GetUID()
+	gid, gok := in.GetGID()
+	if uok || gok {
+		u, g := -1, -1
+		if uok {
+			u = int(uid)
+		}
+		if gok {
+			g = int(gid)
+		}
+		if err := s.Chown(rel, u, g); err != nil {
+			return errno(err)
+		}
+	}
+	if size, ok := in.GetSize(); ok {
+		if h := asFile(f); h != nil {
+			if err := unix.Ftruncate(h.fd, int64(size)); err != nil {
+				return errno(err)
+			}
+		} else if err := s.Truncate(rel, int64(size)); err != nil {
+			return errno(err)
+		}
+	}
+	if in.Valid&(fuse.FATTR_ATIME|fuse.FATTR_MTIME) != 0 {
+		at, mt := store.UtimeOmit, store.UtimeOmit
+		switch {
+		case in.Valid&fuse.FATTR_ATIME_NOW != 0:
+			at = store.UtimeNow
+		case in.Valid&fuse.FATTR_ATIME != 0:
+			at = unix.Timespec{Sec: int64(in.Atime), Nsec: int64(in.Atimensec)}
+		}
+		switch {
+		case in.Valid&fuse.FATTR_MTIME_NOW != 0:
+			mt = store.UtimeNow
+		case in.Valid&fuse.FATTR_MTIME != 0:
+			mt = unix.Timespec{Sec: int64(in.Mtime), Nsec: int64(in.Mtimensec)}
+		}
+		if err := s.Utimes(rel, at, mt); err != nil {
+			return errno(err)
+		}
+	}
+	return n.Getattr(ctx, f, out)
+}
+
+// own gives rel, just created by the daemon, to the caller when the daemon
+// runs as root (the kernel checks permissions against owners, so a file
+// must belong to whoever made it). The group is the caller's unless the
+// directory is set-group-ID, where the file system already gave it the
+// directory's group.
+func (n *Node) own(ctx context.Context, rel string, st *unix.Stat_t) error {
+	if !n.fsys.owner {
+		return nil
+	}
+	c, ok := fuse.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	gid := int(c.Gid)
+	if st.Gid != n.fsys.egid {
+		gid = -1 // inherited from a set-group-ID directory
+	}
+	if err := n.fsys.store.Chown(rel, int(c.Uid), gid); err != nil {
+		return err
+	}
+	st.Uid = c.Uid
+	if gid >= 0 {
+		st.Gid = uint32(gid)
+	}
+	return nil
+}
+
+// made finishes an operation that created rel: ownership, attributes, inode.
+// If rel cannot be given to the caller it is removed again with undo.
+func (n *Node) made(ctx context.Context, rel string, out *fuse.EntryOut, undo func(string) error) (*fs.Inode, syscall.Errno) {
+	st, err := n.fsys.store.Lstat(rel)
+	if err == nil {
+		err = n.own(ctx, rel, &st)
+	}
+	if err != nil {
+		if undo != nil {
+			_ = undo(rel)
+		}
+		return nil, errno(err)
+	}
+	return n.newChild(ctx, &st, out), 0
+}
+
+func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	rel := n.child(name)
+	if err := n.fsys.store.Mkdir(rel, mode&0o7777); err != nil {
+		return nil, errno(err)
+	}
+	return n.made(ctx, rel, out, n.fsys.store.Rmdir)
+}
+
+func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	rel := n.child(name)
+	if err := n.fsys.store.Symlink(target, rel); err != nil {
+		return nil, errno(err)
+	}
+	return n.made(ctx, rel, out, n.fsys.store.Unlink)
+}
+
+func (n *Node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	t, ok := target.(*Node)
+	if !ok || t.fsys != n.fsys {
+		return nil, syscall.EXDEV
+	}
+	rel := n.child(name)
+	if err := n.fsys.store.Link(t.rel(), rel); err != nil {
+		return nil, errno(err)
+	}
+	st, err := n.fsys.store.Lstat(rel)
+	if err != nil {
+		return nil, errno(err)
+	}
+	return n.newChild(ctx, &st, out), 0
+}
+
+func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
+	t, err := n.fsys.store.Readlink(n.rel())
+	if err != nil {
+		return nil, errno(err)
+	}
+	return []byte(t), 0
+}
+
+func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
+	return errno(n.fsys.store.Unlink(n.child(name)))
+}
+
+func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	return errno(n.fsys.store.Rmdir(n.child(name)))
+}
+
+// Rename passes renameat2 flags (RENAME_NOREPLACE, RENAME_EXCHANGE) through.
+func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	p, ok := newParent.(*Node)
+	if !ok || p.fsys != n.fsys {
+		return syscall.EXDEV
+	}
+	return errno(n.fsys.store.Rename(n.child(name), p.child(newName), uint(flags)))
+}
+
+func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
+	st, err := n.fsys.store.Statfs()
+	if err != nil {
+		return errno(err)
+	}
+	setStatfs(out, &st)
+	return 0
+}
+
+// openFlags are the open(2) flags the store open gets for a FUSE open:
+// O_APPEND is dropped because the kernel sends every write with its offset
+// (pwrite on an O_APPEND descriptor would ignore it), FMODE_EXEC is not an
+// open flag, O_DIRECT is the kernel's business (the daemon's descriptor
+// stays buffered: go-fuse's buffers meet no alignment rule), and creation
+// flags are the caller's to add.
+func openFlags(flags uint32) int {
+	return int(flags) &^ (unix.O_APPEND | fuse.FMODE_EXEC | unix.O_DIRECT | unix.O_CREAT | unix.O_EXCL | unix.O_NOCTTY)
+}
+
+// wantsWrite says whether open flags allow writing.
+func wantsWrite(flags int) bool { return flags&unix.O_ACCMODE != unix.O_RDONLY }
+
+// local reports whether every byte of open file f is in the store, which
+// makes it fit for passthrough. A file with an unreadable state is treated
+// as not local (its reads stay in the daemon, where they can fail loudly).
+func (n *Node) local(f *os.File) bool {
+	st, err := n.fsys.store.FileState(f)
+	if errors.Is(err, store.ErrNoState) {
+		return true
+	}
+	return err == nil && !st.Flags.Has(hsm.Released)
+}
+
+func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	s, rel, of := n.fsys.store, n.rel(), openFlags(flags)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.opens > 0 {
+		// The kernel insists every open of the inode uses the mode
+		// of those already open.
+		if n.pt && wantsWrite(of) && !n.ptWrite {
+			return nil, 0, syscall.ETXTBSY
+		}
+		f, err := s.OpenFile(rel, of, 0)
+		if err != nil {
+			return nil, 0, errno(err)
+		}
+		return n.opened(f, n.pt), 0, 0
+	}
+	if !n.fsys.passthrough {
+		f, err := s.OpenFile(rel, of, 0)
+		if err != nil {
+			return nil, 0, errno(err)
+		}
+		return n.opened(f, false), 0, 0
+	}
+	// First open: try a read-write descriptor, which can back every later
+	// passthrough open of the inode, whatever its access mode (the kernel
+	// still enforces the caller's mode on the caller's file).
+	f, err := s.OpenFile(rel, of&^unix.O_ACCMODE|unix.O_RDWR, 0)
+	rw := err == nil
+	if err != nil {
+		if f, err = s.OpenFile(rel, of, 0); err != nil {
+			return nil, 0, errno(err)
+		}
+	}
+	pt := n.local(f)
+	if !pt && rw && of&unix.O_ACCMODE != unix.O_RDWR {
+		// Not passthrough: give the handle exactly the access asked for.
+		f.Close()
+		if f, err = s.OpenFile(rel, of, 0); err != nil {
+			return nil, 0, errno(err)
+		}
+	}
+	n.pt, n.ptWrite = pt, rw
+	return n.opened(f, pt), 0, 0
+}
+
+// Create makes a new regular file. O_EXCL is always added: the kernel only
+// sends CREATE for a name it believes absent, and treats the answer as a
+// file the caller created, skipping its permission check. Opening a file
+// that appeared meanwhile (through the store directory, or another node)
+// would hand the caller a file it may have no right to, so that race
+// answers EEXIST.
+func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	s, rel := n.fsys.store, n.child(name)
+	// Read-write: the descriptor may back passthrough opens (see Open).
+	of := openFlags(flags)&^unix.O_ACCMODE | unix.O_RDWR | unix.O_CREAT | unix.O_EXCL
+	f, err := s.OpenFile(rel, of, mode&0o7777) // openat2 refuses type bits
+	if err != nil {
+		return nil, nil, 0, errno(err)
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(int(f.Fd()), &st)
+	if err == nil {
+		err = n.own(ctx, rel, &st)
+	}
+	if err != nil {
+		f.Close()
+		_ = s.Unlink(rel)
+		return nil, nil, 0, errno(err)
+	}
+	ch := n.newChild(ctx, &st, out)
+	c := ch.Operations().(*Node)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.opens == 0 {
+		c.pt, c.ptWrite = n.fsys.passthrough, true
+	}
+	return ch, c.opened(f, c.pt), 0, 0
+}
+
+func (n *Node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	rel := n.rel()
+	r, err := n.fsys.store.Readdir(rel)
+	if err != nil {
+		return nil, 0, errno(err)
+	}
+	return &dir{fsys: n.fsys, rel: rel, r: r}, 0, 0
+}
