@@ -1,0 +1,407 @@
+// Package catalog owns what ferry must query rather than read from a file's
+// extended attributes (design.md "Where the state lives"): the file system's
+// identity, data repository associations and their ClientRequestTokens, the
+// directories already listed for lazy import, chunk maps too large for an
+// xattr, the export journal, data repository tasks and last-access times for
+// release.
+//
+// It is one interface, Catalog, with one engine per database (the JuiceFS
+// model: pkg/meta with several engines and one shared test suite). Open picks
+// the engine from a catalog URL:
+//
+//	sqlite:///abs/path/catalog.db   SQLite (modernc.org/sqlite, no cgo)
+//	sqlite://relative/catalog.db    SQLite, relative to the working directory
+//	""                              SQLite in <store>/.ferry/catalog.db
+//	postgres://… postgresql://…     PostgreSQL (not yet in this build)
+//
+// Every engine passes catalogtest.Run. Paths kept in the catalog are
+// store-relative in the form internal/store uses ("a/b", "" for the root);
+// a path prefix P selects P itself and everything below P/ ("" selects all).
+//
+// # Durability
+//
+// Writes that acknowledge something to a user — journal appends (a close or
+// fsync returns only after its entry is durable: design.md invariant 1),
+// associations, tokens, tasks, chunk maps, the identity — are durable when
+// the call returns, also across a power cut. Writes that only save work —
+// directories listed, access times — survive a crash of the process but may
+// be lost with the last second of a power cut; losing them costs a second
+// listing or a less exact release order, never data.
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/dra"
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+// Catalog is the metadata interface every engine implements. All methods are
+// safe for concurrent use. Methods taking a context stop waiting when it is
+// done; a write whose context ends while it waits is not acknowledged (it may
+// or may not have been committed).
+type Catalog interface {
+	// FileSystem returns the identity recorded by InitFileSystem, or
+	// ErrNotFound in a catalog never initialised.
+	FileSystem(ctx context.Context) (FileSystemInfo, error)
+	// InitFileSystem records want as the identity if the catalog has none
+	// and returns the identity in force (the existing one when there is).
+	InitFileSystem(ctx context.Context, want FileSystemInfo) (FileSystemInfo, error)
+
+	// CreateAssociation inserts a, and tok (when not nil) in the same
+	// transaction. When tok's (Operation, Token) is already recorded
+	// nothing is inserted and the existing record is returned with
+	// created=false (dra.SaveToken's contract). An id already used is
+	// ErrExists.
+	CreateAssociation(ctx context.Context, a api.DataRepositoryAssociation, tok *dra.TokenRecord) (prev dra.TokenRecord, created bool, err error)
+	// Association returns one association or ErrNotFound.
+	Association(ctx context.Context, id string) (api.DataRepositoryAssociation, error)
+	// Associations returns every association in (CreationTime, id) order
+	// (a file system has at most 8).
+	Associations(ctx context.Context) ([]api.DataRepositoryAssociation, error)
+	// DescribeAssociations answers a parsed describe request with one page
+	// and the cursor of its last item when more follow (q.NextToken makes
+	// the NextToken). Asked for ids, every id must exist, else
+	// DataRepositoryAssociationNotFound.
+	DescribeAssociations(ctx context.Context, q dra.Query) ([]api.DataRepositoryAssociation, *dra.Cursor, error)
+	// UpdateAssociation reads the association, lets fn change it and
+	// writes it back in one transaction (fn must not change its id, file
+	// system id, paths or creation time). An error from fn aborts the
+	// update and is returned as is.
+	UpdateAssociation(ctx context.Context, id string, fn func(*api.DataRepositoryAssociation) error) (api.DataRepositoryAssociation, error)
+	// DeleteAssociation removes the association (ErrNotFound if absent).
+	// Its tokens stay: a replayed create answers with the id, and describe
+	// then says it no longer exists, as FSx does.
+	DeleteAssociation(ctx context.Context, id string) error
+
+	// LookupToken and SaveToken implement dra.TokenStore.
+	dra.TokenStore
+
+	// MarkListed records directories as listed (upsert), in one
+	// transaction.
+	MarkListed(ctx context.Context, dirs ...ListedDir) error
+	// Listed returns the record of a listed directory.
+	Listed(ctx context.Context, path string) (ListedDir, bool, error)
+	// ForgetListed drops the records of prefix and below (re-import,
+	// association deletion) and returns how many there were.
+	ForgetListed(ctx context.Context, prefix string) (int64, error)
+
+	// LoadChunkMap, SaveChunkMap and DeleteChunkMap implement
+	// store.MapStore; a missing map is ErrNotFound, deleting one is
+	// idempotent.
+	store.MapStore
+
+	// Append adds entries to the export journal and returns once they are
+	// durable. Concurrent calls are committed together (group commit: one
+	// transaction and one fsync for all callers waiting). Entries of one
+	// call are applied in order. An entry for a path that already has a
+	// pending entry supersedes it (see MergeKind); the path keeps its
+	// place in the queue and any claim on it.
+	Append(ctx context.Context, entries ...JournalAppend) error
+	// Claim leases up to n ready entries to owner until now+lease: first
+	// entries never tried, oldest enqueued first, then entries whose retry
+	// time or expired lease has come, earliest first. Entries leased to
+	// others are skipped (PostgreSQL: SELECT … FOR UPDATE SKIP LOCKED).
+	Claim(ctx context.Context, owner string, n int, lease time.Duration) ([]JournalEntry, error)
+	// ExtendLease pushes the lease of entries owner still holds to
+	// now+lease and returns how many it still held.
+	ExtendLease(ctx context.Context, owner string, entries []JournalEntry, lease time.Duration) (int, error)
+	// Complete removes e when no newer entry for its path was appended
+	// since e was read (e.Seq is still the path's latest) and reports
+	// removed. Otherwise the entry stays, unleased and ready at once, to
+	// export the newer content.
+	Complete(ctx context.Context, e JournalEntry) (removed bool, err error)
+	// Fail records a failed attempt: the entry is unleased, its Attempts
+	// counted, cause kept (cut to 1024 bytes), and it is not claimed again
+	// before retryAt.
+	Fail(ctx context.Context, e JournalEntry, cause string, retryAt time.Time) error
+	// ReleaseClaims returns every entry leased to owner at once (a daemon
+	// restarting under the same owner name) and says how many.
+	ReleaseClaims(ctx context.Context, owner string) (int64, error)
+	// Depth is the number of pending entries; it does not scan.
+	Depth(ctx context.Context) (int64, error)
+	// OldestAge is how long the oldest pending entry has waited (0 when
+	// none).
+	OldestAge(ctx context.Context) (time.Duration, error)
+	// JournalSeq is the sequence number of the latest append (0 when none
+	// yet). A barrier for "everything closed so far".
+	JournalSeq(ctx context.Context) (int64, error)
+	// PendingCount counts pending entries under prefix that hold content
+	// appended at or before barrier (0 = any): ferry hsm wait PATH waits
+	// until it is 0 for the JournalSeq read when it started.
+	PendingCount(ctx context.Context, prefix string, barrier int64) (int64, error)
+	// Pending lists pending entries under prefix in path order, after the
+	// path after ("" = from the start), at most limit.
+	Pending(ctx context.Context, prefix, after string, limit int) ([]JournalEntry, error)
+
+	// CreateTask inserts t, the associations it works on and tok (when
+	// not nil) in one transaction, as CreateAssociation.
+	CreateTask(ctx context.Context, t api.DataRepositoryTask, associationIDs []string, tok *dra.TokenRecord) (prev dra.TokenRecord, created bool, err error)
+	// Task returns one task, with its counters, or ErrNotFound.
+	Task(ctx context.Context, id string) (api.DataRepositoryTask, error)
+	// UpdateTask reads the task, lets fn change it and writes it back in
+	// one transaction, counters included.
+	UpdateTask(ctx context.Context, id string, fn func(*api.DataRepositoryTask) error) (api.DataRepositoryTask, error)
+	// AddTaskCounts adds d to the task's counters and sets its
+	// LastUpdatedTime, without reading it.
+	AddTaskCounts(ctx context.Context, id string, d TaskCounts) error
+	// TaskAssociations returns the ids of the associations a task works on.
+	TaskAssociations(ctx context.Context, id string) ([]string, error)
+	// DescribeTasks answers a parsed describe request as
+	// DescribeAssociations does (DataRepositoryTaskNotFound for a missing
+	// id).
+	DescribeTasks(ctx context.Context, q dra.Query) ([]api.DataRepositoryTask, *dra.Cursor, error)
+
+	// RecordAccess records access times (each path keeps the latest), in
+	// one transaction: callers batch them.
+	RecordAccess(ctx context.Context, accesses ...Access) error
+	// LeastRecentlyAccessed returns up to limit records in (At, Path)
+	// order, after the record after (nil = from the oldest).
+	LeastRecentlyAccessed(ctx context.Context, after *Access, limit int) ([]Access, error)
+	// ForgetAccess drops the records of paths.
+	ForgetAccess(ctx context.Context, paths ...string) error
+
+	// Close commits appends already accepted and closes the catalog.
+	Close() error
+}
+
+// FileSystemInfo is the identity of the file system a catalog belongs to.
+type FileSystemInfo struct {
+	FileSystemId string // fs- + 17 hex digits
+	CreationTime time.Time
+	StorePath    string // absolute path of the store directory
+}
+
+// ListedDir records that a directory of an association was listed from its
+// repository prefix, so lazy import lists it once.
+type ListedDir struct {
+	Path     string // store-relative directory
+	ListedAt time.Time
+	// Marker is what the next incremental listing needs: the prefix's
+	// ETag or the last key seen (engine-opaque, at most 4096 bytes).
+	Marker string
+}
+
+// Kind is what an export journal entry asks the exporter to do.
+type Kind string
+
+const (
+	KindNew     Kind = "NEW"     // a file, directory or symlink created
+	KindChanged Kind = "CHANGED" // content or metadata changed
+	KindDeleted Kind = "DELETED" // removed (export only with DELETED in the policy)
+	KindRename  Kind = "RENAME"  // moved from OldPath to Path
+)
+
+func (k Kind) valid() bool {
+	switch k {
+	case KindNew, KindChanged, KindDeleted, KindRename:
+		return true
+	}
+	return false
+}
+
+// MergeKind is the kind of a pending entry of kind old superseded by an
+// append of kind new, and the old path it keeps: the newer kind wins, except
+// that a change to a file not yet exported as NEW stays NEW (the object does
+// not exist yet), and a change to a file not yet exported as RENAME stays a
+// RENAME from the same old path (the old key must still go).
+func MergeKind(old Kind, oldPath string, new Kind, newOldPath string) (Kind, string) {
+	switch {
+	case old == KindNew && new == KindChanged:
+		return KindNew, ""
+	case old == KindRename && new == KindChanged:
+		return KindRename, oldPath
+	}
+	return new, newOldPath
+}
+
+// JournalAppend is one entry given to Append.
+type JournalAppend struct {
+	Path    string
+	Kind    Kind
+	OldPath string // RENAME only
+	// Version is the content version the caller exports (for example the
+	// file's change counter); the catalog keeps it for the exporter.
+	Version int64
+}
+
+// JournalEntry is a pending entry of the export journal.
+type JournalEntry struct {
+	Path    string
+	Kind    Kind
+	OldPath string
+	Version int64
+	// Seq is the sequence number of the latest append for the path; every
+	// append gets a new, larger one. Complete compares it.
+	Seq int64
+	// FirstSeq is the sequence number of the oldest append whose content
+	// is not known exported (PendingCount's barrier compares it).
+	FirstSeq   int64
+	EnqueuedAt time.Time // when the path became pending (kept when superseded)
+	UpdatedAt  time.Time // the latest append
+	Attempts   int       // failed attempts so far
+	LastError  string
+	// ReadyAt is when the entry can be claimed: zero when never tried, the
+	// lease expiry while claimed, the retry time after a failure.
+	ReadyAt time.Time
+	Owner   string // the claim's owner, "" when unclaimed
+}
+
+// TaskCounts are increments of a task's counters.
+type TaskCounts struct {
+	Total, Succeeded, Failed, ReleasedBytes int64
+}
+
+// Access is the last access of a file, for release candidates.
+type Access struct {
+	Path string
+	At   time.Time
+}
+
+// Options tune an engine. The zero value is fine.
+type Options struct {
+	// StoreRoot is the store directory, for the default catalog URL.
+	StoreRoot string
+	// Now replaces time.Now (tests).
+	Now func() time.Time
+	// GroupCommitWindow is how long the journal committer waits for more
+	// appends after the first of a batch. 0: no wait, a batch is whatever
+	// queued while the previous commit ran (see docs/architecture.md for
+	// the measurement).
+	GroupCommitWindow time.Duration
+	// MaxBatch caps the entries of one journal commit (default 4096).
+	MaxBatch int
+	// ReadConns is the size of the read pool (default 4).
+	ReadConns int
+	// BusyTimeout is how long a writer waits for another process's lock
+	// (default 10s).
+	BusyTimeout time.Duration
+}
+
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// Errors.
+var (
+	ErrNotFound = errors.New("catalog: not found")
+	ErrExists   = errors.New("catalog: already exists")
+	ErrClosed   = errors.New("catalog: closed")
+	// ErrUnsupported: the URL names an engine this build does not have.
+	ErrUnsupported = errors.New("catalog engine not supported")
+	// ErrSchemaTooNew: the catalog was written by a newer ferry.
+	ErrSchemaTooNew = errors.New("catalog schema is newer than this ferry")
+)
+
+// DefaultFile is the catalog's file name in the store's metadata folder.
+const DefaultFile = "catalog.db"
+
+// Location is a parsed catalog URL.
+type Location struct {
+	Engine string // "sqlite" or "postgres"
+	Path   string // sqlite: absolute file path
+	DSN    string // postgres: the URL as given
+}
+
+// ParseURL parses a catalog URL (see the package comment). An empty URL is
+// the default SQLite file in storeRoot's metadata folder.
+func ParseURL(raw, storeRoot string) (Location, error) {
+	if raw == "" {
+		if storeRoot == "" {
+			return Location{}, errors.New("catalog: no catalog URL and no store directory to put the default catalog in")
+		}
+		p, err := filepath.Abs(filepath.Join(storeRoot, store.MetaDir, DefaultFile))
+		if err != nil {
+			return Location{}, fmt.Errorf("catalog: %w", err)
+		}
+		return Location{Engine: "sqlite", Path: p}, nil
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return Location{}, fmt.Errorf("catalog URL %q has no scheme: use sqlite:///abs/path/catalog.db, sqlite://relative/path or postgres://…", raw)
+	}
+	switch strings.ToLower(scheme) {
+	case "sqlite", "sqlite3":
+		if rest == "" {
+			return Location{}, fmt.Errorf("catalog URL %q names no file: use sqlite:///abs/path/catalog.db", raw)
+		}
+		if strings.ContainsAny(rest, "?#\x00") {
+			return Location{}, fmt.Errorf("catalog URL %q: a SQLite path may not contain '?', '#' or NUL", raw)
+		}
+		p, err := url.PathUnescape(rest)
+		if err != nil {
+			return Location{}, fmt.Errorf("catalog URL %q: %w", raw, err)
+		}
+		// sqlite:///abs → "/abs"; sqlite://rel → "rel" (working directory).
+		p, err = filepath.Abs(p)
+		if err != nil {
+			return Location{}, fmt.Errorf("catalog URL %q: %w", raw, err)
+		}
+		return Location{Engine: "sqlite", Path: p}, nil
+	case "postgres", "postgresql":
+		return Location{Engine: "postgres", DSN: raw}, nil
+	}
+	return Location{}, fmt.Errorf("catalog URL %q: unknown scheme %q: use sqlite:// or postgres://", raw, scheme)
+}
+
+// Open opens (creating and migrating when needed) the catalog at raw, a URL
+// ParseURL accepts.
+func Open(ctx context.Context, raw string, opts Options) (Catalog, error) {
+	loc, err := ParseURL(raw, opts.StoreRoot)
+	if err != nil {
+		return nil, err
+	}
+	switch loc.Engine {
+	case "sqlite":
+		return OpenSQLite(ctx, loc.Path, opts)
+	case "postgres":
+		return nil, fmt.Errorf("catalog %s: PostgreSQL is not yet supported in this build: use sqlite:// (or leave the catalog URL out for %s/%s): %w",
+			redact(loc.DSN), store.MetaDir, DefaultFile, ErrUnsupported)
+	}
+	return nil, fmt.Errorf("catalog engine %q: %w", loc.Engine, ErrUnsupported)
+}
+
+// redact hides a password in a URL for messages.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "postgres://…"
+	}
+	return u.Redacted()
+}
+
+// prefixRange returns the half-open key range [lo, hi) of the paths strictly
+// below prefix ("" → every path: lo "" and hi "" meaning unbounded). The
+// prefix itself is matched separately.
+func prefixRange(prefix string) (lo, hi string) {
+	if prefix == "" {
+		return "", ""
+	}
+	return prefix + "/", prefix + "0" // '0' is '/'+1
+}
+
+func checkPath(p string) error {
+	if strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsRune(p, 0) {
+		return fmt.Errorf("catalog: path %q is not store-relative (no leading or trailing '/', no NUL)", p)
+	}
+	return nil
+}
+
+// notFound builds the API's typed not-found error for describe by id.
+func assocNotFound(id string) error {
+	return api.Errorf(api.CodeDataRepositoryAssociationNotFound, "association %s does not exist: check the id with describe-data-repository-associations", id)
+}
+
+func taskNotFound(id string) error {
+	return api.Errorf(api.CodeDataRepositoryTaskNotFound, "task %s does not exist: check the id with describe-data-repository-tasks", id)
+}

@@ -1,0 +1,377 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// The export journal on SQLite.
+//
+// Invariant 1 (catalog half): Append returns nil only after the transaction
+// holding its entries committed with synchronous=FULL, so an acknowledged
+// entry survives kill -9 and a power cut; TestCrashAppend kills a process
+// that appends and checks every acknowledged entry after reopening.
+//
+// Group commit: Append hands its entries to one committer goroutine and
+// waits. The committer takes the first request, optionally waits
+// GroupCommitWindow for more, takes whatever else is queued (up to
+// MaxBatch entries) and commits them in one transaction: concurrent appends
+// share one fsync. With no window, requests that arrive while a commit runs
+// form the next batch, so a lone caller pays no added latency.
+
+type appendReq struct {
+	entries []JournalAppend
+	done    chan error
+}
+
+const journalCols = `path, kind, old_path, version, seq, first_seq, enqueued_ns, updated_ns, attempts, last_error, ready_ns, coalesce(owner, '')`
+
+func scanEntry(sc interface{ Scan(...any) error }) (JournalEntry, error) {
+	var e JournalEntry
+	var kind string
+	var enq, upd, ready int64
+	err := sc.Scan(&e.Path, &kind, &e.OldPath, &e.Version, &e.Seq, &e.FirstSeq, &enq, &upd, &e.Attempts, &e.LastError, &ready, &e.Owner)
+	e.Kind = Kind(kind)
+	e.EnqueuedAt, e.UpdatedAt, e.ReadyAt = fromNS(enq), fromNS(upd), fromNS(ready)
+	return e, err
+}
+
+func validAppend(e JournalAppend) error {
+	if err := checkPath(e.Path); err != nil {
+		return err
+	}
+	if !e.Kind.valid() {
+		return fmt.Errorf("catalog: journal entry for %q has kind %q: use NEW, CHANGED, DELETED or RENAME", e.Path, e.Kind)
+	}
+	if (e.Kind == KindRename) != (e.OldPath != "") {
+		return fmt.Errorf("catalog: journal entry for %q: a RENAME, and only a RENAME, has an old path", e.Path)
+	}
+	if e.OldPath != "" {
+		return checkPath(e.OldPath)
+	}
+	return nil
+}
+
+func (c *sqliteCatalog) Append(ctx context.Context, entries ...JournalAppend) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	for _, e := range entries {
+		if err := validAppend(e); err != nil {
+			return err
+		}
+	}
+	r := &appendReq{entries: entries, done: make(chan error, 1)}
+	c.appendMu.RLock()
+	if c.closed {
+		c.appendMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case c.appendCh <- r:
+	case <-ctx.Done():
+		c.appendMu.RUnlock()
+		return ctx.Err()
+	}
+	c.appendMu.RUnlock()
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err() // not acknowledged; it may still commit
+	}
+}
+
+func (c *sqliteCatalog) committer() {
+	defer c.commitWG.Done()
+	for r := range c.appendCh {
+		batch := []*appendReq{r}
+		n := len(r.entries)
+		if w := c.opts.GroupCommitWindow; w > 0 {
+			t := time.NewTimer(w)
+		wait:
+			for n < c.opts.MaxBatch {
+				select {
+				case r2, ok := <-c.appendCh:
+					if !ok {
+						break wait
+					}
+					batch = append(batch, r2)
+					n += len(r2.entries)
+				case <-t.C:
+					break wait
+				}
+			}
+			t.Stop()
+		}
+	drain:
+		for n < c.opts.MaxBatch {
+			select {
+			case r2, ok := <-c.appendCh:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, r2)
+				n += len(r2.entries)
+			default:
+				break drain
+			}
+		}
+		err := c.commitAppends(batch)
+		for _, r := range batch {
+			r.done <- err
+		}
+	}
+}
+
+// upsertJournal inserts an entry or supersedes the path's pending one,
+// merging kinds as MergeKind says and keeping first_seq, enqueued_ns, the
+// claim and any backoff.
+const upsertJournal = `INSERT INTO journal (path, seq, first_seq, kind, old_path, version, enqueued_ns, updated_ns)
+VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?6)
+ON CONFLICT (path) DO UPDATE SET
+	seq = excluded.seq,
+	kind = CASE
+		WHEN journal.kind = 'NEW' AND excluded.kind = 'CHANGED' THEN 'NEW'
+		WHEN journal.kind = 'RENAME' AND excluded.kind = 'CHANGED' THEN 'RENAME'
+		ELSE excluded.kind END,
+	old_path = CASE
+		WHEN journal.kind = 'NEW' AND excluded.kind = 'CHANGED' THEN ''
+		WHEN journal.kind = 'RENAME' AND excluded.kind = 'CHANGED' THEN journal.old_path
+		ELSE excluded.old_path END,
+	version = excluded.version,
+	updated_ns = excluded.updated_ns`
+
+func (c *sqliteCatalog) commitAppends(batch []*appendReq) error {
+	err := c.write(context.Background(), durable, func(ctx context.Context) error {
+		var seq int64
+		if err := c.wrow(ctx, `SELECT last_seq FROM journal_stats WHERE one = 1`).Scan(&seq); err != nil {
+			return err
+		}
+		now := c.opts.now().UnixNano()
+		stmt, err := c.ws(ctx, upsertJournal)
+		if err != nil {
+			return err
+		}
+		for _, r := range batch {
+			for _, e := range r.entries {
+				seq++
+				if _, err := stmt.ExecContext(ctx, e.Path, seq, string(e.Kind), e.OldPath, e.Version, now); err != nil {
+					return fmt.Errorf("append %q: %w", e.Path, err)
+				}
+			}
+		}
+		_, err = c.wexec(ctx, `UPDATE journal_stats SET last_seq = ? WHERE one = 1`, seq)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: journal append: %w", err)
+	}
+	return nil
+}
+
+func (c *sqliteCatalog) Claim(ctx context.Context, owner string, n int, lease time.Duration) ([]JournalEntry, error) {
+	if owner == "" || n <= 0 || lease <= 0 {
+		return nil, fmt.Errorf("catalog: claim needs an owner, n > 0 and a lease > 0")
+	}
+	var out []JournalEntry
+	err := c.write(ctx, durable, func(ctx context.Context) error {
+		now := c.opts.now()
+		s, err := c.ws(ctx, `SELECT `+journalCols+` FROM journal WHERE ready_ns <= ? ORDER BY ready_ns, enqueued_ns LIMIT ?`)
+		if err != nil {
+			return err
+		}
+		rows, err := s.QueryContext(ctx, now.UnixNano(), n)
+		if err != nil {
+			return err
+		}
+		out = out[:0]
+		for rows.Next() {
+			e, err := scanEntry(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		until := now.Add(lease)
+		for i := range out {
+			if _, err := c.wexec(ctx, `UPDATE journal SET owner = ?, ready_ns = ? WHERE path = ?`, owner, until.UnixNano(), out[i].Path); err != nil {
+				return err
+			}
+			out[i].Owner, out[i].ReadyAt = owner, until
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("catalog: claim: %w", err)
+	}
+	return out, nil
+}
+
+func (c *sqliteCatalog) ExtendLease(ctx context.Context, owner string, entries []JournalEntry, lease time.Duration) (int, error) {
+	held := 0
+	err := c.write(ctx, durable, func(ctx context.Context) error {
+		held = 0
+		until := c.opts.now().Add(lease).UnixNano()
+		for _, e := range entries {
+			res, err := c.wexec(ctx, `UPDATE journal SET ready_ns = ? WHERE path = ? AND owner = ?`, until, e.Path, owner)
+			if err != nil {
+				return err
+			}
+			if k, _ := res.RowsAffected(); k == 1 {
+				held++
+			}
+		}
+		return nil
+	})
+	return held, err
+}
+
+func (c *sqliteCatalog) Complete(ctx context.Context, e JournalEntry) (bool, error) {
+	removed := false
+	err := c.write(ctx, durable, func(ctx context.Context) error {
+		res, err := c.wexec(ctx, `DELETE FROM journal WHERE path = ? AND seq = ?`, e.Path, e.Seq)
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k == 1 {
+			removed = true
+			return nil
+		}
+		// A newer append superseded e: what e.Seq covered is exported;
+		// release the claim so the newer content goes out at once.
+		_, err = c.wexec(ctx, `UPDATE journal SET
+			first_seq = max(first_seq, ?2 + 1),
+			owner = CASE WHEN owner IS ?3 THEN NULL ELSE owner END,
+			ready_ns = CASE WHEN owner IS ?3 THEN 0 ELSE ready_ns END,
+			attempts = CASE WHEN owner IS ?3 THEN 0 ELSE attempts END
+			WHERE path = ?1 AND seq > ?2`, e.Path, e.Seq, nullOwner(e.Owner))
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("catalog: complete %q: %w", e.Path, err)
+	}
+	return removed, nil
+}
+
+func nullOwner(o string) any {
+	if o == "" {
+		return nil
+	}
+	return o
+}
+
+func (c *sqliteCatalog) Fail(ctx context.Context, e JournalEntry, cause string, retryAt time.Time) error {
+	if len(cause) > 1024 {
+		cause = cause[:1024]
+	}
+	err := c.write(ctx, durable, func(ctx context.Context) error {
+		_, err := c.wexec(ctx, `UPDATE journal SET owner = NULL, ready_ns = ?, attempts = attempts + 1, last_error = ?
+			WHERE path = ? AND owner IS ?`, max(ns(retryAt), 1), cause, e.Path, nullOwner(e.Owner))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: fail %q: %w", e.Path, err)
+	}
+	return nil
+}
+
+func (c *sqliteCatalog) ReleaseClaims(ctx context.Context, owner string) (int64, error) {
+	var n int64
+	err := c.write(ctx, durable, func(ctx context.Context) error {
+		res, err := c.wexec(ctx, `UPDATE journal SET owner = NULL, ready_ns = 0 WHERE owner = ?`, owner)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}
+
+func (c *sqliteCatalog) Depth(ctx context.Context) (int64, error) {
+	return c.scalar(ctx, `SELECT depth FROM journal_stats WHERE one = 1`)
+}
+
+func (c *sqliteCatalog) JournalSeq(ctx context.Context) (int64, error) {
+	return c.scalar(ctx, `SELECT last_seq FROM journal_stats WHERE one = 1`)
+}
+
+func (c *sqliteCatalog) OldestAge(ctx context.Context) (time.Duration, error) {
+	oldest, err := c.scalar(ctx, `SELECT coalesce(min(enqueued_ns), 0) FROM journal`)
+	if err != nil || oldest == 0 {
+		return 0, err
+	}
+	return max(c.opts.now().Sub(time.Unix(0, oldest)), 0), nil
+}
+
+func (c *sqliteCatalog) scalar(ctx context.Context, q string, args ...any) (int64, error) {
+	row, err := c.rrow(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	var v int64
+	if err := row.Scan(&v); err != nil {
+		return 0, fmt.Errorf("catalog: %w", err)
+	}
+	return v, nil
+}
+
+func (c *sqliteCatalog) PendingCount(ctx context.Context, prefix string, barrier int64) (int64, error) {
+	if barrier <= 0 {
+		barrier = 1<<63 - 1
+	}
+	if prefix == "" {
+		if barrier == 1<<63-1 {
+			return c.Depth(ctx)
+		}
+		return c.scalar(ctx, `SELECT count(*) FROM journal WHERE first_seq <= ?`, barrier)
+	}
+	lo, hi := prefixRange(prefix)
+	return c.scalar(ctx, `SELECT
+		(SELECT count(*) FROM journal WHERE path = ?1 AND first_seq <= ?4) +
+		(SELECT count(*) FROM journal WHERE path >= ?2 AND path < ?3 AND first_seq <= ?4)`, prefix, lo, hi, barrier)
+}
+
+func (c *sqliteCatalog) Pending(ctx context.Context, prefix, after string, limit int) ([]JournalEntry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var rows *sql.Rows
+	var err error
+	if prefix == "" {
+		if after == "" {
+			// "" is a valid path (the root), which path > '' would skip.
+			rows, err = c.rquery(ctx, `SELECT `+journalCols+` FROM journal ORDER BY path LIMIT ?`, limit)
+		} else {
+			rows, err = c.rquery(ctx, `SELECT `+journalCols+` FROM journal WHERE path > ? ORDER BY path LIMIT ?`, after, limit)
+		}
+	} else {
+		lo, hi := prefixRange(prefix)
+		rows, err = c.rquery(ctx, `SELECT * FROM (
+			SELECT `+journalCols+` FROM journal WHERE path = ?1 AND path > ?4
+			UNION ALL
+			SELECT * FROM (SELECT `+journalCols+` FROM journal WHERE path >= ?2 AND path < ?3 AND path > ?4 ORDER BY path LIMIT ?5)
+		) ORDER BY 1 LIMIT ?5`, prefix, lo, hi, after, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	defer rows.Close()
+	var out []JournalEntry
+	for rows.Next() {
+		e, err := scanEntry(rows)
+		if err != nil {
+			return nil, fmt.Errorf("catalog: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
