@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-hpc/ferry/internal/daemon"
+	"github.com/ferry-hpc/ferry/internal/fusefs"
+)
+
+type mountOpts struct {
+	store, catalog, logLevel              string
+	background, debug, noPassthrough      bool
+	entryTimeout, attrTimeout, negTimeout time.Duration
+}
+
+func newMountCmd(g *globals) *cobra.Command {
+	o := &mountOpts{}
+	cmd := &cobra.Command{
+		Use:   "mount --store DIR MOUNTPOINT",
+		Short: "Mount a ferry file system: a FUSE view of a store directory",
+		Long: `Mount the ferry file system kept in the store directory DIR on MOUNTPOINT.
+
+The mount shows the store's files and directories; every operation goes to
+the store below DIR, never outside it. The store's metadata folder (.ferry)
+is hidden. The first mount of a store gives it a FileSystemId
+(fs- and 17 hex digits, kept in DIR/.ferry/filesystem.json); later mounts
+reuse it. The id is printed on standard output once the mount is ready.
+
+By default ferry stays in the foreground until the file system is unmounted
+(ferry umount, or SIGINT/SIGTERM, which unmount it cleanly; a busy mount is
+detached and the daemon exits when its last open file is closed). With
+--background it starts a detached daemon, waits until the mount is ready,
+prints the id and exits; the daemon logs to $FERRY_RUNTIME_DIR/<id>.log.
+
+Running daemons register in $FERRY_RUNTIME_DIR (default /run/ferry for root,
+else $XDG_RUNTIME_DIR/ferry). As root the mount is shared with every user
+(allow_other) and the kernel checks permissions (default_permissions).`,
+		Example: `  ferry mount --store /nvme/ferry /fsx
+  ferry mount --background --store /lustre/ferry-store /fsx
+  ferry mount --store /nvme/ferry --catalog sqlite:///var/lib/ferry/fsx.db /fsx
+  ferry umount /fsx`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runMount(cmd, g, o, args[0])
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.store, "store", "", "store directory holding the file system's names and data (required)")
+	f.StringVar(&o.catalog, "catalog", "", "catalog URL, sqlite://PATH (default sqlite://DIR/.ferry/catalog.db)")
+	f.BoolVar(&o.background, "background", false, "run as a detached daemon; return once the mount is ready")
+	f.BoolVar(&o.debug, "debug", false, "log every FUSE request and reply (implies --log-level debug)")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&o.entryTimeout, "entry-timeout", time.Second, "how long the kernel caches names")
+	f.DurationVar(&o.attrTimeout, "attr-timeout", time.Second, "how long the kernel caches attributes")
+	f.DurationVar(&o.negTimeout, "negative-timeout", time.Second, "how long the kernel caches failed lookups")
+	f.BoolVar(&o.noPassthrough, "no-passthrough", false, "serve every read and write in the daemon, even where the kernel offers FUSE passthrough")
+	for _, n := range []string{"entry-timeout", "attr-timeout", "negative-timeout", "no-passthrough"} {
+		f.MarkHidden(n)
+	}
+	return cmd
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: expected debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) error {
+	if o.store == "" {
+		return usageError("--store DIR is required\nSee 'ferry mount --help'.")
+	}
+	level, err := parseLevel(o.logLevel)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if o.debug {
+		level = slog.LevelDebug
+	}
+	catalog, err := daemon.ParseCatalog(o.catalog, o.store)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	store, err := filepath.Abs(o.store)
+	if err != nil {
+		return err
+	}
+	mp, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return err
+	}
+	if o.background {
+		args := []string{"mount", "--store", store, "--catalog", catalog, "--log-level", strings.ToLower(level.String()),
+			"--entry-timeout", o.entryTimeout.String(), "--attr-timeout", o.attrTimeout.String(),
+			"--negative-timeout", o.negTimeout.String()}
+		if o.debug {
+			args = append(args, "--debug")
+		}
+		if o.noPassthrough {
+			args = append(args, "--no-passthrough")
+		}
+		id, err := daemon.Background(cmd.Context(), append(args, "--", mp), g.stderr)
+		if err != nil {
+			if errors.Is(err, daemon.ErrChildFailed) {
+				return &exitError{code: ExitFailed}
+			}
+			return err
+		}
+		fmt.Fprintln(g.stdout, id)
+		return nil
+	}
+	// A negative duration on the command line means "no caching"; the
+	// fusefs options take 0 as "default".
+	neg := func(d time.Duration) time.Duration {
+		if d <= 0 {
+			return -1
+		}
+		return d
+	}
+	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+	d, err := daemon.Start(daemon.Config{
+		Store:      store,
+		MountPoint: mp,
+		Catalog:    catalog,
+		Logger:     logger,
+		FUSE: fusefs.Options{
+			EntryTimeout:    neg(o.entryTimeout),
+			AttrTimeout:     neg(o.attrTimeout),
+			NegativeTimeout: neg(o.negTimeout),
+			NoPassthrough:   o.noPassthrough,
+			Debug:           o.debug,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(g.stdout, d.ID())
+	select {
+	case <-d.Done():
+		return nil
+	case <-cmd.Context().Done():
+		logger.Info("signal: unmounting", "mountpoint", mp)
+		return d.Stop()
+	}
+}
