@@ -85,9 +85,6 @@ func register(dir string, r Registration) (string, error) {
 		return "", err
 	}
 	for _, o := range regs {
-		if o.Pid == r.Pid {
-			continue
-		}
 		switch {
 		case o.FileSystemId == r.FileSystemId || o.Store == r.Store:
 			return "", fmt.Errorf("%w: store %s (%s) is mounted on %s by ferry process %d; run `ferry umount %s` first", ErrAlreadyMounted, o.Store, o.FileSystemId, o.MountPoint, o.Pid, o.MountPoint)
