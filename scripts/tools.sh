@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the pinned tools ferry's demo and tests need into .tools/ (git-ignored).
-# Reuses what is already there. Usage: scripts/tools.sh [minio] [s5cmd] [rclone] [awscli]
+# Reuses what is already there. Usage: scripts/tools.sh [minio] [s5cmd] [rclone] [awscli] [fuse3]
 # With no argument it installs what the tests need (minio).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +43,14 @@ install_awscli() {
   ln -sf /usr/bin/aws "$bin/aws"
 }
 
+# fusermount3 lets `ferry mount` work without root. As root (CI) ferry
+# mounts with mount(2) itself and does not need it.
+install_fuse3() {
+  if command -v fusermount3 >/dev/null; then return; fi
+  echo "tools: installing Debian's fuse3 (fusermount3)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 >/dev/null
+}
+
 [ $# -eq 0 ] && set -- minio
 for t in "$@"; do
   case "$t" in
@@ -50,6 +58,7 @@ for t in "$@"; do
     s5cmd) go_build_module github.com/peak/s5cmd/v2 "$S5CMD_VERSION" s5cmd ;;
     rclone) go_build_module github.com/rclone/rclone "$RCLONE_VERSION" rclone ;;
     awscli) install_awscli ;;
+    fuse3) install_fuse3 ;;
     *) echo "tools: unknown tool $t" >&2; exit 2 ;;
   esac
 done
