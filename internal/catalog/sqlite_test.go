@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/catalog/catalogtest"
 )
 
 func openSQLite(t testing.TB, dir string, opts catalog.Options) catalog.Catalog {
@@ -17,21 +18,8 @@ func openSQLite(t testing.TB, dir string, opts catalog.Options) catalog.Catalog 
 	return c
 }
 
-func TestSQLiteSmoke(t *testing.T) {
-	ctx := context.Background()
-	c := openSQLite(t, t.TempDir(), catalog.Options{})
-	defer c.Close()
-	if err := c.Append(ctx, catalog.JournalAppend{Path: "a", Kind: catalog.KindNew, Version: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if d, err := c.Depth(ctx); err != nil || d != 1 {
-		t.Fatal(d, err)
-	}
-	es, err := c.Claim(ctx, "x", 10, 60e9)
-	if err != nil || len(es) != 1 {
-		t.Fatal(es, err)
-	}
-	if ok, err := c.Complete(ctx, es[0]); err != nil || !ok {
-		t.Fatal(ok, err)
-	}
+func TestSQLiteConformance(t *testing.T) {
+	catalogtest.Run(t, func(t *testing.T, opts catalog.Options) catalog.Catalog {
+		return openSQLite(t, t.TempDir(), opts)
+	})
 }

@@ -1,0 +1,861 @@
+// Package catalogtest is the conformance suite every catalog engine passes
+// (the JuiceFS model: one metadata interface, one test suite, several
+// engines). An engine's test calls Run with a constructor of empty catalogs.
+package catalogtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+// Open returns a new, empty catalog with opts; the suite closes it.
+type Open func(t *testing.T, opts catalog.Options) catalog.Catalog
+
+// Clock is a settable clock for Options.Now.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock starts at a fixed instant.
+func NewClock() *Clock { return &Clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Run runs every conformance test against the engine open makes.
+func Run(t *testing.T, open Open) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, c catalog.Catalog, clk *Clock)
+	}{
+		{"Identity", testIdentity},
+		{"Tokens", testTokens},
+		{"Associations", testAssociations},
+		{"AssociationPaging", testAssociationPaging},
+		{"Tasks", testTasks},
+		{"TaskPaging", testTaskPaging},
+		{"ListedDirs", testListed},
+		{"ChunkMaps", testChunkMaps},
+		{"JournalDedup", testJournalDedup},
+		{"JournalClaimLease", testJournalLease},
+		{"JournalCompleteNewer", testJournalCompleteNewer},
+		{"JournalFail", testJournalFail},
+		{"JournalPending", testJournalPending},
+		{"JournalConcurrent", testJournalConcurrent},
+		{"AccessTimes", testAccess},
+		{"Closed", testClosed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := NewClock()
+			c := open(t, catalog.Options{Now: clk.Now})
+			defer c.Close()
+			tc.fn(t, c, clk)
+		})
+	}
+}
+
+var ctx = context.Background()
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func testIdentity(t *testing.T, c catalog.Catalog, clk *Clock) {
+	if _, err := c.FileSystem(ctx); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("identity of a new catalog: %v, want ErrNotFound", err)
+	}
+	if _, err := c.InitFileSystem(ctx, catalog.FileSystemInfo{FileSystemId: "nope"}); err == nil {
+		t.Fatal("bad file system id accepted")
+	}
+	want := catalog.FileSystemInfo{FileSystemId: dra.NewFileSystemID(), CreationTime: clk.Now(), StorePath: "/data/store"}
+	got, err := c.InitFileSystem(ctx, want)
+	must(t, err)
+	if got.FileSystemId != want.FileSystemId || !got.CreationTime.Equal(want.CreationTime) || got.StorePath != want.StorePath {
+		t.Fatalf("init: got %+v want %+v", got, want)
+	}
+	again, err := c.InitFileSystem(ctx, catalog.FileSystemInfo{FileSystemId: dra.NewFileSystemID(), StorePath: "/other"})
+	must(t, err)
+	if again.FileSystemId != want.FileSystemId || again.StorePath != want.StorePath {
+		t.Fatalf("second init replaced the identity: %+v", again)
+	}
+	got, err = c.FileSystem(ctx)
+	must(t, err)
+	if got.FileSystemId != want.FileSystemId {
+		t.Fatalf("FileSystem: %+v", got)
+	}
+}
+
+func testTokens(t *testing.T, c catalog.Catalog, clk *Clock) {
+	const op = "CreateDataRepositoryAssociation"
+	if _, ok, err := c.LookupToken(ctx, op, "tok"); err != nil || ok {
+		t.Fatalf("lookup of an unknown token: %v %v", ok, err)
+	}
+	rec := dra.TokenRecord{Operation: op, Token: "tok", Fingerprint: "f1", ResourceID: "dra-0123456789abcdef0"}
+	prev, saved, err := c.SaveToken(ctx, rec)
+	must(t, err)
+	if !saved || prev != rec {
+		t.Fatalf("first save: %+v %v", prev, saved)
+	}
+	prev, saved, err = c.SaveToken(ctx, dra.TokenRecord{Operation: op, Token: "tok", Fingerprint: "f2", ResourceID: "dra-1"})
+	must(t, err)
+	if saved || prev != rec {
+		t.Fatalf("second save must keep the first: %+v %v", prev, saved)
+	}
+	// Scoped by operation.
+	if _, saved, err := c.SaveToken(ctx, dra.TokenRecord{Operation: "CreateDataRepositoryTask", Token: "tok", Fingerprint: "f3", ResourceID: "task-1"}); err != nil || !saved {
+		t.Fatalf("same token, other operation: %v %v", saved, err)
+	}
+	// The dra helpers on top of the catalog.
+	id, replay, err := dra.CheckToken(ctx, c, op, "tok", "f1")
+	if err != nil || !replay || id != rec.ResourceID {
+		t.Fatalf("CheckToken same parameters: %q %v %v", id, replay, err)
+	}
+	if _, _, err := dra.CheckToken(ctx, c, op, "tok", "other"); !api.IsCode(err, api.CodeIncompatibleParameterError) {
+		t.Fatalf("CheckToken other parameters: %v", err)
+	}
+	if _, _, err := dra.SaveToken(ctx, c, dra.TokenRecord{Operation: op, Token: "tok", Fingerprint: "other", ResourceID: "dra-2"}); !api.IsCode(err, api.CodeIncompatibleParameterError) {
+		t.Fatalf("SaveToken other parameters: %v", err)
+	}
+	// Racing saves: exactly one wins, all see the winner.
+	var wg sync.WaitGroup
+	wins := make(chan string, 16)
+	for i := range 16 {
+		wg.Go(func() {
+			r := dra.TokenRecord{Operation: op, Token: "race", Fingerprint: "f", ResourceID: fmt.Sprint("dra-", i)}
+			got, replay, err := dra.SaveToken(ctx, c, r)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !replay {
+				wins <- got
+			}
+		})
+	}
+	wg.Wait()
+	close(wins)
+	if n := len(wins); n != 1 {
+		t.Fatalf("%d racing saves won, want 1", n)
+	}
+}
+
+func newAssoc(clk *Clock, fsID, path string) api.DataRepositoryAssociation {
+	id := dra.NewAssociationID()
+	return api.DataRepositoryAssociation{
+		AssociationId: id, FileSystemId: fsID, ResourceARN: api.AssociationARN(fsID, id),
+		Lifecycle: api.LifecycleCreating, FileSystemPath: path, DataRepositoryPath: "s3://bucket" + path + "/",
+		ImportedFileChunkSize: api.DefaultImportChunkSize, CreationTime: api.NewTime(clk.Now()),
+		S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: []api.EventType{api.EventNew, api.EventChanged}}},
+		Tags: []api.Tag{{Key: "k", Value: "v"}},
+	}
+}
+
+func testAssociations(t *testing.T, c catalog.Catalog, clk *Clock) {
+	fsID := dra.NewFileSystemID()
+	a := newAssoc(clk, fsID, "/ns1")
+	tok := &dra.TokenRecord{Operation: "CreateDataRepositoryAssociation", Token: "t1", Fingerprint: "fp", ResourceID: a.AssociationId}
+	prev, created, err := c.CreateAssociation(ctx, a, tok)
+	must(t, err)
+	if !created || prev != *tok {
+		t.Fatalf("create: %+v %v", prev, created)
+	}
+	// Same token again: nothing inserted, the first resource returned.
+	b := newAssoc(clk, fsID, "/ns2")
+	prev, created, err = c.CreateAssociation(ctx, b, &dra.TokenRecord{Operation: tok.Operation, Token: "t1", Fingerprint: "fp", ResourceID: b.AssociationId})
+	must(t, err)
+	if created || prev.ResourceID != a.AssociationId {
+		t.Fatalf("replayed create: %+v %v", prev, created)
+	}
+	if _, err := c.Association(ctx, b.AssociationId); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("replayed create inserted its association: %v", err)
+	}
+	if _, _, err := c.CreateAssociation(ctx, a, nil); !errors.Is(err, catalog.ErrExists) {
+		t.Fatalf("duplicate id: %v", err)
+	}
+	got, err := c.Association(ctx, a.AssociationId)
+	must(t, err)
+	if dra.Fingerprint(got) != dra.Fingerprint(a) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, a)
+	}
+	up, err := c.UpdateAssociation(ctx, a.AssociationId, func(x *api.DataRepositoryAssociation) error {
+		x.Lifecycle = api.LifecycleAvailable
+		x.ImportedFileChunkSize = 2048
+		return nil
+	})
+	must(t, err)
+	if up.Lifecycle != api.LifecycleAvailable {
+		t.Fatal(up.Lifecycle)
+	}
+	got, err = c.Association(ctx, a.AssociationId)
+	must(t, err)
+	if got.Lifecycle != api.LifecycleAvailable || got.ImportedFileChunkSize != 2048 {
+		t.Fatalf("update not kept: %+v", got)
+	}
+	if _, err := c.UpdateAssociation(ctx, a.AssociationId, func(x *api.DataRepositoryAssociation) error {
+		x.FileSystemPath = "/moved"
+		return nil
+	}); err == nil {
+		t.Fatal("update changed an immutable path")
+	}
+	boom := errors.New("boom")
+	if _, err := c.UpdateAssociation(ctx, a.AssociationId, func(x *api.DataRepositoryAssociation) error {
+		x.Lifecycle = api.LifecycleFailed
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("fn error: %v", err)
+	}
+	if got, _ := c.Association(ctx, a.AssociationId); got.Lifecycle != api.LifecycleAvailable {
+		t.Fatal("a failed update was kept")
+	}
+	if _, err := c.UpdateAssociation(ctx, "dra-00000000", func(*api.DataRepositoryAssociation) error { return nil }); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("update missing: %v", err)
+	}
+	clk.Advance(time.Second)
+	b.CreationTime = api.NewTime(clk.Now())
+	_, _, err = c.CreateAssociation(ctx, b, nil)
+	must(t, err)
+	all, err := c.Associations(ctx)
+	must(t, err)
+	if len(all) != 2 || all[0].AssociationId != a.AssociationId || all[1].AssociationId != b.AssociationId {
+		t.Fatalf("list: %+v", all)
+	}
+	must(t, c.DeleteAssociation(ctx, a.AssociationId))
+	if err := c.DeleteAssociation(ctx, a.AssociationId); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("delete twice: %v", err)
+	}
+	// The token outlives the association.
+	if r, ok, _ := c.LookupToken(ctx, tok.Operation, "t1"); !ok || r.ResourceID != a.AssociationId {
+		t.Fatalf("token after delete: %+v %v", r, ok)
+	}
+}
+
+// pageAll pages through a describe with the catalog and with dra's
+// in-memory reference and compares every page.
+func testAssociationPaging(t *testing.T, c catalog.Catalog, clk *Clock) {
+	fsA, fsB := dra.NewFileSystemID(), dra.NewFileSystemID()
+	var all []api.DataRepositoryAssociation
+	for i := range 30 {
+		fs := fsA
+		if i%3 == 0 {
+			fs = fsB
+		}
+		a := newAssoc(clk, fs, fmt.Sprintf("/p%02d", i))
+		if i%5 != 0 { // some share a creation time: the id breaks ties
+			clk.Advance(time.Millisecond + 1234*time.Nanosecond)
+		}
+		_, _, err := c.CreateAssociation(ctx, a, nil)
+		must(t, err)
+		all = append(all, a)
+	}
+	max := func(n int32) *int32 { return &n }
+	reqs := []api.DescribeDataRepositoryAssociationsRequest{
+		{},
+		{MaxResults: max(7)},
+		{MaxResults: max(1), Filters: []api.Filter{{Name: api.FilterFileSystemID, Values: []string{fsB}}}},
+		{MaxResults: max(4), AssociationIds: []string{all[3].AssociationId, all[17].AssociationId, all[29].AssociationId, all[0].AssociationId, all[11].AssociationId}},
+		{Filters: []api.Filter{{Name: api.FilterDataRepositoryType, Values: []string{"NFS"}}}},
+		{Filters: []api.Filter{{Name: api.FilterDataRepositoryType, Values: []string{"S3"}}, {Name: api.FilterFileSystemID, Values: []string{fsA}}}},
+	}
+	for i, req := range reqs {
+		pages := 0
+		for {
+			want, err := dra.DescribeAssociations(all, req)
+			must(t, err)
+			q, err := dra.ParseDescribeAssociations(req)
+			must(t, err)
+			got, next, err := c.DescribeAssociations(ctx, q)
+			must(t, err)
+			var tok string
+			if next != nil {
+				tok = q.NextToken(*next)
+			}
+			if len(got) != len(want.Associations) || tok != want.NextToken {
+				t.Fatalf("request %d page %d: %d items, token %q; want %d, %q", i, pages, len(got), tok, len(want.Associations), want.NextToken)
+			}
+			for j := range got {
+				if got[j].AssociationId != want.Associations[j].AssociationId {
+					t.Fatalf("request %d page %d item %d: %s want %s", i, pages, j, got[j].AssociationId, want.Associations[j].AssociationId)
+				}
+			}
+			pages++
+			if tok == "" {
+				break
+			}
+			req.NextToken = tok
+		}
+	}
+	q, err := dra.ParseDescribeAssociations(api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{all[0].AssociationId, "dra-0000000000000000a"}})
+	must(t, err)
+	if _, _, err := c.DescribeAssociations(ctx, q); !api.IsCode(err, api.CodeDataRepositoryAssociationNotFound) {
+		t.Fatalf("describe of a missing id: %v", err)
+	}
+}
+
+func newTask(clk *Clock, fsID string, lc api.DataRepositoryTaskLifecycle) api.DataRepositoryTask {
+	id := dra.NewTaskID()
+	return api.DataRepositoryTask{TaskId: id, Lifecycle: lc, Type: api.TaskExportToRepository, CreationTime: api.NewTime(clk.Now()),
+		ResourceARN: api.TaskARN(id), FileSystemId: fsID, Paths: []string{"/ns1/a"},
+		Report: &api.CompletionReport{Enabled: false}}
+}
+
+func testTasks(t *testing.T, c catalog.Catalog, clk *Clock) {
+	fsID := dra.NewFileSystemID()
+	task := newTask(clk, fsID, api.TaskPending)
+	tok := &dra.TokenRecord{Operation: "CreateDataRepositoryTask", Token: "t", Fingerprint: "fp", ResourceID: task.TaskId}
+	_, created, err := c.CreateTask(ctx, task, []string{"dra-00000001", "dra-00000002"}, tok)
+	must(t, err)
+	if !created {
+		t.Fatal("not created")
+	}
+	other := newTask(clk, fsID, api.TaskPending)
+	prev, created, err := c.CreateTask(ctx, other, nil, &dra.TokenRecord{Operation: tok.Operation, Token: "t", Fingerprint: "fp", ResourceID: other.TaskId})
+	must(t, err)
+	if created || prev.ResourceID != task.TaskId {
+		t.Fatalf("replay: %+v %v", prev, created)
+	}
+	if _, err := c.Task(ctx, other.TaskId); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("replayed task inserted: %v", err)
+	}
+	got, err := c.Task(ctx, task.TaskId)
+	must(t, err)
+	if dra.Fingerprint(got) != dra.Fingerprint(task) {
+		t.Fatalf("round trip:\n got %+v\nwant %+v", got, task)
+	}
+	ids, err := c.TaskAssociations(ctx, task.TaskId)
+	must(t, err)
+	if !slices.Equal(ids, []string{"dra-00000001", "dra-00000002"}) {
+		t.Fatal(ids)
+	}
+	clk.Advance(time.Second)
+	started, err := c.UpdateTask(ctx, task.TaskId, func(x *api.DataRepositoryTask) error {
+		if err := dra.TaskTransition(x.Lifecycle, api.TaskExecuting); err != nil {
+			return err
+		}
+		x.Lifecycle = api.TaskExecuting
+		x.StartTime = api.TimePtr(clk.Now())
+		x.Status = &api.DataRepositoryTaskStatus{TotalCount: 10}
+		return nil
+	})
+	must(t, err)
+	if started.Status.TotalCount != 10 {
+		t.Fatal(started.Status)
+	}
+	for range 3 {
+		clk.Advance(time.Second)
+		must(t, c.AddTaskCounts(ctx, task.TaskId, catalog.TaskCounts{Succeeded: 2, Failed: 1, ReleasedBytes: 100}))
+	}
+	got, err = c.Task(ctx, task.TaskId)
+	must(t, err)
+	s := got.Status
+	if s == nil || s.TotalCount != 10 || s.SucceededCount != 6 || s.FailedCount != 3 || s.ReleasedCapacity == nil || *s.ReleasedCapacity != 300 ||
+		s.LastUpdatedTime == nil || !s.LastUpdatedTime.Equal(clk.Now()) {
+		t.Fatalf("counters: %+v", s)
+	}
+	if got.Lifecycle != api.TaskExecuting || got.StartTime == nil {
+		t.Fatalf("lifecycle: %+v", got)
+	}
+	// Update sees the counters and may keep or replace them.
+	got, err = c.UpdateTask(ctx, task.TaskId, func(x *api.DataRepositoryTask) error {
+		if x.Status.SucceededCount != 6 {
+			return fmt.Errorf("update saw %+v", x.Status)
+		}
+		x.Lifecycle = api.TaskSucceeded
+		x.EndTime = api.TimePtr(clk.Now())
+		return nil
+	})
+	must(t, err)
+	if got.Status.SucceededCount != 6 || got.Lifecycle != api.TaskSucceeded {
+		t.Fatalf("after update: %+v", got)
+	}
+	if err := c.AddTaskCounts(ctx, "task-0123456789abcdef0", catalog.TaskCounts{Total: 1}); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("counts of a missing task: %v", err)
+	}
+}
+
+func testTaskPaging(t *testing.T, c catalog.Catalog, clk *Clock) {
+	fsA, fsB := dra.NewFileSystemID(), dra.NewFileSystemID()
+	lcs := []api.DataRepositoryTaskLifecycle{api.TaskPending, api.TaskExecuting, api.TaskSucceeded, api.TaskFailed, api.TaskCanceled}
+	draX, draY := "dra-0000000000000000a", "dra-0000000000000000b"
+	links := map[string][]string{}
+	var all []api.DataRepositoryTask
+	for i := range 60 {
+		fs := fsA
+		if i%4 == 0 {
+			fs = fsB
+		}
+		task := newTask(clk, fs, lcs[i%len(lcs)])
+		var as []string
+		switch i % 3 {
+		case 0:
+			as = []string{draX}
+		case 1:
+			as = []string{draX, draY}
+		}
+		links[task.TaskId] = as
+		if i%7 != 0 {
+			clk.Advance(time.Microsecond)
+		}
+		_, _, err := c.CreateTask(ctx, task, as, nil)
+		must(t, err)
+		all = append(all, task)
+	}
+	assocOf := func(t api.DataRepositoryTask) []string { return links[t.TaskId] }
+	max := func(n int32) *int32 { return &n }
+	reqs := []api.DescribeDataRepositoryTasksRequest{
+		{},
+		{MaxResults: max(9)},
+		{MaxResults: max(5), Filters: []api.Filter{{Name: api.FilterTaskLifecycle, Values: []string{"PENDING", "FAILED"}}}},
+		{MaxResults: max(4), Filters: []api.Filter{{Name: api.FilterAssociationID, Values: []string{draY}}, {Name: api.FilterFileSystemID, Values: []string{fsA}}}},
+		{MaxResults: max(2), TaskIds: []string{all[59].TaskId, all[1].TaskId, all[30].TaskId}},
+	}
+	for i, req := range reqs {
+		for page := 0; ; page++ {
+			want, err := dra.DescribeTasks(all, req, assocOf)
+			must(t, err)
+			q, err := dra.ParseDescribeTasks(req)
+			must(t, err)
+			got, next, err := c.DescribeTasks(ctx, q)
+			must(t, err)
+			var tok string
+			if next != nil {
+				tok = q.NextToken(*next)
+			}
+			if len(got) != len(want.DataRepositoryTasks) || tok != want.NextToken {
+				t.Fatalf("request %d page %d: %d items, token %q; want %d, %q", i, page, len(got), tok, len(want.DataRepositoryTasks), want.NextToken)
+			}
+			for j := range got {
+				if got[j].TaskId != want.DataRepositoryTasks[j].TaskId {
+					t.Fatalf("request %d page %d item %d: %s want %s", i, page, j, got[j].TaskId, want.DataRepositoryTasks[j].TaskId)
+				}
+			}
+			if tok == "" {
+				break
+			}
+			req.NextToken = tok
+		}
+	}
+	q, err := dra.ParseDescribeTasks(api.DescribeDataRepositoryTasksRequest{TaskIds: []string{"task-0123456789abcdef0"}})
+	must(t, err)
+	if _, _, err := c.DescribeTasks(ctx, q); !api.IsCode(err, api.CodeDataRepositoryTaskNotFound) {
+		t.Fatalf("missing task id: %v", err)
+	}
+}
+
+func testListed(t *testing.T, c catalog.Catalog, clk *Clock) {
+	if _, ok, err := c.Listed(ctx, "a"); err != nil || ok {
+		t.Fatal(ok, err)
+	}
+	now := clk.Now()
+	must(t, c.MarkListed(ctx, catalog.ListedDir{Path: "a", ListedAt: now, Marker: "etag1"},
+		catalog.ListedDir{Path: "a/b", ListedAt: now}, catalog.ListedDir{Path: "a.b", ListedAt: now}, catalog.ListedDir{Path: "", ListedAt: now}))
+	d, ok, err := c.Listed(ctx, "a")
+	must(t, err)
+	if !ok || d.Marker != "etag1" || !d.ListedAt.Equal(now) {
+		t.Fatalf("%+v %v", d, ok)
+	}
+	must(t, c.MarkListed(ctx, catalog.ListedDir{Path: "a", ListedAt: now.Add(time.Hour), Marker: "etag2"}))
+	if d, _, _ := c.Listed(ctx, "a"); d.Marker != "etag2" {
+		t.Fatalf("re-mark: %+v", d)
+	}
+	if err := c.MarkListed(ctx, catalog.ListedDir{Path: "/abs"}); err == nil {
+		t.Fatal("absolute path accepted")
+	}
+	n, err := c.ForgetListed(ctx, "a")
+	must(t, err)
+	if n != 2 {
+		t.Fatalf("forgot %d, want 2 (a, a/b; not a.b)", n)
+	}
+	if _, ok, _ := c.Listed(ctx, "a.b"); !ok {
+		t.Fatal("sibling a.b forgotten")
+	}
+	if n, _ := c.ForgetListed(ctx, ""); n != 2 {
+		t.Fatalf("forget all: %d", n)
+	}
+}
+
+func testChunkMaps(t *testing.T, c catalog.Catalog, clk *Clock) {
+	var ms store.MapStore = c
+	id := store.MapID{1, 2, 3}
+	if _, err := ms.LoadChunkMap(id); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("missing map: %v", err)
+	}
+	big := make([]byte, 300_000)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	must(t, ms.SaveChunkMap(id, big))
+	got, err := ms.LoadChunkMap(id)
+	must(t, err)
+	if !slices.Equal(got, big) {
+		t.Fatal("map differs")
+	}
+	must(t, ms.SaveChunkMap(id, nil))
+	if got, err := ms.LoadChunkMap(id); err != nil || len(got) != 0 {
+		t.Fatalf("empty map: %v %v", got, err)
+	}
+	must(t, ms.DeleteChunkMap(id))
+	must(t, ms.DeleteChunkMap(id))
+	if _, err := ms.LoadChunkMap(id); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("deleted map: %v", err)
+	}
+}
+
+func appendOne(t *testing.T, c catalog.Catalog, path string, kind catalog.Kind, version int64) {
+	t.Helper()
+	must(t, c.Append(ctx, catalog.JournalAppend{Path: path, Kind: kind, Version: version}))
+}
+
+func depth(t *testing.T, c catalog.Catalog) int64 {
+	t.Helper()
+	d, err := c.Depth(ctx)
+	must(t, err)
+	return d
+}
+
+func testJournalDedup(t *testing.T, c catalog.Catalog, clk *Clock) {
+	if d := depth(t, c); d != 0 {
+		t.Fatal(d)
+	}
+	if age, err := c.OldestAge(ctx); err != nil || age != 0 {
+		t.Fatal(age, err)
+	}
+	appendOne(t, c, "d/f", catalog.KindNew, 1)
+	first, err := c.JournalSeq(ctx)
+	must(t, err)
+	clk.Advance(5 * time.Second)
+	appendOne(t, c, "d/f", catalog.KindChanged, 2)
+	appendOne(t, c, "d/g", catalog.KindChanged, 1)
+	if d := depth(t, c); d != 2 {
+		t.Fatalf("depth %d after superseding, want 2", d)
+	}
+	if age, _ := c.OldestAge(ctx); age != 5*time.Second {
+		t.Fatalf("oldest age %v: a superseded entry keeps its place", age)
+	}
+	es, err := c.Pending(ctx, "", "", 10)
+	must(t, err)
+	if len(es) != 2 || es[0].Path != "d/f" || es[0].Kind != catalog.KindNew || es[0].Version != 2 || es[0].FirstSeq != first || es[0].Seq <= first {
+		t.Fatalf("merged entry: %+v", es)
+	}
+	// Kind merging: RENAME then CHANGED keeps the rename; then DELETED wins.
+	must(t, c.Append(ctx, catalog.JournalAppend{Path: "r", Kind: catalog.KindRename, OldPath: "old"}))
+	appendOne(t, c, "r", catalog.KindChanged, 3)
+	es, _ = c.Pending(ctx, "r", "", 10)
+	if len(es) != 1 || es[0].Kind != catalog.KindRename || es[0].OldPath != "old" || es[0].Version != 3 {
+		t.Fatalf("rename+changed: %+v", es)
+	}
+	appendOne(t, c, "r", catalog.KindDeleted, 4)
+	es, _ = c.Pending(ctx, "r", "", 10)
+	if es[0].Kind != catalog.KindDeleted || es[0].OldPath != "" {
+		t.Fatalf("rename+deleted: %+v", es[0])
+	}
+	for _, tc := range []struct {
+		old, new, want catalog.Kind
+	}{{catalog.KindNew, catalog.KindChanged, catalog.KindNew}, {catalog.KindChanged, catalog.KindNew, catalog.KindNew},
+		{catalog.KindDeleted, catalog.KindNew, catalog.KindNew}, {catalog.KindNew, catalog.KindDeleted, catalog.KindDeleted}} {
+		p := "m/" + string(tc.old) + string(tc.new)
+		appendOne(t, c, p, tc.old, 1)
+		appendOne(t, c, p, tc.new, 2)
+		es, _ := c.Pending(ctx, p, "", 1)
+		if k, _ := catalog.MergeKind(tc.old, "", tc.new, ""); es[0].Kind != tc.want || k != tc.want {
+			t.Fatalf("%s then %s: %s (MergeKind %s), want %s", tc.old, tc.new, es[0].Kind, k, tc.want)
+		}
+	}
+	// One call's entries apply in order.
+	must(t, c.Append(ctx, catalog.JournalAppend{Path: "o", Kind: catalog.KindNew, Version: 1}, catalog.JournalAppend{Path: "o", Kind: catalog.KindDeleted, Version: 2}))
+	if es, _ := c.Pending(ctx, "o", "", 1); es[0].Kind != catalog.KindDeleted || es[0].Version != 2 {
+		t.Fatalf("in-call order: %+v", es[0])
+	}
+	for _, bad := range []catalog.JournalAppend{{Path: "/x", Kind: catalog.KindNew}, {Path: "x", Kind: "MOVED"},
+		{Path: "x", Kind: catalog.KindRename}, {Path: "x", Kind: catalog.KindNew, OldPath: "y"}} {
+		if err := c.Append(ctx, bad); err == nil {
+			t.Fatalf("bad entry %+v accepted", bad)
+		}
+	}
+}
+
+func testJournalLease(t *testing.T, c catalog.Catalog, clk *Clock) {
+	for i := range 5 {
+		appendOne(t, c, fmt.Sprintf("f%d", i), catalog.KindNew, 1)
+		clk.Advance(time.Millisecond)
+	}
+	a, err := c.Claim(ctx, "A", 3, time.Minute)
+	must(t, err)
+	if len(a) != 3 || a[0].Path != "f0" || a[1].Path != "f1" || a[2].Path != "f2" || a[0].Owner != "A" {
+		t.Fatalf("claim A: %+v", a)
+	}
+	b, err := c.Claim(ctx, "B", 10, time.Minute)
+	must(t, err)
+	if len(b) != 2 || b[0].Path != "f3" {
+		t.Fatalf("claim B skips A's: %+v", b)
+	}
+	if none, _ := c.Claim(ctx, "C", 10, time.Minute); len(none) != 0 {
+		t.Fatalf("everything is leased: %+v", none)
+	}
+	// A's lease is extended; B crashes and its lease expires.
+	clk.Advance(50 * time.Second)
+	held, err := c.ExtendLease(ctx, "A", a, time.Minute)
+	must(t, err)
+	if held != 3 {
+		t.Fatalf("A holds %d", held)
+	}
+	if held, _ := c.ExtendLease(ctx, "A", b, time.Minute); held != 0 {
+		t.Fatalf("A extended B's claims: %d", held)
+	}
+	clk.Advance(11 * time.Second)
+	cl, err := c.Claim(ctx, "C", 10, time.Minute)
+	must(t, err)
+	if len(cl) != 2 || cl[0].Path != "f3" || cl[1].Path != "f4" {
+		t.Fatalf("expired claims of B return to C: %+v", cl)
+	}
+	// A restarts under the same name: its claims return at once.
+	n, err := c.ReleaseClaims(ctx, "A")
+	must(t, err)
+	if n != 3 {
+		t.Fatalf("released %d", n)
+	}
+	again, _ := c.Claim(ctx, "A2", 10, time.Minute)
+	if len(again) != 3 {
+		t.Fatalf("after release: %+v", again)
+	}
+	// B, back from the dead, completes f3 for the content it saw: it is
+	// exported, so removing it is right even though C holds it now.
+	if ok, err := c.Complete(ctx, b[0]); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	for _, e := range append(again, cl[1]) {
+		if ok, err := c.Complete(ctx, e); err != nil || !ok {
+			t.Fatal(e, ok, err)
+		}
+	}
+	if d := depth(t, c); d != 0 {
+		t.Fatalf("depth %d", d)
+	}
+	if _, err := c.Claim(ctx, "", 1, time.Minute); err == nil {
+		t.Fatal("claim without owner")
+	}
+}
+
+func testJournalCompleteNewer(t *testing.T, c catalog.Catalog, clk *Clock) {
+	appendOne(t, c, "f", catalog.KindNew, 1)
+	es, err := c.Claim(ctx, "A", 1, time.Hour)
+	must(t, err)
+	barrier, _ := c.JournalSeq(ctx)
+	clk.Advance(time.Second)
+	appendOne(t, c, "f", catalog.KindChanged, 2) // written while being exported
+	// The claim stays with A: nobody else uploads f meanwhile.
+	if other, _ := c.Claim(ctx, "B", 1, time.Hour); len(other) != 0 {
+		t.Fatalf("superseded entry claimed by another exporter: %+v", other)
+	}
+	ok, err := c.Complete(ctx, es[0])
+	must(t, err)
+	if ok {
+		t.Fatal("Complete removed an entry with a newer version")
+	}
+	if d := depth(t, c); d != 1 {
+		t.Fatalf("depth %d", d)
+	}
+	// What the barrier covered is exported: hsm wait with that barrier ends.
+	if n, _ := c.PendingCount(ctx, "", barrier); n != 0 {
+		t.Fatalf("pending before barrier: %d", n)
+	}
+	if n, _ := c.PendingCount(ctx, "", 0); n != 1 {
+		t.Fatalf("pending: %d", n)
+	}
+	es2, err := c.Claim(ctx, "B", 1, time.Hour)
+	must(t, err)
+	if len(es2) != 1 || es2[0].Version != 2 || es2[0].Kind != catalog.KindNew {
+		t.Fatalf("newer version ready at once: %+v", es2)
+	}
+	if ok, _ := c.Complete(ctx, es2[0]); !ok {
+		t.Fatal("complete of the latest")
+	}
+	if d := depth(t, c); d != 0 {
+		t.Fatal(d)
+	}
+}
+
+func testJournalFail(t *testing.T, c catalog.Catalog, clk *Clock) {
+	appendOne(t, c, "f", catalog.KindNew, 1)
+	appendOne(t, c, "g", catalog.KindNew, 1)
+	es, _ := c.Claim(ctx, "A", 1, time.Hour)
+	must(t, c.Fail(ctx, es[0], "503 SlowDown", clk.Now().Add(time.Minute)))
+	got, _ := c.Claim(ctx, "A", 10, time.Hour)
+	if len(got) != 1 || got[0].Path != "g" {
+		t.Fatalf("failed entry claimed before its retry time: %+v", got)
+	}
+	clk.Advance(time.Minute)
+	got, _ = c.Claim(ctx, "B", 10, time.Hour)
+	if len(got) != 1 || got[0].Path != "f" || got[0].Attempts != 1 || got[0].LastError != "503 SlowDown" {
+		t.Fatalf("retry: %+v", got)
+	}
+	// A Fail by an owner who lost the claim changes nothing.
+	must(t, c.Fail(ctx, es[0], "late", clk.Now().Add(time.Hour)))
+	p, _ := c.Pending(ctx, "f", "", 1)
+	if p[0].Owner != "B" || p[0].Attempts != 1 {
+		t.Fatalf("stale Fail applied: %+v", p[0])
+	}
+	// A newer append keeps the backoff (an outage is not cured by writing).
+	must(t, c.Fail(ctx, got[0], "again", clk.Now().Add(time.Minute)))
+	appendOne(t, c, "f", catalog.KindChanged, 2)
+	if none, _ := c.Claim(ctx, "A", 10, time.Hour); len(none) != 0 {
+		t.Fatalf("append cut the backoff: %+v", none)
+	}
+	p, _ = c.Pending(ctx, "f", "", 1)
+	if p[0].Attempts != 2 || p[0].LastError != "again" {
+		t.Fatalf("bookkeeping: %+v", p[0])
+	}
+}
+
+func testJournalPending(t *testing.T, c catalog.Catalog, clk *Clock) {
+	paths := []string{"", "a", "a/b", "a/b/c", "a/z", "a.b", "a.b/c", "a!", "ab", "b"}
+	for _, p := range paths {
+		appendOne(t, c, p, catalog.KindChanged, 1)
+	}
+	barrier, _ := c.JournalSeq(ctx)
+	appendOne(t, c, "a/new", catalog.KindNew, 1)
+	for _, tc := range []struct {
+		prefix string
+		want   []string
+	}{
+		{"", slices.Sorted(slices.Values(append(slices.Clone(paths), "a/new")))},
+		{"a", []string{"a", "a/b", "a/b/c", "a/new", "a/z"}},
+		{"a/b", []string{"a/b", "a/b/c"}},
+		{"a.b", []string{"a.b", "a.b/c"}},
+		{"nothing", nil},
+	} {
+		var got []string
+		after := ""
+		for {
+			es, err := c.Pending(ctx, tc.prefix, after, 2)
+			must(t, err)
+			for _, e := range es {
+				got = append(got, e.Path)
+			}
+			if len(es) < 2 {
+				break
+			}
+			after = es[len(es)-1].Path
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Fatalf("Pending(%q) = %q, want %q", tc.prefix, got, tc.want)
+		}
+		n, err := c.PendingCount(ctx, tc.prefix, 0)
+		must(t, err)
+		if n != int64(len(tc.want)) {
+			t.Fatalf("PendingCount(%q) = %d, want %d", tc.prefix, n, len(tc.want))
+		}
+		wantBefore := int64(len(tc.want))
+		if slices.Contains(tc.want, "a/new") {
+			wantBefore--
+		}
+		if n, _ := c.PendingCount(ctx, tc.prefix, barrier); n != wantBefore {
+			t.Fatalf("PendingCount(%q, barrier) = %d, want %d", tc.prefix, n, wantBefore)
+		}
+	}
+}
+
+func testJournalConcurrent(t *testing.T, c catalog.Catalog, clk *Clock) {
+	const writers, each = 32, 20
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := c.Append(ctx, catalog.JournalAppend{Path: fmt.Sprintf("w%02d/f%02d", w, i), Kind: catalog.KindNew, Version: 1}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	// Exporters claim and complete while writers append.
+	done := make(chan int64)
+	go func() {
+		var n int64
+		for range 50 {
+			es, err := c.Claim(ctx, "E", 16, time.Hour)
+			if err != nil {
+				t.Error(err)
+				break
+			}
+			for _, e := range es {
+				if ok, err := c.Complete(ctx, e); err != nil || !ok {
+					t.Error(ok, err)
+				}
+				n++
+			}
+		}
+		done <- n
+	}()
+	wg.Wait()
+	completed := <-done
+	d := depth(t, c)
+	if d+completed != writers*each {
+		t.Fatalf("depth %d + completed %d != %d appended", d, completed, writers*each)
+	}
+	seq, _ := c.JournalSeq(ctx)
+	if seq != writers*each {
+		t.Fatalf("seq %d", seq)
+	}
+}
+
+func testAccess(t *testing.T, c catalog.Catalog, clk *Clock) {
+	t0 := clk.Now()
+	must(t, c.RecordAccess(ctx, catalog.Access{Path: "a", At: t0.Add(3 * time.Second)}, catalog.Access{Path: "b", At: t0.Add(time.Second)},
+		catalog.Access{Path: "c", At: t0.Add(time.Second)}, catalog.Access{Path: "d", At: t0.Add(2 * time.Second)}))
+	// An older access never moves a file back.
+	must(t, c.RecordAccess(ctx, catalog.Access{Path: "a", At: t0}, catalog.Access{Path: "b", At: t0.Add(4 * time.Second)}))
+	var got []string
+	var after *catalog.Access
+	for {
+		as, err := c.LeastRecentlyAccessed(ctx, after, 3)
+		must(t, err)
+		for _, a := range as {
+			got = append(got, a.Path)
+		}
+		if len(as) < 3 {
+			break
+		}
+		after = &as[len(as)-1]
+	}
+	if !slices.Equal(got, []string{"c", "d", "a", "b"}) {
+		t.Fatalf("order %q", got)
+	}
+	must(t, c.ForgetAccess(ctx, "c", "zz"))
+	as, _ := c.LeastRecentlyAccessed(ctx, nil, 1)
+	if len(as) != 1 || as[0].Path != "d" || !as[0].At.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("after forget: %+v", as)
+	}
+}
+
+func testClosed(t *testing.T, c catalog.Catalog, clk *Clock) {
+	appendOne(t, c, "f", catalog.KindNew, 1)
+	must(t, c.Close())
+	if err := c.Append(ctx, catalog.JournalAppend{Path: "g", Kind: catalog.KindNew}); !errors.Is(err, catalog.ErrClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+	must(t, c.Close()) // idempotent
+}
