@@ -169,7 +169,7 @@ func newAssoc(clk *Clock, fsID, path string) api.DataRepositoryAssociation {
 		AssociationId: id, FileSystemId: fsID, ResourceARN: api.AssociationARN(fsID, id),
 		Lifecycle: api.LifecycleCreating, FileSystemPath: path, DataRepositoryPath: "s3://bucket" + path + "/",
 		ImportedFileChunkSize: api.DefaultImportChunkSize, CreationTime: api.NewTime(clk.Now()),
-		S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: []api.EventType{api.EventNew, api.EventChanged}}},
+		S3:   &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: []api.EventType{api.EventNew, api.EventChanged}}},
 		Tags: []api.Tag{{Key: "k", Value: "v"}},
 	}
 }
