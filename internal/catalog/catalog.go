@@ -72,10 +72,14 @@ type Catalog interface {
 	// DataRepositoryAssociationNotFound.
 	DescribeAssociations(ctx context.Context, q dra.Query) ([]api.DataRepositoryAssociation, *dra.Cursor, error)
 	// UpdateAssociation reads the association, lets fn change it and
-	// writes it back in one transaction (fn must not change its id, file
-	// system id, paths or creation time). An error from fn aborts the
-	// update and is returned as is.
-	UpdateAssociation(ctx context.Context, id string, fn func(*api.DataRepositoryAssociation) error) (api.DataRepositoryAssociation, error)
+	// writes it back, with tok (when not nil), in one transaction (fn must
+	// not change its id, file system id, paths or creation time). An error
+	// from fn aborts the update and is returned as is. When tok's
+	// (Operation, Token) is already recorded fn is not called: the
+	// existing record is returned with updated=false and the association
+	// as it is now (zero if it is gone). Update and delete requests (which
+	// move an association to UPDATING or DELETING) save their tokens here.
+	UpdateAssociation(ctx context.Context, id string, tok *dra.TokenRecord, fn func(*api.DataRepositoryAssociation) error) (a api.DataRepositoryAssociation, prev dra.TokenRecord, updated bool, err error)
 	// DeleteAssociation removes the association (ErrNotFound if absent).
 	// Its tokens stay: a replayed create answers with the id, and describe
 	// then says it no longer exists, as FSx does.

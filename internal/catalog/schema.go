@@ -27,6 +27,7 @@ package catalog
 //	                                        one pending entry per path (dedup);
 //	                                        index (ready_ns, enqueued_ns) for
 //	                                        Claim, (enqueued_ns) for OldestAge,
+//	                                        (first_seq) for the hsm wait barrier,
 //	                                        partial (owner) for ReleaseClaims
 //	journal_stats(one=1, depth, last_seq)   kept by triggers and Append: Depth
 //	                                        and JournalSeq without a scan
@@ -95,6 +96,7 @@ CREATE TABLE journal (
 ) WITHOUT ROWID;
 CREATE INDEX journal_ready ON journal (ready_ns, enqueued_ns);
 CREATE INDEX journal_enqueued ON journal (enqueued_ns);
+CREATE INDEX journal_first_seq ON journal (first_seq);
 CREATE INDEX journal_owner ON journal (owner) WHERE owner IS NOT NULL;
 CREATE TABLE journal_stats (
 	one      INTEGER PRIMARY KEY CHECK (one = 1),

@@ -590,15 +590,32 @@ func (c *sqliteCatalog) DescribeAssociations(ctx context.Context, q dra.Query) (
 	return items, &dra.Cursor{CreatedUnixNano: createdNS(last.CreationTime), ID: last.AssociationId}, nil
 }
 
-func (c *sqliteCatalog) UpdateAssociation(ctx context.Context, id string, fn func(*api.DataRepositoryAssociation) error) (api.DataRepositoryAssociation, error) {
+func (c *sqliteCatalog) UpdateAssociation(ctx context.Context, id string, tok *dra.TokenRecord, fn func(*api.DataRepositoryAssociation) error) (api.DataRepositoryAssociation, dra.TokenRecord, bool, error) {
 	var out api.DataRepositoryAssociation
+	var prev dra.TokenRecord
+	updated := false
 	err := c.write(ctx, durable, func(ctx context.Context) error {
 		var rec string
-		if err := c.wrow(ctx, `SELECT record FROM associations WHERE id = ?`, id).Scan(&rec); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("association %s: %w", id, ErrNotFound)
-			}
+		err := c.wrow(ctx, `SELECT record FROM associations WHERE id = ?`, id).Scan(&rec)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
+		}
+		found := err == nil
+		if tok != nil && tok.Token != "" {
+			p, saved, err := c.saveTokenTx(ctx, tok)
+			if err != nil {
+				return err
+			}
+			prev = p
+			if !saved {
+				if found {
+					out, err = decodeAssociation(rec)
+				}
+				return err
+			}
+		}
+		if !found {
+			return fmt.Errorf("association %s: %w", id, ErrNotFound)
 		}
 		a, err := decodeAssociation(rec)
 		if err != nil {
@@ -619,10 +636,13 @@ func (c *sqliteCatalog) UpdateAssociation(ctx context.Context, id string, fn fun
 		if _, err := c.wexec(ctx, `UPDATE associations SET lifecycle = ?, record = ? WHERE id = ?`, string(a.Lifecycle), string(b), id); err != nil {
 			return err
 		}
-		out = a
+		out, updated = a, true
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return api.DataRepositoryAssociation{}, dra.TokenRecord{}, false, err
+	}
+	return out, prev, updated, nil
 }
 
 func (c *sqliteCatalog) DeleteAssociation(ctx context.Context, id string) error {

@@ -201,28 +201,61 @@ func testAssociations(t *testing.T, c catalog.Catalog, clk *Clock) {
 	if dra.Fingerprint(got) != dra.Fingerprint(a) {
 		t.Fatalf("round trip:\n got %+v\nwant %+v", got, a)
 	}
-	up, err := c.UpdateAssociation(ctx, a.AssociationId, func(x *api.DataRepositoryAssociation) error {
+	up, _, updated, err := c.UpdateAssociation(ctx, a.AssociationId, nil, func(x *api.DataRepositoryAssociation) error {
 		x.Lifecycle = api.LifecycleAvailable
 		x.ImportedFileChunkSize = 2048
 		return nil
 	})
 	must(t, err)
-	if up.Lifecycle != api.LifecycleAvailable {
-		t.Fatal(up.Lifecycle)
+	if up.Lifecycle != api.LifecycleAvailable || !updated {
+		t.Fatal(up.Lifecycle, updated)
 	}
+	// An update with a token saves it with the change; a replay changes
+	// nothing and returns the first request's record.
+	utok := &dra.TokenRecord{Operation: "UpdateDataRepositoryAssociation", Token: "u1", Fingerprint: "ufp", ResourceID: a.AssociationId}
+	_, prev, updated, err = c.UpdateAssociation(ctx, a.AssociationId, utok, func(x *api.DataRepositoryAssociation) error {
+		x.ImportedFileChunkSize = 4096
+		return nil
+	})
+	must(t, err)
+	if !updated || prev != *utok {
+		t.Fatalf("update with token: %v %+v", updated, prev)
+	}
+	cur, prev, updated, err := c.UpdateAssociation(ctx, a.AssociationId, &dra.TokenRecord{Operation: utok.Operation, Token: "u1", Fingerprint: "other", ResourceID: a.AssociationId},
+		func(x *api.DataRepositoryAssociation) error {
+			t.Error("fn called on a replayed token")
+			return nil
+		})
+	must(t, err)
+	if updated || prev != *utok || cur.ImportedFileChunkSize != 4096 {
+		t.Fatalf("replayed update: %v %+v %d", updated, prev, cur.ImportedFileChunkSize)
+	}
+	// A failed update does not keep its token.
+	if _, _, _, err := c.UpdateAssociation(ctx, a.AssociationId, &dra.TokenRecord{Operation: utok.Operation, Token: "u2", Fingerprint: "f", ResourceID: a.AssociationId},
+		func(*api.DataRepositoryAssociation) error { return errors.New("refused") }); err == nil {
+		t.Fatal("fn error lost")
+	}
+	if _, ok, _ := c.LookupToken(ctx, utok.Operation, "u2"); ok {
+		t.Fatal("token of a failed update kept")
+	}
+	_, _, _, err = c.UpdateAssociation(ctx, a.AssociationId, nil, func(x *api.DataRepositoryAssociation) error {
+		x.ImportedFileChunkSize = 2048
+		return nil
+	})
+	must(t, err)
 	got, err = c.Association(ctx, a.AssociationId)
 	must(t, err)
 	if got.Lifecycle != api.LifecycleAvailable || got.ImportedFileChunkSize != 2048 {
 		t.Fatalf("update not kept: %+v", got)
 	}
-	if _, err := c.UpdateAssociation(ctx, a.AssociationId, func(x *api.DataRepositoryAssociation) error {
+	if _, _, _, err := c.UpdateAssociation(ctx, a.AssociationId, nil, func(x *api.DataRepositoryAssociation) error {
 		x.FileSystemPath = "/moved"
 		return nil
 	}); err == nil {
 		t.Fatal("update changed an immutable path")
 	}
 	boom := errors.New("boom")
-	if _, err := c.UpdateAssociation(ctx, a.AssociationId, func(x *api.DataRepositoryAssociation) error {
+	if _, _, _, err := c.UpdateAssociation(ctx, a.AssociationId, nil, func(x *api.DataRepositoryAssociation) error {
 		x.Lifecycle = api.LifecycleFailed
 		return boom
 	}); !errors.Is(err, boom) {
@@ -231,7 +264,7 @@ func testAssociations(t *testing.T, c catalog.Catalog, clk *Clock) {
 	if got, _ := c.Association(ctx, a.AssociationId); got.Lifecycle != api.LifecycleAvailable {
 		t.Fatal("a failed update was kept")
 	}
-	if _, err := c.UpdateAssociation(ctx, "dra-00000000", func(*api.DataRepositoryAssociation) error { return nil }); !errors.Is(err, catalog.ErrNotFound) {
+	if _, _, _, err := c.UpdateAssociation(ctx, "dra-00000000", nil, func(*api.DataRepositoryAssociation) error { return nil }); !errors.Is(err, catalog.ErrNotFound) {
 		t.Fatalf("update missing: %v", err)
 	}
 	clk.Advance(time.Second)
