@@ -3,8 +3,10 @@ package fusefs
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -570,5 +572,58 @@ func TestStatfs(t *testing.T) {
 	info, ok := testutil.Mounted(e.mnt)
 	if !ok || info.FSType != "fuse."+Name {
 		t.Fatalf("mountinfo %+v %v", info, ok)
+	}
+}
+
+// TestCallerOwnership: with the daemon running as root, names a user
+// creates belong to that user (or, in a set-group-ID directory, to the
+// directory's group), and the kernel enforces permissions against the
+// store's owners and modes (default_permissions).
+func TestCallerOwnership(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the daemon gives new names to their creator only as root")
+	}
+	e := mount(t, Options{})
+	// The user must reach the mountpoint (test temporary folders are 0700).
+	for _, d := range []string{filepath.Dir(e.mnt), e.mnt} {
+		if err := os.Chmod(d, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(e.m("sg"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(e.m("sg"), 0, 555); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Chmod(e.m("sg"), 0o2777); err != nil {
+		t.Fatal(err)
+	}
+	write(t, e.m("rootfile"), "root's")
+	sh := func(script string) error {
+		// cd in the shell, never cmd.Dir: the forked child would touch
+		// the mount before exec, while this process (the daemon) is
+		// stopped in vfork.
+		cmd := exec.Command("/bin/sh", "-c", `cd "$1" && `+script, "sh", e.mnt)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1000, Gid: 1000}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
+	if err := sh("echo x > f && mkdir d && ln -s f l && echo y > sg/g"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		uid, gid uint32
+	}{{"f", 1000, 1000}, {"d", 1000, 1000}, {"l", 1000, 1000}, {"sg/g", 1000, 555}} {
+		if st := lstat(t, e.s(c.name)); st.Uid != c.uid || st.Gid != c.gid {
+			t.Errorf("%s owned by %d:%d, want %d:%d", c.name, st.Uid, st.Gid, c.uid, c.gid)
+		}
+	}
+	if err := sh("echo z >> rootfile"); err == nil || !strings.Contains(err.Error(), "ermission denied") {
+		t.Fatalf("a user wrote root's 0644 file: %v", err)
 	}
 }
