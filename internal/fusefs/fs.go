@@ -39,7 +39,8 @@
 //     every user; default_permissions makes that safe); not otherwise, since
 //     fusermount3 refuses it unless /etc/fuse.conf has user_allow_other.
 //   - MaxWrite 1 MiB (the kernel's default fuse max_pages_limit), readahead
-//     up to 1 MiB, 64 background requests, readdirplus on (ls -l and find
+//     asked at 1 MiB (Linux offers at most 128 KiB in INIT and keeps that),
+//     64 background requests, readdirplus on (ls -l and find
 //     get attributes with the names), atomic O_TRUNC (the daemon sees the
 //     truncation in the open, which the importer needs to skip restoring a
 //     released file that is about to be emptied), extended attributes off
