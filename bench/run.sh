@@ -407,7 +407,7 @@ done
     cmdline "$t" /data/DIR s3://bucket/prefix | sed "s#$endpoint#\$EP#g; s#$bin/##g"
   done
   echo "# aws: AWS_CONFIG_FILE with s3.max_concurrent_requests = $CONC"
-  echo "# rclone: remote from RCLONE_CONFIG_BENCH_{TYPE=s3,PROVIDER=Minio,ENDPOINT,ACCESS_KEY_ID,SECRET_ACCESS_KEY}"
+  echo "# rclone: remote from RCLONE_CONFIG_BENCH_{TYPE=s3,PROVIDER=Minio,ENDPOINT,REGION,ACCESS_KEY_ID,SECRET_ACCESS_KEY}"
   echo '```'
   if [ "$CEILING" = 1 ]; then
     echo
@@ -415,46 +415,7 @@ done
     echo
     cat "$logs/ceiling.md"
   fi
-  for ds in $DATASETS; do
-    bytes=$("$OUT/gen" -dataset "$ds" -bytes)
-    files=$("$OUT/gen" -dataset "$ds" -files)
-    echo
-    echo "## $ds — $files files, $(awk -v b="$bytes" 'BEGIN {printf "%.1f MB", b/1e6}')"
-    echo
-    echo "| direction | tool | min s | median s | MB/s (median) | files/s (median) | CPU s tool / MinIO (median) | runs | ferry ÷ fastest peer (median) |"
-    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
-    for dir in $DIRECTIONS; do
-      awk -F'\t' -v ds="$ds" -v dir="$dir" -v bytes="$bytes" -v files="$files" -v tools="$TOOLS" '
-        function median(a, m,    i, j, x) {
-          for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { x = a[i]; a[i] = a[j]; a[j] = x }
-          return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-        }
-        $1 == ds && $2 == dir { n[$3]++; t[$3, n[$3]] = $5; c[$3, n[$3]] = $8; mc[$3, n[$3]] = $9; if ($6 != 0) bad[$3]++ }
-        END {
-          nt = split(tools, order, " ")
-          best = ""
-          for (k = 1; k <= nt; k++) {
-            tool = order[k]; m = n[tool]
-            if (m == 0) continue
-            for (i = 1; i <= m; i++) { v[i] = t[tool, i]; w[i] = c[tool, i]; y[i] = mc[tool, i] }
-            md[tool] = median(v, m)
-            mn[tool] = v[1]
-            cpu[tool] = median(w, m)
-            mcpu[tool] = median(y, m)
-            if (tool != "ferry" && !bad[tool] && (best == "" || md[tool] < md[best])) best = tool
-          }
-          for (k = 1; k <= nt; k++) {
-            tool = order[k]
-            if (!(tool in md)) continue
-            mbs = (dir ~ /^noop/) ? "—" : sprintf("%.0f", bytes / md[tool] / 1e6)
-            ratio = ""
-            if (tool == "ferry" && best != "") ratio = sprintf("**%.2f** (vs %s)", md[tool] / md[best], best)
-            note = bad[tool] ? sprintf(" (%d failed)", bad[tool]) : ""
-            printf "| %s | %s | %.2f | %.2f | %s | %.0f | %.2f / %.2f | %d%s | %s |\n", dir, tool, mn[tool], md[tool], mbs, files / md[tool], cpu[tool], mcpu[tool], n[tool], note, ratio
-          }
-        }' "$times"
-    done
-  done
+  OUT=$OUT DATASETS=$DATASETS DIRECTIONS=$DIRECTIONS TOOLS=$TOOLS bench/tables.sh "$times"
   if [ "$VERIFY" = 1 ]; then
     echo
     echo "Downloads checked byte for byte against the data set (first run of each tool):"
