@@ -163,21 +163,7 @@ func (e *Engine) multipartCopy(ctx context.Context, in CopyInput, progress Progr
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	completed := make([]types.CompletedPart, n)
-	for i, et := range etags {
-		completed[i] = types.CompletedPart{ETag: aws.String(et), PartNumber: aws.Int32(int32(i + 1))}
-	}
-	if err := e.acquire(ctx); err != nil {
-		return err
-	}
-	_, err = e.client.S3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          aws.String(in.DstBucket),
-		Key:             aws.String(in.DstKey),
-		UploadId:        uploadID,
-		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
-	})
-	e.release()
-	if err != nil {
+	if err := e.complete(ctx, in.DstBucket, in.DstKey, uploadID, etags); err != nil {
 		return e.explainCopy(err, in)
 	}
 	return nil

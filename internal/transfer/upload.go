@@ -176,24 +176,30 @@ func (e *Engine) multipartUpload(ctx context.Context, f *os.File, in UploadInput
 	if err := check(); err != nil {
 		return err
 	}
-	completed := make([]types.CompletedPart, n)
+	if err := e.complete(ctx, in.Bucket, in.Key, uploadID, etags); err != nil {
+		return e.client.Explain(err, "upload", in.Bucket, in.Key)
+	}
+	return nil
+}
+
+// complete finishes a multipart upload whose part i+1 has ETag etags[i],
+// under one request slot. Errors are the SDK's, for the caller to explain.
+func (e *Engine) complete(ctx context.Context, bucket, key string, uploadID *string, etags []string) error {
+	completed := make([]types.CompletedPart, len(etags))
 	for i, et := range etags {
 		completed[i] = types.CompletedPart{ETag: aws.String(et), PartNumber: aws.Int32(int32(i + 1))}
 	}
 	if err := e.acquire(ctx); err != nil {
 		return err
 	}
-	_, err = e.client.S3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-		Bucket:          aws.String(in.Bucket),
-		Key:             aws.String(in.Key),
+	defer e.release()
+	_, err := e.client.S3.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+		Bucket:          aws.String(bucket),
+		Key:             aws.String(key),
 		UploadId:        uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: completed},
 	})
-	e.release()
-	if err != nil {
-		return e.client.Explain(err, "upload", in.Bucket, in.Key)
-	}
-	return nil
+	return err
 }
 
 // abort cancels a multipart upload so its parts do not linger (and cost)
