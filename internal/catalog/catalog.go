@@ -138,12 +138,25 @@ type Catalog interface {
 	// yet). A barrier for "everything closed so far".
 	JournalSeq(ctx context.Context) (int64, error)
 	// PendingCount counts pending entries under prefix that hold content
-	// appended at or before barrier (0 = any): ferry hsm wait PATH waits
-	// until it is 0 for the JournalSeq read when it started.
+	// appended at or before barrier (0 = any), parked entries excepted:
+	// ferry hsm wait PATH waits until it is 0 for the JournalSeq read when
+	// it started, then reports ParkedEntries as failures.
 	PendingCount(ctx context.Context, prefix string, barrier int64) (int64, error)
 	// Pending lists pending entries under prefix in path order, after the
 	// path after ("" = from the start), at most limit.
 	Pending(ctx context.Context, prefix, after string, limit int) ([]JournalEntry, error)
+	// Park records a permanent failure of e (a key over 1024 bytes, a file
+	// over 5 TiB): like Fail, but the entry is not claimed again until a
+	// newer append for its path arrives (ReadyAt = Parked). It stays
+	// pending — Depth and OldestAge count it, Pending lists it with its
+	// cause — but PendingCount does not, so `hsm wait` never hangs on it;
+	// ParkedEntries lists what the barrier excluded. If a newer append
+	// superseded e meanwhile, Park only releases the claim (as Complete
+	// does) so the newer content is tried at once.
+	Park(ctx context.Context, e JournalEntry, cause string) error
+	// ParkedEntries lists parked entries under prefix in path order,
+	// after the path after, at most limit.
+	ParkedEntries(ctx context.Context, prefix, after string, limit int) ([]JournalEntry, error)
 
 	// CreateTask inserts t, the associations it works on and tok (when
 	// not nil) in one transaction, as CreateAssociation.
@@ -214,17 +227,49 @@ func (k Kind) valid() bool {
 // MergeKind is the kind of a pending entry of kind old superseded by an
 // append of kind new, and the old path it keeps: the newer kind wins, except
 // that a change to a file not yet exported as NEW stays NEW (the object does
-// not exist yet), and a change to a file not yet exported as RENAME stays a
-// RENAME from the same old path (the old key must still go).
+// not exist yet), and a change or creation at a path not yet exported as
+// RENAME stays a RENAME from the same old path (the old key must still go;
+// the exporter uploads whatever content the new path has).
 func MergeKind(old Kind, oldPath string, new Kind, newOldPath string) (Kind, string) {
 	switch {
 	case old == KindNew && new == KindChanged:
 		return KindNew, ""
-	case old == KindRename && new == KindChanged:
+	case old == KindRename && (new == KindChanged || new == KindNew):
 		return KindRename, oldPath
 	}
 	return new, newOldPath
 }
+
+// Renames before export (issue 4: "a file renamed or rewritten before its
+// export ran is exported once, under its final name"). Append of
+// RENAME(Path ← OldPath) first settles the pending entry of OldPath, if
+// there is one and no exporter holds a live claim on it:
+//
+//	OldPath's entry   the RENAME becomes            OldPath's entry
+//	NEW               NEW at Path (file only)       dropped
+//	RENAME(← O)       RENAME(Path ← O),             dropped
+//	                  CHANGED if O = Path
+//	CHANGED           RENAME(Path ← OldPath)        dropped
+//	DELETED           RENAME(Path ← OldPath)        kept
+//
+// A claimed entry is kept as it is (its upload is in flight) and the RENAME
+// stays a RENAME; the exporter runs it once OldPath's entry is gone. With
+// Tree (a directory rename) the pending entries below OldPath move below
+// Path in the same transaction: NEW stays NEW, RENAME keeps its old path,
+// CHANGED becomes RENAME from where the object still is, DELETED stays where
+// it is (that object was never moved), and a claimed entry stays while a
+// RENAME from it is added under the new name. A directory's own NEW is not
+// collapsed: objects below it may exist already, and the exporter lists the
+// old prefix to move them.
+
+// Parked is ReadyAt of an entry parked by Park: it is never claimed again
+// until a newer append for its path arrives.
+var Parked = time.Unix(0, parkedNS)
+
+const parkedNS = 1<<63 - 1
+
+// IsParked reports whether e was parked after a permanent failure.
+func (e JournalEntry) IsParked() bool { return e.ReadyAt.UnixNano() == parkedNS }
 
 // JournalAppend is one entry given to Append.
 type JournalAppend struct {
@@ -234,6 +279,9 @@ type JournalAppend struct {
 	// Version is the content version the caller exports (for example the
 	// file's change counter); the catalog keeps it for the exporter.
 	Version int64
+	// Tree (RENAME of a directory only): the pending entries below OldPath
+	// move below Path in the same transaction (see "Renames before export").
+	Tree bool
 }
 
 // JournalEntry is a pending entry of the export journal.

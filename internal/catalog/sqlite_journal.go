@@ -3,7 +3,9 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -48,7 +50,16 @@ func validAppend(e JournalAppend) error {
 	if (e.Kind == KindRename) != (e.OldPath != "") {
 		return fmt.Errorf("catalog: journal entry for %q: a RENAME, and only a RENAME, has an old path", e.Path)
 	}
+	if e.Tree && e.Kind != KindRename {
+		return fmt.Errorf("catalog: journal entry for %q: only a RENAME can move a tree", e.Path)
+	}
 	if e.OldPath != "" {
+		if e.OldPath == e.Path {
+			return fmt.Errorf("catalog: journal entry for %q: a RENAME onto itself is not a rename", e.Path)
+		}
+		if e.Tree && (e.OldPath == "" || strings.HasPrefix(e.Path, e.OldPath+"/")) {
+			return fmt.Errorf("catalog: journal entry for %q: a directory cannot move below itself (%q)", e.Path, e.OldPath)
+		}
 		return checkPath(e.OldPath)
 	}
 	return nil
@@ -135,14 +146,18 @@ ON CONFLICT (path) DO UPDATE SET
 	seq = excluded.seq,
 	kind = CASE
 		WHEN journal.kind = 'NEW' AND excluded.kind = 'CHANGED' THEN 'NEW'
-		WHEN journal.kind = 'RENAME' AND excluded.kind = 'CHANGED' THEN 'RENAME'
+		WHEN journal.kind = 'RENAME' AND excluded.kind IN ('CHANGED', 'NEW') THEN 'RENAME'
 		ELSE excluded.kind END,
 	old_path = CASE
 		WHEN journal.kind = 'NEW' AND excluded.kind = 'CHANGED' THEN ''
-		WHEN journal.kind = 'RENAME' AND excluded.kind = 'CHANGED' THEN journal.old_path
+		WHEN journal.kind = 'RENAME' AND excluded.kind IN ('CHANGED', 'NEW') THEN journal.old_path
 		ELSE excluded.old_path END,
 	version = excluded.version,
-	updated_ns = excluded.updated_ns`
+	updated_ns = excluded.updated_ns,
+	ready_ns = CASE WHEN journal.ready_ns = ` + parkedSQL + ` THEN 0 ELSE journal.ready_ns END`
+
+// parkedSQL is parkedNS as an SQL literal.
+const parkedSQL = "9223372036854775807"
 
 func (c *sqliteCatalog) commitAppends(batch []*appendReq) error {
 	err := c.write(context.Background(), durable, func(ctx context.Context) error {
@@ -157,9 +172,24 @@ func (c *sqliteCatalog) commitAppends(batch []*appendReq) error {
 		}
 		for _, r := range batch {
 			for _, e := range r.entries {
+				var carry *carried
+				if e.Kind == KindRename {
+					var err error
+					if e, carry, err = c.settleRename(ctx, e, now, &seq); err != nil {
+						return fmt.Errorf("append %q: %w", e.Path, err)
+					}
+				}
 				seq++
 				if _, err := stmt.ExecContext(ctx, e.Path, seq, string(e.Kind), e.OldPath, e.Version, now); err != nil {
 					return fmt.Errorf("append %q: %w", e.Path, err)
+				}
+				if carry != nil {
+					// Content closed under the old name is pending under
+					// the new one: it keeps its place and its barrier.
+					if _, err := c.wexec(ctx, `UPDATE journal SET first_seq = min(first_seq, ?), enqueued_ns = min(enqueued_ns, ?) WHERE path = ?`,
+						carry.firstSeq, carry.enqueued, e.Path); err != nil {
+						return fmt.Errorf("append %q: %w", e.Path, err)
+					}
 				}
 			}
 		}
@@ -168,6 +198,118 @@ func (c *sqliteCatalog) commitAppends(batch []*appendReq) error {
 	})
 	if err != nil {
 		return fmt.Errorf("catalog: journal append: %w", err)
+	}
+	return nil
+}
+
+// settleRename applies a RENAME to the pending entries of its old path
+// (and below it, for a tree) as "Renames before export" in catalog.go
+// says, inside the append's transaction, and returns the entry to upsert.
+// seq is the transaction's last sequence number (entries added for claimed
+// descendants take new ones).
+// carried is the queue place of an entry a rename absorbed.
+type carried struct{ firstSeq, enqueued int64 }
+
+func (c *sqliteCatalog) settleRename(ctx context.Context, e JournalAppend, now int64, seq *int64) (JournalAppend, *carried, error) {
+	src := e.OldPath // the name being renamed now
+	var kind, oldPath string
+	var claimed bool
+	var carry *carried
+	var cr carried
+	err := c.wrow(ctx, `SELECT kind, old_path, owner IS NOT NULL AND ready_ns > ?2, first_seq, enqueued_ns FROM journal WHERE path = ?1`, src, now).
+		Scan(&kind, &oldPath, &claimed, &cr.firstSeq, &cr.enqueued)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return e, nil, err
+	case claimed || Kind(kind) == KindDeleted:
+	default:
+		if _, err := c.wexec(ctx, `DELETE FROM journal WHERE path = ?`, src); err != nil {
+			return e, nil, err
+		}
+		carry = &cr
+		switch Kind(kind) {
+		case KindNew:
+			if !e.Tree {
+				e.Kind, e.OldPath = KindNew, ""
+			}
+		case KindRename:
+			if oldPath == e.Path {
+				e.Kind, e.OldPath = KindChanged, ""
+			} else {
+				e.OldPath = oldPath
+			}
+		}
+	}
+	if !e.Tree {
+		return e, carry, nil
+	}
+	// origin is where the objects below src still are: src itself, or the
+	// older name of a directory renamed twice before its export ran.
+	origin := src
+	if e.Kind == KindRename {
+		origin = e.OldPath
+	} else if e.Kind == KindChanged {
+		origin = e.Path // renamed back: the objects are where they were
+	}
+	return e, carry, c.moveBelow(ctx, src, origin, e.Path, now, seq)
+}
+
+// moveBelow moves the pending entries below src to below dst (a directory
+// rename); origin is where the objects of src's descendants are.
+func (c *sqliteCatalog) moveBelow(ctx context.Context, src, origin, dst string, now int64, seq *int64) error {
+	type row struct {
+		path, kind, oldPath string
+		claimed             bool
+	}
+	lo, hi := prefixRange(src)
+	rows, err := c.wc.QueryContext(ctx, `SELECT path, kind, old_path, owner IS NOT NULL AND ready_ns > ?3
+		FROM journal WHERE path >= ?1 AND path < ?2 ORDER BY path`, lo, hi, now)
+	if err != nil {
+		return err
+	}
+	var below []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.path, &r.kind, &r.oldPath, &r.claimed); err != nil {
+			rows.Close()
+			return err
+		}
+		below = append(below, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range below {
+		suffix := r.path[len(src):] // "/…"
+		to := dst + suffix
+		switch {
+		case Kind(r.kind) == KindDeleted:
+			// That object stays where it is; its deletion is still due.
+			continue
+		case r.claimed:
+			// In flight: its upload writes the object under r.path, from
+			// where a RENAME moves it once that entry is gone.
+			*seq++
+			if _, err := c.wexec(ctx, upsertJournal, to, *seq, string(KindRename), r.path, 0, now); err != nil {
+				return err
+			}
+			continue
+		}
+		kind, oldPath := Kind(r.kind), r.oldPath
+		if kind == KindChanged {
+			kind, oldPath = KindRename, origin+suffix
+		}
+		if oldPath == to {
+			kind, oldPath = KindChanged, ""
+		}
+		if _, err := c.wexec(ctx, `DELETE FROM journal WHERE path = ?`, to); err != nil {
+			return err
+		}
+		if _, err := c.wexec(ctx, `UPDATE journal SET path = ?, kind = ?, old_path = ? WHERE path = ?`, to, string(kind), oldPath, r.path); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -283,6 +425,43 @@ func (c *sqliteCatalog) Fail(ctx context.Context, e JournalEntry, cause string, 
 	return nil
 }
 
+func (c *sqliteCatalog) Park(ctx context.Context, e JournalEntry, cause string) error {
+	if len(cause) > 1024 {
+		cause = cause[:1024]
+	}
+	err := c.write(ctx, durable, func(ctx context.Context) error {
+		res, err := c.wexec(ctx, `UPDATE journal SET owner = NULL, ready_ns = `+parkedSQL+`, attempts = attempts + 1, last_error = ?
+			WHERE path = ? AND seq = ? AND owner IS ?`, cause, e.Path, e.Seq, nullOwner(e.Owner))
+		if err != nil {
+			return err
+		}
+		if k, _ := res.RowsAffected(); k == 1 {
+			return nil
+		}
+		// Superseded: the newer content may fit; release the claim.
+		_, err = c.wexec(ctx, `UPDATE journal SET owner = NULL, ready_ns = 0
+			WHERE path = ? AND seq > ? AND owner IS ?`, e.Path, e.Seq, nullOwner(e.Owner))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: park %q: %w", e.Path, err)
+	}
+	return nil
+}
+
+func (c *sqliteCatalog) ParkedEntries(ctx context.Context, prefix, after string, limit int) ([]JournalEntry, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	lo, hi := prefixRange(prefix)
+	q := `SELECT ` + journalCols + ` FROM journal WHERE ready_ns = ` + parkedSQL + ` AND path > ?4 AND (?1 = '' OR path = ?1 OR (path >= ?2 AND path < ?3))`
+	if after == "" {
+		q = `SELECT ` + journalCols + ` FROM journal WHERE ready_ns = ` + parkedSQL + ` AND (path > ?4 OR path = '') AND (?1 = '' OR path = ?1 OR (path >= ?2 AND path < ?3))`
+	}
+	rows, err := c.rquery(ctx, q+` ORDER BY path LIMIT ?5`, prefix, lo, hi, after, limit)
+	return scanEntries(rows, err)
+}
+
 func (c *sqliteCatalog) ReleaseClaims(ctx context.Context, owner string) (int64, error) {
 	var n int64
 	err := c.write(ctx, durable, func(ctx context.Context) error {
@@ -328,16 +507,19 @@ func (c *sqliteCatalog) PendingCount(ctx context.Context, prefix string, barrier
 	if barrier <= 0 {
 		barrier = 1<<63 - 1
 	}
+	// Parked entries are not waited for (see Park); ready_ns < parked
+	// excludes them.
 	if prefix == "" {
 		if barrier == 1<<63-1 {
-			return c.Depth(ctx)
+			return c.scalar(ctx, `SELECT (SELECT depth FROM journal_stats WHERE one = 1) -
+				(SELECT count(*) FROM journal WHERE ready_ns = `+parkedSQL+`)`)
 		}
-		return c.scalar(ctx, `SELECT count(*) FROM journal WHERE first_seq <= ?`, barrier)
+		return c.scalar(ctx, `SELECT count(*) FROM journal WHERE first_seq <= ? AND ready_ns < `+parkedSQL, barrier)
 	}
 	lo, hi := prefixRange(prefix)
 	return c.scalar(ctx, `SELECT
-		(SELECT count(*) FROM journal WHERE path = ?1 AND first_seq <= ?4) +
-		(SELECT count(*) FROM journal WHERE path >= ?2 AND path < ?3 AND first_seq <= ?4)`, prefix, lo, hi, barrier)
+		(SELECT count(*) FROM journal WHERE path = ?1 AND first_seq <= ?4 AND ready_ns < `+parkedSQL+`) +
+		(SELECT count(*) FROM journal WHERE path >= ?2 AND path < ?3 AND first_seq <= ?4 AND ready_ns < `+parkedSQL+`)`, prefix, lo, hi, barrier)
 }
 
 func (c *sqliteCatalog) Pending(ctx context.Context, prefix, after string, limit int) ([]JournalEntry, error) {
@@ -361,6 +543,11 @@ func (c *sqliteCatalog) Pending(ctx context.Context, prefix, after string, limit
 			SELECT * FROM (SELECT `+journalCols+` FROM journal WHERE path >= ?2 AND path < ?3 AND path > ?4 ORDER BY path LIMIT ?5)
 		) ORDER BY 1 LIMIT ?5`, prefix, lo, hi, after, limit)
 	}
+	return scanEntries(rows, err)
+}
+
+// scanEntries reads the journal rows of a query (rows, err as returned).
+func scanEntries(rows *sql.Rows, err error) ([]JournalEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}

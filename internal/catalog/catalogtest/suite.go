@@ -62,6 +62,9 @@ func Run(t *testing.T, open Open) {
 		{"JournalFail", testJournalFail},
 		{"JournalPending", testJournalPending},
 		{"JournalConcurrent", testJournalConcurrent},
+		{"JournalRenameBeforeExport", testJournalRenameBeforeExport},
+		{"JournalRenameTree", testJournalRenameTree},
+		{"JournalPark", testJournalPark},
 		{"AccessTimes", testAccess},
 		{"Closed", testClosed},
 	}
@@ -891,4 +894,250 @@ func testClosed(t *testing.T, c catalog.Catalog, clk *Clock) {
 		t.Fatalf("append after close: %v", err)
 	}
 	must(t, c.Close()) // idempotent
+}
+
+// pendingMap returns every pending entry by path.
+func pendingMap(t *testing.T, c catalog.Catalog) map[string]catalog.JournalEntry {
+	t.Helper()
+	es, err := c.Pending(ctx, "", "", 1000)
+	must(t, err)
+	m := map[string]catalog.JournalEntry{}
+	for _, e := range es {
+		m[e.Path] = e
+	}
+	if d := depth(t, c); d != int64(len(m)) {
+		t.Fatalf("depth %d, %d entries pending", d, len(m))
+	}
+	return m
+}
+
+// wantEntries checks the pending entries: path → "KIND" or "RENAME<-old".
+func wantEntries(t *testing.T, c catalog.Catalog, want map[string]string) {
+	t.Helper()
+	got := map[string]string{}
+	for p, e := range pendingMap(t, c) {
+		k := string(e.Kind)
+		if e.OldPath != "" {
+			k += "<-" + e.OldPath
+		}
+		got[p] = k
+	}
+	for p, k := range want {
+		if got[p] != k {
+			t.Errorf("%q: %q, want %q", p, got[p], k)
+		}
+	}
+	for p, k := range got {
+		if _, ok := want[p]; !ok {
+			t.Errorf("unexpected entry %q: %s", p, k)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+func rename(t *testing.T, c catalog.Catalog, from, to string, tree bool) {
+	t.Helper()
+	must(t, c.Append(ctx, catalog.JournalAppend{Path: to, Kind: catalog.KindRename, OldPath: from, Tree: tree}))
+}
+
+func testJournalRenameBeforeExport(t *testing.T, c catalog.Catalog, clk *Clock) {
+	// A new file renamed before its export: one NEW under the final name.
+	appendOne(t, c, "a", catalog.KindNew, 1)
+	barrier, _ := c.JournalSeq(ctx)
+	rename(t, c, "a", "b", false)
+	rename(t, c, "b", "b2", false)
+	// A changed file renamed: the old key must still go.
+	appendOne(t, c, "c", catalog.KindChanged, 1)
+	rename(t, c, "c", "d", false)
+	// A rename of a rename keeps the first origin; renamed back it is a change.
+	rename(t, c, "e", "f", false)
+	rename(t, c, "f", "g", false)
+	rename(t, c, "h", "i", false)
+	rename(t, c, "i", "h", false)
+	// A pending deletion stays (that object's removal is still due).
+	appendOne(t, c, "x", catalog.KindDeleted, 1)
+	rename(t, c, "x", "y", false)
+	// A NEW file renamed over a changed one: the target's object is
+	// replaced by an upload, nothing is copied.
+	appendOne(t, c, "n", catalog.KindNew, 1)
+	appendOne(t, c, "z", catalog.KindChanged, 1)
+	rename(t, c, "n", "z", false)
+	// A file created where a rename landed: the rename's old key must go.
+	rename(t, c, "o", "p", false)
+	appendOne(t, c, "p", catalog.KindNew, 2)
+	wantEntries(t, c, map[string]string{
+		"b2": "NEW", "d": "RENAME<-c", "g": "RENAME<-e", "h": "CHANGED",
+		"x": "DELETED", "y": "RENAME<-x", "z": "NEW", "p": "RENAME<-o",
+	})
+	// The collapsed entry keeps its place and barrier: hsm wait on the new
+	// name waits for content closed under the old one.
+	if n, _ := c.PendingCount(ctx, "b2", barrier); n != 1 {
+		t.Fatalf("PendingCount(b2, barrier) = %d, want 1", n)
+	}
+	for _, tc := range []struct{ old, new catalog.Kind }{{catalog.KindRename, catalog.KindNew}, {catalog.KindRename, catalog.KindChanged}} {
+		if k, o := catalog.MergeKind(tc.old, "o", tc.new, ""); k != catalog.KindRename || o != "o" {
+			t.Fatalf("MergeKind(%s, %s) = %s %q", tc.old, tc.new, k, o)
+		}
+	}
+
+	// A claimed entry is in flight: it stays, and the rename stays a rename.
+	appendOne(t, c, "q", catalog.KindNew, 1)
+	for {
+		es, err := c.Claim(ctx, "A", 100, time.Minute)
+		must(t, err)
+		if len(es) == 0 {
+			break
+		}
+	}
+	rename(t, c, "q", "r", false)
+	m := pendingMap(t, c)
+	if m["q"].Kind != catalog.KindNew || m["q"].Owner != "A" || m["r"].Kind != catalog.KindRename || m["r"].OldPath != "q" {
+		t.Fatalf("claimed: q %+v r %+v", m["q"], m["r"])
+	}
+	// Once the lease expired the entry is no longer in flight.
+	clk.Advance(2 * time.Minute)
+	rename(t, c, "r", "s", false)
+	appendOne(t, c, "t", catalog.KindNew, 1)
+	es, _ := c.Claim(ctx, "B", 100, time.Minute)
+	_ = es
+	clk.Advance(2 * time.Minute)
+	rename(t, c, "t", "u", false)
+	m = pendingMap(t, c)
+	if _, ok := m["t"]; ok || m["u"].Kind != catalog.KindNew {
+		t.Fatalf("expired claim: t %+v u %+v", m["t"], m["u"])
+	}
+	for _, bad := range []catalog.JournalAppend{
+		{Path: "a", Kind: catalog.KindRename, OldPath: "a"},
+		{Path: "a", Kind: catalog.KindChanged, Tree: true},
+		{Path: "d/e", Kind: catalog.KindRename, OldPath: "d", Tree: true},
+	} {
+		if err := c.Append(ctx, bad); err == nil {
+			t.Fatalf("bad entry %+v accepted", bad)
+		}
+	}
+}
+
+func testJournalRenameTree(t *testing.T, c catalog.Catalog, clk *Clock) {
+	appendOne(t, c, "d", catalog.KindNew, 1)
+	appendOne(t, c, "d/n", catalog.KindNew, 1)
+	appendOne(t, c, "d/c", catalog.KindChanged, 1)
+	rename(t, c, "d/q", "d/r", false)
+	appendOne(t, c, "d/x", catalog.KindDeleted, 1)
+	appendOne(t, c, "d/s/t", catalog.KindChanged, 1)
+	appendOne(t, c, "dd/other", catalog.KindChanged, 1) // not below d
+	es, err := c.Pending(ctx, "d/s/t", "", 1)
+	must(t, err)
+	clk.Advance(time.Second)
+	// Claim only d/s/t: claim everything, then give the others back.
+	all, err := c.Claim(ctx, "A", 100, time.Minute)
+	must(t, err)
+	for _, e := range all {
+		if e.Path != "d/s/t" {
+			must(t, c.Fail(ctx, e, "later", clk.Now()))
+		}
+	}
+	barrier, _ := c.JournalSeq(ctx)
+	rename(t, c, "d", "e", true)
+	wantEntries(t, c, map[string]string{
+		"e":        "RENAME<-d",
+		"e/n":      "NEW",
+		"e/c":      "RENAME<-d/c",
+		"e/r":      "RENAME<-d/q",
+		"d/x":      "DELETED",
+		"d/s/t":    "CHANGED",
+		"e/s/t":    "RENAME<-d/s/t",
+		"dd/other": "CHANGED",
+	})
+	m := pendingMap(t, c)
+	if m["e/s/t"].FirstSeq <= barrier || m["d/s/t"].FirstSeq != es[0].FirstSeq {
+		t.Fatalf("claimed entry: %+v, added rename: %+v", m["d/s/t"], m["e/s/t"])
+	}
+	if n, _ := c.PendingCount(ctx, "e", barrier); n != 4 {
+		t.Fatalf("PendingCount(e, barrier) = %d, want 4 (moved entries keep their barrier)", n)
+	}
+	// A change after the first rename, then a second rename: the objects
+	// are still under d, where the first rename's entry moves them from.
+	appendOne(t, c, "e/y", catalog.KindChanged, 1)
+	must(t, c.Fail(ctx, m["e/s/t"], "x", clk.Now())) // unclaimed anyway
+	rename(t, c, "e", "f", true)
+	wantEntries(t, c, map[string]string{
+		"f":        "RENAME<-d",
+		"f/n":      "NEW",
+		"f/c":      "RENAME<-d/c",
+		"f/r":      "RENAME<-d/q",
+		"f/y":      "RENAME<-d/y",
+		"d/x":      "DELETED",
+		"d/s/t":    "CHANGED",
+		"f/s/t":    "RENAME<-d/s/t",
+		"dd/other": "CHANGED",
+	})
+	// Renamed back: the rename is a change and what is below is where its
+	// objects are.
+	rename(t, c, "f", "d", true)
+	wantEntries(t, c, map[string]string{
+		"d":        "CHANGED",
+		"d/n":      "NEW",
+		"d/c":      "CHANGED",
+		"d/r":      "RENAME<-d/q",
+		"d/y":      "CHANGED",
+		"d/x":      "DELETED",
+		"d/s/t":    "CHANGED",
+		"dd/other": "CHANGED",
+	})
+	if d := depth(t, c); d != 8 {
+		t.Fatalf("depth %d", d)
+	}
+}
+
+func testJournalPark(t *testing.T, c catalog.Catalog, clk *Clock) {
+	appendOne(t, c, "long", catalog.KindNew, 1)
+	appendOne(t, c, "ok", catalog.KindNew, 1)
+	barrier, _ := c.JournalSeq(ctx)
+	es, err := c.Claim(ctx, "A", 10, 2*time.Hour)
+	must(t, err)
+	must(t, c.Park(ctx, es[0], "PathSizeTooLong: key too long"))
+	clk.Advance(time.Hour)
+	if got, _ := c.Claim(ctx, "B", 10, time.Minute); len(got) != 0 {
+		t.Fatalf("parked entry claimed: %+v", got)
+	}
+	if d := depth(t, c); d != 2 {
+		t.Fatalf("depth %d: a parked entry is still pending", d)
+	}
+	for _, b := range []int64{0, barrier} {
+		for _, p := range []string{"", "long"} {
+			want := int64(0)
+			if p == "" {
+				want = 1 // ok, still claimed by A
+			}
+			if n, _ := c.PendingCount(ctx, p, b); n != want {
+				t.Fatalf("PendingCount(%q, %d) = %d, want %d: hsm wait must not hang on a parked entry", p, b, n, want)
+			}
+		}
+	}
+	for _, p := range []string{"", "long"} {
+		parked, err := c.ParkedEntries(ctx, p, "", 10)
+		must(t, err)
+		if len(parked) != 1 || parked[0].Path != "long" || !parked[0].IsParked() || parked[0].LastError != "PathSizeTooLong: key too long" || parked[0].Attempts != 1 {
+			t.Fatalf("ParkedEntries(%q): %+v", p, parked)
+		}
+	}
+	if parked, _ := c.ParkedEntries(ctx, "ok", "", 10); len(parked) != 0 {
+		t.Fatalf("ParkedEntries(ok): %+v", parked)
+	}
+	// A newer append may fit: it is tried again.
+	appendOne(t, c, "long", catalog.KindChanged, 2)
+	got, err := c.Claim(ctx, "B", 10, time.Minute)
+	must(t, err)
+	if len(got) != 1 || got[0].Path != "long" || got[0].IsParked() {
+		t.Fatalf("unparked: %+v", got)
+	}
+	// Parking a superseded entry only releases it.
+	appendOne(t, c, "long", catalog.KindChanged, 3)
+	must(t, c.Park(ctx, got[0], "FileSizeTooLarge"))
+	again, _ := c.Claim(ctx, "C", 10, time.Minute)
+	if len(again) != 1 || again[0].Path != "long" || again[0].Version != 3 {
+		t.Fatalf("superseded park: %+v", again)
+	}
 }
