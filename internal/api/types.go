@@ -126,6 +126,41 @@ type DataRepositoryAssociation struct {
 	S3                          *S3DataRepositoryConfiguration `json:"S3,omitempty"`
 	Tags                        []Tag                          `json:"Tags,omitempty"`
 	CreationTime                Time                           `json:"CreationTime"`
+	// FerryStatus is ferry only (FSx has no such member): the progress of
+	// the daemon's background work on the association. Absent until there
+	// is something to say; FSx clients ignore it.
+	FerryStatus *AssociationStatus `json:"FerryStatus,omitempty"`
+}
+
+// AssociationStatus is the ferry-only progress of an association's
+// background work: its batch import, its last repository check, and what a
+// pending delete was asked to do (kept so a restarted daemon finishes it).
+type AssociationStatus struct {
+	BatchImport            *BatchImportStatus `json:"BatchImport,omitempty"`
+	LastCheckTime          *Time              `json:"LastCheckTime,omitempty"`
+	DeleteDataInFileSystem *bool              `json:"DeleteDataInFileSystem,omitempty"`
+}
+
+// Batch import states (BatchImportStatus.State).
+const (
+	BatchImportPending   = "PENDING"   // requested, not started (or to be retried)
+	BatchImportRunning   = "RUNNING"   // counters grow as it goes
+	BatchImportSucceeded = "SUCCEEDED" // every object of the prefix seen
+	BatchImportFailed    = "FAILED"    // stopped; Message says why; retried with the repository check
+)
+
+// BatchImportStatus is the progress of BatchImportMetaDataOnCreate.
+type BatchImportStatus struct {
+	State         string           `json:"State"`
+	Objects       int64            `json:"Objects"`
+	Files         int64            `json:"Files"`
+	Directories   int64            `json:"Directories"`
+	Symlinks      int64            `json:"Symlinks"`
+	Refused       int64            `json:"Refused"`
+	RefusedByCode map[string]int64 `json:"RefusedByCode,omitempty"`
+	StartTime     *Time            `json:"StartTime,omitempty"`
+	EndTime       *Time            `json:"EndTime,omitempty"`
+	Message       string           `json:"Message,omitempty"`
 }
 
 // DataRepositoryTaskStatus holds a task's counters.

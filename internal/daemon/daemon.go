@@ -6,14 +6,23 @@
 //
 // Start returns once the kernel has answered the FUSE handshake, so a
 // caller (the CLI, or the parent of a --background daemon) can tell the
-// user the mount is ready. The control API of the next increment hangs off
-// Daemon: it is started after the mount in Start and stopped first in Stop.
+// user the mount is ready.
+//
+// Around the mount the daemon owns the control plane: the catalog
+// (internal/catalog, opened before anything serves), the S3 client, the
+// association worker (associations.go: create/update/delete requests
+// worked one at a time, repository checks, batch import, recovery at
+// start), the control API on a Unix socket (control.go) and the hsm
+// operations (hsm.go). The control API is started before the mount, so
+// requests can be queued while it comes up, and stopped after it.
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +32,11 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/fusefs"
+	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
@@ -35,6 +48,13 @@ type Config struct {
 	FUSE       fusefs.Options
 	Logger     *slog.Logger
 	RuntimeDir string // default RuntimeDir()
+	// S3 selects the repository's account, region and endpoint (the
+	// standard AWS chain fills what is empty), as for ferry s3.
+	S3 s3x.Config
+	// RecheckInterval is how often a MISCONFIGURED association checks its
+	// repository again (default DefaultRecheckInterval).
+	RecheckInterval time.Duration
+	Version         string // reported by describe-file-systems
 }
 
 // Daemon is one running mount.
@@ -46,6 +66,15 @@ type Daemon struct {
 	fsys     *fusefs.FS
 	server   *fuse.Server
 	reg      string // registration file
+	sock     string // control socket
+	cat      catalog.Catalog
+	s3       *s3x.Client
+	plane    dataPlane
+	assoc    *associations
+	http     *http.Server
+	metrics  *prometheus.Registry
+	stopWork context.CancelFunc // stops the association worker
+	workDone chan struct{}
 	logFile  string // a --background daemon's log
 	log      *slog.Logger
 	done     chan struct{}
@@ -94,6 +123,31 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if d.created {
 		d.log.Info("initialised a new file system", "store", cfg.Store)
 	}
+	// Invariant 7: the catalog is opened (and SQLite recovers its WAL)
+	// before anything serves.
+	ctx := context.Background()
+	if d.cat, err = catalog.Open(ctx, cfg.Catalog, catalog.Options{StoreRoot: cfg.Store}); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			d.cat.Close()
+		}
+	}()
+	if _, err = d.cat.InitFileSystem(ctx, catalog.FileSystemInfo{FileSystemId: d.id.FileSystemId, CreationTime: d.id.CreationTime, StorePath: cfg.Store}); err != nil {
+		return nil, fmt.Errorf("catalog: %w", err)
+	}
+	d.store.SetMapStore(d.cat)
+	s3cfg := cfg.S3
+	if s3cfg.MaxConns == 0 {
+		s3cfg.MaxConns = 64
+	}
+	if d.s3, err = s3x.New(ctx, s3cfg); err != nil {
+		return nil, err
+	}
+	d.plane = noPlane{}
+	d.assoc = newAssociations(d.id.FileSystemId, d.cat, d.store, d.s3, d.plane, d.log, cfg.RecheckInterval)
+	d.metrics = d.newMetrics()
 	d.logFile = backgroundLog(cfg.RuntimeDir, d.id.FileSystemId)
 	// Register before mounting, so two mounts of one store race on the
 	// registration, not on the mountpoint.
@@ -105,12 +159,35 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		Catalog:      cfg.Catalog,
 		StartTime:    time.Now().UTC(),
 		LogFile:      d.logFile,
+		Socket:       socketPath(cfg.RuntimeDir, d.id.FileSystemId),
 	}); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
 			unregister(d.reg, os.Getpid())
+		}
+	}()
+	// The control API and the association worker start before the mount:
+	// work left CREATING, UPDATING or DELETING by a crash resumes now
+	// (invariant 7), and clients can queue requests while the mount comes up.
+	ctl, sock, err := listenControl(cfg.RuntimeDir, d.id.FileSystemId)
+	if err != nil {
+		return nil, err
+	}
+	d.sock = sock
+	d.http = &http.Server{Handler: d.handler(), ReadHeaderTimeout: 10 * time.Second}
+	go d.serveControl(ctl)
+	wctx, stopWork := context.WithCancel(context.Background())
+	d.stopWork, d.workDone = stopWork, make(chan struct{})
+	d.assoc.publish(wctx)
+	go func() {
+		defer close(d.workDone)
+		d.assoc.run(wctx)
+	}()
+	defer func() {
+		if err != nil {
+			d.stopControl()
 		}
 	}()
 	opt := cfg.FUSE
@@ -133,10 +210,27 @@ func Start(cfg Config) (_ *Daemon, err error) {
 // serve waits for the mount to end, however it ends, and cleans up.
 func (d *Daemon) serve() {
 	d.server.Wait()
+	d.stopControl()
 	unregister(d.reg, os.Getpid())
+	if err := d.cat.Close(); err != nil {
+		d.log.Error("close catalog", "err", err)
+	}
 	d.store.Close()
 	d.log.Info("unmounted", "mountpoint", d.cfg.MountPoint)
 	close(d.done)
+}
+
+// stopControl stops the control API and the association worker and
+// removes the socket.
+func (d *Daemon) stopControl() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d.stopWork()
+	if err := d.http.Shutdown(ctx); err != nil {
+		d.http.Close()
+	}
+	<-d.workDone
+	removeSocket(d.sock, d.reg, os.Getpid())
 }
 
 // checkPaths refuses a mountpoint inside the store: the daemon would look

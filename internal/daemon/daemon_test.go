@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	code := m.Run()
+	code := testutil.RunMain(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

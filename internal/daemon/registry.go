@@ -35,8 +35,7 @@ func RuntimeDir() string {
 }
 
 // Registration is <runtime dir>/<FileSystemId>.json: one running daemon.
-// The control socket of the next increment will sit next to it as
-// <FileSystemId>.sock and be named here.
+// Its control socket sits next to it as <FileSystemId>.sock.
 type Registration struct {
 	FileSystemId string
 	Pid          int
@@ -45,6 +44,7 @@ type Registration struct {
 	Catalog      string // catalog URL
 	StartTime    time.Time
 	LogFile      string `json:",omitempty"` // where a --background daemon logs
+	Socket       string `json:",omitempty"` // the control API's Unix socket
 }
 
 // path of the registration file of id in dir.
@@ -114,6 +114,16 @@ func unregister(p string, pid int) {
 	if data, err := os.ReadFile(p); err == nil && json.Unmarshal(data, &r) == nil && r.Pid == pid {
 		os.Remove(p)
 	}
+}
+
+// removeSocket removes the control socket if the registration reg still
+// names process pid (a daemon started after this one may own it).
+func removeSocket(sock, reg string, pid int) {
+	var r Registration
+	if data, err := os.ReadFile(reg); err == nil && json.Unmarshal(data, &r) == nil && r.Pid != pid {
+		return
+	}
+	os.Remove(sock)
 }
 
 // List returns the daemons registered in dir whose process is alive.

@@ -1,0 +1,182 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// The control API's wire protocol (docs/architecture.md, "Control API"):
+// HTTP/1.1 over the daemon's Unix socket; the host name is ignored.
+//
+//	POST /fsx/<Operation>   body: the FSx request JSON; 200 + the FSx response
+//	                        JSON, or an error status + {"__type","Message"}
+//	POST /hsm/<Operation>   State, Action, Release: HSMRequest → HSMResponse;
+//	                        Restore: HSMRequest → a stream of HSMEvent lines
+//	GET  /metrics           Prometheus text format
+const (
+	FSxPathPrefix = "/fsx/"
+	HSMPathPrefix = "/hsm/"
+	MetricsPath   = "/metrics"
+)
+
+// HSMRequest names files by absolute path under the daemon's mount point.
+type HSMRequest struct {
+	Paths     []string `json:"Paths"`
+	Recursive bool     `json:"Recursive,omitempty"` // Restore: every file below a directory
+	Parallel  int      `json:"Parallel,omitempty"`  // Restore: files restored at once (default 8)
+}
+
+// HSMFile is the answer for one path of an HSMRequest, in request order.
+type HSMFile struct {
+	Path      string `json:"Path"`
+	Flags     uint32 `json:"Flags"`
+	ArchiveId uint32 `json:"ArchiveId,omitempty"`
+	Action    string `json:"Action,omitempty"` // hsm_action's text after "PATH: "
+	Error     string `json:"Error,omitempty"`  // why this path failed
+	Errno     string `json:"Errno,omitempty"`  // strerror text of the cause, as lfs prints it
+}
+
+// HSMResponse answers State, Action and Release.
+type HSMResponse struct {
+	Files []HSMFile `json:"Files"`
+}
+
+// HSMEvent is one line of a Restore stream: progress snapshots (totals
+// grow while the tree is walked), a line per failed file, and a last line
+// with Done set.
+type HSMEvent struct {
+	TotalFiles int64    `json:"TotalFiles"`
+	TotalBytes int64    `json:"TotalBytes"`
+	DoneFiles  int64    `json:"DoneFiles"`
+	DoneBytes  int64    `json:"DoneBytes"`
+	Failed     int64    `json:"Failed"`
+	File       *HSMFile `json:"File,omitempty"` // a failure
+	Done       bool     `json:"Done,omitempty"`
+}
+
+// Client calls one daemon's control API.
+type Client struct {
+	Socket string
+	hc     *http.Client
+}
+
+// ErrUnreachable wraps failures to reach the daemon at all (no socket,
+// connection refused): the daemon is not running.
+var ErrUnreachable = errors.New("ferry daemon unreachable")
+
+// NewClient returns a client of the daemon listening on socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns:    4,
+		IdleConnTimeout: 30 * time.Second,
+	}
+	return &Client{Socket: socket, hc: &http.Client{Transport: tr}}
+}
+
+// Do posts req as JSON to path and returns the response of a 200; any other
+// status is decoded into an *APIError.
+func (c *Client) Do(ctx context.Context, path string, req any) (*http.Response, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://ferry"+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(hr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, c.Socket, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var e APIError
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, &APIError{Code: CodeInternalServerError, Message: fmt.Sprintf("daemon answered %s: %.200s", resp.Status, data)}
+	}
+	return nil, &e
+}
+
+// Call runs one FSx operation: req is its request, resp a pointer to its
+// response. A service error is an *APIError.
+func (c *Client) Call(ctx context.Context, operation string, req, resp any) error {
+	return c.post(ctx, FSxPathPrefix+operation, req, resp)
+}
+
+// HSM runs an hsm operation that answers with one JSON document.
+func (c *Client) HSM(ctx context.Context, operation string, req HSMRequest) (HSMResponse, error) {
+	var out HSMResponse
+	err := c.post(ctx, HSMPathPrefix+operation, req, &out)
+	return out, err
+}
+
+// Restore runs hsm Restore and calls fn for each event of its stream.
+func (c *Client) Restore(ctx context.Context, req HSMRequest, fn func(HSMEvent)) error {
+	resp, err := c.Do(ctx, HSMPathPrefix+"Restore", req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev HSMEvent
+		if err := dec.Decode(&ev); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("restore: the daemon's answer ended early: %v", err)
+		}
+		fn(ev)
+		if ev.Done {
+			return nil
+		}
+	}
+}
+
+// Metrics returns the daemon's metrics in Prometheus text format.
+func (c *Client) Metrics(ctx context.Context) (string, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://ferry"+MetricsPath, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.hc.Do(hr)
+	if err != nil {
+		return "", fmt.Errorf("%w at %s: %v", ErrUnreachable, c.Socket, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func (c *Client) post(ctx context.Context, path string, req, out any) error {
+	resp, err := c.Do(ctx, path, req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s: cannot read the daemon's answer: %v", path, err)
+	}
+	return nil
+}
+
+// Close drops idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }

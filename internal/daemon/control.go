@@ -1,0 +1,221 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+)
+
+// The control API (design.md "Control plane"; wire protocol in
+// docs/architecture.md and internal/api/client.go): HTTP/1.1 + JSON on the
+// Unix socket <runtime dir>/<fs-id>.sock, mode 0600, so only the daemon's
+// owner (and root) can manage the file system.
+
+// socketPath is the control socket of file system id in dir.
+func socketPath(dir, id string) string { return filepath.Join(dir, id+".sock") }
+
+// listenControl creates the socket with mode 0600 from the start: it is
+// bound under a temporary name, restricted, then renamed into place, so no
+// one can connect through a wider mode in between. A socket left by a
+// killed daemon is replaced (register already made sure no live daemon
+// owns the id).
+func listenControl(dir, id string) (net.Listener, string, error) {
+	p := socketPath(dir, id)
+	tmp := p + ".tmp." + strconv.Itoa(os.Getpid())
+	os.Remove(tmp)
+	l, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, "", fmt.Errorf("control socket: %w", err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, "", fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, "", fmt.Errorf("control socket: %w", err)
+	}
+	return l, p, nil
+}
+
+// maxRequest bounds a request body (the largest FSx request is far below).
+const maxRequest = 1 << 20
+
+func (d *Daemon) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+api.FSxPathPrefix+"{op}", d.serveFSx)
+	mux.HandleFunc("POST "+api.HSMPathPrefix+"{op}", d.serveHSM)
+	mux.Handle("GET "+api.MetricsPath, promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// writeJSON answers 200 with v.
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
+}
+
+// writeError answers with the APIError in err (InternalServerError for
+// anything else) and its status.
+func writeError(w http.ResponseWriter, err error) {
+	e := api.AsAPIError(err)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.HTTPStatus())
+	w.Write(append(api.EncodeError(e), '\n'))
+}
+
+// call decodes the request of op strictly, runs fn and answers.
+func call[Req, Resp any](w http.ResponseWriter, r *http.Request, op string, fn func(context.Context, Req) (Resp, error)) {
+	var req Req
+	if err := api.DecodeRequest(op, http.MaxBytesReader(w, r.Body, maxRequest), &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	resp, err := fn(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, resp)
+}
+
+func (d *Daemon) serveFSx(w http.ResponseWriter, r *http.Request) {
+	op := r.PathValue("op")
+	switch op {
+	case OpCreateAssociation:
+		call(w, r, op, d.assoc.Create)
+	case OpDescribeAssociations:
+		call(w, r, op, d.assoc.Describe)
+	case OpUpdateAssociation:
+		call(w, r, op, d.assoc.Update)
+	case OpDeleteAssociation:
+		call(w, r, op, d.assoc.Delete)
+	case OpDescribeFileSystems:
+		call(w, r, op, d.describeFileSystems)
+	default:
+		writeError(w, api.BadRequestf("unknown operation %q: this daemon serves %s, %s, %s, %s and %s", op,
+			OpCreateAssociation, OpDescribeAssociations, OpUpdateAssociation, OpDeleteAssociation, OpDescribeFileSystems))
+	}
+}
+
+// describeFileSystems describes the one file system this daemon serves.
+func (d *Daemon) describeFileSystems(_ context.Context, req api.DescribeFileSystemsRequest) (api.DescribeFileSystemsResponse, error) {
+	out := api.DescribeFileSystemsResponse{FileSystems: []api.FileSystem{}}
+	if req.MaxResults != nil && *req.MaxResults < 1 {
+		return out, api.BadRequestf("MaxResults %d: use at least 1", *req.MaxResults)
+	}
+	if req.NextToken != "" {
+		return out, api.BadRequestf("NextToken %q is not from this daemon: a daemon serves one file system, so there is never a next page", req.NextToken)
+	}
+	if len(req.FileSystemIds) > 0 && !containsString(req.FileSystemIds, d.ID()) {
+		return out, api.Errorf(api.CodeFileSystemNotFound, "file system %s is not served by this daemon (it serves %s)", strings.Join(req.FileSystemIds, ", "), d.ID())
+	}
+	fsys := api.FileSystem{
+		CreationTime:        api.NewTime(d.id.CreationTime),
+		FileSystemId:        d.ID(),
+		FileSystemType:      api.FileSystemTypeLustre,
+		Lifecycle:           api.FileSystemAvailable,
+		ResourceARN:         api.FileSystemARN(d.ID()),
+		LustreConfiguration: &api.LustreFileSystemConfiguration{DeploymentType: "PERSISTENT_2", MountName: "ferry"},
+		FerryConfiguration: &api.FerryConfiguration{
+			StorePath:     d.cfg.Store,
+			MountPoint:    d.cfg.MountPoint,
+			CatalogEngine: strings.SplitN(d.cfg.Catalog, "://", 2)[0],
+			ControlSocket: d.sock,
+			DaemonPid:     os.Getpid(),
+			Version:       d.cfg.Version,
+		},
+	}
+	if sf, err := d.store.Statfs(); err == nil {
+		gib := int32(min(uint64(sf.Blocks)*uint64(sf.Bsize)>>30, 1<<31-1))
+		fsys.StorageCapacity = &gib
+	}
+	out.FileSystems = append(out.FileSystems, fsys)
+	return out, nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// newMetrics registers the daemon's metrics: FUSE counters, importer
+// counters, associations by lifecycle.
+func (d *Daemon) newMetrics() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector())
+	reg.MustRegister(metricsCollector{d})
+	return reg
+}
+
+// metricsCollector reads the counters when scraped (an unchecked
+// collector: the importer's counter names come from the importer).
+type metricsCollector struct{ d *Daemon }
+
+func (metricsCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
+	d := c.d
+	counter := func(name, help string, v uint64, labels ...string) {
+		var keys, vals []string
+		for i := 0; i+1 < len(labels); i += 2 {
+			keys, vals = append(keys, labels[i]), append(vals, labels[i+1])
+		}
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, help, keys, nil), prometheus.CounterValue, float64(v), vals...)
+	}
+	if d.fsys != nil {
+		s := &d.fsys.Stats
+		counter("ferry_fuse_opens_total", "Opens served by the daemon.", s.Opens.Load())
+		counter("ferry_fuse_passthrough_opens_total", "Opens handed to the kernel's FUSE passthrough.", s.PassthroughOpens.Load())
+		counter("ferry_fuse_reads_total", "Reads served by the daemon (passthrough reads never reach it).", s.Reads.Load())
+		counter("ferry_fuse_writes_total", "Writes served by the daemon.", s.Writes.Load())
+	}
+	for name, v := range d.plane.Counters() {
+		counter("ferry_importer_"+name, "Importer counter "+name+".", v)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if all, err := d.cat.Associations(ctx); err == nil {
+		n := map[api.DataRepositoryLifecycle]int{}
+		for _, a := range all {
+			n[a.Lifecycle]++
+		}
+		desc := prometheus.NewDesc("ferry_associations", "Data repository associations by lifecycle.", []string{"lifecycle"}, nil)
+		for _, l := range []api.DataRepositoryLifecycle{api.LifecycleCreating, api.LifecycleAvailable, api.LifecycleMisconfigured, api.LifecycleUpdating, api.LifecycleDeleting, api.LifecycleFailed} {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n[l]), string(l))
+		}
+	}
+}
+
+// serveControl serves the control API until the listener closes.
+func (d *Daemon) serveControl(l net.Listener) {
+	err := d.http.Serve(l)
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		d.log.Error("control API stopped", "err", err)
+	}
+}

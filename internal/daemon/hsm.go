@@ -1,0 +1,320 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+// HSM operations of the control API (ferry hsm state|action|release|restore).
+const (
+	HSMState   = "State"
+	HSMAction  = "Action"
+	HSMRelease = "Release"
+	HSMRestore = "Restore"
+)
+
+// maxHSMPaths bounds the paths of one request (xargs sends a few thousand
+// at most; a tree is one path with Recursive).
+const maxHSMPaths = 100000
+
+// DefaultRestoreParallel is how many files one restore request fetches at
+// once (each file's chunks are fetched in parallel by the importer too).
+const DefaultRestoreParallel = 8
+
+func (d *Daemon) serveHSM(w http.ResponseWriter, r *http.Request) {
+	op := r.PathValue("op")
+	var req api.HSMRequest
+	if err := api.DecodeRequest("hsm "+op, http.MaxBytesReader(w, r.Body, 64<<20), &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if len(req.Paths) == 0 || len(req.Paths) > maxHSMPaths {
+		writeError(w, api.BadRequestf("hsm %s: give 1 to %d Paths", op, maxHSMPaths))
+		return
+	}
+	switch op {
+	case HSMState, HSMAction, HSMRelease:
+		out := api.HSMResponse{Files: make([]api.HSMFile, 0, len(req.Paths))}
+		for _, p := range req.Paths {
+			out.Files = append(out.Files, d.hsmOne(r.Context(), op, p))
+		}
+		writeJSON(w, out)
+	case HSMRestore:
+		d.hsmRestore(w, r, req)
+	default:
+		writeError(w, api.BadRequestf("unknown hsm operation %q: use %s, %s, %s or %s", op, HSMState, HSMAction, HSMRelease, HSMRestore))
+	}
+}
+
+// relPath maps an absolute path under the mount point to the store.
+func (d *Daemon) relPath(abs string) (string, error) {
+	if !filepath.IsAbs(abs) {
+		return "", fmt.Errorf("%s is not an absolute path", abs)
+	}
+	abs = filepath.Clean(abs)
+	if abs == d.cfg.MountPoint {
+		return ".", nil
+	}
+	rel, ok := strings.CutPrefix(abs, d.cfg.MountPoint+"/")
+	if !ok {
+		return "", fmt.Errorf("%s is not under the mount point %s of file system %s", abs, d.cfg.MountPoint, d.ID())
+	}
+	return rel, nil
+}
+
+// ensureListed lists the directories leading to rel, as a lookup through
+// the mount would, so a path never looked at yet is found.
+func (d *Daemon) ensureListed(ctx context.Context, rel string) error {
+	dir := "."
+	parts := strings.Split(rel, "/")
+	for i, name := range parts {
+		if err := d.plane.EnsureListed(ctx, dir); err != nil {
+			return err
+		}
+		if i == len(parts)-1 || rel == "." {
+			break
+		}
+		if dir == "." {
+			dir = name
+		} else {
+			dir += "/" + name
+		}
+	}
+	return nil
+}
+
+// errnoText is the strerror text of err's errno, as lfs prints it.
+func errnoText(err error) string {
+	if e := store.Errno(err); e != 0 {
+		t := e.Error()
+		return strings.ToUpper(t[:1]) + t[1:]
+	}
+	return ""
+}
+
+func fileError(path string, err error) api.HSMFile {
+	var he *hsm.Error
+	if errors.As(err, &he) {
+		c := *he
+		c.Path = path
+		err = &c
+	}
+	return api.HSMFile{Path: path, Error: err.Error(), Errno: errnoText(err)}
+}
+
+func (d *Daemon) hsmOne(ctx context.Context, op, path string) api.HSMFile {
+	rel, err := d.relPath(path)
+	if err != nil {
+		return api.HSMFile{Path: path, Error: err.Error(), Errno: "Invalid argument"}
+	}
+	if err := d.ensureListed(ctx, rel); err != nil {
+		return fileError(path, err)
+	}
+	switch op {
+	case HSMState:
+		st, err := d.store.GetState(rel)
+		if errors.Is(err, store.ErrNoState) {
+			if _, lerr := d.store.Lstat(rel); lerr != nil {
+				return fileError(path, lerr)
+			}
+			return api.HSMFile{Path: path}
+		}
+		if err != nil {
+			return fileError(path, err)
+		}
+		return api.HSMFile{Path: path, Flags: uint32(st.Flags)}
+	case HSMAction:
+		if _, err := d.store.Lstat(rel); err != nil {
+			return fileError(path, err)
+		}
+		const p = "x"
+		return api.HSMFile{Path: path, Action: strings.TrimPrefix(hsm.FormatAction(p, d.plane.Action(rel)), p+": ")}
+	case HSMRelease:
+		if err := d.plane.Release(ctx, rel); err != nil {
+			return fileError(path, err)
+		}
+		st, _ := d.store.GetState(rel)
+		return api.HSMFile{Path: path, Flags: uint32(st.Flags)}
+	}
+	return api.HSMFile{Path: path, Error: "unknown operation"}
+}
+
+type restoreJob struct {
+	path, rel string
+}
+
+// hsmRestore restores every released file named (or, Recursive, below a
+// named directory) with Parallel files at once, streaming progress
+// snapshots and failures, and ends when every file's data is local (or
+// failed): `ferry hsm restore` returns when the data is there.
+func (d *Daemon) hsmRestore(w http.ResponseWriter, r *http.Request, req api.HSMRequest) {
+	par := req.Parallel
+	if par <= 0 {
+		par = DefaultRestoreParallel
+	}
+	par = min(par, 64)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	flusher, _ := w.(http.Flusher)
+	enc := json.NewEncoder(w)
+	var ev api.HSMEvent
+	var totalFiles, totalBytes, doneFiles, doneBytes, failed atomic.Int64
+	snapshot := func() api.HSMEvent {
+		return api.HSMEvent{TotalFiles: totalFiles.Load(), TotalBytes: totalBytes.Load(), DoneFiles: doneFiles.Load(), DoneBytes: doneBytes.Load(), Failed: failed.Load()}
+	}
+	failures := make(chan api.HSMFile)
+	g, ctx := errgroup.WithContext(r.Context())
+	fail := func(f api.HSMFile) {
+		failed.Add(1)
+		select {
+		case failures <- f:
+		case <-ctx.Done():
+		}
+	}
+	jobs := make(chan restoreJob, 4*par)
+	g.Go(func() error {
+		defer close(jobs)
+		for _, p := range req.Paths {
+			rel, err := d.relPath(p)
+			if err == nil {
+				err = d.ensureListed(ctx, rel)
+			}
+			if err != nil {
+				fail(fileError(p, err))
+				continue
+			}
+			if err := d.planRestore(ctx, p, rel, req.Recursive, true, jobs, fail, &totalFiles, &totalBytes); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for range par {
+		g.Go(func() error {
+			for j := range jobs {
+				err := d.plane.Restore(ctx, j.rel, func(n int64) { doneBytes.Add(n) })
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if err != nil {
+					fail(fileError(j.path, err))
+					continue
+				}
+				doneFiles.Add(1)
+			}
+			return nil
+		})
+	}
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	write := func(e api.HSMEvent) {
+		enc.Encode(e)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	for {
+		select {
+		case f := <-failures:
+			ev = snapshot()
+			ev.File = &f
+			write(ev)
+		case <-tick.C:
+			write(snapshot())
+		case err := <-done:
+			ev = snapshot()
+			ev.Done = true
+			if err != nil && r.Context().Err() == nil {
+				ev.File = &api.HSMFile{Error: err.Error()}
+				ev.Failed++
+			}
+			write(ev)
+			return
+		}
+	}
+}
+
+// planRestore sends the released regular files at rel (and below it, when
+// recursive) to jobs, counting them in the totals. Directories are listed
+// as they are walked (a tree never looked at is imported first), a batch
+// of entries at a time: memory does not grow with the tree.
+func (d *Daemon) planRestore(ctx context.Context, path, rel string, recursive, top bool, jobs chan<- restoreJob, fail func(api.HSMFile), nFiles, nBytes *atomic.Int64) error {
+	fi, err := d.store.Lstat(rel)
+	if err != nil {
+		fail(fileError(path, err))
+		return nil
+	}
+	switch fi.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		st, err := d.store.GetState(rel)
+		if err != nil && !errors.Is(err, store.ErrNoState) {
+			fail(fileError(path, err))
+			return nil
+		}
+		if st.Flags&hsm.Released == 0 {
+			return nil // already local
+		}
+		nFiles.Add(1)
+		nBytes.Add(fi.Size)
+		select {
+		case jobs <- restoreJob{path: path, rel: rel}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return nil
+	case unix.S_IFDIR:
+		if !recursive {
+			if top {
+				fail(api.HSMFile{Path: path, Error: path + " is a directory: use ferry hsm restore -r to restore every file below it", Errno: "Is a directory"})
+			}
+			return nil
+		}
+	default:
+		return nil // symlinks and special files have no data to restore
+	}
+	if err := d.plane.EnsureListed(ctx, rel); err != nil {
+		fail(fileError(path, err))
+		return nil
+	}
+	dr, err := d.store.Readdir(rel)
+	if err != nil {
+		fail(fileError(path, err))
+		return nil
+	}
+	defer dr.Close()
+	for {
+		ents, err := dr.Next(256)
+		for _, e := range ents {
+			crel := e.Name
+			if rel != "." {
+				crel = rel + "/" + e.Name
+			}
+			if err := d.planRestore(ctx, path+"/"+e.Name, crel, true, false, jobs, fail, nFiles, nBytes); err != nil {
+				return err
+			}
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			fail(fileError(path, err))
+			return nil
+		}
+		if len(ents) == 0 || err != nil {
+			return nil
+		}
+	}
+}
