@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned tools ferry's demo and tests need into .tools/ (git-ignored).
 # Reuses what is already there. Usage: scripts/tools.sh [minio] [s5cmd] [rclone] [awscli] [fuse3]
+#   [geesefs] [s3fs]
 # With no argument it installs what the tests need (minio).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,6 +15,10 @@ export GOFLAGS=-mod=mod
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 S5CMD_VERSION=v2.3.0
 RCLONE_VERSION=v1.71.2
+# geesefs: `go list -m` and the version list are refused (403) but
+# `go mod download` of the pinned version works (see install_geesefs).
+GEESEFS_VERSION=v0.43.8
+# s3fs: Debian's package (bookworm: 1.90-1).
 
 stamp() { echo "$bin/.$1-$2"; }
 
@@ -53,6 +58,31 @@ install_fuse3() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 >/dev/null
 }
 
+# geesefs (bench/mount's peer). Its go.mod replaces github.com/aws/aws-sdk-go
+# with ./s3ext, a nested module (its own go.mod) that module zips leave out,
+# and upstream aws-sdk-go lacks s3ext's PatchObject API: the module does not
+# build from the module proxy. This tries (a later version may fix it) and
+# says why it failed; a geesefs binary put in .tools/bin is used as it is.
+install_geesefs() {
+  if [ -x "$bin/geesefs" ]; then return; fi
+  # set -e does not apply inside `|| true`: the binary tells whether it built.
+  go_build_module github.com/yandex-cloud/geesefs "$GEESEFS_VERSION" geesefs || true
+  if [ ! -x "$bin/geesefs" ]; then
+    rm -f "$(stamp geesefs "$GEESEFS_VERSION")"
+    echo "tools: geesefs@$GEESEFS_VERSION does not build from the module proxy: its go.mod replaces" \
+      "github.com/aws/aws-sdk-go with ./s3ext, a nested module missing from the module zip" >&2
+    return 1
+  fi
+}
+
+# s3fs (bench/mount's peer) comes from Debian. Its package depends on "fuse",
+# which fuse3 provides: installing both at once keeps fusermount3.
+install_s3fs() {
+  if command -v s3fs >/dev/null && command -v fusermount3 >/dev/null; then return; fi
+  echo "tools: installing Debian's s3fs and fuse3" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 s3fs >/dev/null
+}
+
 [ $# -eq 0 ] && set -- minio
 for t in "$@"; do
   case "$t" in
@@ -61,6 +91,8 @@ for t in "$@"; do
     rclone) go_build_module github.com/rclone/rclone "$RCLONE_VERSION" rclone ;;
     awscli) install_awscli ;;
     fuse3) install_fuse3 ;;
+    geesefs) install_geesefs ;;
+    s3fs) install_s3fs ;;
     *) echo "tools: unknown tool $t" >&2; exit 2 ;;
   esac
 done
