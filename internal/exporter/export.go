@@ -1,0 +1,694 @@
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/keypath"
+	"github.com/ferry-hpc/ferry/internal/posixmeta"
+	"github.com/ferry-hpc/ferry/internal/s3x"
+	"github.com/ferry-hpc/ferry/internal/store"
+	"github.com/ferry-hpc/ferry/internal/transfer"
+)
+
+// What each journal entry kind does (semantics.md §4).
+
+// storeRel converts a catalog path ("" for the root) to a store path.
+func storeRel(p string) string {
+	if p == "" {
+		return "."
+	}
+	return p
+}
+
+// errNotReady: the association exists but does not export now (CREATING,
+// MISCONFIGURED); its entries wait.
+type errNotReady struct{ a assoc }
+
+func (e errNotReady) Error() string {
+	return fmt.Sprintf("association %s does not export now (it is not AVAILABLE); export resumes when it is", e.a.id)
+}
+
+// admit says whether an entry under a (found: ok) with event ev is
+// exported by auto-export: skip when it is not, an error when it must wait.
+func admit(a assoc, ok bool, ev ...api.EventType) (skip bool, err error) {
+	switch {
+	case !ok || a.gone:
+		return true, nil
+	case !a.exporting:
+		return false, errNotReady{a}
+	}
+	for _, x := range ev {
+		if a.events[x] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// exportEntry does what je asks; skipped reports that nothing was
+// exported (and nothing needs to be).
+func (e *Exporter) exportEntry(ctx context.Context, je catalog.JournalEntry) (skipped bool, err error) {
+	rel := storeRel(je.Path)
+	switch je.Kind {
+	case catalog.KindDeleted:
+		return e.exportDelete(ctx, rel)
+	case catalog.KindRename:
+		return e.exportRename(ctx, je)
+	}
+	a, in, ok := e.assocFor(rel)
+	ev := api.EventChanged
+	if je.Kind == catalog.KindNew {
+		ev = api.EventNew
+	}
+	if skip, err := admit(a, ok, ev); skip || err != nil {
+		return skip, err
+	}
+	return e.exportPath(ctx, a, in, rel, "")
+}
+
+// Export writes rel's current content and metadata to its association's
+// repository now, whatever the association's AutoExportPolicy (export
+// tasks, hsm archive). It does not touch the journal. exported is false
+// when there was nothing to export (a file marked never_archive, a
+// released file whose object already has its metadata, a special file).
+func (e *Exporter) Export(ctx context.Context, rel string) (exported bool, err error) {
+	a, in, ok := e.assocFor(rel)
+	if !ok {
+		return false, fmt.Errorf("export %s: not below any data repository association", rel)
+	}
+	if !a.exporting {
+		return false, fmt.Errorf("export %s: %w", rel, errNotReady{a})
+	}
+	skipped, err := e.exportPath(ctx, a, in, rel, "")
+	return !skipped && err == nil, err
+}
+
+// exportPath writes the object of rel (in inside a) from its local
+// content. fromKey, when set, is where the object is now (a rename): its
+// metadata is carried over and a clean file is copied from it.
+func (e *Exporter) exportPath(ctx context.Context, a assoc, in, rel, fromKey string) (skipped bool, err error) {
+	sta, err := e.cfg.Store.Lstat(rel)
+	if gone(err) {
+		return true, nil // a later entry covers what happened to it
+	}
+	if err != nil {
+		return false, err
+	}
+	switch sta.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return e.putDir(ctx, a, in, sta)
+	case unix.S_IFLNK:
+		return false, e.putSymlink(ctx, a, in, rel, sta)
+	case unix.S_IFREG:
+		return e.exportFile(ctx, a, in, rel, fromKey)
+	}
+	e.log.Debug("special file not exported", "path", rel)
+	return true, nil
+}
+
+// gone reports an error saying the path no longer exists as it was.
+func gone(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP)
+}
+
+func (e *Exporter) keyFor(a assoc, in string, k keypath.Kind) (string, error) {
+	key, err := keypath.ToKey(a.prefix, in, k)
+	if err != nil {
+		return "", permanent(keypath.CodeOf(err), err)
+	}
+	return key, nil
+}
+
+func attrsOf(st *unix.Stat_t) posixmeta.Attrs {
+	return posixmeta.Attrs{
+		Mode: st.Mode, UID: st.Uid, GID: st.Gid,
+		Mtime: time.Unix(st.Mtim.Unix()), Atime: time.Unix(st.Atim.Unix()),
+	}
+}
+
+// metadata is the user metadata of an exported object: POSIX headers for
+// attrs, foreign metadata of prev kept (semantics.md §4, issue 4 item 9).
+func (e *Exporter) metadata(attrs posixmeta.Attrs, prev map[string]string) (map[string]string, error) {
+	m, err := posixmeta.ForExport(attrs, e.cfg.Version, prev)
+	if errors.Is(err, posixmeta.ErrMetadataTooLarge) {
+		return nil, permanent(CodeMetadataTooLarge, err)
+	}
+	return m, err
+}
+
+func (e *Exporter) putDir(ctx context.Context, a assoc, in string, sta unix.Stat_t) (bool, error) {
+	key, err := e.keyFor(a, in, keypath.Dir)
+	if err != nil {
+		return false, err
+	}
+	if key == "" {
+		return true, nil // the bucket root has no directory object
+	}
+	meta, err := e.metadata(attrsOf(&sta), nil)
+	if err != nil {
+		return false, err
+	}
+	return false, e.put(ctx, a.bucket, key, "", meta)
+}
+
+// putSymlink writes a symlink object: file-permissions 0120777 (the link's
+// own mode), body = the target. Symlinks carry no state xattr.
+func (e *Exporter) putSymlink(ctx context.Context, a assoc, in, rel string, sta unix.Stat_t) error {
+	key, err := e.keyFor(a, in, keypath.File)
+	if err != nil {
+		return err
+	}
+	target, err := e.cfg.Store.Readlink(rel)
+	if err != nil {
+		return err
+	}
+	meta, err := e.metadata(attrsOf(&sta), nil)
+	if err != nil {
+		return err
+	}
+	return e.put(ctx, a.bucket, key, target, meta)
+}
+
+// put writes a small object from memory (directory and symlink objects).
+func (e *Exporter) put(ctx context.Context, bucket, key, body string, meta map[string]string) error {
+	_, err := e.cfg.S3.S3.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(body),
+		ContentLength: aws.Int64(int64(len(body))), Metadata: meta,
+	})
+	if err != nil {
+		return e.cfg.S3.Explain(err, "upload", bucket, key)
+	}
+	e.stats.objects.Add(1)
+	e.stats.bytes.Add(int64(len(body)))
+	return nil
+}
+
+// openForExport opens rel for reading without following a symlink and
+// without touching its atime where the kernel lets us.
+func (e *Exporter) openForExport(rel string) (*os.File, error) {
+	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+	f, err := e.cfg.Store.OpenFile(rel, flags|unix.O_NOATIME, 0)
+	if errors.Is(err, unix.EPERM) {
+		f, err = e.cfg.Store.OpenFile(rel, flags, 0)
+	}
+	return f, err
+}
+
+// exportFile exports regular file rel (in inside a) to its key. A file
+// whose content the repository already has (clean, or released) only gets
+// its metadata updated — and is copied from fromKey on a rename; anything
+// else is uploaded from a stable snapshot (invariant 2, see package doc).
+func (e *Exporter) exportFile(ctx context.Context, a assoc, in, rel, fromKey string) (skipped bool, err error) {
+	key, err := e.keyFor(a, in, keypath.File)
+	if err != nil {
+		return false, err
+	}
+	f, err := e.openForExport(rel)
+	if gone(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	var sta unix.Stat_t
+	if err := unix.Fstat(fd, &sta); err != nil {
+		return false, fmt.Errorf("export %s: %w", rel, err)
+	}
+	if e.cfg.VersionRead != nil {
+		e.cfg.VersionRead(uint64(sta.Dev), sta.Ino)
+	}
+	// V: the version this export makes visible. Read before the snapshot
+	// the upload takes, so any write after it bumps the version and the
+	// file stays dirty.
+	st, err := e.cfg.Store.FileState(f)
+	switch {
+	case errors.Is(err, store.ErrNoState):
+		st = store.State{}
+	case errors.Is(err, store.ErrCorruptState):
+		return false, permanent(CodeCorruptState, err)
+	case err != nil:
+		return false, err
+	}
+	if st.Flags.Has(hsm.NoArchive) || hsm.CheckArchive(rel, st.Flags) != nil {
+		return true, nil // never_archive, or released and lost: nothing to export
+	}
+	if err := unix.Fstat(fd, &sta); err != nil {
+		return false, fmt.Errorf("export %s: %w", rel, err)
+	}
+	if sta.Size > MaxObjectSize {
+		return false, permanent(CodeFileSizeTooLarge, fmt.Errorf("%s is %d bytes; S3 objects are at most 5 TiB", rel, sta.Size))
+	}
+	attrs := attrsOf(&sta)
+	src := key
+	if fromKey != "" {
+		src = fromKey
+	}
+	if st.Flags.Has(hsm.Released) || (st.Flags.Has(hsm.Exists|hsm.Archived) && !st.Flags.Has(hsm.Dirty)) {
+		// The repository holds this content: write the metadata (and move
+		// the object on a rename) without moving the bytes.
+		etag, ok, err := e.copyMeta(ctx, a.bucket, src, key, st.ETag, attrs)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			if etag != st.ETag {
+				_, err = e.cfg.Store.UpdateFileState(f, func(cur *store.State) error {
+					if cur.ETag == st.ETag {
+						cur.ETag = etag
+					}
+					return nil
+				})
+			}
+			return false, err
+		}
+		if st.Flags.Has(hsm.Released) {
+			// Nothing local and the object is gone or changed: the
+			// importer's business (lost_from_hsm or a re-import).
+			e.log.Warn("released file's object is gone or changed; nothing to export", "path", rel, "key", src)
+			return true, nil
+		}
+	}
+	var prev map[string]string
+	var ctype string
+	if st.Flags.Has(hsm.Exists) {
+		// Cost: one HEAD per re-export of a file the repository knew, to
+		// carry its foreign metadata and Content-Type over (issue 4 item 9).
+		if h, err := e.head(ctx, a.bucket, src); err == nil {
+			prev, ctype = h.Metadata, aws.ToString(h.ContentType)
+		} else if !notFound(err) {
+			return false, err
+		}
+	}
+	meta, err := e.metadata(attrs, prev)
+	if err != nil {
+		return false, err
+	}
+	moved := e.track(rel)
+	defer e.inflight.Delete(rel)
+	err = e.cfg.Engine.Upload(ctx, transfer.UploadInput{
+		// /proc/self/fd reopens exactly this inode: the upload stays inside
+		// the store's openat2 confinement.
+		Path:   fmt.Sprintf("/proc/self/fd/%d", fd),
+		Bucket: a.bucket, Key: key, Size: sta.Size, ModTime: time.Unix(sta.Mtim.Unix()),
+		Metadata: meta, ContentType: ctype,
+	}, func(n int64) {
+		moved.Add(n)
+		if testProgress != nil {
+			testProgress(rel, n)
+		}
+	})
+	if err != nil {
+		return false, err
+	}
+	e.stats.objects.Add(1)
+	e.stats.bytes.Add(sta.Size)
+	// The upload does not return the new ETag; the state needs it for the
+	// If-Match of later ranged reads once the file is released.
+	etag := ""
+	if h, err := e.head(ctx, a.bucket, key); err == nil && aws.ToInt64(h.ContentLength) == sta.Size {
+		etag = aws.ToString(h.ETag)
+	} else {
+		e.log.Warn("exported object's ETag unknown; a later release re-reads it", "path", rel, "key", key, "err", err)
+	}
+	// Invariant 2: clean only if the version did not move since V.
+	_, err = e.cfg.Store.UpdateFileState(f, func(cur *store.State) error {
+		flags, err := hsm.Exported(rel, cur.Flags, st.Version, cur.Version)
+		if err != nil {
+			return err
+		}
+		cur.Flags = flags
+		if !flags.Has(hsm.Released) {
+			cur.ETag, cur.Size = etag, sta.Size
+		}
+		return nil
+	})
+	return false, err
+}
+
+// testProgress, when set by a test, sees the upload progress of rel.
+var testProgress func(rel string, n int64)
+
+// track registers rel as being exported and returns its byte counter.
+func (e *Exporter) track(rel string) *atomic.Int64 {
+	c := new(atomic.Int64)
+	e.inflight.Store(rel, c)
+	return c
+}
+
+// Progress returns how many bytes the export of rel in flight has moved
+// (hsm action: "ARCHIVE running (N bytes moved)"); ok is false when none
+// runs.
+func (e *Exporter) Progress(rel string) (moved int64, ok bool) {
+	v, ok := e.inflight.Load(rel)
+	if !ok {
+		return 0, false
+	}
+	return v.(*atomic.Int64).Load(), true
+}
+
+func (e *Exporter) head(ctx context.Context, bucket, key string) (*s3.HeadObjectOutput, error) {
+	h, err := e.cfg.S3.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, e.cfg.S3.Explain(err, "head", bucket, key)
+	}
+	return h, nil
+}
+
+func notFound(err error) bool {
+	switch s3x.CodeOf(err) {
+	case s3x.CodeNoSuchKey, "NotFound":
+		return true
+	}
+	return false
+}
+
+// copyMeta makes dst the object at src (which must still have ETag etag,
+// when given) with metadata for attrs, foreign metadata and content headers
+// kept: a CopyObject with REPLACE, onto itself for a metadata change or to
+// the new key for a rename. ok is false when src is gone or changed (the
+// caller uploads instead). A metadata update that changes nothing sends
+// nothing. Objects over 5 GiB cannot be copied in one request: a rename
+// copies them in parts with their old metadata; an update in place is
+// reported not done (ok false).
+func (e *Exporter) copyMeta(ctx context.Context, bucket, src, dst, etag string, attrs posixmeta.Attrs) (newETag string, ok bool, err error) {
+	h, err := e.head(ctx, bucket, src)
+	if notFound(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	cur := aws.ToString(h.ETag)
+	if etag != "" && trimQ(cur) != trimQ(etag) {
+		return "", false, nil
+	}
+	meta, err := e.metadata(attrs, h.Metadata)
+	if err != nil {
+		return "", false, err
+	}
+	size := aws.ToInt64(h.ContentLength)
+	if src == dst && sameMeta(meta, h.Metadata) {
+		return cur, true, nil
+	}
+	if size > transfer.MaxPartSize {
+		if src == dst {
+			e.log.Warn("metadata of an object over 5 GiB cannot be replaced in place", "bucket", bucket, "key", src)
+			return "", false, nil
+		}
+		err := e.cfg.Engine.Copy(ctx, transfer.CopyInput{SrcBucket: bucket, SrcKey: src, DstBucket: bucket, DstKey: dst,
+			Object: s3x.Object{Key: src, Size: size, ETag: trimQ(cur)}}, nil)
+		if s3x.CodeOf(err) == s3x.CodePrecondition || notFound(err) {
+			return "", false, nil
+		}
+		if err != nil {
+			return "", false, err
+		}
+		e.stats.objects.Add(1)
+		h2, err := e.head(ctx, bucket, dst)
+		if err != nil {
+			return "", false, err
+		}
+		return aws.ToString(h2.ETag), true, nil
+	}
+	out, err := e.cfg.S3.S3.CopyObject(ctx, &s3.CopyObjectInput{
+		Bucket: aws.String(bucket), Key: aws.String(dst),
+		CopySource:         aws.String(copySource(bucket, src)),
+		CopySourceIfMatch:  aws.String(cur),
+		MetadataDirective:  types.MetadataDirectiveReplace,
+		Metadata:           meta,
+		ContentType:        h.ContentType,
+		ContentEncoding:    h.ContentEncoding,
+		ContentDisposition: h.ContentDisposition,
+		ContentLanguage:    h.ContentLanguage,
+		CacheControl:       h.CacheControl,
+	})
+	if err != nil {
+		if c := s3x.CodeOf(err); c == s3x.CodePrecondition || c == s3x.CodeNoSuchKey {
+			return "", false, nil
+		}
+		return "", false, e.cfg.S3.Explain(err, "copy", bucket, dst)
+	}
+	e.stats.objects.Add(1)
+	if out.CopyObjectResult != nil && out.CopyObjectResult.ETag != nil {
+		return aws.ToString(out.CopyObjectResult.ETag), true, nil
+	}
+	return cur, true, nil
+}
+
+func trimQ(s string) string { return strings.Trim(s, `"`) }
+
+// sameMeta compares user metadata as S3 does: keys without regard to case.
+func sameMeta(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	lb := make(map[string]string, len(b))
+	for k, v := range b {
+		lb[strings.ToLower(k)] = v
+	}
+	for k, v := range a {
+		if w, ok := lb[strings.ToLower(k)]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// copySource is the x-amz-copy-source value: bucket/key, URL-encoded.
+func copySource(bucket, key string) string {
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return bucket + "/" + strings.Join(segs, "/")
+}
+
+// exportDelete removes the object of a deleted path — only when the
+// association's policy includes DELETED.
+func (e *Exporter) exportDelete(ctx context.Context, rel string) (bool, error) {
+	a, in, ok := e.assocFor(rel)
+	// Invariant 5: a local delete never deletes an object unless DELETED
+	// is in the export policy. TestExportKinds ("Invariant 5") breaks this.
+	if skip, err := admit(a, ok, api.EventDeleted); skip || err != nil {
+		return skip, err
+	}
+	if in == "." {
+		return true, nil // the association's own directory: never removed here
+	}
+	if _, err := e.cfg.Store.Lstat(rel); err == nil {
+		return true, nil // created again since: its NEW entry follows
+	}
+	return false, e.deleteKeys(ctx, a, in)
+}
+
+// deleteKeys removes the object of in, as a file and as a directory
+// object (the journal does not say which it was).
+func (e *Exporter) deleteKeys(ctx context.Context, a assoc, in string) error {
+	var keys []string
+	for _, k := range []keypath.Kind{keypath.File, keypath.Dir} {
+		if key, err := keypath.ToKey(a.prefix, in, k); err == nil && key != "" {
+			keys = append(keys, key)
+		}
+	}
+	return e.deleteBatch(ctx, a.bucket, keys)
+}
+
+func (e *Exporter) deleteBatch(ctx context.Context, bucket string, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	var first error
+	err := e.cfg.Engine.Delete(ctx, bucket, keys, func(key string, err error) {
+		if err == nil {
+			e.stats.deleted.Add(1)
+		} else if first == nil {
+			first = err
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return first
+}
+
+// exportRename moves the object of je.OldPath to je.Path: the new key is
+// written (copied when the repository has the content, else uploaded),
+// then the old key removed; a directory moves every descendant object.
+func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (bool, error) {
+	newRel, oldRel := storeRel(je.Path), storeRel(je.OldPath)
+	// The old name's upload in flight must land before its object moves.
+	if p, err := e.cfg.Catalog.Pending(ctx, je.OldPath, "", 1); err != nil {
+		return false, err
+	} else if len(p) == 1 && p[0].Path == je.OldPath && p[0].Owner != "" && p[0].ReadyAt.After(time.Now()) {
+		return false, errDeferred
+	}
+	an, inNew, okN := e.assocFor(newRel)
+	ao, inOld, okO := e.assocFor(oldRel)
+	if !okN || !okO || an.id != ao.id {
+		// Moved between associations (or into or out of one): a new file
+		// for one, a deletion for the other.
+		skipped := true
+		if skip, err := admit(an, okN, api.EventNew, api.EventChanged); err != nil {
+			return false, err
+		} else if !skip {
+			s, err := e.exportPath(ctx, an, inNew, newRel, "")
+			if err != nil {
+				return false, err
+			}
+			skipped = s
+		}
+		if skip, err := admit(ao, okO, api.EventDeleted); err != nil {
+			return false, err
+		} else if !skip {
+			skipped = false
+			if err := e.deleteKeys(ctx, ao, inOld); err != nil {
+				return false, err
+			}
+		}
+		return skipped, nil
+	}
+	a := an
+	if skip, err := admit(a, true, api.EventNew, api.EventChanged); skip || err != nil {
+		return skip, err
+	}
+	sta, err := e.cfg.Store.Lstat(newRel)
+	if gone(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	switch sta.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return false, e.moveTree(ctx, a, inOld, inNew, newRel, sta)
+	case unix.S_IFLNK, unix.S_IFREG:
+		oldKey, _ := keypath.ToKey(a.prefix, inOld, keypath.File) // "" if it cannot exist
+		skipped, err := e.exportPath(ctx, a, inNew, newRel, oldKey)
+		if err != nil || skipped || oldKey == "" {
+			return skipped, err
+		}
+		return false, e.deleteBatch(ctx, a.bucket, []string{oldKey})
+	}
+	return true, nil
+}
+
+// moveTree moves the objects of directory inOld to inNew (local newRel):
+// the new directory object is written, then every object under the old
+// prefix, in key order, is copied to the new prefix and removed from the
+// old one. An object whose file no longer exists under the new name is left
+// where it is (it was renamed or deleted locally: another entry covers it,
+// and a local delete never deletes an object by itself); a file with
+// unexported content is left to its own RENAME entry, which uploads it and
+// removes the old key. Memory: one listing page and one delete batch.
+func (e *Exporter) moveTree(ctx context.Context, a assoc, inOld, inNew, newRel string, sta unix.Stat_t) error {
+	newKey, err := e.keyFor(a, inNew, keypath.Dir)
+	if err != nil {
+		return err
+	}
+	if _, err := e.putDir(ctx, a, inNew, sta); err != nil {
+		return err
+	}
+	oldKey, err := keypath.ToKey(a.prefix, inOld, keypath.Dir)
+	if err != nil || oldKey == "" {
+		return nil // no object can be under an invalid old name
+	}
+	var batch []string
+	flush := func() error {
+		err := e.deleteBatch(ctx, a.bucket, batch)
+		batch = batch[:0]
+		return err
+	}
+	err = e.cfg.S3.List(ctx, a.bucket, s3x.ListOptions{Prefix: oldKey}, func(o s3x.Object) error {
+		suffix := o.Key[len(oldKey):]
+		if suffix != "" {
+			moved, err := e.moveOne(ctx, a, o, newKey+suffix, oldKey, newRel)
+			if err != nil || !moved {
+				return err
+			}
+		}
+		batch = append(batch, o.Key)
+		if len(batch) == transfer.MaxDeleteBatch {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
+// moveOne copies object o (below oldDirKey) to dst if its file exists under
+// the new name with content the repository has; moved false leaves it.
+func (e *Exporter) moveOne(ctx context.Context, a assoc, o s3x.Object, dst, oldDirKey, newRel string) (bool, error) {
+	if len(dst) > keypath.MaxKeyLen {
+		e.stats.fail(keypath.CodePathSizeTooLong)
+		e.log.Error("object not moved: its new key is too long", "key", o.Key, "code", keypath.CodePathSizeTooLong)
+		return false, nil
+	}
+	local := ""
+	if sub, _, err := keypath.ToPath(oldDirKey, o.Key); err == nil {
+		local = newRel + "/" + sub
+		if newRel == "." {
+			local = sub
+		}
+		sta, err := e.cfg.Store.Lstat(local)
+		if gone(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if sta.Mode&unix.S_IFMT == unix.S_IFREG {
+			st, err := e.cfg.Store.GetState(local)
+			if err != nil || hsm.Unexported(st.Flags) {
+				return false, nil // its own entry uploads it
+			}
+		} else {
+			local = "" // directories and symlinks carry no ETag
+		}
+	}
+	err := e.cfg.Engine.Copy(ctx, transfer.CopyInput{SrcBucket: a.bucket, SrcKey: o.Key, Object: o, DstBucket: a.bucket, DstKey: dst}, nil)
+	if s3x.CodeOf(err) == s3x.CodePrecondition || notFound(err) {
+		return false, nil // changed or gone meanwhile: left to whoever did it
+	}
+	if err != nil {
+		return false, err
+	}
+	e.stats.objects.Add(1)
+	if local != "" {
+		// A multipart copy gets a new ETag; the state's must follow for
+		// the If-Match of later reads.
+		if h, err := e.head(ctx, a.bucket, dst); err == nil {
+			etag := aws.ToString(h.ETag)
+			_, err = e.cfg.Store.UpdateState(local, func(cur *store.State) error {
+				if trimQ(cur.ETag) == o.ETag {
+					cur.ETag = etag
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return false, err
+			}
+		}
+	}
+	return true, nil
+}

@@ -1,0 +1,458 @@
+// Package exporter owns auto-export: it consumes the export journal in the
+// catalog and makes every acknowledged write reach the repository
+// (design.md invariant 1), never as a torn object (invariant 2), and never
+// deletes an object unless the association's policy includes DELETED
+// (invariant 5). It also exports single paths on request (export tasks,
+// hsm archive) regardless of the policy.
+//
+// # Loop
+//
+// Run claims batches of journal entries with a lease (catalog.Claim), hands
+// them to at most Config.Workers concurrent exports, extends the lease of an
+// entry while its export runs, and ends every entry with exactly one of:
+//
+//   - Complete: exported, or nothing to do (outside every exporting
+//     association, event not in the policy, path gone locally — a later
+//     entry covers it). The catalog keeps the entry if a newer append
+//     arrived meanwhile, so a file written during its upload goes out
+//     again.
+//   - Fail with a retry time: transient failures (the repository down,
+//     throttled, the file changing under the upload) back off
+//     exponentially from Config.RetryBase to Config.RetryMax; the entry
+//     stays pending, so an outage of any length loses nothing and the
+//     backlog stays visible (catalog Depth, OldestAge).
+//   - Park: permanent failures (PathSizeTooLong, FileSizeTooLarge, a local
+//     name S3 cannot hold, metadata over 2 KB): the entry stays in the
+//     journal with its cause but is not retried until the path is written
+//     again, and `hsm wait` does not wait for it (catalog.Park).
+//
+// A lost lease (another exporter took the entry after this one stalled)
+// cancels the export in flight: only the claim holder may make an object
+// visible.
+//
+// # Versions (invariant 2)
+//
+// A regular file's upload reads the content version from its state xattr
+// (V) through the open descriptor it uploads from, after telling the mount
+// (Config.VersionRead) so that the next write bumps the version again; the
+// transfer engine refuses to complete if size or mtime moved; afterwards
+// the state becomes hsm.Exported(V, current): clean only if nothing changed.
+package exporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/keypath"
+	"github.com/ferry-hpc/ferry/internal/s3x"
+	"github.com/ferry-hpc/ferry/internal/store"
+	"github.com/ferry-hpc/ferry/internal/transfer"
+)
+
+// Config configures an Exporter. Store, Catalog, S3 and Engine are
+// required.
+type Config struct {
+	Store   *store.Store
+	Catalog catalog.Catalog
+	S3      *s3x.Client
+	Engine  *transfer.Engine
+	// Owner names this exporter's claims in the catalog; it must be stable
+	// across restarts of the same daemon (Run releases its old claims) and
+	// unique among daemons sharing a catalog. Default "ferry".
+	Owner string
+	// Workers bounds the exports in flight (default 8).
+	Workers int
+	// Lease is how long a claim lasts without renewal (default 30s); it is
+	// renewed every Lease/3 while the export runs.
+	Lease time.Duration
+	// RetryBase and RetryMax bound the exponential backoff of transient
+	// failures (defaults 1s and 60s).
+	RetryBase, RetryMax time.Duration
+	// Poll is how often Run looks for ready entries when not notified
+	// (default 1s): retries coming due and appends of other nodes.
+	Poll time.Duration
+	// Version is ferry's version, for the user-agent metadata.
+	Version string
+	Logger  *slog.Logger
+	// VersionRead, when set, is called with the device and inode of a
+	// regular file just before an export reads its content version. The
+	// mount clears the file's "bumped" bit there so that its next write
+	// bumps the version again (store.BumpVersion's protocol); it must not
+	// return while a write that saw the bit set is still in progress.
+	VersionRead func(dev, ino uint64)
+}
+
+// Exporter consumes the export journal. Create it with New.
+type Exporter struct {
+	cfg   Config
+	log   *slog.Logger
+	wake  chan struct{}
+	stats stats
+
+	amu    sync.RWMutex
+	assocs []assoc
+
+	// inflight maps a path being exported to its bytes moved so far
+	// (hsm action).
+	inflight sync.Map // string → *atomic.Int64
+}
+
+// New returns an Exporter; call SetAssociations, then Run.
+func New(cfg Config) (*Exporter, error) {
+	if cfg.Store == nil || cfg.Catalog == nil || cfg.S3 == nil || cfg.Engine == nil {
+		return nil, errors.New("exporter: Store, Catalog, S3 and Engine are required")
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = "ferry"
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = time.Second
+	}
+	if cfg.RetryMax < cfg.RetryBase {
+		cfg.RetryMax = max(60*time.Second, cfg.RetryBase)
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Exporter{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	e.stats.init()
+	return e, nil
+}
+
+// assoc is an association as the exporter uses it.
+type assoc struct {
+	id        string
+	dir       string // store-relative directory, "." for the root
+	bucket    string
+	prefix    string // key prefix, "" or ending in "/"
+	exporting bool   // AVAILABLE or UPDATING
+	gone      bool   // DELETING or FAILED: its entries are dropped
+	events    map[api.EventType]bool
+}
+
+// inside returns rel's path inside a ("." for a's directory).
+func (a assoc) inside(rel string) (string, bool) {
+	switch {
+	case a.dir == ".":
+		return rel, true
+	case rel == a.dir:
+		return ".", true
+	case strings.HasPrefix(rel, a.dir+"/"):
+		return rel[len(a.dir)+1:], true
+	}
+	return "", false
+}
+
+// SetAssociations gives the exporter every association of the file system
+// (call it again on every change). Only associations in AVAILABLE or
+// UPDATING export; auto-export obeys each one's AutoExportPolicy. Entries
+// under an association still CREATING or MISCONFIGURED wait (they are
+// retried with backoff); entries under one DELETING or FAILED, or under
+// none, are dropped and counted as skipped.
+func (e *Exporter) SetAssociations(as []api.DataRepositoryAssociation) {
+	out := make([]assoc, 0, len(as))
+	for _, a := range as {
+		x, err := parseAssoc(a)
+		if err != nil {
+			e.log.Error("association ignored by the exporter", "dra", a.AssociationId, "err", err)
+			continue
+		}
+		out = append(out, x)
+	}
+	e.amu.Lock()
+	e.assocs = out
+	e.amu.Unlock()
+	e.Notify()
+}
+
+func parseAssoc(a api.DataRepositoryAssociation) (assoc, error) {
+	u, err := s3x.ParseURL(a.DataRepositoryPath)
+	if err != nil {
+		return assoc{}, err
+	}
+	u = u.Dir()
+	if err := keypath.CheckPrefix(u.Key); err != nil {
+		return assoc{}, err
+	}
+	if !strings.HasPrefix(a.FileSystemPath, "/") {
+		return assoc{}, fmt.Errorf("file system path %q does not start with /", a.FileSystemPath)
+	}
+	dir := path.Clean(a.FileSystemPath)[1:]
+	if dir == "" {
+		dir = "."
+	}
+	x := assoc{id: a.AssociationId, dir: dir, bucket: u.Bucket, prefix: u.Key, events: map[api.EventType]bool{}}
+	switch a.Lifecycle {
+	case api.LifecycleAvailable, api.LifecycleUpdating:
+		x.exporting = true
+	case api.LifecycleDeleting, api.LifecycleFailed:
+		x.gone = true
+	}
+	if a.S3 != nil && a.S3.AutoExportPolicy != nil {
+		for _, ev := range a.S3.AutoExportPolicy.Events {
+			x.events[ev] = true
+		}
+	}
+	return x, nil
+}
+
+// assocFor returns the association holding rel and rel's path inside it.
+func (e *Exporter) assocFor(rel string) (assoc, string, bool) {
+	e.amu.RLock()
+	defer e.amu.RUnlock()
+	for _, a := range e.assocs {
+		if in, ok := a.inside(rel); ok {
+			return a, in, true
+		}
+	}
+	return assoc{}, "", false
+}
+
+// Notify wakes Run to claim at once (the mount calls it after an Append).
+// It never blocks.
+func (e *Exporter) Notify() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run exports journal entries until ctx ends. At start it returns the
+// claims a previous run under the same Owner left (a restart). On return
+// every export it started has ended; claims of exports cut short by ctx are
+// released so that another exporter can take them at once.
+func (e *Exporter) Run(ctx context.Context) error {
+	if n, err := e.cfg.Catalog.ReleaseClaims(ctx, e.cfg.Owner); err != nil {
+		return fmt.Errorf("exporter: release old claims: %w", err)
+	} else if n > 0 {
+		e.log.Info("export claims of a previous run released", "owner", e.cfg.Owner, "entries", n)
+	}
+	slots := make(chan struct{}, e.cfg.Workers)
+	var wg sync.WaitGroup
+	defer func() {
+		wg.Wait()
+		// Entries cut short stay claimed until their lease ends; give
+		// them back now (best effort: the next start does it anyway).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		e.cfg.Catalog.ReleaseClaims(rctx, e.cfg.Owner)
+	}()
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		// Wait for a free worker, then take every other free one.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		n := 1
+	more:
+		for n < e.cfg.Workers {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		es, err := e.cfg.Catalog.Claim(ctx, e.cfg.Owner, n, e.cfg.Lease)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			e.log.Error("export journal claim failed", "err", err)
+			es = nil
+		}
+		for range n - len(es) {
+			<-slots
+		}
+		for _, je := range es {
+			wg.Go(func() {
+				defer func() { <-slots }()
+				e.handle(ctx, je)
+			})
+		}
+		if len(es) == n && err == nil {
+			continue // more may be ready
+		}
+		poll.Reset(e.cfg.Poll)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.wake:
+		case <-poll.C:
+		}
+	}
+}
+
+// errDeferred: the entry must wait for another one in flight (a rename
+// whose old path is still being uploaded).
+var errDeferred = errors.New("waiting for the export in flight of the old name")
+
+// PermanentError is a failure that retrying cannot cure; its entry is
+// parked (see package doc).
+type PermanentError struct {
+	Code string // FSx error code: PathSizeTooLong, FileSizeTooLarge, …
+	Err  error
+}
+
+func (p *PermanentError) Error() string { return p.Code + ": " + p.Err.Error() }
+func (p *PermanentError) Unwrap() error { return p.Err }
+
+func permanent(code string, err error) error { return &PermanentError{Code: code, Err: err} }
+
+// Error codes of failures that are not S3's own.
+const (
+	CodeFileSizeTooLarge = "FileSizeTooLarge"
+	CodeMetadataTooLarge = "MetadataTooLarge"
+	CodeFileChanged      = "FileChanged"
+	CodeCorruptState     = "CorruptState"
+	CodeUnknown          = "InternalError"
+)
+
+// MaxObjectSize is S3's largest object (5 TiB).
+const MaxObjectSize = 5 << 40
+
+// handle exports one claimed entry and settles it in the catalog.
+func (e *Exporter) handle(ctx context.Context, je catalog.JournalEntry) {
+	ectx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	lost := make(chan struct{})
+	stop := make(chan struct{})
+	var lw sync.WaitGroup
+	lw.Go(func() { e.keepLease(ectx, je, cancel, lost, stop) })
+	e.stats.inflight.Add(1)
+	skipped, err := e.exportEntry(ectx, je)
+	e.stats.inflight.Add(-1)
+	close(stop)
+	lw.Wait()
+	select {
+	case <-lost:
+		e.log.Warn("export lease lost; another exporter has the entry", "path", je.Path)
+		return
+	default:
+	}
+	if ctx.Err() != nil {
+		return // shutting down: the claim is released by Run
+	}
+	cctx := context.WithoutCancel(ctx)
+	switch {
+	case err == nil:
+		removed, cerr := e.cfg.Catalog.Complete(cctx, je)
+		if cerr != nil {
+			e.log.Error("export done but not recorded; it will run again", "path", je.Path, "err", cerr)
+			return
+		}
+		e.stats.finish(skipped, je)
+		if !removed {
+			e.Notify() // written meanwhile: its entry is ready again now
+		}
+	default:
+		var pe *PermanentError
+		if errors.As(err, &pe) {
+			e.stats.fail(pe.Code)
+			e.stats.parked.Add(1)
+			e.log.Error("export failed permanently; it is retried when the file changes", "path", je.Path, "code", pe.Code, "err", err)
+			if perr := e.cfg.Catalog.Park(cctx, je, err.Error()); perr != nil {
+				e.log.Error("park export entry", "path", je.Path, "err", perr)
+			}
+			return
+		}
+		delay := e.backoff(je.Attempts)
+		switch {
+		case errors.Is(err, errDeferred):
+			delay = e.cfg.RetryBase
+		case errors.Is(err, transfer.ErrChanged):
+			// Not a failure: the file is being written; its close appends
+			// again. Try soon without growing the backoff.
+			delay = e.cfg.RetryBase
+			e.stats.fail(CodeFileChanged)
+		default:
+			e.stats.fail(codeOf(err))
+			e.log.Warn("export failed; retrying", "path", je.Path, "attempts", je.Attempts+1, "retry_in", delay, "err", err)
+		}
+		if ferr := e.cfg.Catalog.Fail(cctx, je, err.Error(), time.Now().Add(delay)); ferr != nil {
+			e.log.Error("record export failure", "path", je.Path, "err", ferr)
+		}
+	}
+}
+
+// keepLease renews je's lease every Lease/3 until stop closes; if the
+// claim is gone it closes lost and cancels the export.
+func (e *Exporter) keepLease(ctx context.Context, je catalog.JournalEntry, cancel context.CancelCauseFunc, lost, stop chan struct{}) {
+	t := time.NewTicker(e.cfg.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		held, err := e.cfg.Catalog.ExtendLease(ctx, e.cfg.Owner, []catalog.JournalEntry{je}, e.cfg.Lease)
+		if err != nil {
+			continue // the catalog is busy or closing; try again next tick
+		}
+		if held == 0 {
+			close(lost)
+			cancel(errors.New("export lease lost"))
+			return
+		}
+	}
+}
+
+// backoff is the retry delay after attempts failed attempts: RetryBase
+// doubled per attempt, capped at RetryMax, with ±20% jitter so that a
+// backlog does not retry in lockstep after an outage.
+func (e *Exporter) backoff(attempts int) time.Duration {
+	d := e.cfg.RetryBase
+	for range min(attempts, 30) {
+		d *= 2
+		if d >= e.cfg.RetryMax {
+			d = e.cfg.RetryMax
+			break
+		}
+	}
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// codeOf names a failure for the failures-by-code counter.
+func codeOf(err error) string {
+	var pe *PermanentError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	if c := keypath.CodeOf(err); c != "" {
+		return c
+	}
+	if c := s3x.CodeOf(err); c != "" {
+		return c
+	}
+	if errors.Is(err, transfer.ErrChanged) {
+		return CodeFileChanged
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return "Timeout"
+	}
+	return CodeUnknown
+}
