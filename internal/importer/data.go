@@ -1,0 +1,447 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/keypath"
+	"github.com/ferry-hpc/ferry/internal/posixmeta"
+	"github.com/ferry-hpc/ferry/internal/s3x"
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+// fileKey identifies a store inode. An item keeps a descriptor of its
+// inode open, so the number cannot be reused while the item exists.
+type fileKey struct{ dev, ino uint64 }
+
+// item is the hydration state of one released file (rclone vfscache's
+// item): which chunks are being fetched, who waits for them, where the
+// reader was, and the read-write descriptor fetched bytes are written
+// through. The chunk map itself lives in the file's state (xattr or
+// catalog), which is re-read under mu at every call, so a map written by
+// anyone else is never overridden by a stale copy.
+type item struct {
+	im  *Importer
+	key fileKey
+	wf  *os.File // read-write descriptor of the inode
+	rel string   // path at the first call (for the object key and re-import)
+
+	users int // EnsureData calls and fetches holding the item (im.imu)
+
+	mu       sync.Mutex
+	inflight map[int64]*fetch // chunk index → the fetch that brings it
+	ahead    int              // readahead fetches in flight
+	seqEnd   int64            // end of the last read
+	changed  error            // the object changed: every read fails
+	moved    int64            // bytes landed (for hsm action)
+	reimport bool             // a re-import was started
+}
+
+// fetch is one ranged GET of chunks [first, end) of an item.
+type fetch struct {
+	first, end int64
+	done       chan struct{}
+	err        error
+}
+
+// getItem returns the item of the inode f is open on, creating it.
+func (im *Importer) getItem(rel string, f *os.File) (*item, error) {
+	var st unix.Stat_t
+	if err := fstat(f, &st); err != nil {
+		return nil, err
+	}
+	k := fileKey{st.Dev, st.Ino}
+	im.imu.Lock()
+	defer im.imu.Unlock()
+	if it, ok := im.items[k]; ok {
+		it.users++
+		return it, nil
+	}
+	// Fetched bytes are written through a descriptor of our own: the
+	// reader's may be read-only. /proc/self/fd reopens the same inode,
+	// whatever its name is now.
+	wf, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open %s for hydration: %w", rel, err)
+	}
+	if len(im.items) >= maxItems {
+		for k, it := range im.items {
+			if it.users == 0 {
+				it.wf.Close()
+				delete(im.items, k)
+			}
+		}
+	}
+	it := &item{im: im, key: k, wf: wf, rel: rel, users: 1, inflight: map[int64]*fetch{}, seqEnd: -1}
+	im.items[k] = it
+	return it, nil
+}
+
+// putItem drops a hold on it. Idle items stay cached (bounded by maxItems)
+// so a sequential reader keeps its readahead state between reads.
+func (im *Importer) putItem(it *item) {
+	im.imu.Lock()
+	it.users--
+	im.imu.Unlock()
+}
+
+func fstat(f *os.File, st *unix.Stat_t) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), st) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+// EnsureData makes bytes [off, off+n) of file rel, open in the daemon as f,
+// local before the caller reads them from f. A file without the released
+// flag needs nothing. Otherwise the missing chunks are fetched by ranged
+// GET with If-Match on the stub's ETag (a chunk already being fetched is
+// waited for, never fetched twice), written into the file, fdatasync'ed
+// and only then marked local (store.CommitChunks: invariant 3, a read never
+// returns zeros from a hole). A sequential reader starts readahead of the
+// following chunks. When the map is complete the file becomes
+// `exists archived`. A changed object (412) fails the read with EIO (a
+// *ReadError) and the stub is re-imported if it is clean.
+func (im *Importer) EnsureData(ctx context.Context, rel string, f *os.File, off, n int64) error {
+	// The common case, a local file, costs one fgetxattr.
+	if st, err := im.st.FileState(f); errors.Is(err, store.ErrNoState) || err == nil && !st.Flags.Has(hsm.Released) {
+		return nil
+	}
+	it, err := im.getItem(rel, f)
+	if err != nil {
+		return err
+	}
+	defer im.putItem(it)
+	it.mu.Lock()
+	it.rel = rel // the name may have changed since the item was made
+	it.mu.Unlock()
+	return it.ensure(ctx, off, n, true)
+}
+
+// ensure brings [off, off+n) in and waits for it; readahead says whether a
+// sequential access may start readahead.
+func (it *item) ensure(ctx context.Context, off, n int64, readahead bool) error {
+	im := it.im
+	it.mu.Lock()
+	if it.changed != nil {
+		it.mu.Unlock()
+		return it.changed
+	}
+	st, err := im.st.FileState(it.wf)
+	if errors.Is(err, store.ErrNoState) {
+		it.mu.Unlock()
+		return nil // a local file
+	}
+	if err != nil {
+		it.mu.Unlock()
+		return err
+	}
+	if !st.Flags.Has(hsm.Released) {
+		it.mu.Unlock()
+		return nil
+	}
+	if st.Chunks == nil {
+		it.mu.Unlock()
+		return fmt.Errorf("%s: released without a chunk map: %w", it.rel, store.ErrCorruptState)
+	}
+	if err := hsm.CheckRestore(it.rel, st.Flags); err != nil {
+		it.mu.Unlock()
+		return &ReadError{Code: "Lost", Path: it.rel, Err: err}
+	}
+	a, src, err := it.source()
+	if err != nil {
+		it.mu.Unlock()
+		return err
+	}
+	chunk := st.Chunks.ChunkSize()
+	var waits []*fetch
+	missing := st.Chunks.Has(store.Range{Off: off, Len: n})
+	if len(missing) == 0 && st.Chunks.Complete() {
+		// A map with nothing to fetch (an empty object): finish it.
+		it.mu.Unlock()
+		_, err := im.st.CommitChunks(it.wf, store.Range{})
+		return err
+	}
+	for _, r := range missing {
+		first, end := r.Off/chunk, (r.End()+chunk-1)/chunk
+		for c := first; c < end; {
+			if fe, ok := it.inflight[c]; ok {
+				im.n.dedup.Add(1)
+				waits = append(waits, fe)
+				c = fe.end
+				continue
+			}
+			e := c + 1
+			for e < end && e-c < maxRun {
+				if _, ok := it.inflight[e]; ok {
+					break
+				}
+				e++
+			}
+			waits = append(waits, it.start(a, src, st, c, e, false))
+			c = e
+		}
+	}
+	if readahead && it.seqEnd >= 0 && off >= it.seqEnd-chunk && off <= it.seqEnd+chunk {
+		// Sequential (the kernel's own readahead may reorder reads a
+		// little): keep the following chunks coming.
+		it.readahead(a, src, st, off+n)
+	}
+	it.seqEnd = off + n
+	it.mu.Unlock()
+
+	for _, fe := range waits {
+		select {
+		case <-fe.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if fe.err != nil {
+			return fe.err
+		}
+	}
+	return nil
+}
+
+// maxRun is the most chunks one demand GET asks for.
+const maxRun = 4
+
+// readahead starts fetches of the chunks after end that are missing and not
+// in flight, up to the per-file window; it.mu is held.
+func (it *item) readahead(a assoc, src string, st store.State, end int64) {
+	im := it.im
+	chunk := st.Chunks.ChunkSize()
+	c := (end + chunk - 1) / chunk
+	last := min(c+int64(im.cfg.Readahead), st.Chunks.Len())
+	for ; c < last && it.ahead < im.cfg.Readahead; c++ {
+		if _, ok := it.inflight[c]; ok {
+			continue
+		}
+		if len(st.Chunks.Has(store.Range{Off: c * chunk, Len: 1})) == 0 {
+			continue
+		}
+		it.start(a, src, st, c, c+1, true)
+		im.n.readahead.Add(1)
+	}
+}
+
+// start launches the fetch of chunks [first, end); it.mu is held.
+func (it *item) start(a assoc, key string, st store.State, first, end int64, ahead bool) *fetch {
+	im := it.im
+	fe := &fetch{first: first, end: end, done: make(chan struct{})}
+	for c := first; c < end; c++ {
+		it.inflight[c] = fe
+	}
+	if ahead {
+		it.ahead++
+	}
+	im.imu.Lock()
+	it.users++
+	im.imu.Unlock()
+	chunk := st.Chunks.ChunkSize()
+	r := store.Range{Off: first * chunk, Len: min(end*chunk, st.Size) - first*chunk}
+	rel := it.rel
+	im.wg.Add(1)
+	go func() {
+		defer im.wg.Done()
+		err := it.get(a, key, rel, st.ETag, r)
+		it.mu.Lock()
+		for c := first; c < end; c++ {
+			delete(it.inflight, c)
+		}
+		if ahead {
+			it.ahead--
+		}
+		if err == nil {
+			it.moved += r.Len
+		}
+		fe.err = err
+		it.mu.Unlock()
+		close(fe.done)
+		im.putItem(it)
+	}()
+	return fe
+}
+
+// source returns the association and object key of the item's file.
+func (it *item) source() (assoc, string, error) {
+	a, in, ok := it.im.assocFor(it.rel)
+	if !ok {
+		return a, "", &ReadError{Code: "NoAssociation", Path: it.rel, Err: errors.New("released file outside every data repository association: its data cannot be fetched")}
+	}
+	if !a.reads() {
+		return a, "", &ReadError{Code: "AssociationUnavailable", Path: it.rel, Err: fmt.Errorf("association %s is %s: its repository is not read", a.id, a.life)}
+	}
+	key, err := keypath.ToKey(a.prefix, in, keypath.File)
+	if err != nil {
+		return a, "", &ReadError{Code: keypath.CodeOf(err), Path: it.rel, Err: err}
+	}
+	return a, key, nil
+}
+
+// bufPool holds copy buffers for fetched bodies.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+// get fetches range r of the object into the file and commits it.
+func (it *item) get(a assoc, key, rel, etag string, r store.Range) error {
+	im := it.im
+	ctx := im.ctx
+	if err := im.acquire(ctx, im.req); err != nil {
+		return err
+	}
+	im.n.get.Add(1)
+	out, err := im.s3.S3.GetObject(ctx, &s3.GetObjectInput{
+		Bucket:  aws.String(a.bucket),
+		Key:     aws.String(key),
+		Range:   aws.String(fmt.Sprintf("bytes=%d-%d", r.Off, r.End()-1)),
+		IfMatch: aws.String(etag),
+	})
+	if err != nil {
+		<-im.req
+		return it.failed(a, key, rel, im.s3.Explain(err, "get", a.bucket, key))
+	}
+	got, err := it.copyAt(out.Body, r)
+	out.Body.Close()
+	<-im.req
+	if err == nil && got != r.Len {
+		err = fmt.Errorf("get s3://%s/%s %v: the body had %d bytes", a.bucket, key, r, got)
+	}
+	if err != nil {
+		return &ReadError{Code: "ReadFailed", Path: rel, Err: err}
+	}
+	im.n.bytes.Add(got)
+	// Invariant 3: the bytes are written; CommitChunks fdatasyncs them
+	// before it marks the chunks local.
+	if _, err := im.st.CommitChunks(it.wf, r); err != nil {
+		return err
+	}
+	return nil
+}
+
+// copyAt writes body into the file at r.Off with pwrite.
+func (it *item) copyAt(body io.Reader, r store.Range) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var done int64
+	for done < r.Len {
+		n, err := io.ReadFull(body, buf[:min(int64(len(buf)), r.Len-done)])
+		if n > 0 {
+			if _, werr := it.wf.WriteAt(buf[:n], r.Off+done); werr != nil {
+				return done, werr
+			}
+			done += int64(n)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			break
+		}
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// failed turns a GET error into the reader's error, and starts a
+// re-import when the object changed.
+func (it *item) failed(a assoc, key, rel string, err error) error {
+	im := it.im
+	switch code := s3x.CodeOf(err); code {
+	case s3x.CodePrecondition:
+		im.n.changed.Add(1)
+		re := &ReadError{Code: CodeChanged, Path: rel, Err: ErrObjectChanged}
+		im.log.Warn("object changed during hydration: reads fail, file re-imported", "dra", a.id, "key", key, "path", rel)
+		it.mu.Lock()
+		it.changed = re
+		start := !it.reimport
+		it.reimport = true
+		it.mu.Unlock()
+		if start {
+			im.wg.Add(1)
+			go func() {
+				defer im.wg.Done()
+				im.reimport(a, key, rel, it.wf)
+			}()
+		}
+		return re
+	case "InvalidObjectState":
+		im.log.Error("object in an archive storage class cannot be read", "code", CodeUnsupportedTier, "dra", a.id, "key", key, "path", rel)
+		return &ReadError{Code: CodeUnsupportedTier, Path: rel, Err: ErrUnsupportedTier}
+	default:
+		return &ReadError{Code: code, Path: rel, Err: err}
+	}
+}
+
+// reimport replaces rel, a stub whose object changed, with a stub of the
+// object as it is now, if the file at rel is still the released inode old
+// (invariant 6: a file with unexported content is never replaced; a
+// released file has none).
+func (im *Importer) reimport(a assoc, key, rel string, old *os.File) {
+	ctx := im.ctx
+	oldSt, err := im.st.FileState(old)
+	if err != nil {
+		return
+	}
+	out, found, err := im.head(ctx, a.bucket, key)
+	if err != nil || !found {
+		im.log.Warn("re-import after change: object unreadable", "key", key, "err", err)
+		return
+	}
+	cur, err := im.st.Lstat(rel)
+	if err != nil {
+		return
+	}
+	var ost unix.Stat_t
+	if err := fstat(old, &ost); err != nil || ost.Ino != cur.Ino || ost.Dev != cur.Dev {
+		return // the name was changed or replaced meanwhile
+	}
+	flags, err := hsm.Reimport(rel, oldSt.Flags)
+	if err != nil {
+		im.log.Warn("re-import after change refused", "path", rel, "err", err)
+		return
+	}
+	d := posixmeta.Decode(out.Metadata, false, aws.ToTime(out.LastModified))
+	if !d.Attrs.IsRegular() {
+		im.log.Warn("re-import after change: the object is no longer a regular file", "key", key)
+		return
+	}
+	attrs := d.Merge(posixmeta.Attrs{
+		Mode: cur.Mode, UID: cur.Uid, GID: cur.Gid,
+		Mtime: timeOf(cur.Mtim), Atime: timeOf(cur.Atim),
+	})
+	err = im.st.ReplaceStub(rel, store.Stub{
+		Size: aws.ToInt64(out.ContentLength), Mode: attrs.Perm(),
+		UID: int(attrs.UID), GID: int(attrs.GID), Mtime: attrs.Mtime, Atime: attrs.Atime,
+		ETag: aws.ToString(out.ETag), Flags: flags, ChunkSize: a.chunk,
+	}, func(o store.State) error {
+		if o.ETag != oldSt.ETag || !o.Flags.Has(hsm.Released) {
+			return store.ErrChanged
+		}
+		_, err := hsm.Reimport(rel, o.Flags)
+		return err
+	})
+	if err != nil {
+		im.log.Warn("re-import after change failed", "path", rel, "err", err)
+		return
+	}
+	im.n.reimports.Add(1)
+	im.log.Info("file re-imported after its object changed", "dra", a.id, "key", key, "path", rel)
+	if im.cfg.Invalidate != nil {
+		im.cfg.Invalidate(rel)
+	}
+}

@@ -1,0 +1,182 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+func timeOf(ts unix.Timespec) time.Time { return time.Unix(ts.Sec, ts.Nsec) }
+
+// Restore fetches all missing data of released file rel (ferry hsm
+// restore), Readahead+1 chunks at a time; progress(n), if not nil, is called
+// after each n bytes landed. A file that is not released: nil at once.
+func (im *Importer) Restore(ctx context.Context, rel string, progress func(n int64)) error {
+	st, err := im.st.GetState(rel)
+	if errors.Is(err, store.ErrNoState) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !st.Flags.Has(hsm.Released) {
+		return nil
+	}
+	if err := hsm.CheckRestore(rel, st.Flags); err != nil {
+		return err
+	}
+	f, err := im.st.OpenFile(rel, unix.O_RDONLY|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	it, err := im.getItem(rel, f)
+	if err != nil {
+		return err
+	}
+	defer im.putItem(it)
+
+	moved := &atomic.Int64{}
+	im.rmu.Lock()
+	im.restores[rel] = moved
+	im.rmu.Unlock()
+	defer func() {
+		im.rmu.Lock()
+		delete(im.restores, rel)
+		im.rmu.Unlock()
+	}()
+
+	// Windows of Readahead+1 chunks: each window's chunks are fetched in
+	// parallel (one GET per chunk), and the next window starts once it
+	// has landed.
+	chunk := st.Chunks.ChunkSize()
+	window := chunk * int64(im.cfg.Readahead+1)
+	for off := int64(0); off < st.Size; off += window {
+		n := min(window, st.Size-off)
+		var errs []error
+		done := make(chan error, im.cfg.Readahead+1)
+		k := 0
+		for c := off; c < off+n; c += chunk {
+			k++
+			go func(c int64) { done <- it.ensure(ctx, c, min(chunk, st.Size-c), false) }(c)
+		}
+		for range k {
+			if err := <-done; err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		moved.Add(n)
+		if progress != nil {
+			progress(n)
+		}
+	}
+	if st.Size == 0 {
+		return it.ensure(ctx, 0, 0, false)
+	}
+	return nil
+}
+
+// Release drops the local data of rel (ferry hsm release): only an
+// archived, clean, not-in-use regular file (hsm.Release's rules, with
+// InUse for "open"); otherwise an *hsm.Error that says why. The file
+// becomes a stub again: released exists archived, an empty chunk map, its
+// blocks punched out.
+//
+// Order (invariant 3): the state is marked released with an empty map and
+// made durable first, and only then are the blocks punched. A crash in
+// between leaves a released file whose data is still there, which is
+// fetched again on read: wasteful, never zeros read as data.
+func (im *Importer) Release(ctx context.Context, rel string) error {
+	a, _, ok := im.assocFor(rel)
+	if !ok {
+		return &hsm.Error{Op: "release", Path: rel, Err: hsm.ErrLocalOnly}
+	}
+	f, err := im.st.OpenFile(rel, unix.O_RDWR|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var fst unix.Stat_t
+	if err := fstat(f, &fst); err != nil {
+		return err
+	}
+	if fst.Mode&unix.S_IFMT != unix.S_IFREG {
+		return fmt.Errorf("release %s: not a regular file", rel)
+	}
+	inUse := im.cfg.InUse != nil && im.cfg.InUse(rel)
+	if !inUse {
+		im.imu.Lock()
+		if it, ok := im.items[fileKey{fst.Dev, fst.Ino}]; ok && it.users > 0 {
+			inUse = true // a fetch or restore is running
+		}
+		im.imu.Unlock()
+	}
+	var was bool
+	st, err := im.st.UpdateFileState(f, func(st *store.State) error {
+		if st.Flags.Has(hsm.Released) {
+			was = true
+			return errors.New("already released") // nothing to write
+		}
+		g, err := hsm.Release(rel, st.Flags, inUse)
+		if err != nil {
+			return err
+		}
+		if fst.Size != st.Size {
+			return fmt.Errorf("release %s: the file has %d bytes but its archived object %d; export it first", rel, fst.Size, st.Size)
+		}
+		m, err := store.NewBitmap(st.Size, a.chunk)
+		if err != nil {
+			return err
+		}
+		st.Flags, st.Chunks = g, m
+		return nil
+	})
+	if was {
+		return nil
+	}
+	var he *hsm.Error
+	if errors.As(err, &he) {
+		return he // the reason, without the store's wrapping
+	}
+	if err != nil {
+		return err
+	}
+	_ = st
+	if err := unix.Fsync(int(f.Fd())); err != nil {
+		return fmt.Errorf("release %s: fsync state: %w", rel, err)
+	}
+	if fst.Size > 0 {
+		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, fst.Size); err != nil {
+			// The state already says released: reads fetch again; only
+			// the space is not given back.
+			im.log.Warn("release: cannot punch out the data", "path", rel, "err", err)
+		}
+	}
+	im.n.released.Add(1)
+	if im.cfg.Invalidate != nil {
+		im.cfg.Invalidate(rel)
+	}
+	return nil
+}
+
+// Action reports what HSM action runs on rel now: RESTORE running with the
+// bytes moved while a Restore of it runs, else NOOP.
+func (im *Importer) Action(rel string) hsm.CurrentAction {
+	im.rmu.Lock()
+	m, ok := im.restores[rel]
+	im.rmu.Unlock()
+	if ok {
+		return hsm.Running(hsm.ActionRestore, uint64(m.Load()))
+	}
+	return hsm.Noop
+}

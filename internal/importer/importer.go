@@ -1,0 +1,352 @@
+// Package importer owns lazy import from a data repository into the store:
+// listing a directory's prefix into stubs, subdirectories and symlinks the
+// first time the mount looks into it (EnsureListed), batch import of a whole
+// association (ImportAll), and hydration of released files by ranged GETs
+// with readahead (EnsureData, Restore), plus dropping local data again
+// (Release).
+//
+// It sits between the mount (internal/fusefs, which calls EnsureListed and
+// EnsureData and nothing else) and the store, catalog and S3 client. Nothing
+// here is FUSE-specific, so every rule is testable without a mount.
+//
+// # Concurrency
+//
+// Every goroutine the importer starts belongs to it and stops with Close:
+// directory listings (at most Concurrency/4+1 at once), HEAD/GET requests
+// (at most Concurrency in flight, shared by listings, reads, readahead and
+// restores) and the readahead fetches of each file (at most Readahead chunks
+// ahead per file). No lock is held across a network request.
+//
+// See docs/architecture.md ("Lazy import") for the measured choices.
+package importer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/keypath"
+	"github.com/ferry-hpc/ferry/internal/s3x"
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+// Config wires an Importer to the store, catalog and repository client.
+type Config struct {
+	Store   *store.Store
+	Catalog catalog.Catalog // listed dirs, chunk maps (store.SetMapStore is the daemon's job)
+	S3      *s3x.Client
+	Logger  *slog.Logger
+	// InUse reports whether the store-relative path is open through the
+	// mount (fusefs.FS.InUse). nil = never.
+	InUse func(rel string) bool
+	// Invalidate tells the kernel that rel changed behind the mount (a
+	// re-import after the object changed, a release): the mount drops the
+	// name from its dentry cache and the inode's cached pages
+	// (fusefs.FS.Invalidate). nil = nothing to tell.
+	Invalidate func(rel string)
+	// Concurrency bounds S3 requests (HEAD, GET) in flight (default 16).
+	Concurrency int
+	// ChunkSize is the unit of a released file's chunk map and of a fetch,
+	// in bytes (default DefaultChunkSize). An association whose
+	// ImportedFileChunkSize is smaller uses that instead.
+	ChunkSize int64
+	// Readahead is how many chunks a sequential reader of one file keeps
+	// fetching ahead of its reads (default DefaultReadahead; -1 = none).
+	Readahead int
+}
+
+// Defaults, chosen by measurement (docs/architecture.md, "Lazy import").
+const (
+	DefaultConcurrency = 16
+	DefaultChunkSize   = 4 << 20
+	DefaultReadahead   = 8
+	// maxItems is how many idle per-file hydration states are kept (each
+	// holds one descriptor) before idle ones are dropped.
+	maxItems = 256
+)
+
+// Error codes the importer counts and reports, as FSx names them.
+const (
+	CodeTypeMismatch    = "S3ObjectTypeMismatch"
+	CodeUnsupportedTier = "S3ObjectInUnsupportedTier"
+	CodeChanged         = "S3ObjectChanged"
+	CodeLocalExists     = "LocalFileExists"
+)
+
+// Stats are the importer's counters, for /metrics and tests.
+type Stats struct {
+	ListRequests    int64 // ListObjectsV2 pages
+	HeadRequests    int64
+	GetRequests     int64 // ranged GETs of file data and symlink bodies
+	BytesFetched    int64 // file data written into the store
+	StubsCreated    int64
+	DirsCreated     int64
+	SymlinksCreated int64
+	DirsListed      int64
+	Refused         int64 // keys refused (see RefusedByCode)
+	RefusedByCode   map[string]int64
+	LocalConflicts  int64 // repository entries hidden by a local entry of the same name
+	Reimports       int64 // stubs re-created after their object changed (412)
+	Changed         int64 // reads failed because the object changed
+	DedupWaits      int64 // reads that waited for a fetch already in flight
+	Readahead       int64 // chunks fetched ahead of the reader
+	Released        int64
+}
+
+type counters struct {
+	list, head, get, bytes, stubs, dirs, links, listed, refused atomic.Int64
+	local, reimports, changed, dedup, readahead, released       atomic.Int64
+
+	mu     sync.Mutex
+	byCode map[string]int64
+}
+
+// Importer imports lazily from the repositories of a file system's
+// associations. It is safe for concurrent use.
+type Importer struct {
+	cfg   Config
+	st    *store.Store
+	cat   catalog.Catalog
+	s3    *s3x.Client
+	log   *slog.Logger
+	ctx   context.Context // lives until Close; every fetch and listing runs under it
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+	req   chan struct{} // S3 HEAD/GET requests in flight
+	lists chan struct{} // directory listings in flight
+
+	amu    sync.RWMutex
+	assocs []assoc
+
+	lmu     sync.RWMutex
+	listed  map[string]bool      // store-relative directories known listed
+	listing map[string]*listCall // directories being listed now
+
+	imu   sync.Mutex
+	items map[fileKey]*item // per-file hydration state
+
+	rmu      sync.Mutex
+	restores map[string]*atomic.Int64 // rel → bytes moved by a running Restore
+
+	n counters
+}
+
+// New returns an Importer. Call SetAssociations before it serves anything,
+// and Close when done.
+func New(cfg Config) *Importer {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = DefaultChunkSize
+	}
+	if cfg.Readahead == 0 {
+		cfg.Readahead = DefaultReadahead
+	}
+	if cfg.Readahead < 0 {
+		cfg.Readahead = 0
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	im := &Importer{
+		cfg: cfg, st: cfg.Store, cat: cfg.Catalog, s3: cfg.S3, log: lg,
+		ctx: ctx, stop: stop,
+		req:      make(chan struct{}, cfg.Concurrency),
+		lists:    make(chan struct{}, cfg.Concurrency/4+1),
+		listed:   map[string]bool{},
+		listing:  map[string]*listCall{},
+		items:    map[fileKey]*item{},
+		restores: map[string]*atomic.Int64{},
+	}
+	im.n.byCode = map[string]int64{}
+	return im
+}
+
+// Close stops every listing, fetch and readahead of the importer and waits
+// for them. Calls in progress fail with context.Canceled.
+func (im *Importer) Close() error {
+	im.stop()
+	im.wg.Wait()
+	im.imu.Lock()
+	defer im.imu.Unlock()
+	for k, it := range im.items {
+		it.wf.Close()
+		delete(im.items, k)
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (im *Importer) Stats() Stats {
+	n := &im.n
+	s := Stats{
+		ListRequests: n.list.Load(), HeadRequests: n.head.Load(), GetRequests: n.get.Load(),
+		BytesFetched: n.bytes.Load(), StubsCreated: n.stubs.Load(), DirsCreated: n.dirs.Load(),
+		SymlinksCreated: n.links.Load(), DirsListed: n.listed.Load(), Refused: n.refused.Load(),
+		LocalConflicts: n.local.Load(), Reimports: n.reimports.Load(), Changed: n.changed.Load(),
+		DedupWaits: n.dedup.Load(), Readahead: n.readahead.Load(), Released: n.released.Load(),
+		RefusedByCode: map[string]int64{},
+	}
+	n.mu.Lock()
+	for k, v := range n.byCode {
+		s.RefusedByCode[k] = v
+	}
+	n.mu.Unlock()
+	return s
+}
+
+// refuse counts and logs a repository entry that is not imported.
+func (im *Importer) refuse(code, key, reason string) {
+	im.n.refused.Add(1)
+	im.n.mu.Lock()
+	im.n.byCode[code]++
+	im.n.mu.Unlock()
+	im.log.Warn("repository entry not imported", "code", code, "key", key, "reason", reason)
+}
+
+// assoc is an association as the importer uses it.
+type assoc struct {
+	id     string
+	dir    string // store-relative directory ("." for "/")
+	bucket string
+	prefix string // key prefix, "" or ending in "/"
+	chunk  int64  // chunk map unit of its stubs, bytes
+	life   api.DataRepositoryLifecycle
+}
+
+// lists says whether lazy listing serves the association now.
+func (a *assoc) lists() bool {
+	return a.life == api.LifecycleAvailable || a.life == api.LifecycleUpdating
+}
+
+// reads says whether released files of the association may be fetched.
+func (a *assoc) reads() bool {
+	return a.lists() || a.life == api.LifecycleMisconfigured
+}
+
+// inside returns rel's path relative to the association's directory, or
+// false when rel is not below it.
+func (a *assoc) inside(rel string) (string, bool) { return keypath.Within(a.dir, rel) }
+
+// storePath is the store-relative path of in, a path inside the association.
+func (a *assoc) storePath(in string) string { return keypath.Join(a.dir, in) }
+
+// SetAssociations gives the importer every association of the file system,
+// whatever its lifecycle (see the package contract in docs). Associations
+// whose paths do not parse are logged and ignored.
+func (im *Importer) SetAssociations(as []api.DataRepositoryAssociation) {
+	out := make([]assoc, 0, len(as))
+	for _, a := range as {
+		x, err := im.parseAssoc(a)
+		if err != nil {
+			im.log.Error("association ignored by the importer", "dra", a.AssociationId, "err", err)
+			continue
+		}
+		out = append(out, x)
+	}
+	im.amu.Lock()
+	im.assocs = out
+	im.amu.Unlock()
+}
+
+func (im *Importer) parseAssoc(a api.DataRepositoryAssociation) (assoc, error) {
+	u, err := s3x.ParseURL(a.DataRepositoryPath)
+	if err != nil {
+		return assoc{}, err
+	}
+	u = u.Dir()
+	if err := keypath.CheckPrefix(u.Key); err != nil {
+		return assoc{}, err
+	}
+	dir, err := keypath.StoreDir(a.FileSystemPath)
+	if err != nil {
+		return assoc{}, err
+	}
+	chunk := im.cfg.ChunkSize
+	if c := int64(a.ImportedFileChunkSize) << 20; c > 0 && c < chunk {
+		chunk = c
+	}
+	return assoc{id: a.AssociationId, dir: dir, bucket: u.Bucket, prefix: u.Key, chunk: chunk, life: a.Lifecycle}, nil
+}
+
+// assocFor returns the association whose directory holds rel and rel's
+// path inside it.
+func (im *Importer) assocFor(rel string) (assoc, string, bool) {
+	im.amu.RLock()
+	defer im.amu.RUnlock()
+	for _, a := range im.assocs {
+		if in, ok := a.inside(rel); ok {
+			return a, in, true
+		}
+	}
+	return assoc{}, "", false
+}
+
+// assocByID returns the association with id.
+func (im *Importer) assocByID(id string) (assoc, bool) {
+	im.amu.RLock()
+	defer im.amu.RUnlock()
+	for _, a := range im.assocs {
+		if a.id == id {
+			return a, true
+		}
+	}
+	return assoc{}, false
+}
+
+// acquire takes a request slot, or fails when ctx ends first.
+func (im *Importer) acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ReadError is a failed read of a released file. The mount answers EIO
+// whatever the cause (a network errno from S3 must not reach a reader as if
+// the file system said it).
+type ReadError struct {
+	Code string // CodeChanged, CodeUnsupportedTier, or the S3 code
+	Path string
+	Err  error
+}
+
+func (e *ReadError) Error() string {
+	return fmt.Sprintf("read %s: %v", e.Path, e.Err)
+}
+func (e *ReadError) Unwrap() error { return e.Err }
+
+// As makes store.Errno (errors.As with *unix.Errno) answer EIO.
+func (e *ReadError) As(target any) bool {
+	if p, ok := target.(*unix.Errno); ok {
+		*p = unix.EIO
+		return true
+	}
+	return false
+}
+
+// ErrObjectChanged: the object's ETag no longer matches the stub's.
+var ErrObjectChanged = errors.New("the object changed in the repository since the file was imported (ETag mismatch); the file is re-imported, open it again to read the new version")
+
+// ErrUnsupportedTier: the object is in an archive storage class.
+var ErrUnsupportedTier = errors.New("the object is in an archive storage class (GLACIER or DEEP_ARCHIVE); restore it in S3 first (aws s3api restore-object), then read again")
+
+// catPath is the catalog's form of a store-relative path ("" for the root).
+func catPath(rel string) string {
+	if rel == "." {
+		return ""
+	}
+	return rel
+}

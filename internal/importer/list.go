@@ -1,0 +1,505 @@
+package importer
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/keypath"
+	"github.com/ferry-hpc/ferry/internal/posixmeta"
+	"github.com/ferry-hpc/ferry/internal/s3x"
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+// listCall is one listing of a directory; concurrent callers wait for it.
+type listCall struct {
+	done chan struct{}
+	err  error
+}
+
+// EnsureListed makes directory dir (store-relative, "." = root) show its
+// repository entries. The first call for a never-listed directory of an
+// association serving lazy import lists its prefix and creates stubs,
+// subdirectories and symlinks, then records it listed in the catalog.
+// Outside associations, or already listed, it returns at once: one map
+// lookup, plus one catalog read the first time a directory is seen after a
+// start. Concurrent calls for one directory list it once.
+func (im *Importer) EnsureListed(ctx context.Context, dir string) error {
+	im.lmu.RLock()
+	done := im.listed[dir]
+	im.lmu.RUnlock()
+	if done {
+		return nil
+	}
+	a, in, ok := im.assocFor(dir)
+	if !ok || !a.lists() {
+		return nil
+	}
+	if _, ok, err := im.cat.Listed(ctx, catPath(dir)); err != nil {
+		return err
+	} else if ok {
+		im.markListedMem(dir)
+		return nil
+	}
+	_, err := im.listOnce(ctx, a, in, dir, nil)
+	return err
+}
+
+func (im *Importer) markListedMem(dir string) {
+	im.lmu.Lock()
+	im.listed[dir] = true
+	im.lmu.Unlock()
+}
+
+// listOnce lists dir unless a listing of it is running, in which case it
+// waits for that one. onDir, if not nil, receives the subdirectories the
+// listing found (only when this call did the listing).
+func (im *Importer) listOnce(ctx context.Context, a assoc, in, dir string, onDir func(in string)) (bool, error) {
+	im.lmu.Lock()
+	if c, ok := im.listing[dir]; ok {
+		im.lmu.Unlock()
+		select {
+		case <-c.done:
+			return false, c.err
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	c := &listCall{done: make(chan struct{})}
+	im.listing[dir] = c
+	im.lmu.Unlock()
+
+	// The listing runs under the importer's context, not the caller's:
+	// other callers wait for it, and an interrupted ls must not leave them
+	// an error.
+	res := make(chan error, 1)
+	im.wg.Add(1)
+	go func() {
+		defer im.wg.Done()
+		err := im.listDir(a, in, dir, onDir)
+		c.err = err
+		im.lmu.Lock()
+		delete(im.listing, dir)
+		if err == nil {
+			im.listed[dir] = true
+		}
+		im.lmu.Unlock()
+		close(c.done)
+		res <- err
+	}()
+	select {
+	case err := <-res:
+		return true, err
+	case <-ctx.Done():
+		return true, ctx.Err()
+	}
+}
+
+// listDir lists the prefix of dir (in, inside association a) with delimiter
+// "/" and creates what it finds, HEADing objects in parallel for their
+// POSIX metadata, then marks dir listed.
+//
+// Why HEAD: ListObjectsV2 carries no user metadata, and `ls -l` must show
+// the mode, owner and mtime of the headers from the first listing. MinIO's
+// metadata=true listing extension is not part of the S3 API; ferry stays on
+// the API every store serves. The HEADs run Concurrency at a time while the
+// listing streams (see docs/architecture.md for the measurement).
+func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) error {
+	ctx := im.ctx
+	if err := im.acquire(ctx, im.lists); err != nil {
+		return err
+	}
+	defer func() { <-im.lists }()
+	prefix := a.prefix
+	if in != "." {
+		k, err := keypath.ToKey(a.prefix, in, keypath.Dir)
+		if err != nil {
+			// A local directory whose name no key can have: nothing in
+			// the repository can be under it.
+			im.markListedMem(dir)
+			return nil
+		}
+		prefix = k
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(im.cfg.Concurrency)
+	err := im.list(gctx, a.bucket, s3x.ListOptions{
+		Prefix: prefix, Delimiter: "/",
+		OnPrefix: func(p string) error {
+			sub, kind, err := keypath.ToPath(a.prefix, p)
+			if err != nil {
+				im.refuse(keypath.CodeOf(err), p, err.Error())
+				return nil
+			}
+			if kind != keypath.Dir {
+				return nil
+			}
+			g.Go(func() error {
+				if im.importDir(gctx, a, p, sub) && onDir != nil {
+					onDir(sub)
+				}
+				return nil
+			})
+			return nil
+		},
+	}, func(o s3x.Object) error {
+		if o.Key == prefix {
+			return nil // the directory's own object: applied when its parent listed it
+		}
+		sub, kind, err := keypath.ToPath(a.prefix, o.Key)
+		if err != nil {
+			im.refuse(keypath.CodeOf(err), o.Key, err.Error())
+			return nil
+		}
+		if kind == keypath.Dir {
+			// "dir/" objects are rolled into common prefixes by the
+			// delimiter; one can only show up here when it is the
+			// prefix itself (handled above).
+			return nil
+		}
+		g.Go(func() error { return im.importFile(gctx, a, o, sub) })
+		return nil
+	})
+	if gerr := g.Wait(); err == nil {
+		err = gerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := im.st.SyncDir(dir); err != nil {
+		return err
+	}
+	if err := im.cat.MarkListed(ctx, catalog.ListedDir{Path: catPath(dir), ListedAt: time.Now()}); err != nil {
+		return err
+	}
+	im.n.listed.Add(1)
+	return nil
+}
+
+// list is s3x.Client.List with its requests counted. s3x.List pages
+// internally, so the count is one request plus one per 1000 entries seen
+// (exact unless a page ends early).
+func (im *Importer) list(ctx context.Context, bucket string, opts s3x.ListOptions, fn func(s3x.Object) error) error {
+	var seen int64
+	im.n.list.Add(1)
+	count := func() {
+		seen++
+		if seen%1000 == 0 {
+			im.n.list.Add(1)
+		}
+	}
+	onPrefix := opts.OnPrefix
+	opts.OnPrefix = func(p string) error { count(); return onPrefix(p) }
+	return im.s3.List(ctx, bucket, opts, func(o s3x.Object) error { count(); return fn(o) })
+}
+
+// head HEADs key; found is false for a missing object (404).
+func (im *Importer) head(ctx context.Context, bucket, key string) (*s3.HeadObjectOutput, bool, error) {
+	if err := im.acquire(ctx, im.req); err != nil {
+		return nil, false, err
+	}
+	defer func() { <-im.req }()
+	im.n.head.Add(1)
+	out, err := im.s3.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		var re *awshttp.ResponseError
+		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
+			return nil, false, nil
+		}
+		return nil, false, im.s3.Explain(err, "head", bucket, key)
+	}
+	return out, true, nil
+}
+
+// importDir creates directory sub of association a for the common prefix p,
+// with the attributes of the directory object p when there is one. It
+// reports whether the directory is there (created now or before) to be
+// descended into.
+func (im *Importer) importDir(ctx context.Context, a assoc, p, sub string) bool {
+	attrs := posixmeta.Defaults(true, time.Time{})
+	out, found, err := im.head(ctx, a.bucket, p)
+	switch {
+	case err != nil:
+		im.log.Warn("directory object unreadable; default attributes", "dra", a.id, "key", p, "err", err)
+	case found:
+		d := posixmeta.Decode(out.Metadata, true, aws.ToTime(out.LastModified))
+		if err := d.Err(); err != nil {
+			im.log.Warn("invalid POSIX metadata on directory object; defaults used for it", "dra", a.id, "key", p, "err", err)
+		}
+		attrs = d.Attrs
+	}
+	return im.ensureDir(a, p, a.storePath(sub), attrs)
+}
+
+// ensureDir makes rel a directory with attrs unless something is there.
+//
+// Type clashes (key "a" and prefix "a/" in one listing): the directory
+// wins, because it may hold any number of objects while the file is one;
+// the file object is refused as S3ObjectTypeMismatch. A clean stub already
+// made from the file object (its data not local, nothing to lose) is
+// replaced by the directory; a local file of the name keeps its place.
+func (im *Importer) ensureDir(a assoc, key, rel string, attrs posixmeta.Attrs) bool {
+	for range 2 {
+		st, err := im.st.Lstat(rel)
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			err = im.st.Mkdir(rel, attrs.Perm())
+			if errors.Is(err, unix.EEXIST) {
+				continue // a racing stub or local mkdir: look again
+			}
+			if err == nil {
+				im.n.dirs.Add(1)
+				if err = im.st.Chown(rel, int(attrs.UID), int(attrs.GID)); err == nil {
+					err = im.st.Utimes(rel, store.Timespec(attrs.Atime), store.Timespec(attrs.Mtime))
+				}
+			}
+			if err != nil {
+				im.log.Error("cannot create directory", "dra", a.id, "key", key, "path", rel, "err", err)
+				return false
+			}
+			return true
+		case err != nil:
+			im.log.Error("cannot create directory", "dra", a.id, "key", key, "path", rel, "err", err)
+			return false
+		case st.Mode&unix.S_IFMT == unix.S_IFDIR:
+			return true
+		case st.Mode&unix.S_IFMT == unix.S_IFREG && im.cleanStub(rel):
+			// The file object of the same name lost (see above).
+			if err := im.st.Unlink(rel); err != nil && !errors.Is(err, unix.ENOENT) {
+				im.log.Error("cannot replace stub by directory", "path", rel, "err", err)
+				return false
+			}
+			im.refuse(CodeTypeMismatch, strings.TrimSuffix(key, "/"), "a file object and a directory prefix share the name; the directory wins")
+			continue
+		default:
+			im.localConflict(a, key, rel)
+			return false
+		}
+	}
+	return false
+}
+
+// cleanStub reports whether rel is a stub whose data is all in the
+// repository (released, so never dirty: hsm.Flags.Check), which an import
+// may remove without losing anything (invariant 6).
+func (im *Importer) cleanStub(rel string) bool {
+	st, err := im.st.GetState(rel)
+	return err == nil && st.Flags.Has(hsm.Released) && !hsm.Unexported(st.Flags)
+}
+
+func (im *Importer) localConflict(a assoc, key, rel string) {
+	im.n.local.Add(1)
+	im.log.Info("local entry hides a repository entry of the same name (local wins)", "dra", a.id, "key", key, "path", rel)
+}
+
+// maxSymlinkBody bounds the body read of a symlink object.
+const maxSymlinkBody = posixmeta.MaxSymlinkTarget
+
+// importFile creates the stub or symlink of object o at sub.
+func (im *Importer) importFile(ctx context.Context, a assoc, o s3x.Object, sub string) error {
+	rel := a.storePath(sub)
+	out, found, err := im.head(ctx, a.bucket, o.Key)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return nil // deleted since the listing
+	}
+	d := posixmeta.Decode(out.Metadata, false, aws.ToTime(out.LastModified))
+	for _, p := range d.Problems {
+		if p.Code == posixmeta.CodeTypeMismatch {
+			im.refuse(CodeTypeMismatch, o.Key, p.Error())
+			return nil
+		}
+	}
+	if err := d.Err(); err != nil {
+		im.log.Warn("invalid POSIX metadata; defaults used for it", "dra", a.id, "key", o.Key, "err", err)
+	}
+	attrs := d.Attrs
+	etag := aws.ToString(out.ETag)
+	if attrs.IsSymlink() {
+		return im.importSymlink(ctx, a, o.Key, etag, aws.ToInt64(out.ContentLength), rel, attrs)
+	}
+	err = im.st.CreateStub(rel, store.Stub{
+		Size: aws.ToInt64(out.ContentLength),
+		Mode: attrs.Perm(),
+		UID:  int(attrs.UID), GID: int(attrs.GID),
+		Mtime: attrs.Mtime, Atime: attrs.Atime,
+		ETag:      etag,
+		Flags:     hsm.Imported(),
+		ChunkSize: a.chunk,
+	})
+	switch {
+	case err == nil:
+		im.n.stubs.Add(1)
+	case errors.Is(err, unix.EEXIST):
+		im.existing(a, o.Key, rel)
+	default:
+		im.log.Error("cannot create stub", "dra", a.id, "key", o.Key, "path", rel, "err", err)
+	}
+	return nil
+}
+
+// existing reports why a file object was not created at rel: a directory
+// there (a type clash, the directory wins) or a local entry (local wins).
+func (im *Importer) existing(a assoc, key, rel string) {
+	if st, err := im.st.Lstat(rel); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		im.refuse(CodeTypeMismatch, key, "a file object and a directory share the name; the directory wins")
+		return
+	}
+	im.localConflict(a, key, rel)
+}
+
+// importSymlink GETs the body of a symlink object and creates the link.
+// The target is stored verbatim and never followed by the daemon
+// (invariant 4: the store resolves nothing through symlinks).
+func (im *Importer) importSymlink(ctx context.Context, a assoc, key, etag string, size int64, rel string, attrs posixmeta.Attrs) error {
+	if size > maxSymlinkBody {
+		im.refuse(keypath.CodeNotPOSIXCompliant, key, "symlink object body longer than PATH_MAX")
+		return nil
+	}
+	body, err := im.getSmall(ctx, a.bucket, key, etag)
+	if err != nil {
+		im.log.Error("cannot read symlink object", "dra", a.id, "key", key, "err", err)
+		return nil
+	}
+	if err := posixmeta.CheckSymlinkTarget(body); err != nil {
+		im.refuse(keypath.CodeNotPOSIXCompliant, key, err.Error())
+		return nil
+	}
+	switch err := im.st.Symlink(string(body), rel); {
+	case errors.Is(err, unix.EEXIST):
+		im.existing(a, key, rel)
+		return nil
+	case err != nil:
+		im.log.Error("cannot create symlink", "dra", a.id, "key", key, "path", rel, "err", err)
+		return nil
+	}
+	im.n.links.Add(1)
+	if err := im.st.Chown(rel, int(attrs.UID), int(attrs.GID)); err != nil {
+		im.log.Warn("cannot set symlink owner", "path", rel, "err", err)
+	}
+	if err := im.st.Utimes(rel, store.Timespec(attrs.Atime), store.Timespec(attrs.Mtime)); err != nil {
+		im.log.Warn("cannot set symlink times", "path", rel, "err", err)
+	}
+	return nil
+}
+
+// getSmall GETs a whole small object, if it still has etag.
+func (im *Importer) getSmall(ctx context.Context, bucket, key, etag string) ([]byte, error) {
+	if err := im.acquire(ctx, im.req); err != nil {
+		return nil, err
+	}
+	defer func() { <-im.req }()
+	im.n.get.Add(1)
+	out, err := im.s3.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), IfMatch: aws.String(etag)})
+	if err != nil {
+		return nil, im.s3.Explain(err, "get", bucket, key)
+	}
+	defer out.Body.Close()
+	return io.ReadAll(io.LimitReader(out.Body, maxSymlinkBody+1))
+}
+
+// ImportCounts are the progress and result of ImportAll.
+type ImportCounts struct {
+	Objects, Files, Dirs, Symlinks, Refused int64
+	RefusedByCode                           map[string]int64
+}
+
+// ImportAll imports the metadata of association a's whole prefix (batch
+// import on create, IMPORT_METADATA tasks): every directory is listed, the
+// listing of different directories runs in parallel, and each is marked
+// listed. Directories listed before are listed again, so new objects
+// appear; existing entries are never overwritten. progress, if not nil,
+// is called after each directory with the counts so far (from one
+// goroutine at a time).
+func (im *Importer) ImportAll(ctx context.Context, ra api.DataRepositoryAssociation, progress func(ImportCounts)) (ImportCounts, error) {
+	a, err := im.parseAssoc(ra)
+	if err != nil {
+		return ImportCounts{}, err
+	}
+	if b, ok := im.assocByID(ra.AssociationId); ok {
+		a.chunk = b.chunk
+	}
+	start := im.Stats()
+	var pmu sync.Mutex
+	counts := func() ImportCounts {
+		s := im.Stats()
+		c := ImportCounts{
+			Files: s.StubsCreated - start.StubsCreated, Dirs: s.DirsCreated - start.DirsCreated,
+			Symlinks: s.SymlinksCreated - start.SymlinksCreated, Refused: s.Refused - start.Refused,
+			RefusedByCode: map[string]int64{},
+		}
+		for k, v := range s.RefusedByCode {
+			if d := v - start.RefusedByCode[k]; d > 0 {
+				c.RefusedByCode[k] = d
+			}
+		}
+		c.Objects = c.Files + c.Dirs + c.Symlinks + c.Refused
+		return c
+	}
+	if err := im.st.MkdirAll(a.dir, 0o755); err != nil {
+		return ImportCounts{}, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(im.cfg.Concurrency/4 + 1)
+	var failed atomic.Pointer[error]
+	var walk func(in string)
+	walk = func(in string) {
+		if gctx.Err() != nil {
+			return
+		}
+		dir := a.storePath(in)
+		var subs []string
+		var smu sync.Mutex
+		var err error
+		for did := false; !did && err == nil; {
+			// A lazy listing of dir running already is waited for, then
+			// dir is listed again by this walk, which needs its
+			// subdirectories.
+			did, err = im.listOnce(gctx, a, in, dir, func(sub string) {
+				smu.Lock()
+				subs = append(subs, sub)
+				smu.Unlock()
+			})
+		}
+		if err != nil {
+			failed.CompareAndSwap(nil, &err)
+			return
+		}
+		if progress != nil {
+			pmu.Lock()
+			progress(counts())
+			pmu.Unlock()
+		}
+		for _, sub := range subs {
+			sub := sub
+			// Bounded: when every worker is busy the walk goes on in
+			// this goroutine (depth first), so goroutines never pile up.
+			if !g.TryGo(func() error { walk(sub); return nil }) {
+				walk(sub)
+			}
+		}
+	}
+	walk(".")
+	_ = g.Wait()
+	c := counts()
+	if p := failed.Load(); p != nil {
+		return c, *p
+	}
+	return c, ctx.Err()
+}
