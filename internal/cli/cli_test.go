@@ -66,17 +66,7 @@ func run(t *testing.T, srv *testutil.MinIO, dir string, args ...string) result {
 	cmd := exec.Command(ferryBin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), srv.Env()...)
-	var so, se bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &so, &se
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{so.String(), se.String(), code}
+	return runCmd(t, cmd)
 }
 
 func mustRun(t *testing.T, srv *testutil.MinIO, dir string, args ...string) result {

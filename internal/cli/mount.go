@@ -40,11 +40,19 @@ detached and the daemon exits when its last open file is closed). With
 prints the id and exits; the daemon logs to $FERRY_RUNTIME_DIR/<id>.log.
 
 Running daemons register in $FERRY_RUNTIME_DIR (default /run/ferry for root,
-else $XDG_RUNTIME_DIR/ferry). As root the mount is shared with every user
-(allow_other) and the kernel checks permissions (default_permissions).`,
+else $XDG_RUNTIME_DIR/ferry), each with its control socket <id>.sock (mode
+0600) that "ferry fsx" and "ferry hsm" talk to. As root the mount is shared
+with every user (allow_other) and the kernel checks permissions
+(default_permissions).
+
+The daemon reaches the data repositories of its associations with the
+standard AWS chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_REGION,
+AWS_ENDPOINT_URL_S3, ~/.aws/config), or --profile, --region and
+--endpoint-url as for "ferry s3".`,
 		Example: `  ferry mount --store /nvme/ferry /fsx
   ferry mount --background --store /lustre/ferry-store /fsx
   ferry mount --store /nvme/ferry --catalog sqlite:///var/lib/ferry/fsx.db /fsx
+  ferry --endpoint-url http://127.0.0.1:9000 mount --background --store /nvme/ferry /fsx
   ferry umount /fsx`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -108,6 +116,11 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		if o.noPassthrough {
 			args = append(args, "--no-passthrough")
 		}
+		for _, f := range []struct{ name, val string }{{"--profile", g.profile}, {"--region", g.region}, {"--endpoint-url", g.endpointURL}} {
+			if f.val != "" {
+				args = append(args, f.name, f.val)
+			}
+		}
 		id, err := daemon.Background(cmd.Context(), append(args, "--", mp), g.stderr)
 		if err != nil {
 			if errors.Is(err, daemon.ErrChildFailed) {
@@ -132,6 +145,8 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		MountPoint: mp,
 		Catalog:    catalog,
 		Logger:     logger,
+		S3:         g.s3Config(64),
+		Version:    Version,
 		FUSE: fusefs.Options{
 			EntryTimeout:    neg(o.entryTimeout),
 			AttrTimeout:     neg(o.attrTimeout),

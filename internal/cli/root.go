@@ -92,7 +92,7 @@ Credentials, region and endpoint come from the standard AWS chain
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError("%v\nSee '%s --help'.", err, c.CommandPath())
 	})
-	root.AddCommand(newVersionCmd(g), newS3Cmd(g), newMountCmd(g), newUmountCmd(g))
+	root.AddCommand(newVersionCmd(g), newS3Cmd(g), newMountCmd(g), newUmountCmd(g), newFsxCmd(g))
 	return root
 }
 
@@ -101,7 +101,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := NewRoot(stdout, stderr)
-	root.SetArgs(args)
+	root.SetArgs(expandListFlags(args))
 	var stopProfile func()
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		path, _ := cmd.Flags().GetString("cpuprofile")

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/daemon"
+)
+
+func newFsxCreateDRACmd(o *fsxOpts) *cobra.Command {
+	var (
+		fsID, fsPath, repoPath, s3v, token, input string
+		chunk                                     int32
+		tags                                      []string
+	)
+	cmd := &cobra.Command{
+		Use:   "create-data-repository-association",
+		Short: "Link a file system path to an S3 prefix",
+		Long: `Creates a data repository association: the directory --file-system-path of
+the file system shows the objects under --data-repository-path, imported
+lazily (metadata on first lookup, data on first read).
+
+The command returns at once with the association in CREATING; the daemon then
+creates the directory, checks the repository (bucket exists, prefix can be
+listed and read, and written when an AutoExportPolicy is set), runs the batch
+import if asked, and moves it to AVAILABLE — or MISCONFIGURED with
+FailureDetails.Message saying what is missing, re-checked by itself until it
+works. Follow it with describe-data-repository-associations.
+
+--s3 and --tags take aws's shorthand or JSON. The same --client-request-token
+with the same parameters returns the same association; with other parameters
+it is an IncompatibleParameterError.`,
+		Example: `  ferry fsx create-data-repository-association \
+      --file-system-id "$FSX_ID" \
+      --file-system-path "/ExtData" \
+      --data-repository-path "s3://dzhang-imi-gchp-test/ExtData" \
+      --batch-import-meta-data-on-create \
+      --s3 '{"AutoImportPolicy": {"Events": ["NEW","CHANGED","DELETED"]}}' \
+      --tags Key=Name,Value=dra-extdata \
+      --client-request-token dra-extdata-001`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			var req api.CreateDataRepositoryAssociationRequest
+			if err := readInputJSON(daemon.OpCreateAssociation, input, &req); err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			if f.Changed("file-system-id") {
+				req.FileSystemId = fsID
+			}
+			if f.Changed("file-system-path") {
+				req.FileSystemPath = fsPath
+			}
+			if f.Changed("data-repository-path") {
+				req.DataRepositoryPath = repoPath
+			}
+			b, err := boolPair(f, "batch-import-meta-data-on-create")
+			if err != nil {
+				return err
+			}
+			if b != nil {
+				req.BatchImportMetaDataOnCreate = b
+			}
+			if f.Changed("imported-file-chunk-size") {
+				req.ImportedFileChunkSize = &chunk
+			}
+			if err := s3Flag(f, s3v, &req.S3); err != nil {
+				return err
+			}
+			if len(tags) > 0 {
+				req.Tags = nil
+				if err := decodeParam("--tags", tags, &req.Tags, true); err != nil {
+					return err
+				}
+			}
+			if f.Changed("client-request-token") {
+				req.ClientRequestToken = token
+			}
+			if req.FileSystemId == "" {
+				return paramError("the following arguments are required: --file-system-id")
+			}
+			if req.DataRepositoryPath == "" {
+				return paramError("the following arguments are required: --data-repository-path")
+			}
+			t, err := o.pickOne(req.FileSystemId)
+			if err != nil {
+				return o.serviceError(daemon.OpCreateAssociation, err)
+			}
+			var resp api.CreateDataRepositoryAssociationResponse
+			return o.call(cmd.Context(), t, daemon.OpCreateAssociation, req, &resp)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&fsID, "file-system-id", "", "the file system (fs-…; ferry fsx describe-file-systems lists them)")
+	f.StringVar(&fsPath, "file-system-path", "", "directory of the file system to link, e.g. /ExtData (at most one level of nesting with others: paths never overlap)")
+	f.StringVar(&repoPath, "data-repository-path", "", "the S3 prefix, s3://bucket/prefix/ (a missing trailing / is added)")
+	f.Bool("batch-import-meta-data-on-create", false, "import the metadata of every object under the prefix now, in parallel")
+	f.Bool("no-batch-import-meta-data-on-create", false, "import metadata lazily, on first lookup (the default)")
+	f.Int32Var(&chunk, "imported-file-chunk-size", 1024, "MiB of data one file stripe holds (1–512000)")
+	f.StringVar(&s3v, "s3", "", `import/export policies: AutoImportPolicy={Events=[NEW,CHANGED,DELETED]},AutoExportPolicy={Events=[NEW]} or JSON`)
+	f.StringArrayVar(&tags, "tags", nil, "tags: Key=k,Value=v … (shorthand or JSON)")
+	f.StringVar(&token, "client-request-token", "", "idempotency token (1–63 of A-Za-z0-9_.-)")
+	f.StringVar(&input, "cli-input-json", "", "the request as JSON (or file://PATH); flags given too override its members")
+	return cmd
+}
