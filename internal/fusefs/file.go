@@ -64,6 +64,13 @@ func (p ptFile) PassthroughFd() (int, bool) { return p.fd, true }
 
 func (h *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	h.node.fsys.Stats.Reads.Add(1)
+	if imp := h.node.fsys.imp; imp != nil {
+		// A released file's bytes are fetched before they are read
+		// (invariant 3: never zeros from a hole).
+		if err := imp.EnsureData(ctx, h.node.rel(), h.f, off, int64(len(dest))); err != nil {
+			return nil, errno(err)
+		}
+	}
 	// Spliced from the descriptor to the kernel where possible.
 	return fuse.ReadResultFd(uintptr(h.fd), off, len(dest)), 0
 }

@@ -91,6 +91,9 @@ type Options struct {
 	Logger *slog.Logger
 	// FsName is the "Filesystem" column of df (default: the store's root).
 	FsName string
+	// Importer lists directories and fetches data of released files
+	// lazily; nil shows the store as it is.
+	Importer Importer
 }
 
 // Name is the subtype of every ferry mount: mounts show as type "fuse.ferry"
@@ -114,6 +117,8 @@ type FS struct {
 	egid        uint32
 	passthrough bool
 	log         *slog.Logger
+	imp         Importer
+	root        atomic.Pointer[Node] // the mounted root, for InUse and Invalidate
 	Stats       Stats
 }
 
@@ -134,11 +139,16 @@ func New(st *store.Store, opt Options) (*FS, error) {
 		egid:        uint32(os.Getegid()),
 		passthrough: !opt.NoPassthrough,
 		log:         lg,
+		imp:         opt.Importer,
 	}, nil
 }
 
 // Root returns a new root node for a mount.
-func (f *FS) Root() *Node { return &Node{fsys: f} }
+func (f *FS) Root() *Node {
+	n := &Node{fsys: f}
+	f.root.Store(n)
+	return n
+}
 
 // stable returns the identity go-fuse gives the kernel for st: the store's
 // inode number (mixed with the device for the rare subtree on another file

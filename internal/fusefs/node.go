@@ -71,6 +71,9 @@ func (n *Node) newChild(ctx context.Context, st *unix.Stat_t, out *fuse.EntryOut
 }
 
 func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if err := n.fsys.listed(ctx, n.rel()); err != nil {
+		return nil, errno(err)
+	}
 	st, err := n.fsys.store.Lookup(n.child(name))
 	if err != nil {
 		return nil, errno(err)
@@ -116,12 +119,24 @@ func (n *Node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		}
 	}
 	if size, ok := in.GetSize(); ok {
+		if size != 0 {
+			// A released file keeps its object's bytes below the new
+			// size: they must be local before the size changes.
+			if err := n.fsys.restore(ctx, rel); err != nil {
+				return errno(err)
+			}
+		}
 		if h := asFile(f); h != nil {
 			if err := unix.Ftruncate(h.fd, int64(size)); err != nil {
 				return errno(err)
 			}
 		} else if err := s.Truncate(rel, int64(size)); err != nil {
 			return errno(err)
+		}
+		if size == 0 && n.fsys.imp != nil {
+			if err := n.fsys.truncatedPath(rel); err != nil {
+				return errno(err)
+			}
 		}
 	}
 	if in.Valid&(fuse.FATTR_ATIME|fuse.FATTR_MTIME) != 0 {
@@ -280,6 +295,12 @@ func (n *Node) local(f *os.File) bool {
 
 func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	s, rel, of := n.fsys.store, n.rel(), openFlags(flags)
+	if wantsWrite(of) && of&unix.O_TRUNC == 0 {
+		// A released file is restored before anyone may write to it.
+		if err := n.fsys.restore(ctx, rel); err != nil {
+			return nil, 0, errno(err)
+		}
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.opens > 0 {
@@ -288,14 +309,14 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		if n.pt && wantsWrite(of) && !n.ptWrite {
 			return nil, 0, syscall.ETXTBSY
 		}
-		f, err := s.OpenFile(rel, of, 0)
+		f, err := n.openStore(rel, of)
 		if err != nil {
 			return nil, 0, errno(err)
 		}
 		return n.opened(f, n.pt), 0, 0
 	}
 	if !n.fsys.passthrough {
-		f, err := s.OpenFile(rel, of, 0)
+		f, err := n.openStore(rel, of)
 		if err != nil {
 			return nil, 0, errno(err)
 		}
@@ -304,10 +325,10 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	// First open: try a read-write descriptor, which can back every later
 	// passthrough open of the inode, whatever its access mode (the kernel
 	// still enforces the caller's mode on the caller's file).
-	f, err := s.OpenFile(rel, of&^unix.O_ACCMODE|unix.O_RDWR, 0)
+	f, err := n.openStore(rel, of&^unix.O_ACCMODE|unix.O_RDWR)
 	rw := err == nil
 	if err != nil {
-		if f, err = s.OpenFile(rel, of, 0); err != nil {
+		if f, err = n.openStore(rel, of); err != nil {
 			return nil, 0, errno(err)
 		}
 	}
@@ -315,12 +336,27 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if !pt && rw && of&unix.O_ACCMODE != unix.O_RDWR {
 		// Not passthrough: give the handle exactly the access asked for.
 		f.Close()
-		if f, err = s.OpenFile(rel, of, 0); err != nil {
+		if f, err = s.OpenFile(rel, of&^unix.O_TRUNC, 0); err != nil {
 			return nil, 0, errno(err)
 		}
 	}
 	n.pt, n.ptWrite = pt, rw
 	return n.opened(f, pt), 0, 0
+}
+
+// openStore opens rel in the store. An O_TRUNC open of a released file
+// leaves nothing of the object to fetch: its state says so before anyone
+// reads (hsm.Truncated).
+func (n *Node) openStore(rel string, of int) (*os.File, error) {
+	f, err := n.fsys.store.OpenFile(rel, of, 0)
+	if err != nil || of&unix.O_TRUNC == 0 || n.fsys.imp == nil {
+		return f, err
+	}
+	if err := n.fsys.truncated(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // Create makes a new regular file. O_EXCL is always added: the kernel only
@@ -359,6 +395,9 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 
 func (n *Node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	rel := n.rel()
+	if err := n.fsys.listed(ctx, rel); err != nil {
+		return nil, 0, errno(err)
+	}
 	r, err := n.fsys.store.Readdir(rel)
 	if err != nil {
 		return nil, 0, errno(err)

@@ -1,0 +1,154 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+// Importer is the lazy import behind the mount (internal/importer). The
+// nodes call it and nothing else of the import: EnsureListed before a
+// lookup in or a readdir of a directory, EnsureData before serving a read
+// of a file that is not in passthrough mode, and before a write open of a
+// released file.
+type Importer interface {
+	// EnsureListed makes directory dir (store-relative, "." = root) show
+	// its repository entries.
+	EnsureListed(ctx context.Context, dir string) error
+	// EnsureData makes bytes [off, off+n) of file rel, open as f, local.
+	EnsureData(ctx context.Context, rel string, f *os.File, off, n int64) error
+}
+
+// listed runs the importer's EnsureListed for directory rel.
+func (f *FS) listed(ctx context.Context, rel string) error {
+	if f.imp == nil {
+		return nil
+	}
+	if err := f.imp.EnsureListed(ctx, rel); err != nil {
+		f.log.Warn("lazy listing failed", "dir", rel, "err", err)
+		return err
+	}
+	return nil
+}
+
+// released returns the state of open file fl when it is released.
+func (f *FS) released(fl *os.File) (store.State, bool) {
+	st, err := f.store.FileState(fl)
+	if err != nil || !st.Flags.Has(hsm.Released) {
+		return st, false
+	}
+	return st, true
+}
+
+// restore makes every byte of released file rel local before it is opened
+// for writing or truncated to a size other than 0, so that a local write
+// can never be overwritten by a later fetch. The lock of the node is not
+// held: the fetch is network I/O.
+func (f *FS) restore(ctx context.Context, rel string) error {
+	if f.imp == nil {
+		return nil
+	}
+	fl, err := f.store.OpenFile(rel, unix.O_RDONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer fl.Close()
+	st, ok := f.released(fl)
+	if !ok {
+		return nil
+	}
+	if err := f.imp.EnsureData(ctx, rel, fl, 0, st.Size); err != nil {
+		f.log.Warn("restore before write failed", "path", rel, "err", err)
+		return err
+	}
+	return nil
+}
+
+// truncated records that released file fl was truncated to size 0 (open
+// with O_TRUNC, or truncate(2) to 0): nothing of the object matters any
+// more, so the file is no longer released and nothing will be fetched
+// into it (hsm.Truncated).
+func (f *FS) truncated(fl *os.File) error {
+	_, err := f.store.UpdateFileState(fl, truncState)
+	return ignoreNoChange(err)
+}
+
+// truncatedPath is truncated for a file named by its path.
+func (f *FS) truncatedPath(rel string) error {
+	_, err := f.store.UpdateState(rel, truncState)
+	return ignoreNoChange(err)
+}
+
+func truncState(st *store.State) error {
+	if !st.Flags.Has(hsm.Released) {
+		return errNoChange
+	}
+	st.Flags, st.Chunks = hsm.Truncated(st.Flags), nil
+	return nil
+}
+
+func ignoreNoChange(err error) error {
+	if errors.Is(err, errNoChange) || errors.Is(err, store.ErrNoState) {
+		return nil
+	}
+	return err
+}
+
+var errNoChange = errors.New("no change")
+
+// node returns the inode the kernel knows for rel, or nil.
+func (f *FS) node(rel string) *Node {
+	n := f.root.Load()
+	if n == nil {
+		return nil
+	}
+	if rel == "." {
+		return n
+	}
+	in := n.EmbeddedInode()
+	for _, name := range strings.Split(rel, "/") {
+		if in = in.GetChild(name); in == nil {
+			return nil
+		}
+	}
+	c, _ := in.Operations().(*Node)
+	return c
+}
+
+// InUse reports whether store-relative path rel is open through the mount
+// now (the importer's release refuses such files).
+func (f *FS) InUse(rel string) bool {
+	n := f.node(rel)
+	if n == nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.opens > 0
+}
+
+// Invalidate tells the kernel that rel changed behind the mount (the
+// importer re-imported or released it): the name is dropped from the
+// kernel's dentry cache, so the next lookup finds the new inode, and the
+// inode's cached pages and attributes are dropped. Names the kernel does
+// not know need nothing.
+func (f *FS) Invalidate(rel string) {
+	n := f.node(rel)
+	if n == nil {
+		return
+	}
+	n.NotifyContent(0, 0) // length 0: every page to the end
+	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
+		if p := f.node(rel[:i]); p != nil {
+			p.NotifyEntry(rel[i+1:])
+		}
+	} else if p := f.root.Load(); p != nil && rel != "." {
+		p.NotifyEntry(rel)
+	}
+}
