@@ -9,8 +9,21 @@
 // the store's error into an errno with store.Errno. The node's path is
 // computed from go-fuse's inode tree at the time of the call. File handles
 // hold the descriptor the store opened; reads and writes go to it. Nothing
-// here talks to S3: the importer and exporter (later increments) sit behind
-// the store and are reached through it.
+// here talks to S3.
+//
+// # Lazy import (Options.Importer)
+//
+// With an Importer, a lookup in or an opendir of a directory first calls
+// EnsureListed (the first one lists the repository prefix into the store),
+// and a read of a file that is not in passthrough mode first calls
+// EnsureData for the bytes asked (a released file's chunks are fetched;
+// invariant 3: never zeros from a hole). An open for writing, or a
+// truncate to a non-zero size, of a released file restores it whole first
+// (EnsureData of every byte), so a local write is never overwritten by a
+// later fetch; an O_TRUNC open or a truncate to 0 marks it hsm.Truncated
+// instead, so nothing is fetched into it. FS.InUse tells the importer
+// whether a file is open (release refuses it), and FS.Invalidate pushes its
+// changes behind the mount to the kernel's caches.
 //
 // # What the mount shows
 //
@@ -31,7 +44,7 @@
 //     user working in the store directory directly) within a second, and
 //     repeated lookups of missing names (PATH and Python import searches)
 //     do not all reach the daemon. The importer, which changes the store
-//     from inside the daemon, will notify the kernel explicitly.
+//     from inside the daemon, notifies the kernel through FS.Invalidate.
 //   - default_permissions always: the kernel checks permission bits against
 //     the attributes the store reports, so the daemon never has to (and a
 //     daemon running as root does not grant root's rights to its callers).
