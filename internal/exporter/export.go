@@ -645,6 +645,7 @@ func (e *Exporter) moveOne(ctx context.Context, a assoc, o s3x.Object, dst, oldD
 		return false, nil
 	}
 	local := ""
+	var before store.State
 	if sub, _, err := keypath.ToPath(oldDirKey, o.Key); err == nil {
 		local = newRel + "/" + sub
 		if newRel == "." {
@@ -662,6 +663,7 @@ func (e *Exporter) moveOne(ctx context.Context, a assoc, o s3x.Object, dst, oldD
 			if err != nil || hsm.Unexported(st.Flags) {
 				return false, nil // its own entry uploads it
 			}
+			before = st
 		} else {
 			local = "" // directories and symlinks carry no ETag
 		}
@@ -674,20 +676,38 @@ func (e *Exporter) moveOne(ctx context.Context, a assoc, o s3x.Object, dst, oldD
 		return false, err
 	}
 	e.stats.objects.Add(1)
-	if local != "" {
-		// A multipart copy gets a new ETag; the state's must follow for
-		// the If-Match of later reads.
-		if h, err := e.head(ctx, a.bucket, dst); err == nil {
-			etag := aws.ToString(h.ETag)
-			_, err = e.cfg.Store.UpdateState(local, func(cur *store.State) error {
-				if trimQ(cur.ETag) == o.ETag {
-					cur.ETag = etag
-				}
-				return nil
-			})
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return false, err
-			}
+	if local == "" {
+		return true, nil
+	}
+	// A multipart copy gets a new ETag; the state's must follow for the
+	// If-Match of later reads. And the file may have been written and
+	// exported while the copy ran: then the copy may have replaced that
+	// newer object with the old content, so the file is exported again.
+	etag := ""
+	if h, err := e.head(ctx, a.bucket, dst); err == nil {
+		etag = aws.ToString(h.ETag)
+	}
+	raced := false
+	_, err = e.cfg.Store.UpdateState(local, func(cur *store.State) error {
+		if cur.Version != before.Version || cur.ETag != before.ETag {
+			raced = true
+			return nil
+		}
+		if etag != "" {
+			cur.ETag = etag
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if raced {
+		e.log.Info("file changed while its object moved; exporting it again", "path", local)
+		if err := e.cfg.Catalog.Append(ctx, catalog.JournalAppend{Path: local, Kind: catalog.KindChanged, Version: int64(before.Version)}); err != nil {
+			return false, err
 		}
 	}
 	return true, nil
