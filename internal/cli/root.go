@@ -92,7 +92,7 @@ Credentials, region and endpoint come from the standard AWS chain
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError("%v\nSee '%s --help'.", err, c.CommandPath())
 	})
-	root.AddCommand(newVersionCmd(g), newS3Cmd(g), newMountCmd(g), newUmountCmd(g), newFsxCmd(g))
+	root.AddCommand(newVersionCmd(g), newS3Cmd(g), newMountCmd(g), newUmountCmd(g), newFsxCmd(g), newHsmCmd(g))
 	return root
 }
 

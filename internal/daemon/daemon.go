@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -36,6 +37,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/fusefs"
+	"github.com/ferry-hpc/ferry/internal/importer"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
@@ -70,6 +72,7 @@ type Daemon struct {
 	cat      catalog.Catalog
 	s3       *s3x.Client
 	plane    dataPlane
+	imp      *importer.Importer
 	assoc    *associations
 	http     *http.Server
 	metrics  *prometheus.Registry
@@ -145,7 +148,27 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if d.s3, err = s3x.New(ctx, s3cfg); err != nil {
 		return nil, err
 	}
-	d.plane = noPlane{}
+	// The importer serves lazy import behind the mount; it learns of the
+	// mount (open files, kernel cache invalidation) once it exists.
+	var mounted atomic.Pointer[fusefs.FS]
+	d.imp = importer.New(importer.Config{
+		Store: d.store, Catalog: d.cat, S3: d.s3, Logger: d.log,
+		InUse: func(rel string) bool {
+			f := mounted.Load()
+			return f != nil && f.InUse(rel)
+		},
+		Invalidate: func(rel string) {
+			if f := mounted.Load(); f != nil {
+				f.Invalidate(rel)
+			}
+		},
+	})
+	defer func() {
+		if err != nil {
+			d.imp.Close()
+		}
+	}()
+	d.plane = importerPlane{d.imp}
 	d.assoc = newAssociations(d.id.FileSystemId, d.cat, d.store, d.s3, d.plane, d.log, cfg.RecheckInterval)
 	d.metrics = d.newMetrics()
 	d.logFile = backgroundLog(cfg.RuntimeDir, d.id.FileSystemId)
@@ -195,9 +218,11 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if opt.FsName == "" {
 		opt.FsName = "ferry:" + d.id.FileSystemId
 	}
+	opt.Importer = d.imp
 	if d.server, d.fsys, err = fusefs.Mount(cfg.MountPoint, d.store, opt); err != nil {
 		return nil, err
 	}
+	mounted.Store(d.fsys)
 	d.log.Info("mounted", "store", cfg.Store, "mountpoint", cfg.MountPoint)
 	go d.serve()
 	if err := d.notifyReady(); err != nil {
@@ -212,6 +237,7 @@ func (d *Daemon) serve() {
 	d.server.Wait()
 	d.stopControl()
 	unregister(d.reg, os.Getpid())
+	d.imp.Close()
 	if err := d.cat.Close(); err != nil {
 		d.log.Error("close catalog", "err", err)
 	}

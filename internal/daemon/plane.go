@@ -2,16 +2,16 @@ package daemon
 
 import (
 	"context"
-	"errors"
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/importer"
 )
 
 // dataPlane is what the daemon asks of the importer (the contract in
 // notes/importer-contract.md): association changes in, batch import, hsm
 // restore/release/action, counters out. importerPlane adapts
-// internal/importer to it; noPlane stands in where no importer is wired.
+// internal/importer to it.
 type dataPlane interface {
 	SetAssociations(as []api.DataRepositoryAssociation)
 	EnsureListed(ctx context.Context, dir string) error
@@ -24,18 +24,45 @@ type dataPlane interface {
 	Counters() map[string]uint64
 }
 
-// errNoImporter: this build has no lazy import.
-var errNoImporter = errors.New("this ferry build has no importer: lazy import is not available")
+// importerPlane adapts internal/importer to dataPlane.
+type importerPlane struct{ im *importer.Importer }
 
-// noPlane: a mount without lazy import (the store shown as it is).
-type noPlane struct{}
+func (p importerPlane) SetAssociations(as []api.DataRepositoryAssociation) { p.im.SetAssociations(as) }
+func (p importerPlane) EnsureListed(ctx context.Context, dir string) error {
+	return p.im.EnsureListed(ctx, dir)
+}
+func (p importerPlane) Restore(ctx context.Context, rel string, progress func(int64)) error {
+	return p.im.Restore(ctx, rel, progress)
+}
+func (p importerPlane) Release(ctx context.Context, rel string) error { return p.im.Release(ctx, rel) }
+func (p importerPlane) Action(rel string) hsm.CurrentAction           { return p.im.Action(rel) }
 
-func (noPlane) SetAssociations([]api.DataRepositoryAssociation)    {}
-func (noPlane) EnsureListed(context.Context, string) error         { return nil }
-func (noPlane) Restore(context.Context, string, func(int64)) error { return nil }
-func (noPlane) Release(context.Context, string) error              { return errNoImporter }
-func (noPlane) Action(string) hsm.CurrentAction                    { return hsm.Noop }
-func (noPlane) Counters() map[string]uint64                        { return nil }
-func (noPlane) ImportAll(context.Context, api.DataRepositoryAssociation, func(api.BatchImportStatus)) (api.BatchImportStatus, error) {
-	return api.BatchImportStatus{}, errNoImporter
+func (p importerPlane) ImportAll(ctx context.Context, a api.DataRepositoryAssociation, progress func(api.BatchImportStatus)) (api.BatchImportStatus, error) {
+	c, err := p.im.ImportAll(ctx, a, func(c importer.ImportCounts) { progress(batchStatus(c)) })
+	return batchStatus(c), err
+}
+
+func batchStatus(c importer.ImportCounts) api.BatchImportStatus {
+	return api.BatchImportStatus{Objects: c.Objects, Files: c.Files, Directories: c.Dirs, Symlinks: c.Symlinks, Refused: c.Refused, RefusedByCode: c.RefusedByCode}
+}
+
+func (p importerPlane) Counters() map[string]uint64 {
+	s := p.im.Stats()
+	return map[string]uint64{
+		"list_requests_total":    uint64(s.ListRequests),
+		"head_requests_total":    uint64(s.HeadRequests),
+		"get_requests_total":     uint64(s.GetRequests),
+		"bytes_fetched_total":    uint64(s.BytesFetched),
+		"stubs_created_total":    uint64(s.StubsCreated),
+		"dirs_created_total":     uint64(s.DirsCreated),
+		"symlinks_created_total": uint64(s.SymlinksCreated),
+		"dirs_listed_total":      uint64(s.DirsListed),
+		"refused_keys_total":     uint64(s.Refused),
+		"local_conflicts_total":  uint64(s.LocalConflicts),
+		"reimports_total":        uint64(s.Reimports),
+		"changed_reads_total":    uint64(s.Changed),
+		"dedup_waits_total":      uint64(s.DedupWaits),
+		"readahead_chunks_total": uint64(s.Readahead),
+		"released_files_total":   uint64(s.Released),
+	}
 }
