@@ -2,7 +2,8 @@
 # bench/tables.sh TIMES.tsv — the result tables of bench/run.sh from its raw
 # times: per data set and direction, each tool's min and median wall time,
 # MB/s and files/s at the median, median CPU seconds of the tool and of MinIO,
-# and ferry's median divided by the fastest peer's median.
+# the tool's median CPU seconds per GB moved (load-independent, unlike wall
+# time), and ferry's median divided by the fastest peer's median.
 # Data sets, directions and tools default to those found in the file, in
 # bench/run.sh's order; DATASETS, DIRECTIONS and TOOLS narrow them.
 set -euo pipefail
@@ -29,8 +30,8 @@ for ds in $DATASETS; do
   echo
   echo "## $ds — $files files, $(awk -v b="$bytes" 'BEGIN {printf "%.1f MB", b/1e6}')"
   echo
-  echo "| direction | tool | min s | median s | MB/s (median) | files/s (median) | CPU s tool / MinIO (median) | runs | ferry ÷ fastest peer (median) |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| direction | tool | min s | median s | MB/s (median) | files/s (median) | CPU s tool / MinIO (median) | tool CPU s/GB (median) | runs | ferry ÷ fastest peer (median) |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
   for dir in $DIRECTIONS; do
     awk -F'\t' -v ds="$ds" -v dir="$dir" -v bytes="$bytes" -v files="$files" -v tools="$TOOLS" '
       function median(a, m,    i, j, x) {
@@ -55,10 +56,11 @@ for ds in $DATASETS; do
           tool = order[k]
           if (!(tool in md)) continue
           mbs = (dir ~ /^noop/) ? "—" : sprintf("%.0f", bytes / md[tool] / 1e6)
+          cpg = (dir ~ /^noop/) ? "—" : sprintf("%.2f", cpu[tool] / (bytes / 1e9))
           ratio = ""
           if (tool == "ferry" && best != "") ratio = sprintf("**%.2f** (vs %s)", md[tool] / md[best], best)
           note = bad[tool] ? sprintf(" (%d failed)", bad[tool]) : ""
-          printf "| %s | %s | %.2f | %.2f | %s | %.0f | %.2f / %.2f | %d%s | %s |\n", dir, tool, mn[tool], md[tool], mbs, files / md[tool], cpu[tool], mcpu[tool], n[tool], note, ratio
+          printf "| %s | %s | %.2f | %.2f | %s | %.0f | %.2f / %.2f | %s | %d%s | %s |\n", dir, tool, mn[tool], md[tool], mbs, files / md[tool], cpu[tool], mcpu[tool], cpg, n[tool], note, ratio
         }
       }' "$times"
   done

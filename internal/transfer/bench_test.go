@@ -3,6 +3,8 @@ package transfer
 import (
 	"context"
 	"fmt"
+	"math"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -144,15 +146,7 @@ func BenchmarkTransfer(b *testing.B) {
 				b.SetBytes(smallN * smallSize)
 				defer cpuMeter(b)(int64(b.N) * smallN * smallSize)
 				for it := range b.N {
-					out := filepath.Join(dir, fmt.Sprint("smalldown", it))
-					g := new(errgroup.Group)
-					g.SetLimit(conc)
-					for _, o := range objs {
-						g.Go(func() error {
-							return e.Download(context.Background(), DownloadInput{Bucket: bucket, Key: o.Key, Object: o, Path: filepath.Join(out, o.Key)}, nil)
-						})
-					}
-					if err := g.Wait(); err != nil {
+					if err := downloadAll(e, bucket, objs, filepath.Join(dir, fmt.Sprint("smalldown", it)), conc); err != nil {
 						b.Fatal(err)
 					}
 					// Outputs stay until the benchmark ends: creating files
@@ -162,6 +156,80 @@ func BenchmarkTransfer(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkMixedDownload downloads a tree shaped like bench/gen's mixed set
+// (log-uniform sizes from 1 KiB to 64 MiB, fixed seed) with Concurrency
+// files at once on one Engine, as `ferry s3 sync` does. Objects under 50 MiB
+// are single PUTs (plain MD5 ETags) and larger ones multipart, as s5cmd
+// uploads them for bench/run.sh, so the MD5 path of ranged downloads is in
+// the measurement.
+//
+//	FERRY_BENCH_MIXED_N=200 go test ./internal/transfer -run '^$' -bench MixedDownload -benchtime 3x -cpuprofile cpu.out
+//
+// FERRY_BENCH_SHAPE=rangesPerFile,maxRangeMiB,wholeMD5MiB overrides the
+// download shape (default 4,64,64).
+func BenchmarkMixedDownload(b *testing.B) {
+	m := testutil.SharedMinIO(b)
+	c := m.Client(b)
+	bucket := m.Bucket(b)
+	dir := b.TempDir()
+	n := benchGrid("FERRY_BENCH_MIXED_N", []int{100})[0]
+	rng := mrand.New(mrand.NewPCG(3, 3))
+	single := New(c, Options{Concurrency: 8, PartSize: 50 * mib, MultipartThreshold: 50 * mib})
+	var total int64
+	g := new(errgroup.Group)
+	g.SetLimit(4)
+	for i := range n {
+		size := int64(math.Exp(math.Log(1<<10) + rng.Float64()*(math.Log(64<<20)-math.Log(1<<10))))
+		total += size
+		g.Go(func() error {
+			src := filepath.Join(dir, "src", fmt.Sprintf("f%04d", i))
+			writeRandom(b, src, size)
+			defer os.Remove(src)
+			return single.Upload(context.Background(), UploadInput{Path: src, Bucket: bucket, Key: fmt.Sprintf("mixed/f%04d", i), Size: size}, nil)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	var objs []s3x.Object
+	if err := c.List(context.Background(), bucket, s3x.ListOptions{Prefix: "mixed/"}, func(o s3x.Object) error { objs = append(objs, o); return nil }); err != nil {
+		b.Fatal(err)
+	}
+	for _, conc := range benchGrid("FERRY_BENCH_CONC", []int{32}) {
+		e := New(c, Options{Concurrency: conc})
+		if shape := benchGrid("FERRY_BENCH_SHAPE", nil); len(shape) == 3 {
+			e.rangesPerFile, e.maxRange, e.wholeMD5Max = shape[0], int64(shape[1])*mib, int64(shape[2])*mib
+		}
+		b.Run(fmt.Sprintf("%dfiles/c=%d/shape=%d,%d,%d", n, conc, e.rangesPerFile, e.maxRange/mib, e.wholeMD5Max/mib), func(b *testing.B) {
+			b.SetBytes(total)
+			defer cpuMeter(b)(int64(b.N) * total)
+			for it := range b.N {
+				out := filepath.Join(dir, fmt.Sprint("c", conc, "-", it))
+				if err := downloadAll(e, bucket, objs, out, conc); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				os.RemoveAll(out)
+				syscall.Sync()
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// downloadAll downloads objs under out, conc files at once, as the sync
+// command does.
+func downloadAll(e *Engine, bucket string, objs []s3x.Object, out string, conc int) error {
+	g := new(errgroup.Group)
+	g.SetLimit(conc)
+	for _, o := range objs {
+		g.Go(func() error {
+			return e.Download(context.Background(), DownloadInput{Bucket: bucket, Key: o.Key, Object: o, Path: filepath.Join(out, o.Key)}, nil)
+		})
+	}
+	return g.Wait()
 }
 
 // heapPeak samples HeapInuse every millisecond until stop is called and

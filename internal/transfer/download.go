@@ -39,14 +39,26 @@ type DownloadInput struct {
 // next to Path and is renamed over Path only when complete and verified, so
 // an interrupted download never leaves a truncated file under the final name.
 //
-// Objects smaller than the multipart threshold (or than two ranges) come in
-// one GET, hashed inline; larger ones in parallel ranged GETs of PartSize
-// bytes written in place with WriteAt. Every GET carries If-Match with the
-// ETag (the listing's, or the first range's when the listing had none), so
-// the file never mixes two versions of the object (invariant 3). Checks
-// before the rename: the length of every response and of the whole; the MD5
-// when the ETag is a plain MD5 (single-part upload, no SSE-KMS/SSE-C); a
-// checksum the server sends with a whole-object GET (verified by the SDK).
+// Shape: objects smaller than the multipart threshold, and objects whose
+// listed ETag is a plain MD5 up to 64 MiB, come in one GET, hashed inline
+// as they stream. Larger ones come in parallel ranged GETs written in place
+// with WriteAt: ranges of size ÷ 4, at least PartSize and at most 64 MiB
+// (or PartSize if larger), at most 4 of one file in flight, started in
+// offset order. When the ETag is a plain MD5, the ranges are hashed in
+// offset order while they land (seqHash): the range at the hash cursor is
+// hashed from its buffer, data written ahead of the cursor is read back
+// from the page cache when the cursor reaches it, so no pass over the file
+// is left for the end.
+//
+// Every GET carries If-Match with the ETag (the listing's, or the first
+// range's when the listing had none), so the file never mixes two versions
+// of the object (invariant 3). Checks before the rename: the length of
+// every response and of the whole; the MD5 when the ETag is a plain MD5
+// (single-part upload, no SSE-KMS/SSE-C); a checksum the server sends with
+// a whole-object GET (verified by the SDK). Ranged GETs of multipart
+// objects are checked by size only (see docs/benchmarks.md for what a
+// stronger check would need).
+//
 // The file's atime and mtime are set to LastModified as the listing gives
 // it: whole seconds from AWS, milliseconds from MinIO. (aws truncates to
 // seconds, which against MinIO makes --exact-timestamps download every file
@@ -75,12 +87,13 @@ func (e *Engine) Download(ctx context.Context, in DownloadInput, progress Progre
 	}()
 
 	size := in.Object.Size
-	ps := e.opts.PartSize
+	rs := e.rangeSize(size)
+	listed := objectInfo{etag: strings.Trim(in.Object.ETag, `"`)}
 	var info objectInfo
-	if size < e.opts.MultipartThreshold || parts(size, ps) < 2 {
+	if size < e.opts.MultipartThreshold || parts(size, rs) < 2 || listed.md5ETag() && size <= e.wholeMD5Max {
 		info, err = e.getWhole(ctx, f, in, progress)
 	} else {
-		info, err = e.getRanges(ctx, f, in, ps, progress)
+		info, err = e.getRanges(ctx, f, in, rs, progress)
 	}
 	if err != nil {
 		return err
@@ -102,6 +115,16 @@ func (e *Engine) Download(ctx context.Context, in DownloadInput, progress Progre
 		return fmt.Errorf("download %s: %w", where, err)
 	}
 	return nil
+}
+
+// rangeSize is the download range of an object of size bytes: size divided
+// among rangesPerFile ranges, rounded up to a MiB, within [PartSize,
+// max(PartSize, maxRange)].
+func (e *Engine) rangeSize(size int64) int64 {
+	ps := e.opts.PartSize
+	rs := (size + int64(e.rangesPerFile) - 1) / int64(e.rangesPerFile)
+	rs = (rs + 1<<20 - 1) &^ (1<<20 - 1)
+	return max(ps, min(rs, e.maxRange))
 }
 
 // createTemp creates ".name.ferry-XXXXXXXX" in dir, mode 0666 less umask
@@ -176,7 +199,11 @@ func (e *Engine) getWhole(ctx context.Context, f *os.File, in DownloadInput, pro
 	if info.md5ETag() {
 		h = md5.New()
 	}
-	if _, err := e.readInto(f, 0, out.Body, in.Object.Size, h, true, progress); err != nil {
+	var wrote func(int64, []byte)
+	if h != nil {
+		wrote = func(_ int64, p []byte) { h.Write(p) }
+	}
+	if _, err := e.readInto(f, 0, out.Body, in.Object.Size, wrote, true, progress); err != nil {
 		if strings.Contains(err.Error(), "checksum did not match") {
 			return info, fmt.Errorf("download %s: %w: %v", where, ErrMismatch, err)
 		}
@@ -194,10 +221,12 @@ func (e *Engine) getWhole(ctx context.Context, f *os.File, in DownloadInput, pro
 // without a checksum, that it has none to validate.
 func quietChecksums(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true }
 
-// getRanges fetches the object in parallel ranges of ps bytes.
-func (e *Engine) getRanges(ctx context.Context, f *os.File, in DownloadInput, ps int64, progress ProgressFunc) (objectInfo, error) {
+// getRanges fetches the object in ranges of rs bytes, at most
+// e.rangesPerFile in flight, hashing them in order when the ETag is a plain
+// MD5.
+func (e *Engine) getRanges(ctx context.Context, f *os.File, in DownloadInput, rs int64, progress ProgressFunc) (objectInfo, error) {
 	size := in.Object.Size
-	n := parts(size, ps)
+	n := parts(size, rs)
 	var (
 		mu   sync.Mutex
 		info objectInfo
@@ -210,12 +239,12 @@ func (e *Engine) getRanges(ctx context.Context, f *os.File, in DownloadInput, ps
 		info.encrypted = info.encrypted || i.encrypted
 		mu.Unlock()
 	}
-	etag := in.Object.ETag
+	etag := strings.Trim(in.Object.ETag, `"`)
 	first := 0
 	if etag == "" {
 		// Pin the version: the first range says which ETag the others
 		// must match.
-		i, err := e.getRange(ctx, f, in, 0, ps, "", progress)
+		i, err := e.getRange(ctx, f, in, 0, 0, rs, "", nil, progress)
 		if err != nil {
 			return info, err
 		}
@@ -223,16 +252,28 @@ func (e *Engine) getRanges(ctx context.Context, f *os.File, in DownloadInput, ps
 		etag = i.etag
 		first = 1
 	}
+	var sh *seqHash
+	if (objectInfo{etag: etag}).md5ETag() {
+		sh = newSeqHash(f, size, rs)
+		if first == 1 {
+			sh.wrote(0, rs, nil) // read back when the cursor gets there
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(e.opts.Concurrency)
+	g.SetLimit(min(e.rangesPerFile, e.opts.Concurrency))
 	for i := first; i < n && gctx.Err() == nil; i++ {
 		g.Go(func() error {
-			off, length := span(i, size, ps)
-			ri, err := e.getRange(gctx, f, in, off, length, etag, progress)
+			off, length := span(i, size, rs)
+			ri, err := e.getRange(gctx, f, in, i, off, length, etag, sh, progress)
 			if err != nil {
 				return err
 			}
 			note(ri)
+			if sh != nil {
+				// Outside the request slot: hash what this range made
+				// contiguous (itself, if the cursor was behind it).
+				return sh.catchUp(gctx, e)
+			}
 			return nil
 		})
 	}
@@ -242,10 +283,11 @@ func (e *Engine) getRanges(ctx context.Context, f *os.File, in DownloadInput, ps
 	if err := ctx.Err(); err != nil {
 		return info, err
 	}
-	if info.md5ETag() {
-		// A single-part object fetched in ranges: one sequential pass over
-		// the finished file (still in the page cache) checks its MD5.
-		if err := e.checkMD5(f, size, info.etag); err != nil {
+	if sh != nil && info.md5ETag() {
+		if err := sh.catchUp(ctx, e); err != nil {
+			return info, err
+		}
+		if err := sh.check(info.etag); err != nil {
 			return info, fmt.Errorf("download %s: %w", loc(in.Bucket, in.Key), err)
 		}
 	}
@@ -259,14 +301,14 @@ const rangeAttempts = 3
 
 // getRange fetches [off, off+length) into f at off, resuming after a broken
 // body from where it stopped.
-func (e *Engine) getRange(ctx context.Context, f *os.File, in DownloadInput, off, length int64, etag string, progress ProgressFunc) (objectInfo, error) {
+func (e *Engine) getRange(ctx context.Context, f *os.File, in DownloadInput, idx int, off, length int64, etag string, sh *seqHash, progress ProgressFunc) (objectInfo, error) {
 	where := loc(in.Bucket, in.Key)
 	var info objectInfo
 	for attempt := 1; ; attempt++ {
 		if err := e.acquire(ctx); err != nil {
 			return info, err
 		}
-		n, i, err := e.getRangeOnce(ctx, f, in, off, length, etag, progress)
+		n, i, err := e.getRangeOnce(ctx, f, in, idx, off, length, etag, sh, progress)
 		e.release()
 		if i.etag != "" {
 			info = i
@@ -291,7 +333,7 @@ type bodyError struct{ err error }
 func (b bodyError) Error() string { return "reading the response: " + b.err.Error() }
 func (b bodyError) Unwrap() error { return b.err }
 
-func (e *Engine) getRangeOnce(ctx context.Context, f *os.File, in DownloadInput, off, length int64, etag string, progress ProgressFunc) (int64, objectInfo, error) {
+func (e *Engine) getRangeOnce(ctx context.Context, f *os.File, in DownloadInput, idx int, off, length int64, etag string, sh *seqHash, progress ProgressFunc) (int64, objectInfo, error) {
 	where := loc(in.Bucket, in.Key)
 	out, err := e.client.S3.GetObject(ctx, &s3.GetObjectInput{
 		Bucket:  aws.String(in.Bucket),
@@ -311,7 +353,11 @@ func (e *Engine) getRangeOnce(ctx context.Context, f *os.File, in DownloadInput,
 		return 0, info, fmt.Errorf("download %s: %w: the object has changed size (Content-Range %q, listed with %d bytes; run again)",
 			where, ErrMismatch, aws.ToString(out.ContentRange), in.Object.Size)
 	}
-	n, err := e.readInto(f, off, out.Body, length, nil, false, progress)
+	var wrote func(int64, []byte)
+	if sh != nil {
+		wrote = func(at int64, p []byte) { sh.wrote(idx, at+int64(len(p)), p) }
+	}
+	n, err := e.readInto(f, off, out.Body, length, wrote, false, progress)
 	return n, info, err
 }
 
@@ -326,11 +372,12 @@ func rangeTotal(cr string) (int64, bool) {
 }
 
 // readInto copies want bytes of body to f at off through a pooled buffer,
-// hashing them into h when set and reporting progress per buffer. With
+// calling wrote (when set) with each buffer and its file offset once it is
+// written, and reporting progress per buffer. With
 // toEOF it then reads body to its end, which is where the SDK checks a
 // response checksum. Body failures come back as bodyError with the count
 // of bytes already written.
-func (e *Engine) readInto(f *os.File, off int64, body io.Reader, want int64, h hash.Hash, toEOF bool, progress ProgressFunc) (int64, error) {
+func (e *Engine) readInto(f *os.File, off int64, body io.Reader, want int64, wrote func(at int64, p []byte), toEOF bool, progress ProgressFunc) (int64, error) {
 	bp := e.getBuf()
 	defer e.putBuf(bp)
 	buf := *bp
@@ -342,8 +389,8 @@ func (e *Engine) readInto(f *os.File, off int64, body io.Reader, want int64, h h
 			if _, werr := f.WriteAt(buf[:n], off+got); werr != nil {
 				return got, werr
 			}
-			if h != nil {
-				h.Write(buf[:n])
+			if wrote != nil {
+				wrote(off+got, buf[:n])
 			}
 			got += int64(n)
 			progress.add(int64(n))
@@ -372,15 +419,121 @@ func (e *Engine) readInto(f *os.File, off int64, body io.Reader, want int64, h h
 	return got, nil
 }
 
-// checkMD5 hashes the first size bytes of f and compares with etag.
-func (e *Engine) checkMD5(f *os.File, size int64, etag string) error {
-	bp := e.getBuf()
-	defer e.putBuf(bp)
-	h := md5.New()
-	if _, err := io.CopyBuffer(h, io.NewSectionReader(f, 0, size), *bp); err != nil {
-		return fmt.Errorf("verify: %w", err)
+// seqHash computes the MD5 of a file being written in ranges, in offset
+// order, while the ranges are still landing. Range i covers [i×rs,
+// min((i+1)×rs, size)) and is written front to back; ends[i] is how far.
+// The hash cursor (hashed) follows the contiguous written prefix: a buffer
+// written exactly at the cursor is hashed from memory (wrote); data that
+// landed ahead of the cursor is read back from the file (still in the page
+// cache) by catchUp once the gap before it is filled. One goroutine hashes
+// at a time (busy), never under mu, so writers only wait for bookkeeping.
+type seqHash struct {
+	f        *os.File
+	size, rs int64
+
+	mu     sync.Mutex
+	h      hash.Hash
+	hashed int64   // h holds bytes [0, hashed)
+	ends   []int64 // range i is written over [i×rs, ends[i])
+	busy   bool    // a goroutine is feeding h outside mu
+}
+
+func newSeqHash(f *os.File, size, rs int64) *seqHash {
+	s := &seqHash{f: f, size: size, rs: rs, h: md5.New(), ends: make([]int64, parts(size, rs))}
+	for i := range s.ends {
+		s.ends[i] = int64(i) * rs
 	}
-	if sum := hex.EncodeToString(h.Sum(nil)); sum != etag {
+	return s
+}
+
+// frontier returns the end of the written data contiguous from the cursor.
+// Called with mu held.
+func (s *seqHash) frontier() int64 {
+	end := s.hashed
+	for i := int(s.hashed / s.rs); i < len(s.ends); i++ {
+		end = s.ends[i]
+		if end < min(int64(i+1)*s.rs, s.size) {
+			break
+		}
+	}
+	return end
+}
+
+// wrote records that range i is now written up to end, p being the bytes
+// just written before end (nil: nothing to hash from memory). When p starts
+// at the cursor and no one else is hashing, p is hashed now.
+func (s *seqHash) wrote(i int, end int64, p []byte) {
+	at := end - int64(len(p))
+	s.mu.Lock()
+	s.ends[i] = end
+	if s.busy || len(p) == 0 || s.hashed != at {
+		s.mu.Unlock()
+		return
+	}
+	s.busy = true
+	s.mu.Unlock()
+	s.h.Write(p)
+	s.mu.Lock()
+	s.hashed = end
+	s.busy = false
+	s.mu.Unlock()
+}
+
+// catchUp hashes, by reading the file back, everything written
+// contiguously past the cursor, until there is nothing more or another
+// goroutine is already doing it (that one loops until it catches up).
+func (s *seqHash) catchUp(ctx context.Context, e *Engine) error {
+	s.mu.Lock()
+	if s.busy {
+		s.mu.Unlock()
+		return nil
+	}
+	s.busy = true
+	var bp *[]byte
+	var err error
+	for {
+		start, end := s.hashed, s.frontier()
+		if start == end {
+			break
+		}
+		s.mu.Unlock()
+		if bp == nil {
+			bp = e.getBuf()
+		}
+		buf := *bp
+		end = min(end, start+int64(len(buf)))
+		if err = ctx.Err(); err == nil {
+			_, err = s.f.ReadAt(buf[:end-start], start)
+		}
+		if err == nil {
+			s.h.Write(buf[:end-start])
+		}
+		s.mu.Lock()
+		if err != nil {
+			break
+		}
+		s.hashed = end
+	}
+	s.busy = false
+	s.mu.Unlock()
+	if bp != nil {
+		e.putBuf(bp)
+	}
+	if err != nil && ctx.Err() == nil {
+		err = fmt.Errorf("verify: %w", err)
+	}
+	return err
+}
+
+// check compares the MD5 of the whole file with etag; every byte must have
+// been hashed.
+func (s *seqHash) check(etag string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hashed != s.size {
+		return fmt.Errorf("verify: hashed %d of %d bytes", s.hashed, s.size)
+	}
+	if sum := hex.EncodeToString(s.h.Sum(nil)); sum != etag {
 		return fmt.Errorf("%w: MD5 of the data is %s, the ETag says %s", ErrMismatch, sum, etag)
 	}
 	return nil

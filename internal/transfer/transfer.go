@@ -65,6 +65,23 @@ const (
 	bufSize = 256 << 10
 )
 
+// Download shape (see Download). Measured with BenchmarkMixedDownload and
+// BenchmarkTransfer; the numbers are in docs/benchmarks.md.
+const (
+	// rangesPerFile bounds the ranged GETs of one file in flight at once:
+	// concurrent buffered writes into one file contend on the inode's lock
+	// in the kernel, and a sync spreads its concurrency across files anyway.
+	rangesPerFile = 4
+	// maxRangeSize caps a download range. Ranges are the file divided by
+	// rangesPerFile, at least PartSize: fewer, larger GETs cost the server
+	// less CPU per byte, and on a small machine its CPU is the client's.
+	maxRangeSize = 64 << 20
+	// wholeMD5Max: an object whose listed ETag is a plain MD5 (a single PUT)
+	// and is at most this large comes in one GET, hashed inline as it
+	// streams, rather than in ranges.
+	wholeMD5Max = 64 << 20
+)
+
 // ErrChanged reports that a local file changed (size or modification time)
 // while it was being uploaded, or no longer has the size the caller
 // planned with. The object is left as it was before the upload.
@@ -105,6 +122,11 @@ type Engine struct {
 	opts   Options
 	slots  *semaphore.Weighted
 	bufs   sync.Pool // *[]byte of bufSize
+
+	// The download shape; constants but for tests and benchmarks.
+	rangesPerFile int
+	maxRange      int64
+	wholeMD5Max   int64
 }
 
 // New returns an Engine on client with opts (zero fields take defaults).
@@ -124,7 +146,8 @@ func New(client *s3x.Client, opts Options) *Engine {
 	if opts.MultipartThreshold <= 0 {
 		opts.MultipartThreshold = opts.PartSize
 	}
-	e := &Engine{client: client, opts: opts, slots: semaphore.NewWeighted(int64(opts.Concurrency))}
+	e := &Engine{client: client, opts: opts, slots: semaphore.NewWeighted(int64(opts.Concurrency)),
+		rangesPerFile: rangesPerFile, maxRange: maxRangeSize, wholeMD5Max: wholeMD5Max}
 	e.bufs.New = func() any { b := make([]byte, bufSize); return &b }
 	return e
 }

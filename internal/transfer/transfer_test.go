@@ -1,9 +1,14 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -61,6 +66,9 @@ func TestRoundTrip(t *testing.T) {
 		// single-part object is downloaded in ranges and its MD5 checked
 		// in a pass over the file.
 		singlePut bool
+		// ranged downloads a single-part object in ranges (not in one
+		// GET), hashing the ranges in order as they land.
+		ranged    bool
 		wantParts int // 0: single-part ETag
 	}{
 		{name: "empty", size: 0},
@@ -70,6 +78,7 @@ func TestRoundTrip(t *testing.T) {
 		{name: "part+1", size: part + 1, wantParts: 2},
 		{name: "3part+7", size: 3*part + 7, wantParts: 4},
 		{name: "3part+7 single PUT", size: 3*part + 7, singlePut: true},
+		{name: "3part+7 single PUT ranged", size: 3*part + 7, singlePut: true, ranged: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,6 +115,9 @@ func TestRoundTrip(t *testing.T) {
 			dst := filepath.Join(dir, "out", "sub", "dst") // parents created
 			var downN counter
 			down := New(c, Options{PartSize: part, Concurrency: 4})
+			if tt.ranged {
+				down = rangedMD5(down)
+			}
 			if err := down.Download(context.Background(), DownloadInput{Bucket: bucket, Key: key, Object: obj, Path: dst}, downN.add); err != nil {
 				t.Fatal(err)
 			}
@@ -177,7 +189,7 @@ func TestDownloadInterrupted(t *testing.T) {
 			obj := head(t, c, bucket, tt.name)
 			// Concurrency 1 and small buffers: the cancel lands while
 			// most of the object is still to come.
-			e := New(c, Options{PartSize: part, Concurrency: 1})
+			e := rangedMD5(New(c, Options{PartSize: part, Concurrency: 1}))
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var seen counter
@@ -220,7 +232,7 @@ func TestDownloadIfMatch(t *testing.T) {
 			m.Put(t, bucket, tt.name, v2)      // overwritten before the download
 			dir := t.TempDir()
 			dst := filepath.Join(dir, "dst")
-			err := New(c, Options{PartSize: part}).Download(context.Background(), DownloadInput{Bucket: bucket, Key: tt.name, Object: obj, Path: dst}, nil)
+			err := rangedMD5(New(c, Options{PartSize: part})).Download(context.Background(), DownloadInput{Bucket: bucket, Key: tt.name, Object: obj, Path: dst}, nil)
 			if s3x.CodeOf(err) != s3x.CodePrecondition {
 				t.Fatalf("err = %v, want code %s", err, s3x.CodePrecondition)
 			}
@@ -236,7 +248,7 @@ func TestDownloadIfMatch(t *testing.T) {
 
 // TestDownloadVerify corrupts response bodies in flight (a fault a real
 // MinIO cannot be made to produce) and expects the verification to refuse
-// the data: MD5 inline for one GET, MD5 over the file for a single-part
+// the data: MD5 inline for one GET, the in-order MD5 of a single-part
 // object fetched in ranges, the SDK's CRC32C check when the object has one.
 func TestDownloadVerify(t *testing.T) {
 	m := testutil.SharedMinIO(t)
@@ -246,11 +258,18 @@ func TestDownloadVerify(t *testing.T) {
 		name     string
 		size     int64
 		checksum bool // upload with a CRC32C checksum
-		flipAt   int64
-		wantMsg  string // which check caught it
+		ranged   bool // fetch a single-part object in ranges
+		// flipAt is the offset within the first response whose Range
+		// header starts with rangeFrom ("": any response) that is long
+		// enough to hold it.
+		rangeFrom string
+		flipAt    int64
+		wantMsg   string // which check caught it
 	}{
 		{name: "one GET md5", size: 100 << 10, flipAt: 777, wantMsg: "MD5 of the data"},
-		{name: "ranges md5", size: 3*part + 1, flipAt: 12345, wantMsg: "MD5 of the data"},
+		{name: "one GET md5 15MiB", size: 3*part + 1, flipAt: 12345, wantMsg: "MD5 of the data"},
+		{name: "ranges md5 first", size: 3*part + 1, ranged: true, rangeFrom: "bytes=0-", flipAt: 12345, wantMsg: "MD5 of the data"},
+		{name: "ranges md5 third", size: 3*part + 1, ranged: true, rangeFrom: fmt.Sprintf("bytes=%d-", 2*part), flipAt: part - 1, wantMsg: "MD5 of the data"},
 		// The SDK checks the CRC32C as the body ends, before the MD5 is compared.
 		{name: "one GET crc32c", size: 100 << 10, checksum: true, flipAt: 99, wantMsg: "CRC32C"},
 	}
@@ -266,20 +285,26 @@ func TestDownloadVerify(t *testing.T) {
 			}
 			obj := head(t, plain, bucket, key)
 			var once sync.Once
+			flipped := false
 			c := wrappedClient(t, m, func(rt http.RoundTripper) http.RoundTripper {
 				return roundTripFunc(func(r *http.Request) (*http.Response, error) {
 					resp, err := rt.RoundTrip(r)
-					// Flip in the first response long enough to hold the byte
-					// (ranges arrive in any order; the last one is 1 byte).
-					if err == nil && isGetOf(r, key) && resp.StatusCode/100 == 2 && resp.ContentLength > tt.flipAt {
-						once.Do(func() { resp.Body = &flipBody{ReadCloser: resp.Body, at: tt.flipAt} })
+					if err == nil && isGetOf(r, key) && resp.StatusCode/100 == 2 && resp.ContentLength > tt.flipAt &&
+						strings.HasPrefix(r.Header.Get("Range"), tt.rangeFrom) {
+						once.Do(func() { flipped = true; resp.Body = &flipBody{ReadCloser: resp.Body, at: tt.flipAt} })
 					}
 					return resp, err
 				})
 			})
+			e := New(c, Options{PartSize: part})
+			if tt.ranged {
+				e = rangedMD5(e)
+			}
 			dir := t.TempDir()
-			err := New(c, Options{PartSize: part}).Download(context.Background(),
-				DownloadInput{Bucket: bucket, Key: key, Object: obj, Path: filepath.Join(dir, "dst")}, nil)
+			err := e.Download(context.Background(), DownloadInput{Bucket: bucket, Key: key, Object: obj, Path: filepath.Join(dir, "dst")}, nil)
+			if !flipped {
+				t.Fatal("the fault was never injected")
+			}
 			if !errors.Is(err, ErrMismatch) {
 				t.Fatalf("err = %v, want ErrMismatch", err)
 			}
@@ -287,6 +312,124 @@ func TestDownloadVerify(t *testing.T) {
 				t.Errorf("err = %v, want it to mention %q", err, tt.wantMsg)
 			}
 			if names := dirNames(t, dir); len(names) != 0 {
+				t.Errorf("left behind %v", names)
+			}
+		})
+	}
+}
+
+// TestDownloadHashReadBack makes the third range of a single-part object
+// land completely before the first one may start, so the in-order MD5
+// must read the third range back from the file instead of hashing it from
+// memory; with a byte of that range corrupted in flight the download must
+// fail, without it the file must be whole.
+func TestDownloadHashReadBack(t *testing.T) {
+	m := testutil.SharedMinIO(t)
+	bucket := m.Bucket(t)
+	plain := m.Client(t)
+	const size = 3*part + 1
+	data := make([]byte, size)
+	rand.Read(data)
+	m.Put(t, bucket, "k", data)
+	obj := head(t, plain, bucket, "k")
+	third := fmt.Sprintf("bytes=%d-", 2*part)
+	for _, corrupt := range []bool{false, true} {
+		t.Run(fmt.Sprint("corrupt=", corrupt), func(t *testing.T) {
+			thirdDone := make(chan struct{})
+			var closeOnce sync.Once
+			waited := false
+			c := wrappedClient(t, m, func(rt http.RoundTripper) http.RoundTripper {
+				return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+					rg := r.Header.Get("Range")
+					if isGetOf(r, "k") && strings.HasPrefix(rg, "bytes=0-") {
+						select { // hold the first range until the third has landed
+						case <-thirdDone:
+							waited = true
+						case <-time.After(30 * time.Second):
+						case <-r.Context().Done():
+						}
+					}
+					resp, err := rt.RoundTrip(r)
+					if err == nil && isGetOf(r, "k") && strings.HasPrefix(rg, third) {
+						body := resp.Body
+						if corrupt {
+							body = &flipBody{ReadCloser: body, at: 4321}
+						}
+						resp.Body = &doneBody{ReadCloser: body, done: func() { closeOnce.Do(func() { close(thirdDone) }) }}
+					}
+					return resp, err
+				})
+			})
+			dir := t.TempDir()
+			dst := filepath.Join(dir, "dst")
+			err := rangedMD5(New(c, Options{PartSize: part, Concurrency: 4})).Download(context.Background(),
+				DownloadInput{Bucket: bucket, Key: "k", Object: obj, Path: dst}, nil)
+			if !waited {
+				t.Fatal("the first range did not wait for the third: the read-back path was not exercised")
+			}
+			if corrupt {
+				if !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "MD5 of the data") {
+					t.Fatalf("err = %v, want an MD5 mismatch", err)
+				}
+				if names := dirNames(t, dir); len(names) != 0 {
+					t.Errorf("left behind %v", names)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(dst); !bytes.Equal(got, data) {
+				t.Error("content differs")
+			}
+		})
+	}
+}
+
+// TestDownloadChangedMidway overwrites the object after the first range of
+// a ranged download was served: the next range's If-Match fails, the
+// download fails as changed, and nothing is left behind.
+func TestDownloadChangedMidway(t *testing.T) {
+	m := testutil.SharedMinIO(t)
+	bucket := m.Bucket(t)
+	plain := m.Client(t)
+	for _, multipart := range []bool{false, true} {
+		t.Run(fmt.Sprint("multipart=", multipart), func(t *testing.T) {
+			key := fmt.Sprint("mid-", multipart)
+			dir := t.TempDir()
+			src := filepath.Join(dir, "src")
+			writeRandom(t, src, 3*part)
+			up := New(plain, Options{PartSize: part, MultipartThreshold: 1 << 40})
+			if multipart {
+				up = New(plain, Options{PartSize: part})
+			}
+			if err := up.Upload(context.Background(), UploadInput{Path: src, Bucket: bucket, Key: key, Size: 3 * part}, nil); err != nil {
+				t.Fatal(err)
+			}
+			obj := head(t, plain, bucket, key)
+			var once sync.Once
+			var putErr error
+			c := wrappedClient(t, m, func(rt http.RoundTripper) http.RoundTripper {
+				return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+					resp, err := rt.RoundTrip(r)
+					if err == nil && isGetOf(r, key) && resp.StatusCode/100 == 2 {
+						once.Do(func() {
+							_, putErr = plain.S3.PutObject(r.Context(), &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader("v2")})
+						})
+					}
+					return resp, err
+				})
+			})
+			out := filepath.Join(dir, "out")
+			err := rangedMD5(New(c, Options{PartSize: part, Concurrency: 1})).Download(context.Background(),
+				DownloadInput{Bucket: bucket, Key: key, Object: obj, Path: filepath.Join(out, "dst")}, nil)
+			if putErr != nil {
+				t.Fatal(putErr)
+			}
+			if s3x.CodeOf(err) != s3x.CodePrecondition {
+				t.Fatalf("err = %v, want code %s", err, s3x.CodePrecondition)
+			}
+			if names := dirNames(t, out); len(names) != 0 {
 				t.Errorf("left behind %v", names)
 			}
 		})
@@ -606,4 +749,66 @@ func TestSharedBound(t *testing.T) {
 		t.Errorf("%d requests in flight at once", f.max)
 	}
 	t.Logf("max in flight: %d", f.max)
+}
+
+// TestSeqHash writes the ranges of a file from concurrent goroutines in
+// random chunk sizes and order, as ranged downloads do, and checks that the
+// in-order hash equals the MD5 of the content and catches a byte changed on
+// its way into the file.
+func TestSeqHash(t *testing.T) {
+	e := New(nil, Options{})
+	const size, rs = 3<<20 + 5, 700<<10 + 3
+	data := make([]byte, size)
+	rand.Read(data)
+	sum := md5.Sum(data)
+	want := hex.EncodeToString(sum[:])
+	for round := range 20 {
+		f, err := os.Create(filepath.Join(t.TempDir(), "f"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		corrupt := round%4 == 3
+		sh := newSeqHash(f, size, rs)
+		n := parts(size, rs)
+		var wg sync.WaitGroup
+		rng := mrand.New(mrand.NewPCG(uint64(round), 1))
+		seeds := make([]uint64, n)
+		for i := range seeds {
+			seeds[i] = rng.Uint64()
+		}
+		bad := int64(rng.IntN(size))
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := mrand.New(mrand.NewPCG(seeds[i], 2))
+				off, length := span(i, size, rs)
+				for end := off + length; off < end; {
+					m := min(int64(1+r.IntN(300<<10)), end-off)
+					p := append([]byte(nil), data[off:off+m]...)
+					if corrupt && bad >= off && bad < off+m {
+						p[bad-off] ^= 1
+					}
+					if _, err := f.WriteAt(p, off); err != nil {
+						t.Error(err)
+						return
+					}
+					sh.wrote(i, off+m, p)
+					off += m
+				}
+				if err := sh.catchUp(context.Background(), e); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if err := sh.catchUp(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+		err = sh.check(want)
+		f.Close()
+		if corrupt != errors.Is(err, ErrMismatch) || !corrupt && err != nil {
+			t.Fatalf("round %d (corrupt=%v): check = %v", round, corrupt, err)
+		}
+	}
 }
