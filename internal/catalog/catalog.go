@@ -26,7 +26,9 @@
 // the call returns, also across a power cut. Writes that only save work —
 // directories listed, access times — survive a crash of the process but may
 // be lost with the last second of a power cut; losing them costs a second
-// listing or a less exact release order, never data.
+// listing or a less exact release order, never data. The exporter's journal
+// calls (Claim, ExtendLease, Complete, Fail, Park, ReleaseClaims) are of that
+// kind too: losing one exports a path again, which is idempotent.
 package catalog
 
 import (

@@ -16,6 +16,13 @@ import (
 // entry survives kill -9 and a power cut; TestCrashAppend kills a process
 // that appends and checks every acknowledged entry after reopening.
 //
+// The exporter's side — Claim, ExtendLease, Complete, Fail, Park,
+// ReleaseClaims — commits with synchronous=NORMAL: it survives kill -9, and
+// what a power cut may lose is redone harmlessly (a lost Complete exports
+// the path again, which finds the object up to date; a lost claim or
+// failure only makes the entry ready sooner). Durable appends are never
+// slowed by it, and an exporter pays no fsync per file.
+//
 // Group commit: Append hands its entries to one committer goroutine and
 // waits. The committer takes the first request, optionally waits
 // GroupCommitWindow for more, takes whatever else is queued (up to
@@ -319,7 +326,7 @@ func (c *sqliteCatalog) Claim(ctx context.Context, owner string, n int, lease ti
 		return nil, fmt.Errorf("catalog: claim needs an owner, n > 0 and a lease > 0")
 	}
 	var out []JournalEntry
-	err := c.write(ctx, durable, func(ctx context.Context) error {
+	err := c.write(ctx, relaxed, func(ctx context.Context) error {
 		now := c.opts.now()
 		s, err := c.ws(ctx, `SELECT `+journalCols+` FROM journal WHERE ready_ns <= ? ORDER BY ready_ns, enqueued_ns LIMIT ?`)
 		if err != nil {
@@ -359,7 +366,7 @@ func (c *sqliteCatalog) Claim(ctx context.Context, owner string, n int, lease ti
 
 func (c *sqliteCatalog) ExtendLease(ctx context.Context, owner string, entries []JournalEntry, lease time.Duration) (int, error) {
 	held := 0
-	err := c.write(ctx, durable, func(ctx context.Context) error {
+	err := c.write(ctx, relaxed, func(ctx context.Context) error {
 		held = 0
 		until := c.opts.now().Add(lease).UnixNano()
 		for _, e := range entries {
@@ -378,7 +385,7 @@ func (c *sqliteCatalog) ExtendLease(ctx context.Context, owner string, entries [
 
 func (c *sqliteCatalog) Complete(ctx context.Context, e JournalEntry) (bool, error) {
 	removed := false
-	err := c.write(ctx, durable, func(ctx context.Context) error {
+	err := c.write(ctx, relaxed, func(ctx context.Context) error {
 		res, err := c.wexec(ctx, `DELETE FROM journal WHERE path = ? AND seq = ?`, e.Path, e.Seq)
 		if err != nil {
 			return err
@@ -414,7 +421,7 @@ func (c *sqliteCatalog) Fail(ctx context.Context, e JournalEntry, cause string, 
 	if len(cause) > 1024 {
 		cause = cause[:1024]
 	}
-	err := c.write(ctx, durable, func(ctx context.Context) error {
+	err := c.write(ctx, relaxed, func(ctx context.Context) error {
 		_, err := c.wexec(ctx, `UPDATE journal SET owner = NULL, ready_ns = ?, attempts = attempts + 1, last_error = ?
 			WHERE path = ? AND owner IS ?`, max(ns(retryAt), 1), cause, e.Path, nullOwner(e.Owner))
 		return err
@@ -429,7 +436,7 @@ func (c *sqliteCatalog) Park(ctx context.Context, e JournalEntry, cause string) 
 	if len(cause) > 1024 {
 		cause = cause[:1024]
 	}
-	err := c.write(ctx, durable, func(ctx context.Context) error {
+	err := c.write(ctx, relaxed, func(ctx context.Context) error {
 		res, err := c.wexec(ctx, `UPDATE journal SET owner = NULL, ready_ns = `+parkedSQL+`, attempts = attempts + 1, last_error = ?
 			WHERE path = ? AND seq = ? AND owner IS ?`, cause, e.Path, e.Seq, nullOwner(e.Owner))
 		if err != nil {
@@ -464,7 +471,7 @@ func (c *sqliteCatalog) ParkedEntries(ctx context.Context, prefix, after string,
 
 func (c *sqliteCatalog) ReleaseClaims(ctx context.Context, owner string) (int64, error) {
 	var n int64
-	err := c.write(ctx, durable, func(ctx context.Context) error {
+	err := c.write(ctx, relaxed, func(ctx context.Context) error {
 		res, err := c.wexec(ctx, `UPDATE journal SET owner = NULL, ready_ns = 0 WHERE owner = ?`, owner)
 		if err != nil {
 			return err

@@ -34,7 +34,7 @@ var ctx = context.Background()
 // env is a store, a SQLite catalog and a bucket, with journal entries
 // appended the way the mount appends them.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	m      *testutil.MinIO
 	st     *store.Store
 	cat    catalog.Catalog
@@ -50,7 +50,7 @@ const prefix = "pre/"
 
 var allEvents = []api.EventType{api.EventNew, api.EventChanged, api.EventDeleted}
 
-func newEnv(t *testing.T, m *testutil.MinIO, events ...api.EventType) *env {
+func newEnv(t testing.TB, m *testutil.MinIO, events ...api.EventType) *env {
 	t.Helper()
 	if m == nil {
 		m = testutil.SharedMinIO(t)
@@ -118,7 +118,7 @@ func (e *env) stop() {
 	e.cancel = nil
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -589,5 +589,62 @@ func TestPermanentFailures(t *testing.T) {
 	e.drain()
 	if o := e.mustGet(prefix + "huge"); len(o.body) != 3 {
 		t.Fatalf("huge after truncation: %d bytes", len(o.body))
+	}
+}
+
+// An association that does not export now (MISCONFIGURED) holds its
+// entries back; they go out once it is AVAILABLE again.
+func TestAssociationNotReady(t *testing.T) {
+	e := newEnv(t, nil, allEvents...)
+	set := func(life api.DataRepositoryLifecycle, events ...api.EventType) {
+		e.ex.SetAssociations([]api.DataRepositoryAssociation{
+			{AssociationId: "dra-00000001", FileSystemPath: "/ExtData", DataRepositoryPath: "s3://" + e.bucket + "/" + prefix, Lifecycle: life,
+				S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: events}}},
+			{AssociationId: "dra-00000002", FileSystemPath: "/Other", DataRepositoryPath: "s3://" + e.bucket + "/other", Lifecycle: api.LifecycleAvailable,
+				S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: []api.EventType{api.EventNew}}}},
+		})
+	}
+	set(api.LifecycleMisconfigured, allEvents...)
+	e.start()
+	e.write("ExtData/f", []byte("f"), catalog.KindNew)
+	testutil.Eventually(t, 10*time.Second, "a failed attempt while misconfigured", func() bool {
+		p, _ := e.cat.Pending(ctx, "ExtData/f", "", 1)
+		return len(p) == 1 && p[0].Attempts > 0
+	})
+	e.mustMissing(prefix + "f")
+	set(api.LifecycleAvailable, allEvents...)
+	e.drain()
+	e.mustGet(prefix + "f")
+
+	// A rename into another association: a NEW there; the old object
+	// goes only because this association's policy has DELETED.
+	must(t, e.st.MkdirAll("Other", 0o755))
+	must(t, e.st.Rename("ExtData/f", "Other/f", 0))
+	e.appendJ("Other/f", catalog.KindRename, "ExtData/f", false)
+	e.drain()
+	e.mustGet("other/f")
+	e.mustMissing(prefix + "f")
+	// And back out, into an association without DELETED: the object stays.
+	must(t, e.st.Rename("Other/f", "ExtData/g", 0))
+	e.appendJ("ExtData/g", catalog.KindRename, "Other/f", false)
+	e.drain()
+	e.mustGet(prefix + "g")
+	e.mustGet("other/f")
+
+	// Export (tasks, hsm archive) ignores the policy.
+	set(api.LifecycleAvailable)
+	e.write("ExtData/t", []byte("t"), catalog.KindNew)
+	e.drain()
+	e.mustMissing(prefix + "t")
+	ok, err := e.ex.Export(ctx, "ExtData/t")
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	e.mustGet(prefix + "t")
+	if st := e.state("ExtData/t"); st.Flags != hsm.Exists|hsm.Archived {
+		t.Fatalf("after Export: %v", st.Flags)
+	}
+	if ok, err := e.ex.Export(ctx, "Nowhere/x"); err == nil || ok {
+		t.Fatal("export outside every association", ok, err)
 	}
 }
