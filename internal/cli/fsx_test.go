@@ -27,6 +27,7 @@ type mountEnv struct {
 	srv        *testutil.MinIO
 	rt, st, mp string
 	id         string
+	extraEnv   []string // for the next mount
 }
 
 func newMount(t *testing.T) *mountEnv {
@@ -41,7 +42,9 @@ func newMount(t *testing.T) *mountEnv {
 
 func (m *mountEnv) mount() {
 	m.t.Helper()
-	r := m.ferry("", "mount", "--background", "--store", m.st, m.mp)
+	cmd := exec.Command(ferryBin, "mount", "--background", "--store", m.st, m.mp)
+	cmd.Env = append(m.env(), m.extraEnv...)
+	r := runCmd(m.t, cmd)
 	if r.code != 0 {
 		m.t.Fatalf("mount: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
@@ -251,6 +254,31 @@ func TestFsxRulesTokensRestart(t *testing.T) {
 	if strings.TrimSpace(out) != m.id+"\t"+m.mp {
 		t.Errorf("describe-file-systems: %q", out)
 	}
+}
+
+// A daemon whose credentials S3 refuses leaves associations MISCONFIGURED
+// with a message naming the bucket and the cause; the same store mounted
+// with good credentials brings them to AVAILABLE by itself.
+func TestFsxMisconfiguredCredentials(t *testing.T) {
+	m := newMount(t)
+	bucket := m.srv.Bucket(t)
+	m.ok("umount", m.mp)
+	testutil.WaitUnmounted(t, m.mp, 10*time.Second)
+	m.extraEnv = []string{"AWS_SECRET_ACCESS_KEY=wrong-secret"}
+	m.mount()
+	a, r := m.create("/cred", "s3://"+bucket+"/cred")
+	if r.code != 0 {
+		t.Fatalf("create: %s", r.stderr)
+	}
+	a = m.waitState(a.AssociationId, api.LifecycleMisconfigured)
+	if a.FailureDetails == nil || !strings.Contains(a.FailureDetails.Message, bucket) || !strings.Contains(a.FailureDetails.Message, "refused the credentials") {
+		t.Errorf("FailureDetails: %+v", a.FailureDetails)
+	}
+	m.ok("umount", m.mp)
+	testutil.WaitUnmounted(t, m.mp, 10*time.Second)
+	m.extraEnv = nil
+	m.mount()
+	m.waitState(a.AssociationId, api.LifecycleAvailable)
 }
 
 func TestFsxCommandLineErrors(t *testing.T) {

@@ -40,9 +40,14 @@ func startEnv(t *testing.T) *env {
 
 func (e *env) start() {
 	e.t.Helper()
+	e.startWith(400 * time.Millisecond)
+}
+
+func (e *env) startWith(recheck time.Duration) {
+	e.t.Helper()
 	d, err := Start(Config{Store: e.st, MountPoint: e.mp, RuntimeDir: e.rt,
 		S3:              s3x.Config{EndpointURL: e.srv.Endpoint, MaxAttempts: 2},
-		RecheckInterval: 400 * time.Millisecond})
+		RecheckInterval: recheck})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -113,7 +118,7 @@ func TestControlSocketAndRegistration(t *testing.T) {
 		t.Errorf("other file system: %v", err)
 	}
 	m, err := e.c.Metrics(context.Background())
-	if err != nil || !strings.Contains(m, "ferry_fuse_opens_total") || !strings.Contains(m, `ferry_associations{lifecycle=`) {
+	if err != nil || !strings.Contains(m, "ferry_fuse_opens_total") || !strings.Contains(m, "ferry_importer_get_requests_total") || !strings.Contains(m, `ferry_associations{lifecycle=`) {
 		t.Errorf("metrics: %v\n%.500s", err, m)
 	}
 	e.d.Stop()
@@ -150,6 +155,28 @@ func TestMisconfiguredRecovers(t *testing.T) {
 	if a.FailureDetails != nil {
 		t.Errorf("FailureDetails kept: %+v", a.FailureDetails)
 	}
+}
+
+// An update re-checks a MISCONFIGURED association at once, without waiting
+// for the periodic re-check.
+func TestUpdateRechecksAtOnce(t *testing.T) {
+	e := startEnv(t)
+	e.d.Stop()
+	e.startWith(time.Hour)
+	bucket := "ferry-later-" + strings.ToLower(e.d.ID()[3:])
+	a, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/later", DataRepositoryPath: "s3://" + bucket + "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(a.AssociationId, api.LifecycleMisconfigured)
+	if _, err := e.srv.Client(t).S3.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	var ur api.UpdateDataRepositoryAssociationResponse
+	if err := e.c.Call(context.Background(), OpUpdateAssociation, api.UpdateDataRepositoryAssociationRequest{AssociationId: a.AssociationId, S3: &api.S3DataRepositoryConfiguration{}}, &ur); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(a.AssociationId, api.LifecycleAvailable)
 }
 
 // With an export policy the check writes (and deletes) a probe object;
