@@ -2,8 +2,11 @@
 # The quickstart: starts the pinned MinIO on 127.0.0.1 with a sample tree
 # shaped like the seed's bucket (ExtData/…, blended-tropomi/…,
 # blended-boundary-conditions/…) and runs the main job: `ferry s3 sync` up to
-# S3 and back down, with progress, then a no-op re-sync and a listing.
-# Everything lives under .tools/demo/; MinIO stops when the demo ends.
+# S3 and back down, with progress, then a no-op re-sync and a listing. Then
+# the second approach: `ferry mount` of a store directory, the seed's three
+# data repository associations, and lazy import (ls, hsm state before and
+# after a read, a parallel restore). Everything lives under .tools/demo/;
+# the mount and MinIO stop when the demo ends.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -11,8 +14,11 @@ ferry="$root/.tools/bin/ferry"
 minio="$root/.tools/bin/minio"
 demo="$root/.tools/demo"
 bucket=dzhang-imi-gchp-test
-rm -rf "$demo/minio" "$demo/fsx"
-mkdir -p "$demo/minio" "$demo/sample"
+mnt="$demo/mnt"
+export FERRY_RUNTIME_DIR="$demo/run"
+"$ferry" umount "$mnt" >/dev/null 2>&1 || true
+rm -rf "$demo/minio" "$demo/fsx" "$demo/store" "$demo/run"
+mkdir -p "$demo/minio" "$demo/sample" "$demo/store" "$mnt"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 9000)
 export AWS_ACCESS_KEY_ID=ferrydemo AWS_SECRET_ACCESS_KEY=ferrydemo-secret AWS_REGION=us-east-1
@@ -20,7 +26,7 @@ export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$port" AWS_EC2_METADATA_DISABLED=tr
 MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off \
   "$minio" server --quiet --address "127.0.0.1:$port" "$demo/minio" >"$demo/minio.log" 2>&1 &
 minio_pid=$!
-trap 'kill $minio_pid 2>/dev/null; wait $minio_pid 2>/dev/null || true' EXIT
+trap '"$ferry" umount "$mnt" >/dev/null 2>&1 || true; kill $minio_pid 2>/dev/null; wait $minio_pid 2>/dev/null || true' EXIT
 for _ in $(seq 100); do curl -sf "$AWS_ENDPOINT_URL_S3/minio/health/ready" >/dev/null && break; sleep 0.1; done
 
 # A sample tree shaped like GEOS-Chem input data (made once, reused).
@@ -47,4 +53,42 @@ run s3 sync "s3://$bucket/ExtData" "$demo/fsx/ExtData"
 echo; echo "== listing"
 run s3 ls "s3://$bucket/"
 run s3 ls "s3://$bucket/" --recursive --summarize --human-readable | tail -3
-echo; echo "demo: done. Files are in $demo/fsx; MinIO (stopped now) kept its data in $demo/minio."
+
+echo; echo "== mount: a ferry file system over the store directory $demo/store, on $mnt"
+cd "$demo"
+echo "+ ferry mount --background --store store mnt"
+if ! FSX_ID=$("$ferry" mount --background --log-level warn --store store mnt); then
+  echo "demo: ferry mount needs FUSE (/dev/fuse, and fusermount3 when not root: scripts/tools.sh fuse3); skipping the mount part."
+  echo "demo: done. Files are in $demo/fsx; MinIO (stopped now) kept its data in $demo/minio."
+  exit 0
+fi
+echo "$FSX_ID"
+export FSX_ID
+echo; echo "== the seed's data repository associations (aws fsx ... with ferry in place of aws)"
+for p in ExtData blended-tropomi blended-boundary-conditions; do
+  run fsx create-data-repository-association --file-system-id "$FSX_ID" \
+    --file-system-path "/$p" --data-repository-path "s3://$bucket/$p" \
+    --s3 '{"AutoImportPolicy": {"Events": ["NEW","CHANGED","DELETED"]}}' \
+    --tags Key=Name,Value="dra-$p" --client-request-token "dra-$p-001" \
+    --query 'Association.[AssociationId,FileSystemPath,Lifecycle]' --output text
+done
+for _ in $(seq 300); do
+  left=$("$ferry" fsx describe-data-repository-associations --filters Name=file-system-id,Values="$FSX_ID" \
+    --query "length(Associations[?Lifecycle!='AVAILABLE'])" --output text)
+  [ "$left" = 0 ] && break
+  sleep 0.1
+done
+run fsx describe-data-repository-associations --filters Name=file-system-id,Values="$FSX_ID" \
+  --query "Associations[*].{Path:FileSystemPath,S3:DataRepositoryPath,State:Lifecycle}" --output table
+echo; echo "== lazy import: the first ls lists the prefix; no data is copied yet"
+f=ExtData/HEMCO/MEGAN/v2021-12/file_07.nc4
+echo "+ ls mnt/ExtData/HEMCO/MEGAN/v2021-12"; ls "mnt/ExtData/HEMCO/MEGAN/v2021-12" | sed -n "1,3p;4s/.*/.../p"
+run hsm state "mnt/$f"
+echo "+ cmp mnt/$f sample/$f   (the read fetches the data)"; cmp "mnt/$f" "sample/$f" && echo "identical"
+run hsm state "mnt/$f"
+echo; echo "== preload a whole tree in parallel, then release a file's local data again"
+run hsm restore -r "mnt/blended-tropomi"
+run hsm state "mnt/blended-tropomi/2019/01/tropomi_blended_20190101.nc"
+run hsm release "mnt/blended-tropomi/2019/01/tropomi_blended_20190101.nc"
+run hsm state "mnt/blended-tropomi/2019/01/tropomi_blended_20190101.nc"
+echo; echo "demo: done. Files are in $demo/fsx and under the mount $mnt (unmounted now); MinIO (stopped now) kept its data in $demo/minio."
