@@ -101,9 +101,14 @@ type Exporter struct {
 	amu    sync.RWMutex
 	assocs []assoc
 
-	// inflight maps a path being exported to its bytes moved so far
+	// inflight maps a path being uploaded to its bytes moved so far
 	// (hsm action).
 	inflight sync.Map // string → *atomic.Int64
+	// busy holds the journal paths this process is exporting: a path
+	// claimed again while its earlier export still runs (a lease that
+	// expired under a stalled catalog) waits, so two uploads of one file
+	// never race each other.
+	busy sync.Map // string → struct{}
 }
 
 // New returns an Exporter; call SetAssociations, then Run.
@@ -334,6 +339,11 @@ const MaxObjectSize = 5 << 40
 
 // handle exports one claimed entry and settles it in the catalog.
 func (e *Exporter) handle(ctx context.Context, je catalog.JournalEntry) {
+	if _, dup := e.busy.LoadOrStore(je.Path, struct{}{}); dup {
+		e.cfg.Catalog.Fail(context.WithoutCancel(ctx), je, errDeferred.Error(), time.Now().Add(e.cfg.RetryBase))
+		return
+	}
+	defer e.busy.Delete(je.Path)
 	ectx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	lost := make(chan struct{})

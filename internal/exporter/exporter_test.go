@@ -648,3 +648,41 @@ func TestAssociationNotReady(t *testing.T) {
 		t.Fatal("export outside every association", ok, err)
 	}
 }
+
+// An exporter whose claim was taken over stops its upload: only the
+// claim's holder makes an object visible.
+func TestLeaseLost(t *testing.T) {
+	e := newEnv(t, nil, allEvents...)
+	big := bytes.Repeat([]byte{9}, 12<<20)
+	e.write("ExtData/big", big, catalog.KindNew)
+	started := make(chan struct{})
+	var once sync.Once
+	var slow atomic.Bool
+	slow.Store(true)
+	testProgress = func(rel string, n int64) {
+		once.Do(func() { close(started) })
+		if slow.Load() {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	t.Cleanup(func() { testProgress = nil })
+	e.start()
+	<-started
+	// Another exporter takes the entry over (as after an expired lease).
+	_, err := e.cat.ReleaseClaims(ctx, "A")
+	must(t, err)
+	stolen, err := e.cat.Claim(ctx, "thief", 1, time.Hour)
+	must(t, err)
+	if len(stolen) != 1 {
+		t.Fatalf("claim: %+v", stolen)
+	}
+	testutil.Eventually(t, 20*time.Second, "the upload stopped after its lease was lost", func() bool {
+		return e.ex.Stats().InFlight == 0
+	})
+	slow.Store(false)
+	e.mustMissing(prefix + "big")
+	p, _ := e.cat.Pending(ctx, "ExtData/big", "", 1)
+	if len(p) != 1 || p[0].Owner != "thief" || p[0].Attempts != 0 {
+		t.Fatalf("entry after the takeover: %+v", p)
+	}
+}
