@@ -201,6 +201,11 @@ func (e *env) state(rel string) store.State {
 
 func TestExportKinds(t *testing.T) {
 	e := newEnv(t, nil, api.EventNew, api.EventChanged)
+	var reads sync.Map // inode → calls
+	e.ex.cfg.VersionRead = func(dev, ino uint64) {
+		v, _ := reads.LoadOrStore(ino, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+	}
 	e.start()
 	must(t, e.st.Mkdir("ExtData/d", 0o750))
 	e.appendJ("ExtData/d", catalog.KindNew, "", false)
@@ -235,6 +240,18 @@ func TestExportKinds(t *testing.T) {
 	}
 	if o := e.mustGet(prefix + "top"); len(o.body) != 0 {
 		t.Fatalf("empty file: %q", o.body)
+	}
+	if v, ok := reads.Load(sta.Ino); !ok || v.(*atomic.Int64).Load() != 1 {
+		t.Fatal("the mount was not told before the version of d/f was read")
+	}
+	// A symlink renamed: its object moves.
+	must(t, e.st.Rename("ExtData/d/l", "ExtData/d/l2", 0))
+	e.appendJ("ExtData/d/l2", catalog.KindRename, "ExtData/d/l", false)
+	e.drain()
+	e.mustMissing(prefix + "d/l")
+	l = e.mustGet(prefix + "d/l2")
+	if string(l.body) != "f" || l.meta[posixmeta.KeyPermissions] != "0120777" {
+		t.Fatalf("renamed symlink object: %q %v", l.body, l.meta)
 	}
 	st := e.state("ExtData/d/f")
 	if st.Flags != hsm.Exists|hsm.Archived || st.ETag != f.etag || st.Size != 5 {
@@ -278,13 +295,13 @@ func TestExportKinds(t *testing.T) {
 	// With DELETED it goes, directories too.
 	e.setPolicy(allEvents...)
 	e.appendJ("ExtData/d/f", catalog.KindDeleted, "", false)
-	must(t, e.st.Unlink("ExtData/d/l"))
-	e.appendJ("ExtData/d/l", catalog.KindDeleted, "", false)
+	must(t, e.st.Unlink("ExtData/d/l2"))
+	e.appendJ("ExtData/d/l2", catalog.KindDeleted, "", false)
 	must(t, e.st.Rmdir("ExtData/d"))
 	e.appendJ("ExtData/d", catalog.KindDeleted, "", false)
 	e.drain()
 	e.mustMissing(prefix + "d/f")
-	e.mustMissing(prefix + "d/l")
+	e.mustMissing(prefix + "d/l2")
 	e.mustMissing(prefix + "d/")
 
 	// Outside every association, or an event not in the policy: skipped.
