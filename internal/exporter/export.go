@@ -647,10 +647,7 @@ func (e *Exporter) moveOne(ctx context.Context, a assoc, o s3x.Object, dst, oldD
 	local := ""
 	var before store.State
 	if sub, _, err := keypath.ToPath(oldDirKey, o.Key); err == nil {
-		local = newRel + "/" + sub
-		if newRel == "." {
-			local = sub
-		}
+		local = keypath.Join(newRel, sub)
 		sta, err := e.cfg.Store.Lstat(local)
 		if gone(err) {
 			return false, nil

@@ -45,8 +45,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"path"
-	"strings"
 	"sync"
 	"time"
 
@@ -154,17 +152,7 @@ type assoc struct {
 }
 
 // inside returns rel's path inside a ("." for a's directory).
-func (a assoc) inside(rel string) (string, bool) {
-	switch {
-	case a.dir == ".":
-		return rel, true
-	case rel == a.dir:
-		return ".", true
-	case strings.HasPrefix(rel, a.dir+"/"):
-		return rel[len(a.dir)+1:], true
-	}
-	return "", false
-}
+func (a assoc) inside(rel string) (string, bool) { return keypath.Within(a.dir, rel) }
 
 // SetAssociations gives the exporter every association of the file system
 // (call it again on every change). Only associations in AVAILABLE or
@@ -197,12 +185,9 @@ func parseAssoc(a api.DataRepositoryAssociation) (assoc, error) {
 	if err := keypath.CheckPrefix(u.Key); err != nil {
 		return assoc{}, err
 	}
-	if !strings.HasPrefix(a.FileSystemPath, "/") {
-		return assoc{}, fmt.Errorf("file system path %q does not start with /", a.FileSystemPath)
-	}
-	dir := path.Clean(a.FileSystemPath)[1:]
-	if dir == "" {
-		dir = "."
+	dir, err := keypath.StoreDir(a.FileSystemPath)
+	if err != nil {
+		return assoc{}, err
 	}
 	x := assoc{id: a.AssociationId, dir: dir, bucket: u.Bucket, prefix: u.Key, events: map[api.EventType]bool{}}
 	switch a.Lifecycle {
