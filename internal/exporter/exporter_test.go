@@ -585,12 +585,14 @@ func TestPermanentFailures(t *testing.T) {
 	f.Close()
 	e.appendJ("ExtData/huge", catalog.KindNew, "", false)
 	e.write("ExtData/ok", []byte("ok"), catalog.KindNew)
-	e.drain() // hsm wait does not hang on them
-	e.mustGet(prefix + "ok")
-	parked, err := e.cat.ParkedEntries(ctx, "ExtData", "", 10)
+	// hsm wait does not hang on them: it reports them.
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	r, err := e.ex.Wait(wctx, "ExtData")
 	must(t, err)
+	e.mustGet(prefix + "ok")
 	codes := map[string]string{}
-	for _, p := range parked {
+	for _, p := range r.Parked {
 		codes[p.Path] = strings.SplitN(p.LastError, ":", 2)[0]
 	}
 	if codes[long+"/f"] != "PathSizeTooLong" || codes["ExtData/huge"] != CodeFileSizeTooLarge || len(codes) != 2 {
@@ -701,5 +703,32 @@ func TestLeaseLost(t *testing.T) {
 	p, _ := e.cat.Pending(ctx, "ExtData/big", "", 1)
 	if len(p) != 1 || p[0].Owner != "thief" || p[0].Attempts != 0 {
 		t.Fatalf("entry after the takeover: %+v", p)
+	}
+}
+
+// Wait is a barrier for what was closed before it, and says what is still
+// pending when it gives up.
+func TestWait(t *testing.T) {
+	e := newEnv(t, nil, allEvents...)
+	e.write("ExtData/w1", []byte("1"), catalog.KindNew)
+	e.write("ExtData/w2", []byte("2"), catalog.KindNew)
+	e.write("ExtData/z", []byte("z"), catalog.KindNew)
+	// No exporter runs: the wait times out and lists what is pending.
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	r, err := e.ex.Wait(wctx, "ExtData/w1")
+	cancel()
+	if err == nil || len(r.Pending) != 1 || r.Pending[0].Path != "ExtData/w1" {
+		t.Fatalf("wait without an exporter: %v %+v", err, r)
+	}
+	e.start()
+	wctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	r, err = e.ex.Wait(wctx, "")
+	must(t, err)
+	if len(r.Parked) != 0 || len(r.Pending) != 0 || r.Barrier < 3 {
+		t.Fatalf("wait: %+v", r)
+	}
+	for _, k := range []string{"w1", "w2", "z"} {
+		e.mustGet(prefix + k)
 	}
 }
