@@ -253,12 +253,12 @@ ferry_associate() {
     --file-system-path /bench --data-repository-path "s3://$bucket/data/" \
     >>"$logs/ferry-fsx.log" 2>&1 || { log "ferry fsx create-data-repository-association failed: $(tail -3 "$logs/ferry-fsx.log")"; return 1; }
   for i in $(seq 1 600); do
-    state=$("$ferry" fsx describe-data-repository-associations --file-system-id "$fsid" 2>>"$logs/ferry-fsx.log" |
+    state=$("$ferry" fsx describe-data-repository-associations --filters "Name=file-system-id,Values=$fsid" 2>>"$logs/ferry-fsx.log" |
       sed -n 's/.*"Lifecycle": *"\([A-Z_]*\)".*/\1/p' | head -1)
     case $state in
       AVAILABLE) return 0 ;;
       FAILED | MISCONFIGURED)
-        log "ferry association is $state: $("$ferry" fsx describe-data-repository-associations --file-system-id "$fsid" 2>&1 | tr -s ' \n' ' ')"
+        log "ferry association is $state: $("$ferry" fsx describe-data-repository-associations --filters "Name=file-system-id,Values=$fsid" 2>&1 | tr -s ' \n' ' ')"
         return 1 ;;
     esac
     sleep 0.1
@@ -293,6 +293,25 @@ stop_mount() {
   fi
   if mountpoint -q "$mnt" 2>/dev/null; then umount -l "$mnt" 2>/dev/null || true; fi
 }
+
+# ferry is being written while this harness is: prove that its mount shows
+# the association's objects and reads one before timing it, and leave it out
+# otherwise.
+if has "$TOOLS" ferry; then
+  probe=""
+  if ! start_mount ferry; then
+    probe="ferry mount or its association failed (see $logs/ferry-mount.log, $logs/ferry-fsx.log)"
+  elif ! head -c 1 "$(base ferry)/small/d00/f0000.bin" >/dev/null 2>>"$logs/ferry-probe.log"; then
+    probe="the mount does not show or read the association's objects yet (tree $ferry_rev): $(tail -1 "$logs/ferry-probe.log")"
+  fi
+  stop_mount ferry
+  if [ -n "$probe" ]; then
+    log "SKIPPING ferry: $probe"
+    skipped[ferry]=$probe
+    TOOLS=$(without "$TOOLS" ferry)
+  fi
+  [ -n "$TOOLS" ] || { log "no tool left to benchmark"; exit 1; }
+fi
 
 # ---------------------------------------------------------------- measuring
 printf 'case\ttool\trun\tseconds\texit\tload1\tmount_cpu_s\tminio_cpu_s\tforeign_cpu_s\n' >"$times"
