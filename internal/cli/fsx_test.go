@@ -28,6 +28,7 @@ type mountEnv struct {
 	rt, st, mp string
 	id         string
 	extraEnv   []string // for the next mount
+	extraArgs  []string // for the next mount
 }
 
 func newMount(t *testing.T) *mountEnv {
@@ -42,7 +43,7 @@ func newMount(t *testing.T) *mountEnv {
 
 func (m *mountEnv) mount() {
 	m.t.Helper()
-	cmd := exec.Command(ferryBin, "mount", "--background", "--store", m.st, m.mp)
+	cmd := exec.Command(ferryBin, append(append([]string{"mount", "--background"}, m.extraArgs...), "--store", m.st, m.mp)...)
 	cmd.Env = append(m.env(), m.extraEnv...)
 	r := runCmd(m.t, cmd)
 	if r.code != 0 {
@@ -276,7 +277,10 @@ func TestFsxMisconfiguredCredentials(t *testing.T) {
 	}
 	m.ok("umount", m.mp)
 	testutil.WaitUnmounted(t, m.mp, 10*time.Second)
-	m.extraEnv = nil
+	// Good credentials, and the endpoint from --endpoint-url (passed on to
+	// the background daemon) rather than the environment.
+	m.extraEnv = []string{"AWS_ENDPOINT_URL_S3="}
+	m.extraArgs = []string{"--endpoint-url", m.srv.Endpoint}
 	m.mount()
 	m.waitState(a.AssociationId, api.LifecycleAvailable)
 }

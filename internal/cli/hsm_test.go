@@ -8,8 +8,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
 // ferry hsm state|action|restore|release on a real mount with lazy import.
@@ -42,9 +44,9 @@ func TestHsmCommands(t *testing.T) {
 	if b, err := os.ReadFile(p); err != nil || string(b) != "aaaa" {
 		t.Fatalf("read: %q %v", b, err)
 	}
-	if out := m.ok("hsm", "state", p); out != p+": (0x00000009) exists archived\n" {
-		t.Errorf("state after read: %q", out)
-	}
+	// The importer marks the chunks local just after the read is served
+	// (after their fdatasync), so the state may lag the read briefly.
+	m.waitHSMState(p, "(0x00000009) exists archived")
 	if out := m.ok("hsm", "action", p); out != p+": NOOP\n" {
 		t.Errorf("action: %q", out)
 	}
@@ -56,6 +58,7 @@ func TestHsmCommands(t *testing.T) {
 	if b, err := os.ReadFile(p); err != nil || string(b) != "aaaa" {
 		t.Fatalf("read after release: %q %v", b, err)
 	}
+	m.waitHSMState(p, "(0x00000009) exists archived")
 	// An open file is refused, with a non-zero exit.
 	f, err := os.Open(p)
 	if err != nil {
@@ -120,4 +123,14 @@ func TestHsmCommands(t *testing.T) {
 	if !strings.HasSuffix(strings.TrimSpace(metrics), m.id+".sock") {
 		t.Errorf("control socket: %q", metrics)
 	}
+}
+
+// waitHSMState waits until ferry hsm state prints want for path.
+func (m *mountEnv) waitHSMState(path, want string) {
+	m.t.Helper()
+	var out string
+	testutil.Eventually(m.t, 10*time.Second, path+": "+want, func() bool {
+		out = m.ok("hsm", "state", path)
+		return out == path+": "+want+"\n"
+	})
 }

@@ -146,6 +146,9 @@ func (d *Daemon) hsmOne(ctx context.Context, op, path string) api.HSMFile {
 		return api.HSMFile{Path: path, Action: strings.TrimPrefix(hsm.FormatAction(p, d.plane.Action(rel)), p+": ")}
 	case HSMRelease:
 		if err := d.plane.Release(ctx, rel); err != nil {
+			if !errors.As(err, new(*hsm.Error)) {
+				err = fmt.Errorf("cannot release %s: %w", path, err)
+			}
 			return fileError(path, err)
 		}
 		st, _ := d.store.GetState(rel)
