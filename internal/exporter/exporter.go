@@ -269,6 +269,9 @@ func (e *Exporter) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if errors.Is(err, catalog.ErrClosed) {
+				return fmt.Errorf("exporter: %w", err)
+			}
 			e.log.Error("export journal claim failed", "err", err)
 			es = nil
 		}
