@@ -303,3 +303,40 @@ func TestRecoveryResumesWork(t *testing.T) {
 		t.Errorf("files of the deleted association: %v", err)
 	}
 }
+
+// A file where the association's directory should be: FAILED, with the
+// path and the fix; a FAILED or MISCONFIGURED association can be deleted.
+func TestFailedAndDeleteMisconfigured(t *testing.T) {
+	e := startEnv(t)
+	if err := os.WriteFile(filepath.Join(e.st, "taken"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bucket := e.srv.Bucket(t)
+	a, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/taken", DataRepositoryPath: "s3://" + bucket + "/t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a = e.waitState(a.AssociationId, api.LifecycleFailed)
+	if a.FailureDetails == nil || !strings.Contains(a.FailureDetails.Message, "/taken") {
+		t.Errorf("FailureDetails %+v", a.FailureDetails)
+	}
+	m, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/m", DataRepositoryPath: "s3://ferry-nonexistent-bucket-x/m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(m.AssociationId, api.LifecycleMisconfigured)
+	for _, id := range []string{a.AssociationId, m.AssociationId} {
+		var dr api.DeleteDataRepositoryAssociationResponse
+		if err := e.c.Call(context.Background(), OpDeleteAssociation, api.DeleteDataRepositoryAssociationRequest{AssociationId: id}, &dr); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, 20*time.Second, id+" gone", func() bool {
+			var resp api.DescribeDataRepositoryAssociationsResponse
+			err := e.c.Call(context.Background(), OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{id}}, &resp)
+			return api.IsCode(err, api.CodeDataRepositoryAssociationNotFound)
+		})
+	}
+	if b, err := os.ReadFile(filepath.Join(e.st, "taken")); err != nil || string(b) != "x" {
+		t.Errorf("the file in the way was touched: %q %v", b, err)
+	}
+}
