@@ -30,7 +30,7 @@ func (p *slowPlane) SetAssociations([]api.DataRepositoryAssociation) {
 	p.sets++
 	p.mu.Unlock()
 }
-func (p *slowPlane) EnsureListed(context.Context, string) error        { return nil }
+func (p *slowPlane) EnsureListed(context.Context, string) error         { return nil }
 func (p *slowPlane) Restore(context.Context, string, func(int64)) error { return nil }
 func (p *slowPlane) Release(context.Context, string) error              { return nil }
 func (p *slowPlane) Action(string) hsm.CurrentAction                    { return hsm.Noop }
@@ -146,4 +146,3 @@ func TestDeleteCancelsBatchImport(t *testing.T) {
 		return api.IsCode(err, api.CodeDataRepositoryAssociationNotFound)
 	})
 }
-
