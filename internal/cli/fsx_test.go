@@ -33,8 +33,15 @@ type mountEnv struct {
 
 func newMount(t *testing.T) *mountEnv {
 	t.Helper()
+	return newMountIn(t, t.TempDir())
+}
+
+// newMountIn mounts a new store with the runtime directory rt (several
+// daemons of one machine share it).
+func newMountIn(t *testing.T, rt string) *mountEnv {
+	t.Helper()
 	testutil.NeedFUSE(t)
-	m := &mountEnv{t: t, srv: testutil.SharedMinIO(t), rt: t.TempDir(), st: t.TempDir(), mp: t.TempDir()}
+	m := &mountEnv{t: t, srv: testutil.SharedMinIO(t), rt: rt, st: t.TempDir(), mp: t.TempDir()}
 	testutil.DetachOnCleanup(t, m.mp)
 	m.mount()
 	t.Cleanup(func() { m.ferry("", "umount", m.mp) })
