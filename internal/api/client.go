@@ -80,6 +80,10 @@ func NewClient(socket string) *Client {
 		},
 		MaxIdleConns:    4,
 		IdleConnTimeout: 30 * time.Second,
+		// A daemon that accepts but never answers (hung) must not hang the
+		// CLI. Every operation answers its headers quickly (Restore with its
+		// first progress line), so this bounds only a stuck daemon.
+		ResponseHeaderTimeout: 5 * time.Minute,
 	}
 	return &Client{Socket: socket, hc: &http.Client{Transport: tr}}
 }
