@@ -52,6 +52,9 @@ type associations struct {
 	log     *slog.Logger
 	recheck time.Duration
 	probe   func() string // name suffix of write probes (tests)
+	// invalidate tells the kernel that rel changed behind the mount (the
+	// association's directory made or removed); nil before the mount.
+	invalidate func(rel string)
 
 	createMu sync.Mutex    // overlap check + insert of creates
 	kick     chan struct{} // wakes the worker (capacity 1)
@@ -409,6 +412,7 @@ func (m *associations) establish(ctx, jobCtx context.Context, a api.DataReposito
 			})
 			return err
 		}
+		m.changed(rel)
 	}
 	m.mu.Lock()
 	m.lastCheck[a.AssociationId] = time.Now()
@@ -508,7 +512,9 @@ func (m *associations) batchImport(ctx, jobCtx context.Context, a api.DataReposi
 func (m *associations) remove(ctx context.Context, a api.DataRepositoryAssociation, log *slog.Logger) error {
 	rel := storeRel(a.FileSystemPath)
 	if a.FerryStatus != nil && a.FerryStatus.DeleteDataInFileSystem != nil && *a.FerryStatus.DeleteDataInFileSystem {
-		if err := removeTree(ctx, m.st, rel); err != nil {
+		err := removeTree(ctx, m.st, rel)
+		m.changed(rel)
+		if err != nil {
 			return fmt.Errorf("delete the files under %s: %w", a.FileSystemPath, err)
 		}
 	}
@@ -528,6 +534,13 @@ func (m *associations) remove(ctx context.Context, a api.DataRepositoryAssociati
 	log.Info("association deleted")
 	m.publish(ctx)
 	return nil
+}
+
+// changed tells the mount that rel changed behind it.
+func (m *associations) changed(rel string) {
+	if m.invalidate != nil && rel != "." {
+		m.invalidate(rel)
+	}
 }
 
 // move changes id's lifecycle from→to (and whatever fn sets) if it is still

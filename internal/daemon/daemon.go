@@ -151,17 +151,18 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	// The importer serves lazy import behind the mount; it learns of the
 	// mount (open files, kernel cache invalidation) once it exists.
 	var mounted atomic.Pointer[fusefs.FS]
+	invalidate := func(rel string) {
+		if f := mounted.Load(); f != nil {
+			f.Invalidate(rel)
+		}
+	}
 	d.imp = importer.New(importer.Config{
 		Store: d.store, Catalog: d.cat, S3: d.s3, Logger: d.log,
 		InUse: func(rel string) bool {
 			f := mounted.Load()
 			return f != nil && f.InUse(rel)
 		},
-		Invalidate: func(rel string) {
-			if f := mounted.Load(); f != nil {
-				f.Invalidate(rel)
-			}
-		},
+		Invalidate: invalidate,
 	})
 	defer func() {
 		if err != nil {
@@ -170,6 +171,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}()
 	d.plane = importerPlane{d.imp}
 	d.assoc = newAssociations(d.id.FileSystemId, d.cat, d.store, d.s3, d.plane, d.log, cfg.RecheckInterval)
+	d.assoc.invalidate = invalidate
 	d.metrics = d.newMetrics()
 	d.logFile = backgroundLog(cfg.RuntimeDir, d.id.FileSystemId)
 	// Register before mounting, so two mounts of one store race on the
