@@ -195,8 +195,12 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter("ferry_fuse_reads_total", "Reads served by the daemon (passthrough reads never reach it).", s.Reads.Load())
 		counter("ferry_fuse_writes_total", "Writes served by the daemon.", s.Writes.Load())
 	}
-	for name, v := range d.plane.Counters() {
+	counters, refused := d.plane.Counters()
+	for name, v := range counters {
 		counter("ferry_importer_"+name, "Importer counter "+name+".", v)
+	}
+	for code, v := range refused {
+		counter("ferry_importer_refused_keys_by_code_total", "S3 keys refused by the importer, by error code.", uint64(v), "code", code)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -20,8 +20,9 @@ type dataPlane interface {
 	Release(ctx context.Context, rel string) error
 	Action(rel string) hsm.CurrentAction
 	// Counters are the importer's statistics for /metrics, by metric name
-	// (without the ferry_importer_ prefix).
-	Counters() map[string]uint64
+	// (without the ferry_importer_ prefix), and the refused keys by error
+	// code (S3ObjectPathNotPosixCompliant, S3ObjectTypeMismatch…).
+	Counters() (map[string]uint64, map[string]int64)
 }
 
 // importerPlane adapts internal/importer to dataPlane.
@@ -46,7 +47,7 @@ func batchStatus(c importer.ImportCounts) api.BatchImportStatus {
 	return api.BatchImportStatus{Objects: c.Objects, Files: c.Files, Directories: c.Dirs, Symlinks: c.Symlinks, Refused: c.Refused, RefusedByCode: c.RefusedByCode}
 }
 
-func (p importerPlane) Counters() map[string]uint64 {
+func (p importerPlane) Counters() (map[string]uint64, map[string]int64) {
 	s := p.im.Stats()
 	return map[string]uint64{
 		"list_requests_total":    uint64(s.ListRequests),
@@ -64,5 +65,5 @@ func (p importerPlane) Counters() map[string]uint64 {
 		"dedup_waits_total":      uint64(s.DedupWaits),
 		"readahead_chunks_total": uint64(s.Readahead),
 		"released_files_total":   uint64(s.Released),
-	}
+	}, s.RefusedByCode
 }
