@@ -37,7 +37,7 @@ type env struct {
 	srv  *fuse.Server
 }
 
-func mount(t *testing.T, opt Options) *env {
+func mount(t testing.TB, opt Options) *env {
 	t.Helper()
 	testutil.NeedFUSE(t)
 	e := &env{dir: t.TempDir(), mnt: t.TempDir()}

@@ -25,6 +25,14 @@ type Importer interface {
 	EnsureData(ctx context.Context, rel string, f *os.File, off, n int64) error
 }
 
+// restorer is what an Importer may also offer to restore a whole file
+// durably (internal/importer's Restore): EnsureData returns once bytes are
+// readable, which may be before they are committed, and a file about to be
+// written must no longer be released.
+type restorer interface {
+	Restore(ctx context.Context, rel string, progress func(n int64)) error
+}
+
 // listed runs the importer's EnsureListed for directory rel.
 func (f *FS) listed(ctx context.Context, rel string) error {
 	if f.imp == nil {
@@ -63,7 +71,12 @@ func (f *FS) restore(ctx context.Context, rel string) error {
 	if !ok {
 		return nil
 	}
-	if err := f.imp.EnsureData(ctx, rel, fl, 0, st.Size); err != nil {
+	if r, ok := f.imp.(restorer); ok {
+		err = r.Restore(ctx, rel, nil)
+	} else {
+		err = f.imp.EnsureData(ctx, rel, fl, 0, st.Size)
+	}
+	if err != nil {
 		f.log.Warn("restore before write failed", "path", rel, "err", err)
 		return err
 	}

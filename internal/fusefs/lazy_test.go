@@ -152,7 +152,13 @@ func TestLazyLsStatCat(t *testing.T) {
 	if got := read(t, le.m("ExtData/GEOS/latest")); got != "netcdf bytes" {
 		t.Errorf("cat through the symlink: %q", got)
 	}
-	// The file read whole is resident now: later opens are passthrough.
+	// The file read whole is resident now (once committed): later opens
+	// are passthrough.
+	testutil.Eventually(t, 5*time.Second, "met.nc committed", func() bool {
+		s, err := le.st.GetState("ExtData/GEOS/met.nc")
+		return err == nil && s.Flags == hsm.Exists|hsm.Archived
+	})
+	testutil.Eventually(t, 5*time.Second, "met.nc closed", func() bool { return !le.fsys.InUse("ExtData/GEOS/met.nc") })
 	pt := le.fsys.Stats.PassthroughOpens.Load()
 	if got := read(t, le.m("ExtData/GEOS/met.nc")); got != "netcdf bytes" {
 		t.Errorf("second cat: %q", got)

@@ -142,3 +142,38 @@ func BenchmarkRawGET(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSequentialEnsureData is a sequential reader of a cold 256 MiB
+// file in 128 KiB reads (the size the kernel's FUSE readahead asks), without
+// a mount: the importer's own pipeline (readahead, GETs, commits).
+//
+//	go test -run '^$' -bench SequentialEnsureData -benchtime 3x ./internal/importer
+func BenchmarkSequentialEnsureData(b *testing.B) {
+	const size = 256 << 20
+	e := newEnv(b, Config{})
+	e.put("data/big", randBytes(size, 1), nil)
+	e.listed("ExtData")
+	b.SetBytes(size)
+	buf := make([]byte, 128<<10)
+	b.ResetTimer()
+	for range b.N {
+		f, err := e.st.OpenFile("ExtData/big", 0, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for off := int64(0); off < size; off += int64(len(buf)) {
+			if err := e.im.EnsureData(context.Background(), "ExtData/big", f, off, int64(len(buf))); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := f.ReadAt(buf, off); err != nil {
+				b.Fatal(err)
+			}
+		}
+		f.Close()
+		b.StopTimer()
+		if err := e.im.Release(context.Background(), "ExtData/big"); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

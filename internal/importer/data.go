@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/hsm"
@@ -45,13 +46,32 @@ type item struct {
 	changed  error            // the object changed: every read fails
 	moved    int64            // bytes landed (for hsm action)
 	reimport bool             // a re-import was started
+
+	// Commits of landed ranges, batched: see commit.
+	cmu        sync.Mutex
+	pending    []pendingCommit
+	committing bool
 }
 
-// fetch is one ranged GET of chunks [first, end) of an item.
+// pendingCommit is a landed range waiting for its fdatasync and mark.
+type pendingCommit struct {
+	r    store.Range
+	done chan error
+}
+
+// fetch is one ranged GET of chunks [first, end) of an item. It has two
+// ends: landed (the bytes are in the store file, readable: a reader may go
+// on) and done (fdatasync'ed and marked in the chunk map: durable). A
+// reader needs only landed — the bytes it reads are the object's, of the
+// one version If-Match allowed — so it never waits for an fdatasync;
+// Restore and the restore before a write wait for done. The chunks stay in
+// the item's inflight map until done, so they are never fetched twice.
 type fetch struct {
 	first, end int64
+	landed     chan struct{}
+	lerr       error // set before landed is closed
 	done       chan struct{}
-	err        error
+	err        error // set before done is closed
 }
 
 // getItem returns the item of the inode f is open on, creating it.
@@ -130,12 +150,13 @@ func (im *Importer) EnsureData(ctx context.Context, rel string, f *os.File, off,
 	it.mu.Lock()
 	it.rel = rel // the name may have changed since the item was made
 	it.mu.Unlock()
-	return it.ensure(ctx, off, n, true)
+	return it.ensure(ctx, off, n, true, false)
 }
 
-// ensure brings [off, off+n) in and waits for it; readahead says whether a
-// sequential access may start readahead.
-func (it *item) ensure(ctx context.Context, off, n int64, readahead bool) error {
+// ensure brings [off, off+n) in and waits for it to land (durable: to be
+// committed); readahead says whether a sequential access may start
+// readahead.
+func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable bool) error {
 	im := it.im
 	it.mu.Lock()
 	if it.changed != nil {
@@ -206,13 +227,17 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead bool) error 
 	it.mu.Unlock()
 
 	for _, fe := range waits {
+		ch, errp := fe.landed, &fe.lerr
+		if durable {
+			ch, errp = fe.done, &fe.err
+		}
 		select {
-		case <-fe.done:
+		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if fe.err != nil {
-			return fe.err
+		if *errp != nil {
+			return *errp
 		}
 	}
 	return nil
@@ -243,7 +268,7 @@ func (it *item) readahead(a assoc, src string, st store.State, end int64) {
 // start launches the fetch of chunks [first, end); it.mu is held.
 func (it *item) start(a assoc, key string, st store.State, first, end int64, ahead bool) *fetch {
 	im := it.im
-	fe := &fetch{first: first, end: end, done: make(chan struct{})}
+	fe := &fetch{first: first, end: end, landed: make(chan struct{}), done: make(chan struct{})}
 	for c := first; c < end; c++ {
 		it.inflight[c] = fe
 	}
@@ -259,21 +284,32 @@ func (it *item) start(a assoc, key string, st store.State, first, end int64, ahe
 	im.wg.Add(1)
 	go func() {
 		defer im.wg.Done()
+		defer im.putItem(it)
 		err := it.get(a, key, rel, st.ETag, r)
 		it.mu.Lock()
-		for c := first; c < end; c++ {
-			delete(it.inflight, c)
-		}
 		if ahead {
 			it.ahead--
 		}
 		if err == nil {
 			it.moved += r.Len
 		}
+		fe.lerr = err
+		it.mu.Unlock()
+		close(fe.landed)
+		if err == nil {
+			// Invariant 3: marked local only after the fdatasync.
+			err = it.commit(r)
+			if err != nil {
+				im.log.Error("cannot commit fetched chunks; they will be fetched again", "path", rel, "range", r.String(), "err", err)
+			}
+		}
+		it.mu.Lock()
+		for c := first; c < end; c++ {
+			delete(it.inflight, c)
+		}
 		fe.err = err
 		it.mu.Unlock()
 		close(fe.done)
-		im.putItem(it)
 	}()
 	return fe
 }
@@ -297,7 +333,7 @@ func (it *item) source() (assoc, string, error) {
 // bufPool holds copy buffers for fetched bodies.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-// get fetches range r of the object into the file and commits it.
+// get fetches range r of the object into the file (not yet committed).
 func (it *item) get(a assoc, key, rel, etag string, r store.Range) error {
 	im := it.im
 	ctx := im.ctx
@@ -325,12 +361,43 @@ func (it *item) get(a assoc, key, rel, etag string, r store.Range) error {
 		return &ReadError{Code: "ReadFailed", Path: rel, Err: err}
 	}
 	im.n.bytes.Add(got)
-	// Invariant 3: the bytes are written; CommitChunks fdatasyncs them
-	// before it marks the chunks local.
-	if _, err := im.st.CommitChunks(it.wf, r); err != nil {
-		return err
-	}
 	return nil
+}
+
+// commit marks range r local once its bytes, already written, are durable.
+// Invariant 3: store.CommitRanges fdatasyncs before it marks. Commits are
+// batched per file: the first fetch to arrive commits, and every range
+// that lands while its fdatasync runs is committed by the next round in
+// one fdatasync and one state update (a file fetched 8 chunks at a time
+// costs a few syncs, not one per chunk). A range is only ever marked by a
+// round that started after its bytes were written.
+func (it *item) commit(r store.Range) error {
+	pc := pendingCommit{r: r, done: make(chan error, 1)}
+	it.cmu.Lock()
+	it.pending = append(it.pending, pc)
+	if it.committing {
+		it.cmu.Unlock()
+		return <-pc.done
+	}
+	it.committing = true
+	for len(it.pending) > 0 {
+		batch := it.pending
+		it.pending = nil
+		it.cmu.Unlock()
+		rs := make([]store.Range, len(batch))
+		for i, p := range batch {
+			rs[i] = p.r
+		}
+		it.im.n.commits.Add(1)
+		_, err := it.im.st.CommitRanges(it.wf, rs)
+		for _, p := range batch {
+			p.done <- err
+		}
+		it.cmu.Lock()
+	}
+	it.committing = false
+	it.cmu.Unlock()
+	return <-pc.done
 }
 
 // copyAt writes body into the file at r.Off with pwrite.
@@ -361,7 +428,12 @@ func (it *item) copyAt(body io.Reader, r store.Range) (int64, error) {
 // re-import when the object changed.
 func (it *item) failed(a assoc, key, rel string, err error) error {
 	im := it.im
-	switch code := s3x.CodeOf(err); code {
+	code := s3x.CodeOf(err)
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "InvalidObjectState" {
+		code = ae.ErrorCode() // S3 answers 403, which Explain calls AccessDenied
+	}
+	switch code {
 	case s3x.CodePrecondition:
 		im.n.changed.Add(1)
 		re := &ReadError{Code: CodeChanged, Path: rel, Err: ErrObjectChanged}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -65,7 +66,7 @@ func (im *Importer) Restore(ctx context.Context, rel string, progress func(n int
 		k := 0
 		for c := off; c < off+n; c += chunk {
 			k++
-			go func(c int64) { done <- it.ensure(ctx, c, min(chunk, st.Size-c), false) }(c)
+			go func(c int64) { done <- it.ensure(ctx, c, min(chunk, st.Size-c), false, true) }(c)
 		}
 		for range k {
 			if err := <-done; err != nil {
@@ -81,7 +82,7 @@ func (im *Importer) Restore(ctx context.Context, rel string, progress func(n int
 		}
 	}
 	if st.Size == 0 {
-		return it.ensure(ctx, 0, 0, false)
+		return it.ensure(ctx, 0, 0, false, true)
 	}
 	return nil
 }
@@ -113,16 +114,37 @@ func (im *Importer) Release(ctx context.Context, rel string) error {
 	if fst.Mode&unix.S_IFMT != unix.S_IFREG {
 		return fmt.Errorf("release %s: not a regular file", rel)
 	}
-	inUse := im.cfg.InUse != nil && im.cfg.InUse(rel)
-	if !inUse {
-		im.imu.Lock()
-		if it, ok := im.items[fileKey{fst.Dev, fst.Ino}]; ok && it.users > 0 {
-			inUse = true // a fetch or restore is running
-		}
-		im.imu.Unlock()
+	// Fetches of the file (readahead, commits still running after the
+	// reader left) finish first; while the state changes and the blocks
+	// are punched the item's lock keeps new ones from starting, so no
+	// fetched range can be marked local in the new, empty map after its
+	// bytes were punched (invariant 3).
+	it, err := im.getItem(rel, f)
+	if err != nil {
+		return err
 	}
+	defer im.putItem(it)
+	if err := it.drain(ctx); err != nil {
+		return err
+	}
+	done, err := im.releaseLocked(a, rel, f, &fst)
+	it.mu.Unlock()
+	if err != nil || !done {
+		return err
+	}
+	im.n.released.Add(1)
+	if im.cfg.Invalidate != nil {
+		im.cfg.Invalidate(rel) // not under it.mu: the kernel may be in a read of it
+	}
+	return nil
+}
+
+// releaseLocked is Release's work with the item's lock held; done is false
+// when the file was released already.
+func (im *Importer) releaseLocked(a assoc, rel string, f *os.File, fst *unix.Stat_t) (done bool, err error) {
+	inUse := im.cfg.InUse != nil && im.cfg.InUse(rel)
 	var was bool
-	st, err := im.st.UpdateFileState(f, func(st *store.State) error {
+	_, err = im.st.UpdateFileState(f, func(st *store.State) error {
 		if st.Flags.Has(hsm.Released) {
 			was = true
 			return errors.New("already released") // nothing to write
@@ -142,18 +164,17 @@ func (im *Importer) Release(ctx context.Context, rel string) error {
 		return nil
 	})
 	if was {
-		return nil
+		return false, nil
 	}
 	var he *hsm.Error
 	if errors.As(err, &he) {
-		return he // the reason, without the store's wrapping
+		return false, he // the reason, without the store's wrapping
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
-	_ = st
 	if err := unix.Fsync(int(f.Fd())); err != nil {
-		return fmt.Errorf("release %s: fsync state: %w", rel, err)
+		return false, fmt.Errorf("release %s: fsync state: %w", rel, err)
 	}
 	if fst.Size > 0 {
 		if err := unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, 0, fst.Size); err != nil {
@@ -162,11 +183,7 @@ func (im *Importer) Release(ctx context.Context, rel string) error {
 			im.log.Warn("release: cannot punch out the data", "path", rel, "err", err)
 		}
 	}
-	im.n.released.Add(1)
-	if im.cfg.Invalidate != nil {
-		im.cfg.Invalidate(rel)
-	}
-	return nil
+	return true, nil
 }
 
 // Action reports what HSM action runs on rel now: RESTORE running with the
@@ -179,4 +196,27 @@ func (im *Importer) Action(rel string) hsm.CurrentAction {
 		return hsm.Running(hsm.ActionRestore, uint64(m.Load()))
 	}
 	return hsm.Noop
+}
+
+// drain waits until no fetch of the item is in flight and returns with
+// it.mu held.
+func (it *item) drain(ctx context.Context) error {
+	for {
+		it.mu.Lock()
+		var wait []*fetch
+		for _, fe := range it.inflight {
+			wait = append(wait, fe)
+		}
+		if len(wait) == 0 {
+			return nil
+		}
+		it.mu.Unlock()
+		for _, fe := range wait {
+			select {
+			case <-fe.done:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
 }

@@ -66,7 +66,7 @@ type Config struct {
 const (
 	DefaultConcurrency = 16
 	DefaultChunkSize   = 4 << 20
-	DefaultReadahead   = 8
+	DefaultReadahead   = 16
 	// maxItems is how many idle per-file hydration states are kept (each
 	// holds one descriptor) before idle ones are dropped.
 	maxItems = 256
@@ -97,12 +97,13 @@ type Stats struct {
 	Changed         int64 // reads failed because the object changed
 	DedupWaits      int64 // reads that waited for a fetch already in flight
 	Readahead       int64 // chunks fetched ahead of the reader
+	Commits         int64 // fdatasync+mark rounds (each commits one or more fetched ranges)
 	Released        int64
 }
 
 type counters struct {
-	list, head, get, bytes, stubs, dirs, links, listed, refused atomic.Int64
-	local, reimports, changed, dedup, readahead, released       atomic.Int64
+	list, head, get, bytes, stubs, dirs, links, listed, refused    atomic.Int64
+	local, reimports, changed, dedup, readahead, released, commits atomic.Int64
 
 	mu     sync.Mutex
 	byCode map[string]int64
@@ -195,6 +196,7 @@ func (im *Importer) Stats() Stats {
 		SymlinksCreated: n.links.Load(), DirsListed: n.listed.Load(), Refused: n.refused.Load(),
 		LocalConflicts: n.local.Load(), Reimports: n.reimports.Load(), Changed: n.changed.Load(),
 		DedupWaits: n.dedup.Load(), Readahead: n.readahead.Load(), Released: n.released.Load(),
+		Commits:       n.commits.Load(),
 		RefusedByCode: map[string]int64{},
 	}
 	n.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/xml"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,12 +17,15 @@ import (
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
+	"golang.org/x/sys/unix"
 )
 
 // fakeBucket serves ListObjectsV2 (prefix, delimiter; one page), HEAD and
-// GET over a fixed set of keys. It exists for one reason: MinIO refuses to
-// store keys such as "../x", "a/./b" and "a//b" (its objects are files),
-// while AWS S3 stores them, so only a fake can put them in a listing.
+// GET over a fixed set of keys. It exists for what MinIO cannot produce:
+// keys such as "../x", "a/./b", "a//b", 300-byte names and a file next to a
+// directory of the same name (MinIO refuses them, its objects are files,
+// while AWS S3 stores them), and an object in an archive tier (a body
+// starting "GLACIER:" answers GET with InvalidObjectState, as S3 does).
 type fakeBucket map[string]string
 
 func (fb fakeBucket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -32,6 +36,13 @@ func (fb fakeBucket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		body, ok := fb[key]
 		if !ok {
 			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		if strings.HasPrefix(body, "GLACIER:") && r.Method == http.MethodGet {
+			// What S3 answers for an object in an archive tier.
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object's storage class</Message></Error>`))
 			return
 		}
 		w.Header().Set("ETag", etag(body))
@@ -112,6 +123,7 @@ func TestRefusedKeysCountedNeverFollowed(t *testing.T) {
 		"data/same":       "file",
 		"data/same/child": "child",
 		"data/a/fine":     "fine",
+		"data/cold":       "GLACIER: not readable until restored",
 	}
 	srv := httptest.NewServer(fb)
 	defer srv.Close()
@@ -144,6 +156,18 @@ func TestRefusedKeysCountedNeverFollowed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An object in an archive tier: imported, its reads fail with EIO.
+	f, err := st.OpenFile("ExtData/cold", 0, 0)
+	if err != nil {
+		t.Fatalf("the archived object's stub: %v", err)
+	}
+	defer f.Close()
+	err = im.EnsureData(context.Background(), "ExtData/cold", f, 0, 1)
+	var re *ReadError
+	if !errors.As(err, &re) || re.Code != CodeUnsupportedTier || store.Errno(err) != unix.EIO {
+		t.Errorf("read of an object in GLACIER: %v (errno %v)", err, store.Errno(err))
+	}
+	t.Logf("GLACIER read: %v", err)
 	// Refused: "../" (prefix), "a/./" (prefix), "a//" (prefix), the long
 	// name, the long name below c, and the file "same".
 	want := map[string]int64{"S3ObjectPathNotPosixCompliant": 5, CodeTypeMismatch: 1}
@@ -154,7 +178,7 @@ func TestRefusedKeysCountedNeverFollowed(t *testing.T) {
 	}
 	var got []string
 	walk(t, st, ".", &got)
-	wantTree := []string{"ExtData/", "ExtData/a/", "ExtData/a/fine", "ExtData/c/", "ExtData/ok", "ExtData/same/", "ExtData/same/child"}
+	wantTree := []string{"ExtData/", "ExtData/a/", "ExtData/a/fine", "ExtData/c/", "ExtData/cold", "ExtData/ok", "ExtData/same/", "ExtData/same/child"}
 	sort.Strings(got)
 	if strings.Join(got, " ") != strings.Join(wantTree, " ") {
 		t.Errorf("store tree:\n got %v\nwant %v", got, wantTree)

@@ -417,6 +417,34 @@ func TestCommitChunksSyncFailure(t *testing.T) {
 	}
 }
 
+func TestCommitRanges(t *testing.T) {
+	s, _ := newStore(t)
+	s.CreateStub("f", testStub(4*kib, kib))
+	f, _ := s.OpenFile("f", unix.O_RDWR, 0)
+	defer f.Close()
+	syncs := 0
+	defer func(old func(int) error) { syncData = old }(syncData)
+	syncData = func(fd int) error { syncs++; return unix.Fdatasync(fd) }
+	st, err := s.CommitRanges(f, []Range{{0, kib}, {2 * kib, kib}})
+	if err != nil || syncs != 1 || st.Chunks.Count() != 2 || len(st.Chunks.Has(Range{0, kib})) != 0 || len(st.Chunks.Has(Range{kib, kib})) != 1 {
+		t.Fatalf("CommitRanges: %v, %d syncs, map %v", err, syncs, st.Chunks)
+	}
+	st, err = s.CommitRanges(f, []Range{{kib, kib}, {3 * kib, kib}})
+	if err != nil || st.Chunks != nil || st.Flags.Has(hsm.Released) {
+		t.Fatalf("completing CommitRanges: %v, %v", err, st.Flags)
+	}
+	syncData = func(int) error { return unix.EIO }
+	s.CreateStub("g", testStub(4*kib, kib))
+	g, _ := s.OpenFile("g", unix.O_RDWR, 0)
+	defer g.Close()
+	if _, err := s.CommitRanges(g, []Range{{0, kib}, {kib, kib}}); !errors.Is(err, unix.EIO) {
+		t.Fatalf("failing sync: %v", err)
+	}
+	if st, _ := s.GetState("g"); st.Chunks.Count() != 0 {
+		t.Fatal("marked without a sync")
+	}
+}
+
 type memMaps struct {
 	mu      sync.Mutex
 	m       map[MapID][]byte
