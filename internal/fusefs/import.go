@@ -83,19 +83,30 @@ func (f *FS) restore(ctx context.Context, rel string) error {
 	return nil
 }
 
-// truncated records that released file fl was truncated to size 0 (open
-// with O_TRUNC, or truncate(2) to 0): nothing of the object matters any
-// more, so the file is no longer released and nothing will be fetched
-// into it (hsm.Truncated).
-func (f *FS) truncated(fl *os.File) error {
-	_, err := f.store.UpdateFileState(fl, truncState)
-	return ignoreNoChange(err)
+// exclusiver is what an Importer may also offer to change a released file
+// while none of its fetches runs (internal/importer's Exclusive).
+type exclusiver interface {
+	Exclusive(ctx context.Context, rel string, f *os.File, fn func() error) error
 }
 
-// truncatedPath is truncated for a file named by its path.
-func (f *FS) truncatedPath(rel string) error {
-	_, err := f.store.UpdateState(rel, truncState)
-	return ignoreNoChange(err)
+// truncate empties open file fl (an O_TRUNC open, a truncate to 0). For a
+// released file nothing of the object matters any more: it is truncated
+// and its state becomes hsm.Truncated (not released, no map) while the
+// importer lets no fetch run, so no fetched bytes land in it afterwards.
+func (f *FS) truncate(ctx context.Context, rel string, fl *os.File) error {
+	do := func() error {
+		if err := fl.Truncate(0); err != nil {
+			return err
+		}
+		_, err := f.store.UpdateFileState(fl, truncState)
+		return ignoreNoChange(err)
+	}
+	if _, ok := f.released(fl); ok {
+		if ex, ok := f.imp.(exclusiver); ok {
+			return ex.Exclusive(ctx, rel, fl, do)
+		}
+	}
+	return do()
 }
 
 func truncState(st *store.State) error {

@@ -126,17 +126,8 @@ func (n *Node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 				return errno(err)
 			}
 		}
-		if h := asFile(f); h != nil {
-			if err := unix.Ftruncate(h.fd, int64(size)); err != nil {
-				return errno(err)
-			}
-		} else if err := s.Truncate(rel, int64(size)); err != nil {
+		if err := n.setSize(ctx, rel, asFile(f), int64(size)); err != nil {
 			return errno(err)
-		}
-		if size == 0 && n.fsys.imp != nil {
-			if err := n.fsys.truncatedPath(rel); err != nil {
-				return errno(err)
-			}
 		}
 	}
 	if in.Valid&(fuse.FATTR_ATIME|fuse.FATTR_MTIME) != 0 {
@@ -158,6 +149,28 @@ func (n *Node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		}
 	}
 	return n.Getattr(ctx, f, out)
+}
+
+// setSize truncates rel, through open handle h when there is one. A
+// truncation to 0 with an importer goes through FS.truncate (see there).
+func (n *Node) setSize(ctx context.Context, rel string, h *file, size int64) error {
+	if size != 0 || n.fsys.imp == nil {
+		if h != nil {
+			return unix.Ftruncate(h.fd, size)
+		}
+		return n.fsys.store.Truncate(rel, size)
+	}
+	fl := (*os.File)(nil)
+	if h != nil {
+		fl = h.f
+	} else {
+		var err error
+		if fl, err = n.fsys.store.OpenFile(rel, unix.O_WRONLY, 0); err != nil {
+			return err
+		}
+		defer fl.Close()
+	}
+	return n.fsys.truncate(ctx, rel, fl)
 }
 
 // own gives rel, just created by the daemon, to the caller when the daemon
@@ -309,14 +322,14 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		if n.pt && wantsWrite(of) && !n.ptWrite {
 			return nil, 0, syscall.ETXTBSY
 		}
-		f, err := n.openStore(rel, of)
+		f, err := n.openStore(ctx, rel, of)
 		if err != nil {
 			return nil, 0, errno(err)
 		}
 		return n.opened(f, n.pt), 0, 0
 	}
 	if !n.fsys.passthrough {
-		f, err := n.openStore(rel, of)
+		f, err := n.openStore(ctx, rel, of)
 		if err != nil {
 			return nil, 0, errno(err)
 		}
@@ -325,10 +338,10 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	// First open: try a read-write descriptor, which can back every later
 	// passthrough open of the inode, whatever its access mode (the kernel
 	// still enforces the caller's mode on the caller's file).
-	f, err := n.openStore(rel, of&^unix.O_ACCMODE|unix.O_RDWR)
+	f, err := n.openStore(ctx, rel, of&^unix.O_ACCMODE|unix.O_RDWR)
 	rw := err == nil
 	if err != nil {
-		if f, err = n.openStore(rel, of); err != nil {
+		if f, err = n.openStore(ctx, rel, of); err != nil {
 			return nil, 0, errno(err)
 		}
 	}
@@ -344,15 +357,18 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	return n.opened(f, pt), 0, 0
 }
 
-// openStore opens rel in the store. An O_TRUNC open of a released file
-// leaves nothing of the object to fetch: its state says so before anyone
-// reads (hsm.Truncated).
-func (n *Node) openStore(rel string, of int) (*os.File, error) {
-	f, err := n.fsys.store.OpenFile(rel, of, 0)
-	if err != nil || of&unix.O_TRUNC == 0 || n.fsys.imp == nil {
-		return f, err
+// openStore opens rel in the store. With an importer, an O_TRUNC open for
+// writing truncates after the open (FS.truncate): a released file's state
+// must say, before anyone reads, that nothing is left to fetch.
+func (n *Node) openStore(ctx context.Context, rel string, of int) (*os.File, error) {
+	if of&unix.O_TRUNC == 0 || !wantsWrite(of) || n.fsys.imp == nil {
+		return n.fsys.store.OpenFile(rel, of, 0)
 	}
-	if err := n.fsys.truncated(f); err != nil {
+	f, err := n.fsys.store.OpenFile(rel, of&^unix.O_TRUNC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.fsys.truncate(ctx, rel, f); err != nil {
 		f.Close()
 		return nil, err
 	}

@@ -310,3 +310,60 @@ func TestRestoreProgressAndAction(t *testing.T) {
 		t.Errorf("action after restore: %+v", a)
 	}
 }
+
+// TestExclusiveTruncateStopsFetches empties a released file while
+// readahead is running, as the mount does for an O_TRUNC open: no fetch may
+// write object bytes into it afterwards (they would extend the emptied file
+// with data of the object, over what the writer then writes).
+func TestExclusiveTruncateStopsFetches(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.bigFile(64 * mib)
+	f := e.open("ExtData/big")
+	for off := int64(0); off < 2*128<<10; off += 128 << 10 {
+		if _, err := e.read(e.im, "ExtData/big", f, off, 128<<10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e.im.Stats().Readahead == 0 {
+		t.Fatal("no readahead started")
+	}
+	w, err := e.st.OpenFile("ExtData/big", unix.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	err = e.im.Exclusive(context.Background(), "ExtData/big", w, func() error {
+		if err := w.Truncate(0); err != nil {
+			return err
+		}
+		_, err := e.st.UpdateFileState(w, func(s *store.State) error {
+			s.Flags, s.Chunks = hsm.Truncated(s.Flags), nil
+			return nil
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt([]byte("local"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Every fetch started finishes (none is cancelled: Close would).
+	testutil.Eventually(t, 30*time.Second, "the readahead fetches done", func() bool {
+		return e.im.Stats().BytesFetched == 64*mib
+	})
+	testutil.Eventually(t, 10*time.Second, "the fetches committed", func() bool {
+		e.im.imu.Lock()
+		defer e.im.imu.Unlock()
+		for _, it := range e.im.items {
+			if it.users > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	b, err := os.ReadFile(e.dir + "/ExtData/big")
+	if err != nil || string(b) != "local" {
+		t.Fatalf("after an exclusive truncate and a write: %d bytes (%v), want just the write", len(b), err)
+	}
+}

@@ -220,3 +220,22 @@ func (it *item) drain(ctx context.Context) error {
 		}
 	}
 }
+
+// Exclusive runs fn while no fetch of the file open as f is in flight and
+// none can start: fetches running are waited for (they finish on their
+// own), and the file's hydration lock is held while fn runs. The mount
+// truncates a released file this way (O_TRUNC, truncate to 0), so a fetch
+// can never write object bytes into a file that was emptied meanwhile.
+// fn must not block on the network.
+func (im *Importer) Exclusive(ctx context.Context, rel string, f *os.File, fn func() error) error {
+	it, err := im.getItem(rel, f)
+	if err != nil {
+		return err
+	}
+	defer im.putItem(it)
+	if err := it.drain(ctx); err != nil {
+		return err
+	}
+	defer it.mu.Unlock()
+	return fn()
+}
