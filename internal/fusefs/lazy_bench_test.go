@@ -24,7 +24,7 @@ func BenchmarkLazyColdRead(b *testing.B) {
 	for _, c := range []struct {
 		chunk int64
 		ra    int
-	}{{4 << 20, 8}, {4 << 20, 16}, {8 << 20, 8}, {8 << 20, 16}, {16 << 20, 8}} {
+	}{{4 << 20, 16}, {8 << 20, 8}, {16 << 20, 8}} {
 		b.Run(fmt.Sprintf("chunk=%dMiB/readahead=%d", c.chunk>>20, c.ra), func(b *testing.B) {
 			le := mountLazy(b, Options{}, importer.Config{ChunkSize: c.chunk, Readahead: c.ra})
 			le.put(b, "data/big", randBody(size, 5), nil)

@@ -42,7 +42,8 @@ type item struct {
 	mu       sync.Mutex
 	inflight map[int64]*fetch // chunk index → the fetch that brings it
 	ahead    int              // readahead fetches in flight
-	seqEnd   int64            // end of the last read
+	seqStart int64            // where the current sequential run began
+	seqEnd   int64            // how far it got
 	changed  error            // the object changed: every read fails
 	moved    int64            // bytes landed (for hsm action)
 	reimport bool             // a re-import was started
@@ -218,12 +219,22 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 			c = e
 		}
 	}
-	if readahead && it.seqEnd >= 0 && off >= it.seqEnd-chunk && off <= it.seqEnd+chunk {
+	if it.seqEnd >= 0 && off >= it.seqEnd-chunk && off <= it.seqEnd+chunk {
 		// Sequential (the kernel's own readahead may reorder reads a
-		// little): keep the following chunks coming.
-		it.readahead(a, src, st, off+n)
+		// little): the run goes on.
+		it.seqEnd = max(it.seqEnd, off+n)
+	} else {
+		it.seqStart, it.seqEnd = off, off+n
 	}
-	it.seqEnd = off + n
+	if readahead {
+		// The window grows with the run, two chunks ahead per chunk read
+		// sequentially, up to Readahead: a 1 MiB read (which the kernel
+		// sends as eight sequential 128 KiB requests) starts none, a
+		// `cat` has the whole window after Readahead/2 chunks.
+		if w := min(2*(it.seqEnd-it.seqStart)/chunk, int64(im.cfg.Readahead)); w > 0 {
+			it.readahead(a, src, st, it.seqEnd, w)
+		}
+	}
 	it.mu.Unlock()
 
 	for _, fe := range waits {
@@ -247,13 +258,13 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 const maxRun = 4
 
 // readahead starts fetches of the chunks after end that are missing and not
-// in flight, up to the per-file window; it.mu is held.
-func (it *item) readahead(a assoc, src string, st store.State, end int64) {
+// in flight, up to window chunks ahead and in flight; it.mu is held.
+func (it *item) readahead(a assoc, src string, st store.State, end, window int64) {
 	im := it.im
 	chunk := st.Chunks.ChunkSize()
 	c := (end + chunk - 1) / chunk
-	last := min(c+int64(im.cfg.Readahead), st.Chunks.Len())
-	for ; c < last && it.ahead < im.cfg.Readahead; c++ {
+	last := min(c+window, st.Chunks.Len())
+	for ; c < last && it.ahead < int(window); c++ {
 		if _, ok := it.inflight[c]; ok {
 			continue
 		}

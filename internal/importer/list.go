@@ -230,7 +230,9 @@ func (im *Importer) head(ctx context.Context, bucket, key string) (*s3.HeadObjec
 // reports whether the directory is there (created now or before) to be
 // descended into.
 func (im *Importer) importDir(ctx context.Context, a assoc, p, sub string) bool {
-	attrs := posixmeta.Defaults(true, time.Time{})
+	// A prefix without a directory object has no time of its own: the
+	// directory gets the time it appeared (the listing's).
+	attrs := posixmeta.Defaults(true, time.Now())
 	out, found, err := im.head(ctx, a.bucket, p)
 	switch {
 	case err != nil:
