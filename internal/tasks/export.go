@@ -1,0 +1,131 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/keypath"
+	"github.com/ferry-hpc/ferry/internal/posixmeta"
+	"github.com/ferry-hpc/ferry/internal/s3x"
+	"github.com/ferry-hpc/ferry/internal/store"
+	"golang.org/x/sys/unix"
+)
+
+// export is EXPORT_TO_REPOSITORY: it exports what changed since the last
+// export under each path (semantics.md §4: files that existed before the
+// association included).
+//
+//   - A regular file is exported when its state says the repository lacks
+//     its content (hsm.NeedsExport: dirty, or no state at all — never
+//     exported). Clean archived files and released stubs are skipped and not
+//     counted; never_archive files too.
+//   - A directory or symlink carries no state (Linux refuses user xattrs on
+//     symlinks, and directories get none), so its object is checked with a
+//     HEAD: it is exported when the object is missing or its POSIX headers
+//     (mode, owner, group, mtime) differ from the local ones. The
+//     association's own directory has no object.
+//
+// Known gap: a chmod/chown/utimes of a clean file leaves it clean (the state
+// has no "metadata changed" bit), so only auto-export with CHANGED carries
+// such a change; the task does not see it.
+func (j *job) export() error {
+	as, err := j.associations()
+	if err != nil {
+		return err
+	}
+	roots, err := j.roots(as)
+	if err != nil {
+		return err
+	}
+	j.forEach(roots, func(ctx context.Context, e entry) {
+		a, in, ok := holder(as, e.rel)
+		if !ok {
+			return
+		}
+		switch e.typ {
+		case unix.S_IFREG:
+			st, err := j.r.cfg.Store.GetState(e.rel)
+			switch {
+			case errors.Is(err, store.ErrNoState):
+			case errors.Is(err, unix.ENOENT):
+				return // gone since the walk saw it
+			case err == nil:
+				if !hsm.NeedsExport(st.Flags) {
+					return
+				}
+			}
+			// A corrupt state is exported too: the exporter reports it.
+		case unix.S_IFDIR, unix.S_IFLNK:
+			if in == "." {
+				return
+			}
+			if same, err := j.objectCurrent(ctx, a, in, e); err != nil {
+				j.done(err, e.rel, 0)
+				return
+			} else if same {
+				return
+			}
+		default:
+			return // sockets, fifos, devices: nothing S3 can hold
+		}
+		exported, err := j.r.cfg.Exporter.Export(ctx, e.rel)
+		if exported || err != nil {
+			j.done(err, e.rel, 0)
+		}
+	})
+	return nil
+}
+
+// objectCurrent reports whether the object of directory or symlink e has
+// the local POSIX attributes already.
+func (j *job) objectCurrent(ctx context.Context, a assoc, in string, e entry) (bool, error) {
+	if j.r.cfg.S3 == nil {
+		return false, nil
+	}
+	kind := keypath.File
+	if e.typ == unix.S_IFDIR {
+		kind = keypath.Dir
+	}
+	key, err := keypath.ToKey(a.prefix, in, kind)
+	if err != nil {
+		return false, err
+	}
+	st, err := j.r.cfg.Store.Lstat(e.rel)
+	if err != nil {
+		return false, err
+	}
+	want, err := posixmeta.Encode(posixmeta.Attrs{
+		Mode: st.Mode, UID: st.Uid, GID: st.Gid,
+		Mtime: time.Unix(st.Mtim.Unix()), Atime: time.Unix(st.Atim.Unix()),
+	}, "")
+	if err != nil {
+		return false, nil // let the export report it
+	}
+	h, err := j.r.cfg.S3.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(a.bucket), Key: aws.String(key)})
+	if err != nil {
+		xerr := j.r.cfg.S3.Explain(err, "head", a.bucket, key)
+		if c := s3x.CodeOf(xerr); c == "NotFound" || c == s3x.CodeNoSuchKey {
+			return false, nil
+		}
+		return false, xerr
+	}
+	for _, k := range []string{posixmeta.KeyPermissions, posixmeta.KeyOwner, posixmeta.KeyGroup, posixmeta.KeyMtime} {
+		if h.Metadata[k] != want[k] {
+			return false, nil
+		}
+	}
+	if e.typ == unix.S_IFLNK {
+		// A symlink's target is its body: recreating a link gives it a new
+		// mtime, so equal headers mean the same link unless the size moved.
+		target, err := j.r.cfg.Store.Readlink(e.rel)
+		if err != nil {
+			return false, err
+		}
+		return aws.ToInt64(h.ContentLength) == int64(len(target)), nil
+	}
+	return true, nil
+}

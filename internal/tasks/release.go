@@ -1,0 +1,258 @@
+package tasks
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"golang.org/x/sys/unix"
+)
+
+// releasable reports whether a file in state f may lose its local data now:
+// archived, clean, not yet released, not never_release.
+func releasable(f hsm.Flags) bool {
+	return f.Has(hsm.Exists|hsm.Archived) && !f.Has(hsm.Dirty) && !f.Has(hsm.Released) &&
+		!f.Has(hsm.NoRelease) && !f.Has(hsm.Lost)
+}
+
+// lastUse is the newest of a file's atime, mtime and ctime (semantics.md §5).
+func lastUse(st *unix.Stat_t) time.Time {
+	t := time.Unix(st.Atim.Unix())
+	for _, u := range []time.Time{time.Unix(st.Mtim.Unix()), time.Unix(st.Ctim.Unix())} {
+		if u.After(t) {
+			t = u
+		}
+	}
+	return t
+}
+
+// candidate reads rel's state and attributes and says whether it qualifies
+// for release; the allocated bytes are what releasing it frees.
+func (j *job) candidate(rel string) (alloc int64, st unix.Stat_t, ok bool) {
+	s, err := j.r.cfg.Store.GetState(rel)
+	if err != nil || !releasable(s.Flags) {
+		return 0, st, false
+	}
+	st, err = j.r.cfg.Store.Lstat(rel)
+	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return 0, st, false
+	}
+	return st.Blocks * 512, st, true
+}
+
+// release is RELEASE_DATA_FROM_FILESYSTEM: every regular file under the
+// paths (file system paths, none = every association) that is archived,
+// clean and whose newest of atime/mtime/ctime is older than
+// DurationSinceLastAccess (Unit DAYS; 0 or absent = every archived file)
+// loses its local data (importer.Release). TotalCount counts the files that
+// qualified; ReleasedCapacity the bytes their data occupied in the store
+// (allocated blocks, st_blocks × 512, before the release). A qualifying file
+// that cannot be released (open, changed meanwhile) is a failure.
+func (j *job) release() error {
+	as, err := j.associations()
+	if err != nil {
+		return err
+	}
+	roots, err := j.roots(as)
+	if err != nil {
+		return err
+	}
+	var age time.Duration
+	if rc := j.task.ReleaseConfiguration; rc != nil && rc.DurationSinceLastAccess != nil {
+		d := rc.DurationSinceLastAccess
+		if d.Unit != "" && d.Unit != api.UnitDays {
+			return fmt.Errorf("ReleaseConfiguration.DurationSinceLastAccess.Unit %q is not supported: use DAYS", d.Unit)
+		}
+		age = time.Duration(d.Value) * 24 * time.Hour
+	}
+	cutoff := j.r.cfg.Now().Add(-age)
+	j.forEach(roots, func(ctx context.Context, e entry) {
+		if e.typ != unix.S_IFREG {
+			return
+		}
+		if _, _, ok := holder(as, e.rel); !ok {
+			return
+		}
+		alloc, st, ok := j.candidate(e.rel)
+		if !ok || (age > 0 && !lastUse(&st).Before(cutoff)) {
+			return
+		}
+		err := j.r.cfg.Importer.Release(ctx, e.rel)
+		j.done(err, e.rel, alloc)
+	})
+	return nil
+}
+
+// autoReleaseBatch bounds the candidates of one pass of AUTO_RELEASE_DATA's
+// walk (memory: one path each).
+const autoReleaseBatch = 4096
+
+// autoRelease is AUTO_RELEASE_DATA: it releases the least recently used
+// archived, clean files until the store's usage is under Config.Watermark
+// or, when the task has CapacityToRelease (GiB), until that much is
+// released. Candidates come first from the catalog's access times
+// (LeastRecentlyAccessed, oldest first); when those run out before the
+// goal, walks of the associations pick the autoReleaseBatch files with the
+// oldest atime/mtime/ctime at a time (a bounded heap, never a list of the
+// tree). Files that cannot be released now (open, dirty) are skipped and not
+// counted. If the goal cannot be reached the task FAILS and says why.
+func (j *job) autoRelease() error {
+	var goal int64
+	if c := j.task.CapacityToRelease; c != nil && *c > 0 {
+		goal = *c << 30
+	}
+	var released int64
+	over := func() (bool, error) {
+		if goal > 0 {
+			return released < goal, nil
+		}
+		used, total, err := j.r.cfg.Usage()
+		if err != nil {
+			return false, fmt.Errorf("store usage: %w", err)
+		}
+		return float64(used) > j.r.cfg.Watermark*float64(total), nil
+	}
+	try := func(ctx context.Context, rel string) error {
+		alloc, _, ok := j.candidate(rel)
+		if !ok {
+			return nil
+		}
+		err := j.r.cfg.Importer.Release(ctx, rel)
+		var he *hsm.Error
+		if errors.As(err, &he) || errors.Is(err, unix.ENOENT) {
+			return nil // not releasable now: skipped
+		}
+		j.done(err, rel, alloc)
+		if err == nil {
+			released += alloc
+		}
+		return nil
+	}
+	as, err := j.associations()
+	if err != nil {
+		return err
+	}
+	inAssoc := func(rel string) bool { _, _, ok := holder(as, rel); return ok }
+
+	// 1. The catalog's access records, oldest first.
+	var after *catalog.Access
+	for {
+		if o, err := over(); err != nil || !o || j.feed.Err() != nil {
+			return err
+		}
+		page, err := j.r.cfg.Catalog.LeastRecentlyAccessed(j.work, after, 256)
+		if err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			break
+		}
+		var gone []string
+		for _, a := range page {
+			if o, err := over(); err != nil || !o || j.feed.Err() != nil {
+				return err
+			}
+			if !inAssoc(a.Path) {
+				continue
+			}
+			if _, err := j.r.cfg.Store.Lstat(a.Path); errors.Is(err, unix.ENOENT) {
+				gone = append(gone, a.Path)
+				continue
+			}
+			try(j.work, a.Path)
+		}
+		if len(gone) > 0 {
+			_ = j.r.cfg.Catalog.ForgetAccess(j.work, gone...)
+		}
+		last := page[len(page)-1]
+		after = &last
+	}
+
+	// 2. Walks: the oldest files by their own times, a batch at a time.
+	roots := make([]string, 0, len(as))
+	for _, a := range as {
+		roots = append(roots, a.dir)
+	}
+	for {
+		if o, err := over(); err != nil || !o || j.feed.Err() != nil {
+			return err
+		}
+		h := &oldest{}
+		j.forEachSerial(roots, func(e entry) {
+			if e.typ != unix.S_IFREG {
+				return
+			}
+			if _, st, ok := j.candidate(e.rel); ok {
+				heap.Push(h, cand{e.rel, lastUse(&st)})
+				if h.Len() > autoReleaseBatch {
+					heap.Pop(h) // drop the newest
+				}
+			}
+		})
+		if h.Len() == 0 {
+			break
+		}
+		// Release oldest first: the heap pops newest first, so reverse.
+		batch := make([]string, h.Len())
+		for i := len(batch) - 1; i >= 0; i-- {
+			batch[i] = heap.Pop(h).(cand).rel
+		}
+		before := released
+		for _, rel := range batch {
+			if o, err := over(); err != nil || !o || j.feed.Err() != nil {
+				return err
+			}
+			try(j.work, rel)
+		}
+		if released == before {
+			break
+		}
+	}
+	if o, err := over(); err != nil || !o || j.feed.Err() != nil {
+		return err
+	}
+	if goal > 0 {
+		return fmt.Errorf("released %d of the %d bytes asked (CapacityToRelease): no more archived, clean, unused files to release", released, goal)
+	}
+	used, total, _ := j.r.cfg.Usage()
+	return fmt.Errorf("released %d bytes, but the store is still %.1f%% used, above the %.0f%% watermark: no more archived, clean, unused files to release (export dirty files first)",
+		released, 100*float64(used)/float64(max(total, 1)), 100*j.r.cfg.Watermark)
+}
+
+// forEachSerial walks roots in the calling goroutine.
+func (j *job) forEachSerial(roots []string, fn func(entry)) {
+	emit := func(e entry) bool {
+		fn(e)
+		return j.feed.Err() == nil
+	}
+	for _, root := range roots {
+		if !j.walk(root, emit) {
+			return
+		}
+	}
+}
+
+type cand struct {
+	rel  string
+	used time.Time
+}
+
+// oldest is a max-heap by last use: its top is the newest of the kept
+// candidates, the one to drop when a better (older) one arrives.
+type oldest []cand
+
+func (h oldest) Len() int           { return len(h) }
+func (h oldest) Less(i, k int) bool { return h[i].used.After(h[k].used) }
+func (h oldest) Swap(i, k int)      { h[i], h[k] = h[k], h[i] }
+func (h *oldest) Push(x any)        { *h = append(*h, x.(cand)) }
+func (h *oldest) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
