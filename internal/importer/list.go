@@ -61,8 +61,21 @@ func (im *Importer) EnsureListed(ctx context.Context, dir string) error {
 
 func (im *Importer) markListedMem(dir string) {
 	im.lmu.Lock()
-	im.listed[dir] = true
+	im.rememberListed(dir)
 	im.lmu.Unlock()
+}
+
+// maxListedCache bounds the in-memory set of listed directories (memory
+// must not grow with the namespace): past it the set starts over, and each
+// directory costs one catalog read again the next time it is looked into.
+const maxListedCache = 1 << 16
+
+// rememberListed adds dir to the in-memory set; im.lmu is held.
+func (im *Importer) rememberListed(dir string) {
+	if len(im.listed) >= maxListedCache {
+		clear(im.listed)
+	}
+	im.listed[dir] = true
 }
 
 // listOnce lists dir unless a listing of it is running, in which case it
@@ -95,7 +108,7 @@ func (im *Importer) listOnce(ctx context.Context, a assoc, in, dir string, onDir
 		im.lmu.Lock()
 		delete(im.listing, dir)
 		if err == nil {
-			im.listed[dir] = true
+			im.rememberListed(dir)
 		}
 		im.lmu.Unlock()
 		close(c.done)
@@ -333,6 +346,9 @@ func (im *Importer) importFile(ctx context.Context, a assoc, o s3x.Object, sub s
 	}
 	attrs := d.Attrs
 	etag := aws.ToString(out.ETag)
+	if sc := out.StorageClass; sc == "GLACIER" || sc == "DEEP_ARCHIVE" {
+		im.log.Info("object in an archive storage class: imported, but reads fail until it is restored in S3", "code", CodeUnsupportedTier, "dra", a.id, "key", o.Key, "storage_class", sc)
+	}
 	if attrs.IsSymlink() {
 		return im.importSymlink(ctx, a, o.Key, etag, aws.ToInt64(out.ContentLength), rel, attrs)
 	}
