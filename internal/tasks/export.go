@@ -33,11 +33,7 @@ import (
 // has no "metadata changed" bit), so only auto-export with CHANGED carries
 // such a change; the task does not see it.
 func (j *job) export() error {
-	as, err := j.associations()
-	if err != nil {
-		return err
-	}
-	roots, err := j.roots(as)
+	as, roots, err := j.roots()
 	if err != nil {
 		return err
 	}

@@ -70,8 +70,12 @@ func (j *job) importMeta() error {
 		if !found {
 			return fmt.Errorf("path %q is not inside the DataRepositoryPath of any data repository association of the file system", p)
 		}
-		if err := j.prefixExists(u); err != nil {
-			return fmt.Errorf("path %q: %w", p, err)
+		if last := units[len(units)-1]; last.sub != "." {
+			// A sub-prefix must name something; the association's own
+			// prefix may be empty.
+			if err := j.prefixExists(u); err != nil {
+				return fmt.Errorf("path %q: %w", p, err)
+			}
 		}
 	}
 	for _, un := range units {

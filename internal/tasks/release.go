@@ -54,11 +54,7 @@ func (j *job) candidate(rel string) (alloc int64, st unix.Stat_t, ok bool) {
 // (allocated blocks, st_blocks × 512, before the release). A qualifying file
 // that cannot be released (open, changed meanwhile) is a failure.
 func (j *job) release() error {
-	as, err := j.associations()
-	if err != nil {
-		return err
-	}
-	roots, err := j.roots(as)
+	as, roots, err := j.roots()
 	if err != nil {
 		return err
 	}

@@ -95,6 +95,11 @@ type Config struct {
 	// Watermark is the fraction of the store's file system AUTO_RELEASE_DATA
 	// releases down to (default DefaultWatermark).
 	Watermark float64
+	// AutoReleaseAbove, when set (between Watermark and 1), makes Run
+	// create an AUTO_RELEASE_DATA task by itself whenever the store's usage
+	// is above it and no such task is queued or running (FSx File Cache's
+	// automatic release). 0 = off: AUTO_RELEASE_DATA runs only when asked.
+	AutoReleaseAbove float64
 	// Usage returns the used and total bytes of the store's file system
 	// (default: statfs of the store).
 	Usage func() (used, total uint64, err error)
@@ -130,6 +135,9 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.AutoReleaseAbove != 0 && (cfg.AutoReleaseAbove <= cfg.Watermark || cfg.AutoReleaseAbove >= 1) {
+		return nil, fmt.Errorf("tasks: AutoReleaseAbove %.2f must be above the watermark %.2f and below 1", cfg.AutoReleaseAbove, cfg.Watermark)
 	}
 	if cfg.Usage == nil {
 		st := cfg.Store
@@ -198,6 +206,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	poll := time.NewTicker(5 * r.cfg.FlushInterval)
 	defer poll.Stop()
 	for {
+		if err := r.autoTrigger(ctx); err != nil && ctx.Err() == nil {
+			r.log.Warn("automatic release check", "err", err)
+		}
 		for {
 			t, ok, err := r.next(ctx)
 			if err != nil {
@@ -224,6 +235,46 @@ func (r *Runner) Run(ctx context.Context) error {
 		case <-poll.C:
 		}
 	}
+}
+
+// autoTrigger creates an AUTO_RELEASE_DATA task when the store is used
+// above Config.AutoReleaseAbove and none is queued or running.
+func (r *Runner) autoTrigger(ctx context.Context) error {
+	if r.cfg.AutoReleaseAbove == 0 {
+		return nil
+	}
+	used, total, err := r.cfg.Usage()
+	if err != nil || float64(used) <= r.cfg.AutoReleaseAbove*float64(total) {
+		return err
+	}
+	for _, l := range []api.DataRepositoryTaskLifecycle{api.TaskPending, api.TaskExecuting, api.TaskCanceling} {
+		ts, err := r.tasksIn(ctx, l, dra.MaxTaskPage)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			if t.Type == api.TaskAutoReleaseData {
+				return nil
+			}
+		}
+	}
+	fs, err := r.cfg.Catalog.FileSystem(ctx)
+	if err != nil {
+		return err
+	}
+	as, err := r.cfg.Catalog.Associations(ctx)
+	if err != nil || len(as) == 0 {
+		return err
+	}
+	t := NewTask(api.CreateDataRepositoryTaskRequest{
+		Type: api.TaskAutoReleaseData, FileSystemId: fs.FileSystemId, Report: &api.CompletionReport{Enabled: false},
+	}, dra.NewTaskID(), r.cfg.Now())
+	if _, _, err := r.cfg.Catalog.CreateTask(ctx, t, AssociationIDs(t, as), nil); err != nil {
+		return err
+	}
+	r.log.Info("store usage above the automatic release mark: task created", "task", t.TaskId,
+		"used", used, "total", total, "above", r.cfg.AutoReleaseAbove, "watermark", r.cfg.Watermark)
+	return nil
 }
 
 // next ends CANCELING tasks that do not run and returns the task to run:

@@ -700,27 +700,37 @@ func TestImportTask(t *testing.T) {
 	}
 }
 
-func TestAutoReleaseTask(t *testing.T) {
-	// Usage: what the association's files occupy, of a 10 MiB "disk".
-	var e *env
-	e = newEnv(t, func(c *Config) {
-		c.Watermark = 0.25
-		c.Usage = func() (uint64, uint64, error) {
-			var used int64
-			for _, n := range []string{"a", "b", "c", "d"} {
-				if st, err := e.st.Lstat("ExtData/" + n + ".bin"); err == nil {
-					used += st.Blocks * 512
-				}
-			}
-			return uint64(used), 10 << 20, nil
+// usage is a Config.Usage for tests: the blocks the association's files
+// a.bin … d.bin occupy, of a 10 MiB "disk" (the real statfs of the machine's
+// disk moves with everything else running on it).
+func (e *env) usage() (uint64, uint64, error) {
+	var used int64
+	for _, n := range []string{"a", "b", "c", "d"} {
+		if st, err := e.st.Lstat("ExtData/" + n + ".bin"); err == nil {
+			used += st.Blocks * 512
 		}
-	})
+	}
+	return uint64(used), 10 << 20, nil
+}
+
+// fourFiles writes and exports a.bin … d.bin, 1 MiB each.
+func (e *env) fourFiles() {
 	mib := strings.Repeat("y", 1<<20)
 	for _, n := range []string{"a", "b", "c", "d"} {
 		e.write("ExtData/"+n+".bin", mib)
 	}
 	e.start()
 	e.exportAll()
+}
+
+func TestAutoReleaseTask(t *testing.T) {
+	var e *env
+	e = newEnv(t, func(c *Config) {
+		c.Watermark = 0.25
+		c.Usage = func() (uint64, uint64, error) { return e.usage() }
+	})
+	e.fourFiles()
+	mib := strings.Repeat("y", 1<<20)
 	// 4 MiB of 10 used; the watermark is 2.5 MiB: two files must go, the
 	// least recently accessed first (c, then a).
 	base := time.Now().Add(-time.Hour)
@@ -797,5 +807,44 @@ func TestCreateValidation(t *testing.T) {
 	must(t, err)
 	if len(ids) != 1 {
 		t.Fatalf("task associations %v", ids)
+	}
+}
+
+func TestAutoReleaseTrigger(t *testing.T) {
+	var e *env
+	var above atomic.Bool
+	e = newEnv(t, func(c *Config) {
+		c.Watermark = 0.25
+		c.AutoReleaseAbove = 0.35
+		c.Usage = func() (uint64, uint64, error) {
+			if !above.Load() {
+				return 0, 10 << 20, nil
+			}
+			return e.usage()
+		}
+	})
+	e.fourFiles() // 4 MiB of 10: above 35%, once the check sees it
+	above.Store(true)
+	e.r.Submit()
+	autos := func() []api.DataRepositoryTask {
+		var out []api.DataRepositoryTask
+		resp, err := e.r.Describe(ctx, api.DescribeDataRepositoryTasksRequest{})
+		must(t, err)
+		for _, tk := range resp.DataRepositoryTasks {
+			if tk.Type == api.TaskAutoReleaseData {
+				out = append(out, tk)
+			}
+		}
+		return out
+	}
+	testutil.Eventually(t, 10*time.Second, "an AUTO_RELEASE_DATA task", func() bool { return len(autos()) == 1 })
+	tk := e.wait(autos()[0].TaskId, api.TaskSucceeded)
+	if _, ok, _ := counts(tk); ok != 2 {
+		t.Fatalf("automatic release: %+v", tk.Status)
+	}
+	// Under the mark now: another pass of the loop creates none.
+	e.exportAll()
+	if n := len(autos()); n != 1 {
+		t.Fatalf("%d automatic release tasks, want 1", n)
 	}
 }

@@ -72,12 +72,21 @@ func holder(as []assoc, rel string) (assoc, string, bool) {
 	return assoc{}, "", false
 }
 
-// roots resolves a file-system-path task's Paths into the store paths to
-// walk, each inside an association. A path that does not exist, or is
+// roots returns the associations and resolves a file-system-path task's
+// Paths into the store paths to walk, each inside an association. A path that does not exist, or is
 // neither inside an association nor above one, is invalid: it fails the
 // task before any file is touched (FSx: "If a path that you provide isn't
 // valid, the task fails").
-func (j *job) roots(as []assoc) ([]string, error) {
+func (j *job) roots() ([]assoc, []string, error) {
+	as, err := j.associations()
+	if err != nil {
+		return nil, nil, err
+	}
+	roots, err := j.rootsIn(as)
+	return as, roots, err
+}
+
+func (j *job) rootsIn(as []assoc) ([]string, error) {
 	paths := j.task.Paths
 	if len(paths) == 0 {
 		paths = []string{""}
