@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -38,7 +39,7 @@ const prefix = "pre/"
 // (/ExtData ↔ s3://bucket/pre/), the real exporter and importer, and a
 // Runner.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	m      *testutil.MinIO
 	st     *store.Store
 	cat    catalog.Catalog
@@ -54,13 +55,13 @@ type env struct {
 	done   chan error
 }
 
-func newEnv(t *testing.T, tune ...func(*Config)) *env {
+func newEnv(t testing.TB, tune ...func(*Config)) *env {
 	t.Helper()
 	return newEnvAt(t, "ExtData", tune...)
 }
 
 // newEnvAt is newEnv with the association's directory at dir.
-func newEnvAt(t *testing.T, dir string, tune ...func(*Config)) *env {
+func newEnvAt(t testing.TB, dir string, tune ...func(*Config)) *env {
 	t.Helper()
 	m := testutil.SharedMinIO(t)
 	root := t.TempDir()
@@ -104,7 +105,7 @@ func newEnvAt(t *testing.T, dir string, tune ...func(*Config)) *env {
 }
 
 // testLog sends the runner's log to the test's output.
-type testLog struct{ t *testing.T }
+type testLog struct{ t testing.TB }
 
 func (l testLog) Write(p []byte) (int, error) {
 	l.t.Log(strings.TrimSuffix(string(p), "\n"))
@@ -848,3 +849,35 @@ func TestAutoReleaseTrigger(t *testing.T) {
 		t.Fatalf("%d automatic release tasks, want 1", n)
 	}
 }
+
+// BenchmarkExportTask measures an EXPORT_TO_REPOSITORY task over 500 files
+// of 64 KiB never exported (each iteration clears their state first), with
+// the real exporter and MinIO.
+func BenchmarkExportTask(b *testing.B) {
+	e := newEnv(b, func(c *Config) { c.Logger = nil; c.Workers = benchWorkers })
+	const n, size = 500, 64 << 10
+	body := strings.Repeat("z", size)
+	for i := range n {
+		e.write("ExtData/d"+string(rune('a'+i%10))+"/f"+strings.Repeat("x", i/10)+".bin", body)
+	}
+	e.start()
+	b.SetBytes(n * size)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		for i := range n {
+			if err := e.st.ClearState("ExtData/d" + string(rune('a'+i%10)) + "/f" + strings.Repeat("x", i/10) + ".bin"); err != nil && !errors.Is(err, store.ErrNoState) {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		id := e.create(api.CreateDataRepositoryTaskRequest{Type: api.TaskExportToRepository})
+		if tk := e.wait(id, api.TaskSucceeded); tk.Status.SucceededCount < n {
+			b.Fatalf("exported %d", tk.Status.SucceededCount)
+		}
+	}
+	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "files/s")
+}
+
+// benchWorkers is Config.Workers in benchmarks (the default).
+var benchWorkers = DefaultWorkers
