@@ -117,7 +117,15 @@ type Runner struct {
 	mu      sync.Mutex
 	running string             // id of the task running now
 	stop    context.CancelFunc // cancels the feed of the running task
+	// autoQuiet: no automatic release task before this time (one failed:
+	// nothing more could be released, so retrying at once would only
+	// pile up failed tasks).
+	autoQuiet time.Time
 }
+
+// autoRetryAfter is how long the runner waits after a failed automatic
+// release before it creates another.
+const autoRetryAfter = 10 * time.Minute
 
 // New returns a Runner.
 func New(cfg Config) (*Runner, error) {
@@ -240,7 +248,10 @@ func (r *Runner) Run(ctx context.Context) error {
 // autoTrigger creates an AUTO_RELEASE_DATA task when the store is used
 // above Config.AutoReleaseAbove and none is queued or running.
 func (r *Runner) autoTrigger(ctx context.Context) error {
-	if r.cfg.AutoReleaseAbove == 0 {
+	r.mu.Lock()
+	quiet := r.cfg.Now().Before(r.autoQuiet)
+	r.mu.Unlock()
+	if r.cfg.AutoReleaseAbove == 0 || quiet {
 		return nil
 	}
 	used, total, err := r.cfg.Usage()
@@ -539,7 +550,7 @@ func (r *Runner) finish(ctx context.Context, id string, msg *string) error {
 		}
 	}
 	now := api.TimePtr(r.cfg.Now())
-	_, err = r.cfg.Catalog.UpdateTask(ctx, id, func(t *api.DataRepositoryTask) error {
+	ended, err := r.cfg.Catalog.UpdateTask(ctx, id, func(t *api.DataRepositoryTask) error {
 		var to api.DataRepositoryTaskLifecycle
 		switch {
 		case dra.TaskEnded(t.Lifecycle):
@@ -566,7 +577,12 @@ func (r *Runner) finish(ctx context.Context, id string, msg *string) error {
 	})
 	if err == nil {
 		os.Remove(r.spillPath(id))
-		r.log.Info("task ended", "task", id)
+		r.log.Info("task ended", "task", id, "lifecycle", ended.Lifecycle)
+		if ended.Type == api.TaskAutoReleaseData && ended.Lifecycle == api.TaskFailed {
+			r.mu.Lock()
+			r.autoQuiet = r.cfg.Now().Add(autoRetryAfter)
+			r.mu.Unlock()
+		}
 	}
 	return err
 }

@@ -848,6 +848,26 @@ func TestAutoReleaseTrigger(t *testing.T) {
 	if n := len(autos()); n != 1 {
 		t.Fatalf("%d automatic release tasks, want 1", n)
 	}
+
+	// Above the mark with nothing releasable (new local content): one
+	// task FAILS, and the runner does not retry at once.
+	mib := strings.Repeat("y", 1<<20)
+	for _, n := range []string{"a", "b", "c", "d"} {
+		e.write("ExtData/"+n+".bin", mib)
+		must(t, e.st.ClearState("ExtData/"+n+".bin"))
+	}
+	e.r.Submit()
+	testutil.Eventually(t, 10*time.Second, "a second AUTO_RELEASE_DATA task", func() bool { return len(autos()) == 2 })
+	for _, tk := range autos() {
+		if tk.Lifecycle != api.TaskSucceeded {
+			e.wait(tk.TaskId, api.TaskFailed)
+		}
+	}
+	e.wait(e.create(api.CreateDataRepositoryTaskRequest{Type: api.TaskImportMetadataFromRepository}), api.TaskSucceeded)
+	e.wait(e.create(api.CreateDataRepositoryTaskRequest{Type: api.TaskImportMetadataFromRepository}), api.TaskSucceeded)
+	if n := len(autos()); n != 2 {
+		t.Fatalf("%d automatic release tasks after a failed one, want 2", n)
+	}
 }
 
 // BenchmarkExportTask measures an EXPORT_TO_REPOSITORY task over 500 files
