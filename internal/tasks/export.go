@@ -23,6 +23,9 @@ import (
 //     its content (hsm.NeedsExport: dirty, or no state at all — never
 //     exported). Clean archived files and released stubs are skipped and not
 //     counted; never_archive files too.
+//   - A clean file with several hard links is checked like a directory: the
+//     state is the inode's, so exporting one name leaves the others clean
+//     though their keys may have no object.
 //   - A directory or symlink carries no state (Linux refuses user xattrs on
 //     symlinks, and directories get none), so its object is checked with a
 //     HEAD: it is exported when the object is missing or its POSIX headers
@@ -50,7 +53,23 @@ func (j *job) export() error {
 			case errors.Is(err, unix.ENOENT):
 				return // gone since the walk saw it
 			case err == nil:
-				if !hsm.NeedsExport(st.Flags) {
+				if hsm.NeedsExport(st.Flags) {
+					break
+				}
+				// The state is the inode's: of several hard links, the
+				// first exported leaves the others clean without an
+				// object of their own. Those are checked like
+				// directories.
+				if !st.Flags.Has(hsm.Exists|hsm.Archived) || st.Flags&(hsm.Released|hsm.NoArchive) != 0 {
+					return
+				}
+				if lst, err := j.r.cfg.Store.Lstat(e.rel); err != nil || lst.Nlink < 2 {
+					return
+				}
+				if same, err := j.objectCurrent(ctx, a, in, e); err != nil {
+					j.done(err, e.rel, 0)
+					return
+				} else if same {
 					return
 				}
 			}
@@ -82,7 +101,7 @@ func (j *job) objectCurrent(ctx context.Context, a assoc, in string, e entry) (b
 	if j.r.cfg.S3 == nil {
 		return false, nil
 	}
-	kind := keypath.File
+	kind := keypath.File // regular files (hard links) and symlinks
 	if e.typ == unix.S_IFDIR {
 		kind = keypath.Dir
 	}
@@ -113,6 +132,9 @@ func (j *job) objectCurrent(ctx context.Context, a assoc, in string, e entry) (b
 		if h.Metadata[k] != want[k] {
 			return false, nil
 		}
+	}
+	if e.typ == unix.S_IFREG {
+		return aws.ToInt64(h.ContentLength) == st.Size, nil
 	}
 	if e.typ == unix.S_IFLNK {
 		// A symlink's target is its body: recreating a link gives it a new

@@ -280,10 +280,24 @@ func TestExportTask(t *testing.T) {
 	if _, ok := e.object("Other/x.txt"); ok {
 		t.Fatal("a file outside every association was exported")
 	}
-	// Describe by association finds all three.
+	// A hard link of an exported file: the inode is clean, the new name
+	// has no object yet; the next task exports it, the one after does not.
+	must(t, os.Link(filepath.Join(e.st.Root(), "ExtData/a.txt"), filepath.Join(e.st.Root(), "ExtData/hard.txt")))
+	id4 := e.create(api.CreateDataRepositoryTaskRequest{Type: api.TaskExportToRepository})
+	if tot, ok, _ := counts(e.wait(id4, api.TaskSucceeded)); tot != 1 || ok != 1 { // hard.txt (a.txt's object is current)
+		t.Fatalf("hard link export counted %d %d, want 1 1", tot, ok)
+	}
+	if got, found := e.object(prefix + "hard.txt"); !found || got != "alpha" {
+		t.Fatalf("hard link object: %q %v", got, found)
+	}
+	id5 := e.create(api.CreateDataRepositoryTaskRequest{Type: api.TaskExportToRepository})
+	if tot, _, _ := counts(e.wait(id5, api.TaskSucceeded)); tot != 0 {
+		t.Fatalf("export after the hard link's: counted %d, want 0", tot)
+	}
+	// Describe by file system finds all five.
 	resp, err := e.r.Describe(ctx, api.DescribeDataRepositoryTasksRequest{Filters: []api.Filter{{Name: api.FilterFileSystemID, Values: []string{e.fsID}}}})
 	must(t, err)
-	if len(resp.DataRepositoryTasks) != 3 {
+	if len(resp.DataRepositoryTasks) != 5 {
 		t.Fatalf("describe: %d tasks", len(resp.DataRepositoryTasks))
 	}
 }
