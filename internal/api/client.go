@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -17,13 +18,17 @@ import (
 //
 //	POST /fsx/<Operation>   body: the FSx request JSON; 200 + the FSx response
 //	                        JSON, or an error status + {"__type","Message"}
-//	POST /hsm/<Operation>   State, Action, Release: HSMRequest → HSMResponse;
-//	                        Restore: HSMRequest → a stream of HSMEvent lines
+//	POST /hsm/<Operation>   State, Action, Release, Archive: HSMRequest →
+//	                        HSMResponse; Restore: HSMRequest → a stream of
+//	                        HSMEvent lines; Wait: HSMRequest → a stream of
+//	                        WaitEvent lines
+//	GET  /export/Status     ExportStatus (the journal's backlog)
 //	GET  /metrics           Prometheus text format
 const (
-	FSxPathPrefix = "/fsx/"
-	HSMPathPrefix = "/hsm/"
-	MetricsPath   = "/metrics"
+	FSxPathPrefix    = "/fsx/"
+	HSMPathPrefix    = "/hsm/"
+	MetricsPath      = "/metrics"
+	ExportStatusPath = "/export/Status"
 )
 
 // HSMRequest names files by absolute path under the daemon's mount point.
@@ -31,6 +36,10 @@ type HSMRequest struct {
 	Paths     []string `json:"Paths"`
 	Recursive bool     `json:"Recursive,omitempty"` // Restore: every file below a directory
 	Parallel  int      `json:"Parallel,omitempty"`  // Restore: files restored at once (default 8)
+	// Timeout (Wait) is how many seconds the daemon waits before it
+	// answers with what is still pending; 0 waits until everything is
+	// exported.
+	Timeout float64 `json:"Timeout,omitempty"`
 }
 
 // HSMFile is the answer for one path of an HSMRequest, in request order.
@@ -59,6 +68,49 @@ type HSMEvent struct {
 	Failed     int64    `json:"Failed"`
 	File       *HSMFile `json:"File,omitempty"` // a failure
 	Done       bool     `json:"Done,omitempty"`
+}
+
+// WaitEvent is one line of a Wait stream (ferry hsm wait): a progress
+// snapshot about once a second, and a last line with Done set that says
+// how the wait ended.
+type WaitEvent struct {
+	// Pending counts the exports still pending under the paths that hold
+	// content closed before the call (parked entries excepted).
+	Pending int64 `json:"Pending"`
+	Done    bool  `json:"Done,omitempty"`
+	// TimedOut (last line): the timeout ended the wait; PendingFiles lists
+	// what was still pending (at most WaitListLimit entries).
+	TimedOut     bool       `json:"TimedOut,omitempty"`
+	PendingFiles []WaitFile `json:"PendingFiles,omitempty"`
+	// Failed (last line) lists the entries under the paths whose export
+	// failed permanently (parked: retried only when the file changes).
+	Failed []WaitFile `json:"Failed,omitempty"`
+	// Error (last line): the wait itself failed (the catalog, a bad path).
+	Error string `json:"Error,omitempty"`
+}
+
+// WaitFile is one export entry a Wait reports: the absolute path under the
+// mount, the journal's kind (NEW, CHANGED, DELETED, RENAME), failed attempts
+// so far and the last failure.
+type WaitFile struct {
+	Path      string `json:"Path"`
+	Kind      string `json:"Kind"`
+	Attempts  int    `json:"Attempts,omitempty"`
+	LastError string `json:"LastError,omitempty"`
+	Pending   *Time  `json:"PendingSince,omitempty"`
+}
+
+// WaitListLimit bounds the entries of WaitEvent.PendingFiles and Failed.
+const WaitListLimit = 1000
+
+// ExportStatus is the export backlog of a file system (GET /export/Status):
+// entries of the export journal not yet exported, the age of the oldest,
+// exports running now and entries parked after a permanent failure.
+type ExportStatus struct {
+	Pending          int64   `json:"Pending"`
+	OldestAgeSeconds float64 `json:"OldestAgeSeconds"`
+	InFlight         int64   `json:"InFlight"`
+	Parked           int64   `json:"Parked"`
 }
 
 // Client calls one daemon's control API.
@@ -134,30 +186,56 @@ func (c *Client) HSM(ctx context.Context, operation string, req HSMRequest) (HSM
 
 // Restore runs hsm Restore and calls fn for each event of its stream.
 func (c *Client) Restore(ctx context.Context, req HSMRequest, fn func(HSMEvent)) error {
-	resp, err := c.Do(ctx, HSMPathPrefix+"Restore", req)
+	return stream(ctx, c, "Restore", req, fn, func(ev HSMEvent) bool { return ev.Done })
+}
+
+// Wait runs hsm Wait and calls fn for each event of its stream; the last
+// one has Done set.
+func (c *Client) Wait(ctx context.Context, req HSMRequest, fn func(WaitEvent)) error {
+	return stream(ctx, c, "Wait", req, fn, func(ev WaitEvent) bool { return ev.Done })
+}
+
+// stream posts an hsm operation answered by a stream of JSON lines and
+// calls fn for each until last says the stream is complete.
+func stream[E any](ctx context.Context, c *Client, op string, req HSMRequest, fn func(E), last func(E) bool) error {
+	resp, err := c.Do(ctx, HSMPathPrefix+op, req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
 	dec := json.NewDecoder(resp.Body)
 	for {
-		var ev HSMEvent
+		var ev E
 		if err := dec.Decode(&ev); err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("restore: the daemon's answer ended early: %v", err)
+			return fmt.Errorf("%s: the daemon's answer ended early: %v", strings.ToLower(op), err)
 		}
 		fn(ev)
-		if ev.Done {
+		if last(ev) {
 			return nil
 		}
 	}
 }
 
+// ExportStatus returns the daemon's export backlog.
+func (c *Client) ExportStatus(ctx context.Context) (ExportStatus, error) {
+	var out ExportStatus
+	b, err := c.get(ctx, ExportStatusPath)
+	if err == nil {
+		err = json.Unmarshal([]byte(b), &out)
+	}
+	return out, err
+}
+
 // Metrics returns the daemon's metrics in Prometheus text format.
 func (c *Client) Metrics(ctx context.Context) (string, error) {
-	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://ferry"+MetricsPath, nil)
+	return c.get(ctx, MetricsPath)
+}
+
+func (c *Client) get(ctx context.Context, path string) (string, error) {
+	hr, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://ferry"+path, nil)
 	if err != nil {
 		return "", err
 	}
@@ -166,7 +244,10 @@ func (c *Client) Metrics(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%w at %s: %v", ErrUnreachable, c.Socket, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("GET %s: the daemon answered %s: %.200s", path, resp.Status, b)
+	}
 	return string(b), err
 }
 

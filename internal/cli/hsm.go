@@ -24,21 +24,26 @@ func newHsmCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "hsm",
 		Short: "Show and change the HSM state of files, like lfs hsm_*",
-		Long: `The hsm commands work like Lustre's lfs hsm_state, hsm_action, hsm_restore
-and hsm_release on files under a ferry mount, with the same output.
+		Long: `The hsm commands work like Lustre's lfs hsm_state, hsm_action, hsm_restore,
+hsm_release and hsm_archive on files under a ferry mount, with the same
+output. ferry hsm wait (ferry only) waits until what was written under the
+paths is exported.
 
 A file imported from the repository is "released exists archived" until its
-data is read or restored, then "exists archived"; a local write adds "dirty".
-Each PATH is sent to the daemon of the mount that holds it.`,
+data is read or restored, then "exists archived"; a local write adds "dirty";
+an export makes it "exists archived" again. Each PATH is sent to the daemon
+of the mount that holds it.`,
 		Example: `  ferry hsm state /fsx/ExtData/file.nc
   ferry hsm restore -r /fsx/ExtData/HEMCO
   find /fsx/ExtData -type f -print0 | xargs -0 -n 1 -P 8 ferry hsm restore
-  ferry hsm release /fsx/ExtData/file.nc`,
+  ferry hsm release /fsx/ExtData/file.nc
+  ferry hsm archive /fsx/ExtData/output.nc
+  ferry hsm wait --timeout 10m /fsx`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.fsID, "file-system-id", "", "send every PATH to the daemon of this file system")
 	pf.StringVar(&o.store, "store", "", "send every PATH to the daemon serving this store directory")
-	cmd.AddCommand(newHsmStateCmd(o), newHsmActionCmd(o), newHsmReleaseCmd(o), newHsmRestoreCmd(o))
+	cmd.AddCommand(newHsmStateCmd(o), newHsmActionCmd(o), newHsmReleaseCmd(o), newHsmRestoreCmd(o), newHsmArchiveCmd(o), newHsmWaitCmd(o))
 	return cmd
 }
 

@@ -15,7 +15,8 @@ import (
 )
 
 type mountOpts struct {
-	store, catalog, logLevel              string
+	store, catalog, logLevel, metricsAddr string
+	repoCheck                             time.Duration
 	background, debug, noPassthrough      bool
 	entryTimeout, attrTimeout, negTimeout time.Duration
 }
@@ -48,11 +49,24 @@ with every user (allow_other) and the kernel checks permissions
 The daemon reaches the data repositories of its associations with the
 standard AWS chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_REGION,
 AWS_ENDPOINT_URL_S3, ~/.aws/config), or --profile, --region and
---endpoint-url as for "ferry s3".`,
+--endpoint-url as for "ferry s3".
+
+Files written under an association with an AutoExportPolicy are exported by
+the daemon; what is not exported yet stays in the store's export journal
+across unmounts and crashes, and the next mount exports it. Metrics
+(Prometheus text: export backlog and lag, bytes and objects exported,
+failures by code, lazy import counters) are served on the control socket and,
+with --metrics-addr, on a TCP port (a port alone listens on 127.0.0.1 only).
+
+An AVAILABLE association's repository is checked every
+--repository-check-interval (one listing of one key); a bucket gone or access
+withdrawn makes it MISCONFIGURED, which pauses its import and export until
+the cause is gone.`,
 		Example: `  ferry mount --store /nvme/ferry /fsx
   ferry mount --background --store /lustre/ferry-store /fsx
   ferry mount --store /nvme/ferry --catalog sqlite:///var/lib/ferry/fsx.db /fsx
   ferry --endpoint-url http://127.0.0.1:9000 mount --background --store /nvme/ferry /fsx
+  ferry mount --background --metrics-addr 9100 --store /nvme/ferry /fsx   # curl 127.0.0.1:9100/metrics
   ferry umount /fsx`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -68,6 +82,8 @@ AWS_ENDPOINT_URL_S3, ~/.aws/config), or --profile, --region and
 	f.DurationVar(&o.entryTimeout, "entry-timeout", time.Second, "how long the kernel caches names")
 	f.DurationVar(&o.attrTimeout, "attr-timeout", time.Second, "how long the kernel caches attributes")
 	f.DurationVar(&o.negTimeout, "negative-timeout", time.Second, "how long the kernel caches failed lookups")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "also serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, or PORT for 127.0.0.1:PORT)")
+	f.DurationVar(&o.repoCheck, "repository-check-interval", daemon.DefaultAvailableCheckInterval, "how often an AVAILABLE association's repository is checked (0: never)")
 	f.BoolVar(&o.noPassthrough, "no-passthrough", false, "serve every read and write in the daemon, even where the kernel offers FUSE passthrough")
 	for _, n := range []string{"entry-timeout", "attr-timeout", "negative-timeout", "no-passthrough"} {
 		f.MarkHidden(n)
@@ -98,6 +114,17 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 	if err != nil {
 		return usageError("%v", err)
 	}
+	metricsAddr, err := daemon.ParseMetricsAddr(o.metricsAddr)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	if o.repoCheck < 0 {
+		return usageError("--repository-check-interval %v is negative: give a duration such as 5m, or 0 for never", o.repoCheck)
+	}
+	repoCheck := o.repoCheck
+	if repoCheck == 0 {
+		repoCheck = -1 // never
+	}
 	store, err := filepath.Abs(o.store)
 	if err != nil {
 		return err
@@ -109,7 +136,10 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 	if o.background {
 		args := []string{"mount", "--store", store, "--catalog", catalog, "--log-level", strings.ToLower(level.String()),
 			"--entry-timeout", o.entryTimeout.String(), "--attr-timeout", o.attrTimeout.String(),
-			"--negative-timeout", o.negTimeout.String()}
+			"--negative-timeout", o.negTimeout.String(), "--repository-check-interval", o.repoCheck.String()}
+		if metricsAddr != "" {
+			args = append(args, "--metrics-addr", metricsAddr)
+		}
 		if o.debug {
 			args = append(args, "--debug")
 		}
@@ -147,6 +177,9 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		Logger:     logger,
 		S3:         g.s3Config(64),
 		Version:    Version,
+
+		AvailableCheckInterval: repoCheck,
+		MetricsAddr:            metricsAddr,
 		FUSE: fusefs.Options{
 			EntryTimeout:    neg(o.entryTimeout),
 			AttrTimeout:     neg(o.attrTimeout),

@@ -33,6 +33,21 @@ const (
 // its repository again (semantics §1: ferry recovers within a minute).
 const DefaultRecheckInterval = 20 * time.Second
 
+// DefaultAvailableCheckInterval is how often an AVAILABLE association's
+// repository gets a cheap check (one ListObjectsV2 of at most one key), so
+// that a bucket deleted or a permission withdrawn is noticed even while
+// nothing is imported or exported.
+const DefaultAvailableCheckInterval = 5 * time.Minute
+
+// repositoryCodes are the failure codes of exports that say the repository
+// cannot be used at all (rather than one file failing, or the endpoint
+// being down for a while): after one, every AVAILABLE association gets the
+// full repository check at once, which turns the broken ones MISCONFIGURED.
+var repositoryCodes = []string{
+	s3x.CodeNoSuchBucket, s3x.CodeAccessDenied, "Forbidden", "AllAccessDisabled",
+	s3x.CodeBadCredentials, "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken", s3x.CodeNoCredentials,
+}
+
 // associations answers the association requests of one file system and
 // works them in the background.
 //
@@ -55,6 +70,15 @@ type associations struct {
 	// invalidate tells the kernel that rel changed behind the mount (the
 	// association's directory made or removed); nil before the mount.
 	invalidate func(rel string)
+	// listeners learn every association after each change, as the
+	// importer does (the exporter's SetAssociations).
+	listeners []func([]api.DataRepositoryAssociation)
+	// availableCheck is the period of the cheap check of AVAILABLE
+	// associations (0: DefaultAvailableCheckInterval; negative: never).
+	availableCheck time.Duration
+	// exportFailures returns the exporter's failed attempts by code (nil:
+	// no exporter); a growing repository code triggers full checks.
+	exportFailures func() map[string]int64
 
 	createMu sync.Mutex    // overlap check + insert of creates
 	kick     chan struct{} // wakes the worker (capacity 1)
@@ -63,6 +87,10 @@ type associations struct {
 	runningID string             // association the worker works on
 	cancelRun context.CancelFunc // stops that work (a delete arrived)
 	lastCheck map[string]time.Time
+	lastFull  map[string]time.Time // full checks of AVAILABLE ones after export failures
+	// lastFailures is the exporter's failure counts at the last look (the
+	// worker's only).
+	lastFailures map[string]int64
 }
 
 func newAssociations(fsID string, cat catalog.Catalog, st *store.Store, s3 *s3x.Client, plane dataPlane, log *slog.Logger, recheck time.Duration) *associations {
@@ -70,7 +98,8 @@ func newAssociations(fsID string, cat catalog.Catalog, st *store.Store, s3 *s3x.
 		recheck = DefaultRecheckInterval
 	}
 	return &associations{fsID: fsID, cat: cat, st: st, s3: s3, plane: plane, log: log, recheck: recheck,
-		kick: make(chan struct{}, 1), lastCheck: map[string]time.Time{}, probe: probeSuffix}
+		kick: make(chan struct{}, 1), lastCheck: map[string]time.Time{}, lastFull: map[string]time.Time{},
+		lastFailures: map[string]int64{}, probe: probeSuffix}
 }
 
 func (m *associations) wake() {
@@ -89,7 +118,8 @@ func (m *associations) cancel(id string) {
 	}
 }
 
-// publish gives the importer every association as it is now.
+// publish gives the importer (and the listeners: the exporter) every
+// association as it is now.
 func (m *associations) publish(ctx context.Context) {
 	all, err := m.cat.Associations(ctx)
 	if err != nil {
@@ -97,6 +127,9 @@ func (m *associations) publish(ctx context.Context) {
 		return
 	}
 	m.plane.SetAssociations(all)
+	for _, f := range m.listeners {
+		f(all)
+	}
 }
 
 func (m *associations) checkFS(id string) error {
@@ -337,7 +370,7 @@ func (m *associations) work(ctx context.Context) {
 			m.recheckDue(ctx, all)
 			return
 		}
-		if err := m.process(ctx, *next); err != nil {
+		if err := m.process(ctx, *next, true); err != nil {
 			if ctx.Err() == nil {
 				m.log.Error("association work failed; retrying later", "dra", next.AssociationId, "err", err)
 			}
@@ -346,30 +379,76 @@ func (m *associations) work(ctx context.Context) {
 	}
 }
 
+// recheckDue checks the repositories whose check is due: a MISCONFIGURED
+// association every recheck interval (fully: it returns to AVAILABLE once
+// the cause is gone); an AVAILABLE one cheaply every availableCheck, and
+// fully at once (at most once per recheck interval) after the exporter
+// failed with a code that says a repository is unusable (semantics §1:
+// MISCONFIGURED pauses auto-import and auto-export until it recovers).
 func (m *associations) recheckDue(ctx context.Context, all []api.DataRepositoryAssociation) {
+	broken := m.exportBroke()
+	every := m.availableCheck
+	if every == 0 {
+		every = DefaultAvailableCheckInterval
+	}
 	for _, a := range all {
 		if ctx.Err() != nil {
 			return
 		}
+		due, full := false, true
+		now := time.Now()
 		m.mu.Lock()
-		due := a.Lifecycle == api.LifecycleMisconfigured && time.Since(m.lastCheck[a.AssociationId]) >= m.recheck
+		last, seen := m.lastCheck[a.AssociationId]
+		switch a.Lifecycle {
+		case api.LifecycleMisconfigured:
+			due = now.Sub(last) >= m.recheck
+		case api.LifecycleAvailable:
+			if !seen { // just created or just started: its check is recent enough
+				m.lastCheck[a.AssociationId] = now
+				last = now
+			}
+			if broken && now.Sub(m.lastFull[a.AssociationId]) >= m.recheck {
+				due = true
+				m.lastFull[a.AssociationId] = now
+			} else if every > 0 && now.Sub(last) >= every {
+				due, full = true, false
+			}
+		}
 		m.mu.Unlock()
 		if due {
-			if err := m.process(ctx, a); err != nil && ctx.Err() == nil {
+			if err := m.process(ctx, a, full); err != nil && ctx.Err() == nil {
 				m.log.Error("re-check failed", "dra", a.AssociationId, "err", err)
 			}
 		}
 	}
 }
 
+// exportBroke reports whether the exporter failed with a repository code
+// since the last call.
+func (m *associations) exportBroke() bool {
+	if m.exportFailures == nil {
+		return false
+	}
+	cur := m.exportFailures()
+	broke := false
+	for _, c := range repositoryCodes {
+		if cur[c] > m.lastFailures[c] {
+			broke = true
+		}
+	}
+	m.lastFailures = cur
+	return broke
+}
+
 // errMoved: the association changed state under the worker (a delete or an
 // update arrived); the worker looks again.
 var errMoved = errors.New("association changed meanwhile")
 
-// process does the work of a's current state. An error means the work must
-// be tried again later (the catalog failed); outcomes for the user (a
-// repository that cannot be used) are states, not errors.
-func (m *associations) process(ctx context.Context, a api.DataRepositoryAssociation) error {
+// process does the work of a's current state (for an AVAILABLE one, the
+// re-check: full or only a listing). An error means the work must be tried
+// again later (the catalog failed); outcomes for the user (a repository
+// that cannot be used) are states, not errors.
+func (m *associations) process(ctx context.Context, a api.DataRepositoryAssociation, full bool) error {
 	jobCtx, cancel := context.WithCancel(ctx)
 	m.mu.Lock()
 	m.runningID, m.cancelRun = a.AssociationId, cancel
@@ -387,6 +466,8 @@ func (m *associations) process(ctx context.Context, a api.DataRepositoryAssociat
 		err = m.remove(jobCtx, a, log)
 	case api.LifecycleCreating, api.LifecycleUpdating, api.LifecycleMisconfigured:
 		err = m.establish(ctx, jobCtx, a, log)
+	case api.LifecycleAvailable:
+		err = m.verify(ctx, jobCtx, a, full, log)
 	}
 	if errors.Is(err, errMoved) || (err != nil && jobCtx.Err() != nil && ctx.Err() == nil) {
 		return nil // superseded: look again
@@ -439,7 +520,13 @@ func (m *associations) establish(ctx, jobCtx context.Context, a api.DataReposito
 	} else if from != to {
 		log.Info("association available")
 	}
-	_, err := m.move(ctx, a.AssociationId, from, to, func(x *api.DataRepositoryAssociation) {
+	return m.settle(ctx, a.AssociationId, from, to, cerr, now)
+}
+
+// settle moves id from→to after a repository check that ended with cerr
+// (its FailureDetails) at now.
+func (m *associations) settle(ctx context.Context, id string, from, to api.DataRepositoryLifecycle, cerr error, now api.Time) error {
+	_, err := m.move(ctx, id, from, to, func(x *api.DataRepositoryAssociation) {
 		x.FailureDetails = nil
 		if cerr != nil {
 			x.FailureDetails = &api.FailureDetails{Message: dra.NormalizeFailureMessage(cerr.Error())}
@@ -450,6 +537,31 @@ func (m *associations) establish(ctx, jobCtx context.Context, a api.DataReposito
 		x.FerryStatus.LastCheckTime = &now
 	})
 	return err
+}
+
+// verify re-checks the repository of an AVAILABLE association: fully (the
+// checks of create) or cheaply (one ListObjectsV2 of at most one key). A
+// failure makes it MISCONFIGURED with the reason; from there it is
+// re-checked every recheck interval like any MISCONFIGURED association.
+func (m *associations) verify(ctx, jobCtx context.Context, a api.DataRepositoryAssociation, full bool, log *slog.Logger) error {
+	m.mu.Lock()
+	m.lastCheck[a.AssociationId] = time.Now()
+	m.mu.Unlock()
+	probe := m.probe
+	if !full {
+		probe = nil // the listing only
+	}
+	cerr := checkRepository(jobCtx, m.s3, a, probe)
+	if jobCtx.Err() != nil {
+		return jobCtx.Err()
+	}
+	now := api.Now()
+	to := api.LifecycleAvailable
+	if cerr != nil {
+		to = api.LifecycleMisconfigured
+		log.Warn("repository can no longer be used; auto-import and auto-export pause until it can", "err", cerr)
+	}
+	return m.settle(ctx, a.AssociationId, api.LifecycleAvailable, to, cerr, now)
 }
 
 func needsBatchImport(a api.DataRepositoryAssociation) bool {
@@ -530,6 +642,7 @@ func (m *associations) remove(ctx context.Context, a api.DataRepositoryAssociati
 	}
 	m.mu.Lock()
 	delete(m.lastCheck, a.AssociationId)
+	delete(m.lastFull, a.AssociationId)
 	m.mu.Unlock()
 	log.Info("association deleted")
 	m.publish(ctx)

@@ -62,6 +62,7 @@ func (d *Daemon) handler() http.Handler {
 	mux.HandleFunc("POST "+api.FSxPathPrefix+"{op}", d.serveFSx)
 	mux.HandleFunc("POST "+api.HSMPathPrefix+"{op}", d.serveHSM)
 	mux.Handle("GET "+api.MetricsPath, promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET "+api.ExportStatusPath, d.serveExportStatus)
 	return mux
 }
 
@@ -164,8 +165,9 @@ func containsString(list []string, s string) bool {
 	return false
 }
 
-// newMetrics registers the daemon's metrics: FUSE counters, importer
-// counters, associations by lifecycle.
+// newMetrics registers the daemon's metrics: FUSE counters, importer and
+// exporter counters, the export journal's backlog, associations by
+// lifecycle.
 func (d *Daemon) newMetrics() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector())
@@ -202,6 +204,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	for code, v := range refused {
 		counter("ferry_importer_refused_keys_by_code_total", "S3 keys refused by the importer, by error code.", uint64(v), "code", code)
 	}
+	d.collectExport(ch, counter)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if all, err := d.cat.Associations(ctx); err == nil {

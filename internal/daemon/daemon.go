@@ -15,6 +15,14 @@
 // start), the control API on a Unix socket (control.go) and the hsm
 // operations (hsm.go). The control API is started before the mount, so
 // requests can be queued while it comes up, and stopped after it.
+//
+// The export side (export.go): one exporter (internal/exporter) consumes the
+// catalog's export journal from before the mount until after it, with one
+// transfer engine; `ferry hsm wait` and `ferry hsm archive` are its control
+// operations, and its counters and the journal's backlog are in /metrics
+// (on the socket, and on --metrics-addr when given). Stopping never drops
+// pending exports: the journal stays in the catalog and the next mount
+// resumes it.
 package daemon
 
 import (
@@ -22,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,6 +45,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/exporter"
 	"github.com/ferry-hpc/ferry/internal/fusefs"
 	"github.com/ferry-hpc/ferry/internal/importer"
 	"github.com/ferry-hpc/ferry/internal/s3x"
@@ -56,7 +66,17 @@ type Config struct {
 	// RecheckInterval is how often a MISCONFIGURED association checks its
 	// repository again (default DefaultRecheckInterval).
 	RecheckInterval time.Duration
-	Version         string // reported by describe-file-systems
+	// AvailableCheckInterval is how often an AVAILABLE association's
+	// repository is checked cheaply (one ListObjectsV2 of one key), so a
+	// bucket that disappears is noticed (default
+	// DefaultAvailableCheckInterval; negative: never).
+	AvailableCheckInterval time.Duration
+	// MetricsAddr, when set, also serves /metrics over TCP on this
+	// address (ParseMetricsAddr: a port alone listens on 127.0.0.1).
+	MetricsAddr string
+	// Export tunes the exporter (zero fields take its defaults).
+	Export  ExportOptions
+	Version string // reported by describe-file-systems
 }
 
 // Daemon is one running mount.
@@ -73,11 +93,16 @@ type Daemon struct {
 	s3       *s3x.Client
 	plane    dataPlane
 	imp      *importer.Importer
+	exp      *exporter.Exporter
 	assoc    *associations
 	http     *http.Server
 	metrics  *prometheus.Registry
+	metricsL net.Listener // --metrics-addr
+	metricsS *http.Server
 	stopWork context.CancelFunc // stops the association worker
 	workDone chan struct{}
+	stopExp  context.CancelFunc // stops the exporter
+	expDone  chan struct{}
 	logFile  string // a --background daemon's log
 	log      *slog.Logger
 	done     chan struct{}
@@ -170,9 +195,25 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		}
 	}()
 	d.plane = importerPlane{d.imp}
+	if d.exp, err = d.newExporter(); err != nil {
+		return nil, err
+	}
 	d.assoc = newAssociations(d.id.FileSystemId, d.cat, d.store, d.s3, d.plane, d.log, cfg.RecheckInterval)
 	d.assoc.invalidate = invalidate
+	d.assoc.listeners = append(d.assoc.listeners, d.exp.SetAssociations)
+	d.assoc.availableCheck = cfg.AvailableCheckInterval
+	d.assoc.exportFailures = func() map[string]int64 { return d.exp.Stats().Failures }
 	d.metrics = d.newMetrics()
+	if cfg.MetricsAddr != "" {
+		if d.metricsL, err = listenMetrics(cfg.MetricsAddr); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				d.metricsL.Close()
+			}
+		}()
+	}
 	d.logFile = backgroundLog(cfg.RuntimeDir, d.id.FileSystemId)
 	// Register before mounting, so two mounts of one store race on the
 	// registration, not on the mountpoint.
@@ -210,9 +251,14 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		defer close(d.workDone)
 		d.assoc.run(wctx)
 	}()
+	// The exporter resumes the journal left by the last mount (or a
+	// crash) now: invariant 1 holds across restarts.
+	d.startExporter()
+	d.serveMetrics()
 	defer func() {
 		if err != nil {
 			d.stopControl()
+			d.stopExporter()
 		}
 	}()
 	opt := cfg.FUSE
@@ -238,6 +284,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 func (d *Daemon) serve() {
 	d.server.Wait()
 	d.stopControl()
+	d.stopExporter()
 	unregister(d.reg, os.Getpid())
 	d.imp.Close()
 	if err := d.cat.Close(); err != nil {
@@ -256,6 +303,11 @@ func (d *Daemon) stopControl() {
 	d.stopWork()
 	if err := d.http.Shutdown(ctx); err != nil {
 		d.http.Close()
+	}
+	if d.metricsS != nil {
+		if err := d.metricsS.Shutdown(ctx); err != nil {
+			d.metricsS.Close()
+		}
 	}
 	<-d.workDone
 	removeSocket(d.sock, d.reg, os.Getpid())

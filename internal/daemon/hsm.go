@@ -20,12 +20,15 @@ import (
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
-// HSM operations of the control API (ferry hsm state|action|release|restore).
+// HSM operations of the control API (ferry hsm
+// state|action|release|restore|archive|wait).
 const (
 	HSMState   = "State"
 	HSMAction  = "Action"
 	HSMRelease = "Release"
 	HSMRestore = "Restore"
+	HSMArchive = "Archive"
+	HSMWait    = "Wait"
 )
 
 // maxHSMPaths bounds the paths of one request (xargs sends a few thousand
@@ -56,8 +59,12 @@ func (d *Daemon) serveHSM(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, out)
 	case HSMRestore:
 		d.hsmRestore(w, r, req)
+	case HSMArchive:
+		d.hsmArchive(w, r, req)
+	case HSMWait:
+		d.hsmWait(w, r, req)
 	default:
-		writeError(w, api.BadRequestf("unknown hsm operation %q: use %s, %s, %s or %s", op, HSMState, HSMAction, HSMRelease, HSMRestore))
+		writeError(w, api.BadRequestf("unknown hsm operation %q: use %s, %s, %s, %s, %s or %s", op, HSMState, HSMAction, HSMRelease, HSMRestore, HSMArchive, HSMWait))
 	}
 }
 

@@ -38,6 +38,10 @@ func probeSuffix() string {
 // is one to read), and with an AutoExportPolicy an object can be written
 // (s3:PutObject) and, with DELETED in it, deleted (s3:DeleteObject). The
 // error names the bucket and the missing permission (s3x.Explain).
+//
+// With suffix nil it is the cheap check of an AVAILABLE association: only
+// the listing of at most one key (the bucket exists, the credentials work,
+// s3:ListBucket is granted).
 func checkRepository(ctx context.Context, c *s3x.Client, a api.DataRepositoryAssociation, suffix func() string) error {
 	if c == nil {
 		return fmt.Errorf("no S3 client: the daemon was started without S3 access")
@@ -49,7 +53,7 @@ func checkRepository(ctx context.Context, c *s3x.Client, a api.DataRepositoryAss
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	list, err := c.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(u.Bucket), Prefix: aws.String(u.Key), MaxKeys: aws.Int32(1)})
-	if err != nil {
+	if err != nil || suffix == nil {
 		return c.Explain(err, "list", u.Bucket, u.Key)
 	}
 	if len(list.Contents) > 0 {
