@@ -101,7 +101,8 @@ type Config struct {
 	// automatic release). 0 = off: AUTO_RELEASE_DATA runs only when asked.
 	AutoReleaseAbove float64
 	// Usage returns the used and total bytes of the store's file system
-	// (default: statfs of the store).
+	// (default: statfs of the store, total = used + available as df counts
+	// it, so Watermark compares with df's Use%).
 	Usage func() (used, total uint64, err error)
 	// Now replaces time.Now (tests).
 	Now func() time.Time
@@ -154,8 +155,11 @@ func New(cfg Config) (*Runner, error) {
 			if err != nil {
 				return 0, 0, err
 			}
+			// As df computes Use%: blocks reserved for root count
+			// neither as used nor as available.
 			bs := uint64(sf.Bsize)
-			return (sf.Blocks - sf.Bfree) * bs, sf.Blocks * bs, nil
+			used := (sf.Blocks - sf.Bfree) * bs
+			return used, used + sf.Bavail*bs, nil
 		}
 	}
 	log := cfg.Logger

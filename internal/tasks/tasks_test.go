@@ -915,3 +915,20 @@ func BenchmarkExportTask(b *testing.B) {
 
 // benchWorkers is Config.Workers in benchmarks (the default).
 var benchWorkers = DefaultWorkers
+
+func TestDefaultUsageIsDfUse(t *testing.T) {
+	e := newEnv(t)
+	r, err := New(e.cfg)
+	must(t, err)
+	used, total, err := r.cfg.Usage()
+	must(t, err)
+	sf, err := e.st.Statfs()
+	must(t, err)
+	// df: Use% = used / (used + avail), root's reserve in neither.
+	if total == 0 || used > total || total > sf.Blocks*uint64(sf.Bsize) {
+		t.Fatalf("usage %d of %d (file system %d bytes)", used, total, sf.Blocks*uint64(sf.Bsize))
+	}
+	if _, err := New(Config{Catalog: e.cat, Store: e.st, Exporter: e.ex, Importer: e.im, Watermark: 0.8, AutoReleaseAbove: 0.7}); err == nil {
+		t.Fatal("AutoReleaseAbove under the watermark accepted")
+	}
+}
