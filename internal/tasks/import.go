@@ -79,6 +79,11 @@ func (j *job) importMeta() error {
 		}
 	}
 	for _, un := range units {
+		if err := usable(un.a); err != nil {
+			return err
+		}
+	}
+	for _, un := range units {
 		if j.feed.Err() != nil {
 			return nil
 		}

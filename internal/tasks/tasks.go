@@ -40,6 +40,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -304,13 +305,39 @@ func (r *Runner) next(ctx context.Context) (api.DataRepositoryTask, bool, error)
 			return api.DataRepositoryTask{}, false, err
 		}
 	}
-	for _, l := range []api.DataRepositoryTaskLifecycle{api.TaskExecuting, api.TaskPending} {
-		ts, err := r.tasksIn(ctx, l, 1)
-		if err != nil || len(ts) > 0 {
-			if len(ts) > 0 {
-				return ts[0], true, err
-			}
+	if ts, err := r.tasksIn(ctx, api.TaskExecuting, 1); err != nil || len(ts) > 0 {
+		if len(ts) > 0 {
+			return ts[0], true, nil
+		}
+		return api.DataRepositoryTask{}, false, err
+	}
+	pending, err := r.tasksIn(ctx, api.TaskPending, dra.MaxTaskPage)
+	if err != nil || len(pending) == 0 {
+		return api.DataRepositoryTask{}, false, err
+	}
+	as, err := r.cfg.Catalog.Associations(ctx)
+	if err != nil {
+		return api.DataRepositoryTask{}, false, err
+	}
+	settling := map[string]bool{}
+	for _, a := range as {
+		if a.Lifecycle == api.LifecycleCreating || a.Lifecycle == api.LifecycleUpdating {
+			settling[a.AssociationId] = true
+		}
+	}
+	for _, t := range pending {
+		if len(settling) == 0 {
+			return t, true, nil
+		}
+		ids, err := r.cfg.Catalog.TaskAssociations(ctx, t.TaskId)
+		if err != nil {
 			return api.DataRepositoryTask{}, false, err
+		}
+		// A task waits while an association it works on is being
+		// created or updated (its repository is not checked yet); later
+		// tasks on other associations go first meanwhile.
+		if !slices.ContainsFunc(ids, func(id string) bool { return settling[id] }) {
+			return t, true, nil
 		}
 	}
 	return api.DataRepositoryTask{}, false, nil

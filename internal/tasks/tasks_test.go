@@ -932,3 +932,55 @@ func TestDefaultUsageIsDfUse(t *testing.T) {
 		t.Fatal("AutoReleaseAbove under the watermark accepted")
 	}
 }
+
+func TestTasksWaitForSettlingAssociations(t *testing.T) {
+	e := newEnv(t)
+	as, err := e.cat.Associations(ctx)
+	must(t, err)
+	two := api.DataRepositoryAssociation{
+		AssociationId: dra.NewAssociationID(), FileSystemId: e.fsID, FileSystemPath: "/Two",
+		DataRepositoryPath: "s3://" + e.bucket + "/two/", Lifecycle: api.LifecycleAvailable,
+		CreationTime: api.NewTime(time.Now()), ImportedFileChunkSize: 1024,
+	}
+	_, _, err = e.cat.CreateAssociation(ctx, two, nil)
+	must(t, err)
+	setLife := func(l api.DataRepositoryLifecycle, msg string) {
+		_, _, _, err := e.cat.UpdateAssociation(ctx, as[0].AssociationId, nil, func(a *api.DataRepositoryAssociation) error {
+			a.Lifecycle = l
+			a.FailureDetails = nil
+			if msg != "" {
+				a.FailureDetails = &api.FailureDetails{Message: msg}
+			}
+			return nil
+		})
+		must(t, err)
+		all, err := e.cat.Associations(ctx)
+		must(t, err)
+		e.ex.SetAssociations(all)
+		e.im.SetAssociations(all)
+	}
+	e.write("ExtData/a.txt", "a")
+	e.write("Two/b.txt", "b")
+	setLife(api.LifecycleCreating, "")
+	e.start()
+
+	first := e.create(api.CreateDataRepositoryTaskRequest{Type: api.TaskExportToRepository, Paths: []string{"ExtData"}})
+	second := e.create(api.CreateDataRepositoryTaskRequest{Type: api.TaskExportToRepository, Paths: []string{"Two"}})
+	e.wait(second, api.TaskSucceeded) // passes the waiting one
+	if l := e.task(first).Lifecycle; l != api.TaskPending {
+		t.Fatalf("task on a CREATING association: %s", l)
+	}
+	setLife(api.LifecycleAvailable, "")
+	e.r.Submit()
+	e.wait(first, api.TaskSucceeded)
+
+	setLife(api.LifecycleMisconfigured, "bucket gone")
+	e.write("ExtData/c.txt", "c")
+	id := e.create(api.CreateDataRepositoryTaskRequest{Type: api.TaskExportToRepository})
+	tk := e.wait(id, api.TaskFailed)
+	if tk.FailureDetails == nil || !strings.Contains(tk.FailureDetails.Message, as[0].AssociationId+" (/ExtData) is MISCONFIGURED: bucket gone") {
+		t.Fatalf("FailureDetails %+v", tk.FailureDetails)
+	}
+	// A release needs no repository: it runs.
+	e.wait(e.create(api.CreateDataRepositoryTaskRequest{Type: api.TaskReleaseDataFromFilesystem}), api.TaskSucceeded)
+}

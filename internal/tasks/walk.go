@@ -52,6 +52,28 @@ func (j *job) associations() ([]assoc, error) {
 	return out, nil
 }
 
+// usable fails when an association a task needs cannot reach its
+// repository (MISCONFIGURED): every file would fail for the same reason.
+func usable(a assoc) error {
+	if a.api.Lifecycle != api.LifecycleMisconfigured {
+		return nil
+	}
+	why := ""
+	if fd := a.api.FailureDetails; fd != nil && fd.Message != "" {
+		why = ": " + fd.Message
+	}
+	return fmt.Errorf("association %s (%s) is MISCONFIGURED%s; fix the repository, then create the task again", a.api.AssociationId, a.api.FileSystemPath, why)
+}
+
+// check is usable for tasks that reach the repository (release works on
+// local data only and needs none).
+func (j *job) check(a assoc) error {
+	if releases(j.task.Type) {
+		return nil
+	}
+	return usable(a)
+}
+
 // storeRel turns a task path ("" or "a/b", as dra normalizes file system
 // paths of tasks) into a store path ("." for the root).
 func storeRel(p string) string {
@@ -103,13 +125,19 @@ func (j *job) rootsIn(as []assoc) ([]string, error) {
 			}
 			return nil, fmt.Errorf("path %q: %w", p, err)
 		}
-		if _, _, ok := holder(as, rel); ok {
+		if a, _, ok := holder(as, rel); ok {
 			out = append(out, rel)
+			if err := j.check(a); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		found := false
 		for _, a := range as {
 			if _, ok := keypath.Within(rel, a.dir); ok {
+				if err := j.check(a); err != nil {
+					return nil, err
+				}
 				if _, err := j.r.cfg.Store.Lstat(a.dir); err == nil {
 					out = append(out, a.dir)
 				}
