@@ -50,6 +50,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
@@ -177,19 +178,11 @@ func (e *Exporter) SetAssociations(as []api.DataRepositoryAssociation) {
 }
 
 func parseAssoc(a api.DataRepositoryAssociation) (assoc, error) {
-	u, err := s3x.ParseURL(a.DataRepositoryPath)
+	loc, err := dra.Locate(a)
 	if err != nil {
 		return assoc{}, err
 	}
-	u = u.Dir()
-	if err := keypath.CheckPrefix(u.Key); err != nil {
-		return assoc{}, err
-	}
-	dir, err := keypath.StoreDir(a.FileSystemPath)
-	if err != nil {
-		return assoc{}, err
-	}
-	x := assoc{id: a.AssociationId, dir: dir, bucket: u.Bucket, prefix: u.Key, events: map[api.EventType]bool{}}
+	x := assoc{id: a.AssociationId, dir: loc.Dir, bucket: loc.Bucket, prefix: loc.Prefix, events: map[api.EventType]bool{}}
 	switch a.Lifecycle {
 	case api.LifecycleAvailable, api.LifecycleUpdating:
 		x.exporting = true

@@ -32,6 +32,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
@@ -262,15 +263,7 @@ func (im *Importer) SetAssociations(as []api.DataRepositoryAssociation) {
 }
 
 func (im *Importer) parseAssoc(a api.DataRepositoryAssociation) (assoc, error) {
-	u, err := s3x.ParseURL(a.DataRepositoryPath)
-	if err != nil {
-		return assoc{}, err
-	}
-	u = u.Dir()
-	if err := keypath.CheckPrefix(u.Key); err != nil {
-		return assoc{}, err
-	}
-	dir, err := keypath.StoreDir(a.FileSystemPath)
+	loc, err := dra.Locate(a)
 	if err != nil {
 		return assoc{}, err
 	}
@@ -278,7 +271,7 @@ func (im *Importer) parseAssoc(a api.DataRepositoryAssociation) (assoc, error) {
 	if c := int64(a.ImportedFileChunkSize) << 20; c > 0 && c < chunk {
 		chunk = c
 	}
-	return assoc{id: a.AssociationId, dir: dir, bucket: u.Bucket, prefix: u.Key, chunk: chunk, life: a.Lifecycle}, nil
+	return assoc{id: a.AssociationId, dir: loc.Dir, bucket: loc.Bucket, prefix: loc.Prefix, chunk: chunk, life: a.Lifecycle}, nil
 }
 
 // assocFor returns the association whose directory holds rel and rel's

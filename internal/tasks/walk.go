@@ -9,8 +9,8 @@ import (
 	"sync"
 
 	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/keypath"
-	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"golang.org/x/sys/unix"
 )
@@ -35,19 +35,11 @@ func (j *job) associations() ([]assoc, error) {
 		if a.Lifecycle == api.LifecycleDeleting || a.Lifecycle == api.LifecycleFailed {
 			continue
 		}
-		dir, err := keypath.StoreDir(a.FileSystemPath)
+		loc, err := dra.Locate(a)
 		if err != nil {
 			continue
 		}
-		u, err := s3x.ParseURL(a.DataRepositoryPath)
-		if err != nil {
-			continue
-		}
-		p := u.Key
-		if p != "" && !strings.HasSuffix(p, "/") {
-			p += "/"
-		}
-		out = append(out, assoc{api: a, dir: dir, bucket: u.Bucket, prefix: p})
+		out = append(out, assoc{api: a, dir: loc.Dir, bucket: loc.Bucket, prefix: loc.Prefix})
 	}
 	return out, nil
 }
