@@ -239,12 +239,13 @@ func (e *Engine) getRanges(ctx context.Context, f *os.File, in DownloadInput, rs
 		info.encrypted = info.encrypted || i.encrypted
 		mu.Unlock()
 	}
+	w := &lockedWriter{f: f}
 	etag := strings.Trim(in.Object.ETag, `"`)
 	first := 0
 	if etag == "" {
 		// Pin the version: the first range says which ETag the others
 		// must match.
-		i, err := e.getRange(ctx, f, in, 0, 0, rs, "", nil, progress)
+		i, err := e.getRange(ctx, w, in, 0, 0, rs, "", nil, progress)
 		if err != nil {
 			return info, err
 		}
@@ -264,7 +265,7 @@ func (e *Engine) getRanges(ctx context.Context, f *os.File, in DownloadInput, rs
 	for i := first; i < n && gctx.Err() == nil; i++ {
 		g.Go(func() error {
 			off, length := span(i, size, rs)
-			ri, err := e.getRange(gctx, f, in, i, off, length, etag, sh, progress)
+			ri, err := e.getRange(gctx, w, in, i, off, length, etag, sh, progress)
 			if err != nil {
 				return err
 			}
@@ -294,6 +295,22 @@ func (e *Engine) getRanges(ctx context.Context, f *os.File, in DownloadInput, rs
 	return info, nil
 }
 
+// lockedWriter lets one goroutine at a time write into the file. A buffered
+// write holds the inode's lock in the kernel for its whole length, and
+// writers waiting for it there spin on the CPU while the holder runs;
+// waiting here parks the goroutine instead. Writes into one file are
+// serial either way.
+type lockedWriter struct {
+	mu sync.Mutex
+	f  *os.File
+}
+
+func (w *lockedWriter) WriteAt(p []byte, off int64) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.f.WriteAt(p, off)
+}
+
 // rangeAttempts bounds how often one range is resumed after its body broke
 // off (connection reset, server restart); the SDK retries failed requests
 // itself but not bodies that fail while being read.
@@ -301,7 +318,7 @@ const rangeAttempts = 3
 
 // getRange fetches [off, off+length) into f at off, resuming after a broken
 // body from where it stopped.
-func (e *Engine) getRange(ctx context.Context, f *os.File, in DownloadInput, idx int, off, length int64, etag string, sh *seqHash, progress ProgressFunc) (objectInfo, error) {
+func (e *Engine) getRange(ctx context.Context, f io.WriterAt, in DownloadInput, idx int, off, length int64, etag string, sh *seqHash, progress ProgressFunc) (objectInfo, error) {
 	where := loc(in.Bucket, in.Key)
 	var info objectInfo
 	for attempt := 1; ; attempt++ {
@@ -333,7 +350,7 @@ type bodyError struct{ err error }
 func (b bodyError) Error() string { return "reading the response: " + b.err.Error() }
 func (b bodyError) Unwrap() error { return b.err }
 
-func (e *Engine) getRangeOnce(ctx context.Context, f *os.File, in DownloadInput, idx int, off, length int64, etag string, sh *seqHash, progress ProgressFunc) (int64, objectInfo, error) {
+func (e *Engine) getRangeOnce(ctx context.Context, f io.WriterAt, in DownloadInput, idx int, off, length int64, etag string, sh *seqHash, progress ProgressFunc) (int64, objectInfo, error) {
 	where := loc(in.Bucket, in.Key)
 	out, err := e.client.S3.GetObject(ctx, &s3.GetObjectInput{
 		Bucket:  aws.String(in.Bucket),
@@ -377,7 +394,7 @@ func rangeTotal(cr string) (int64, bool) {
 // toEOF it then reads body to its end, which is where the SDK checks a
 // response checksum. Body failures come back as bodyError with the count
 // of bytes already written.
-func (e *Engine) readInto(f *os.File, off int64, body io.Reader, want int64, wrote func(at int64, p []byte), toEOF bool, progress ProgressFunc) (int64, error) {
+func (e *Engine) readInto(f io.WriterAt, off int64, body io.Reader, want int64, wrote func(at int64, p []byte), toEOF bool, progress ProgressFunc) (int64, error) {
 	bp := e.getBuf()
 	defer e.putBuf(bp)
 	buf := *bp
