@@ -37,8 +37,8 @@ func newFsxCmd(g *globals) *cobra.Command {
 	o := &fsxOpts{g: g}
 	cmd := &cobra.Command{
 		Use:   "fsx",
-		Short: "Manage data repository associations like aws fsx",
-		Long: `The fsx commands are those of "aws fsx" for data repository associations,
+		Short: "Manage data repository associations and tasks like aws fsx",
+		Long: `The fsx commands are those of "aws fsx" for data repository associations and tasks,
 with the same flags, JSON shapes, --query (JMESPath), --output json|text|table,
 error messages and exit codes (254 for a service error, 252 for a bad command
 line). They talk to the ferry daemon of the file system over its control
@@ -59,7 +59,8 @@ current directory; else the one of --store DIR. Start one with
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: ExitParam, err: fmt.Errorf("%v\nSee '%s --help'.", err, c.CommandPath())}
 	})
-	cmd.AddCommand(newFsxCreateDRACmd(o), newFsxDescribeDRACmd(o), newFsxUpdateDRACmd(o), newFsxDeleteDRACmd(o), newFsxDescribeFSCmd(o))
+	cmd.AddCommand(newFsxCreateDRACmd(o), newFsxDescribeDRACmd(o), newFsxUpdateDRACmd(o), newFsxDeleteDRACmd(o), newFsxDescribeFSCmd(o),
+		newFsxCreateTaskCmd(o), newFsxDescribeTasksCmd(o), newFsxCancelTaskCmd(o))
 	return cmd
 }
 
@@ -235,7 +236,7 @@ func s3Flag(fs *pflag.FlagSet, v string, dst **api.S3DataRepositoryConfiguration
 
 // listFlags take several values after one flag, as aws's nargs='+' does
 // (--tags Key=a,Value=b Key=c,Value=d).
-var listFlags = map[string]bool{"--tags": true, "--filters": true, "--association-ids": true, "--file-system-ids": true}
+var listFlags = map[string]bool{"--tags": true, "--filters": true, "--association-ids": true, "--file-system-ids": true, "--paths": true, "--task-ids": true}
 
 // expandListFlags rewrites "--tags A B" into "--tags A --tags B" so the flag
 // parser sees every value.

@@ -59,16 +59,24 @@ path are deleted from the file system too; with --no-delete-data-in-file-system
 // pickByAssociation finds the daemon that holds association id: the one
 // the context selects, else the only one running, else whichever knows it.
 func (o *fsxOpts) pickByAssociation(ctx context.Context, id string) (daemonTarget, error) {
+	return o.pickHolder(func(t daemonTarget) bool {
+		var resp api.DescribeDataRepositoryAssociationsResponse
+		err := t.client.Call(ctx, daemon.OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{id}}, &resp)
+		return err == nil && len(resp.Associations) == 1
+	}, api.Errorf(api.CodeDataRepositoryAssociationNotFound, "association %s does not exist on any running file system: check the id (ferry fsx describe-data-repository-associations lists them)", id))
+}
+
+// pickHolder is pickAmong where, among several daemons, the one for which
+// holds is true is chosen; none is notFound.
+func (o *fsxOpts) pickHolder(holds func(daemonTarget) bool, notFound error) (daemonTarget, error) {
 	return o.pickAmong("", func(regs []daemon.Registration) (daemonTarget, error) {
 		for _, r := range regs {
 			t := newTarget(r)
-			var resp api.DescribeDataRepositoryAssociationsResponse
-			err := t.client.Call(ctx, daemon.OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{id}}, &resp)
-			if err == nil && len(resp.Associations) == 1 {
+			if holds(t) {
 				return t, nil
 			}
 			t.client.Close()
 		}
-		return daemonTarget{}, api.Errorf(api.CodeDataRepositoryAssociationNotFound, "association %s does not exist on any running file system: check the id (ferry fsx describe-data-repository-associations lists them)", id)
+		return daemonTarget{}, notFound
 	})
 }

@@ -11,11 +11,7 @@ import (
 )
 
 func newFsxDescribeDRACmd(o *fsxOpts) *cobra.Command {
-	var (
-		ids, filters     []string
-		maxResults       int32
-		nextToken, input string
-	)
+	var df describeFlags
 	cmd := &cobra.Command{
 		Use:   "describe-data-repository-associations",
 		Short: "Describe data repository associations",
@@ -41,42 +37,95 @@ of the machine is described.`,
 				return err
 			}
 			var req api.DescribeDataRepositoryAssociationsRequest
-			if err := readInputJSON(daemon.OpDescribeAssociations, input, &req); err != nil {
+			if err := df.read(cmd, daemon.OpDescribeAssociations, &req, &req.AssociationIds, &req.Filters, &req.MaxResults, &req.NextToken); err != nil {
 				return err
-			}
-			if len(ids) > 0 {
-				req.AssociationIds = ids
-			}
-			if len(filters) > 0 {
-				req.Filters = nil
-				if err := decodeParam("--filters", filters, &req.Filters, true); err != nil {
-					return err
-				}
-			}
-			if cmd.Flags().Changed("max-results") {
-				req.MaxResults = &maxResults
-			}
-			if nextToken != "" {
-				req.NextToken = nextToken
 			}
 			return o.describeDRAs(cmd.Context(), req)
 		},
 	}
-	f := cmd.Flags()
-	f.StringArrayVar(&ids, "association-ids", nil, "association ids (dra-…), up to 50")
-	f.StringArrayVar(&filters, "filters", nil, "Name=file-system-id,Values=fs-… (shorthand or JSON)")
-	f.Int32Var(&maxResults, "max-results", 25, "associations per page (1–25)")
-	f.StringVar(&nextToken, "next-token", "", "continue after the page that returned this token")
-	f.StringVar(&input, "cli-input-json", "", "the request as JSON (or file://PATH)")
+	df.register(cmd, "association-ids", "association ids (dra-…), up to 50", "Name=file-system-id,Values=fs-… (shorthand or JSON)", 25, "associations per page (1–25)")
 	return cmd
+}
+
+// describeFlags are the flags of the describe commands that page through
+// resources: ids, --filters, --max-results, --next-token, --cli-input-json.
+type describeFlags struct {
+	ids, filters     []string
+	maxResults       int32
+	nextToken, input string
+}
+
+func (df *describeFlags) register(cmd *cobra.Command, idsFlag, idsHelp, filtersHelp string, maxDefault int32, maxHelp string) {
+	f := cmd.Flags()
+	f.StringArrayVar(&df.ids, idsFlag, nil, idsHelp)
+	f.StringArrayVar(&df.filters, "filters", nil, filtersHelp)
+	f.Int32Var(&df.maxResults, "max-results", maxDefault, maxHelp)
+	f.StringVar(&df.nextToken, "next-token", "", "continue after the page that returned this token")
+	f.StringVar(&df.input, "cli-input-json", "", "the request as JSON (or file://PATH)")
+}
+
+// read fills req (--cli-input-json first, then the flags given) through
+// pointers to its members.
+func (df *describeFlags) read(cmd *cobra.Command, op string, req any, ids *[]string, filters *[]api.Filter, maxResults **int32, nextToken *string) error {
+	if err := readInputJSON(op, df.input, req); err != nil {
+		return err
+	}
+	if len(df.ids) > 0 {
+		*ids = df.ids
+	}
+	if len(df.filters) > 0 {
+		*filters = nil
+		if err := decodeParam("--filters", df.filters, filters, true); err != nil {
+			return err
+		}
+	}
+	if cmd.Flags().Changed("max-results") {
+		*maxResults = &df.maxResults
+	}
+	if df.nextToken != "" {
+		*nextToken = df.nextToken
+	}
+	return nil
 }
 
 // describeDRAs sends the request to the daemon the request or the context
 // selects, or to every running daemon (merged; paging then needs one).
 func (o *fsxOpts) describeDRAs(ctx context.Context, req api.DescribeDataRepositoryAssociationsRequest) error {
-	op := daemon.OpDescribeAssociations
+	return describeAcross(ctx, o, describeSpec[api.DescribeDataRepositoryAssociationsRequest, api.DescribeDataRepositoryAssociationsResponse]{
+		op: daemon.OpDescribeAssociations, what: "associations", flag: "--association-ids",
+		filters: req.Filters, ids: req.AssociationIds, paged: req.NextToken != "" || req.MaxResults != nil,
+		notFound: api.CodeDataRepositoryAssociationNotFound,
+		empty: func() api.DescribeDataRepositoryAssociationsResponse {
+			return api.DescribeDataRepositoryAssociationsResponse{Associations: []api.DataRepositoryAssociation{}}
+		},
+		byID: func(id string) api.DescribeDataRepositoryAssociationsRequest {
+			return api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{id}}
+		},
+		add: func(all *api.DescribeDataRepositoryAssociationsResponse, r api.DescribeDataRepositoryAssociationsResponse) int {
+			all.Associations = append(all.Associations, r.Associations...)
+			return len(all.Associations)
+		},
+	}, req)
+}
+
+// describeSpec says how describeAcross handles one describe operation.
+type describeSpec[Req, Resp any] struct {
+	op, what, flag string // operation; "associations"; "--association-ids"
+	filters        []api.Filter
+	ids            []string // asked for by id
+	paged          bool     // MaxResults or NextToken given
+	notFound       api.ErrorCode
+	empty          func() Resp
+	byID           func(id string) Req
+	add            func(all *Resp, r Resp) int // merges r, returns the items so far
+}
+
+// describeAcross sends a describe request to the daemon the request (a
+// file-system-id filter with one value) or the context selects, or to every
+// running daemon, merging their answers (paging then needs one file system).
+func describeAcross[Req, Resp any](ctx context.Context, o *fsxOpts, s describeSpec[Req, Resp], req Req) error {
 	fsID := ""
-	for _, f := range req.Filters {
+	for _, f := range s.filters {
 		if f.Name == api.FilterFileSystemID && len(f.Values) == 1 {
 			fsID = f.Values[0]
 		}
@@ -85,57 +134,55 @@ func (o *fsxOpts) describeDRAs(ctx context.Context, req api.DescribeDataReposito
 	if err != nil {
 		if api.IsCode(err, api.CodeFileSystemNotFound) && fsID != "" {
 			// FSx answers a filter on an unknown file system with nothing.
-			return o.print(op, api.DescribeDataRepositoryAssociationsResponse{Associations: []api.DataRepositoryAssociation{}})
+			return o.print(s.op, s.empty())
 		}
-		return o.serviceError(op, err)
+		return o.serviceError(s.op, err)
 	}
 	if ok {
-		var resp api.DescribeDataRepositoryAssociationsResponse
-		return o.call(ctx, t, op, req, &resp)
+		var resp Resp
+		return o.call(ctx, t, s.op, req, &resp)
 	}
 	regs, err := running()
 	if err != nil {
-		return o.serviceError(op, err)
+		return o.serviceError(s.op, err)
 	}
-	if len(regs) == 0 {
-		return o.serviceError(op, notRunning("any file system on this machine"))
+	switch {
+	case len(regs) == 0:
+		return o.serviceError(s.op, notRunning("any file system on this machine"))
+	case len(regs) == 1:
+		var resp Resp
+		return o.call(ctx, newTarget(regs[0]), s.op, req, &resp)
+	case s.paged:
+		return o.serviceError(s.op, api.BadRequestf("--max-results and --next-token page through one file system: choose it with --filters Name=file-system-id,Values=fs-… (%d run on this machine)", len(regs)))
 	}
-	if len(regs) == 1 {
-		var resp api.DescribeDataRepositoryAssociationsResponse
-		return o.call(ctx, newTarget(regs[0]), op, req, &resp)
-	}
-	if len(regs) > 1 && (req.NextToken != "" || req.MaxResults != nil) {
-		return o.serviceError(op, api.BadRequestf("--max-results and --next-token page through one file system: choose it with --filters Name=file-system-id,Values=fs-… (%d run on this machine)", len(regs)))
-	}
-	all := api.DescribeDataRepositoryAssociationsResponse{Associations: []api.DataRepositoryAssociation{}}
-	found := len(req.AssociationIds) == 0
+	all := s.empty()
+	n := 0
 	for _, r := range regs {
 		t := newTarget(r)
-		var resp api.DescribeDataRepositoryAssociationsResponse
-		err := t.client.Call(ctx, op, req, &resp)
-		t.client.Close()
-		if len(req.AssociationIds) > 0 && api.IsCode(err, api.CodeDataRepositoryAssociationNotFound) {
+		var resp Resp
+		err := t.client.Call(ctx, s.op, req, &resp)
+		if len(s.ids) > 0 && api.IsCode(err, s.notFound) {
 			// Asked for ids: a daemon answers for its own only.
-			per := api.DescribeDataRepositoryAssociationsRequest{}
-			for _, id := range req.AssociationIds {
-				per.AssociationIds = []string{id}
-				var one api.DescribeDataRepositoryAssociationsResponse
-				if t.client.Call(ctx, op, per, &one) == nil {
-					all.Associations = append(all.Associations, one.Associations...)
+			for _, id := range s.ids {
+				var one Resp
+				if t.client.Call(ctx, s.op, s.byID(id), &one) == nil {
+					n = s.add(&all, one)
 				}
 			}
+			t.client.Close()
 			continue
 		}
+		t.client.Close()
 		if errors.Is(err, api.ErrUnreachable) {
 			continue // a daemon going away
 		}
 		if err != nil {
-			return o.serviceError(op, err)
+			return o.serviceError(s.op, err)
 		}
-		all.Associations = append(all.Associations, resp.Associations...)
+		n = s.add(&all, resp)
 	}
-	if !found && len(all.Associations) < len(req.AssociationIds) {
-		return o.serviceError(op, api.Errorf(api.CodeDataRepositoryAssociationNotFound, "no running file system has all of the associations %v: check the ids (without --association-ids every association is listed)", req.AssociationIds))
+	if len(s.ids) > 0 && n < len(s.ids) {
+		return o.serviceError(s.op, api.Errorf(s.notFound, "no running file system has all of the %s %v: check the ids (without %s every one is listed)", s.what, s.ids, s.flag))
 	}
-	return o.print(op, all)
+	return o.print(s.op, all)
 }

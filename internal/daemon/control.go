@@ -114,9 +114,16 @@ func (d *Daemon) serveFSx(w http.ResponseWriter, r *http.Request) {
 		call(w, r, op, d.assoc.Delete)
 	case OpDescribeFileSystems:
 		call(w, r, op, d.describeFileSystems)
+	case OpCreateTask:
+		call(w, r, op, d.createTask)
+	case OpDescribeTasks:
+		call(w, r, op, d.describeTasks)
+	case OpCancelTask:
+		call(w, r, op, d.cancelTask)
 	default:
-		writeError(w, api.BadRequestf("unknown operation %q: this daemon serves %s, %s, %s, %s and %s", op,
-			OpCreateAssociation, OpDescribeAssociations, OpUpdateAssociation, OpDeleteAssociation, OpDescribeFileSystems))
+		writeError(w, api.BadRequestf("unknown operation %q: this daemon serves %s", op, strings.Join([]string{
+			OpCreateAssociation, OpDescribeAssociations, OpUpdateAssociation, OpDeleteAssociation, OpDescribeFileSystems,
+			OpCreateTask, OpDescribeTasks, OpCancelTask}, ", ")))
 	}
 }
 

@@ -23,6 +23,10 @@
 // (on the socket, and on --metrics-addr when given). Stopping never drops
 // pending exports: the journal stays in the catalog and the next mount
 // resumes it.
+//
+// Data repository tasks (tasks.go) are run by internal/tasks' Runner from
+// the catalog, started after the exporter (export tasks use it) and stopped
+// before it; a task cut short by a stop runs again at the next mount.
 package daemon
 
 import (
@@ -50,6 +54,8 @@ import (
 	"github.com/ferry-hpc/ferry/internal/importer"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
+	"github.com/ferry-hpc/ferry/internal/tasks"
+	"github.com/ferry-hpc/ferry/internal/transfer"
 )
 
 // Config says what to mount where.
@@ -75,8 +81,12 @@ type Config struct {
 	// address (ParseMetricsAddr: a port alone listens on 127.0.0.1).
 	MetricsAddr string
 	// Export tunes the exporter (zero fields take its defaults).
-	Export  ExportOptions
-	Version string // reported by describe-file-systems
+	Export ExportOptions
+	// AutoReleaseAbove, when set (0.8–1), makes the task runner start an
+	// AUTO_RELEASE_DATA task by itself when the store's file system is
+	// fuller than this (tasks.Config.AutoReleaseAbove).
+	AutoReleaseAbove float64
+	Version          string // reported by describe-file-systems
 }
 
 // Daemon is one running mount.
@@ -93,6 +103,7 @@ type Daemon struct {
 	s3       *s3x.Client
 	plane    dataPlane
 	imp      *importer.Importer
+	eng      *transfer.Engine
 	exp      *exporter.Exporter
 	assoc    *associations
 	http     *http.Server
@@ -101,8 +112,9 @@ type Daemon struct {
 	metricsS *http.Server
 	stopWork context.CancelFunc // stops the association worker
 	workDone chan struct{}
-	stopExp  context.CancelFunc // stops the exporter
-	expDone  chan struct{}
+	stopExp  func() // stops the exporter and waits for it
+	tasks    *tasks.Runner
+	stopTask func() // stops the task runner and waits for it
 	logFile  string // a --background daemon's log
 	log      *slog.Logger
 	done     chan struct{}
@@ -195,7 +207,17 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		}
 	}()
 	d.plane = importerPlane{d.imp}
+	// One transfer engine (one bound on S3 requests in flight) for exports
+	// and task reports.
+	d.eng = transfer.New(d.s3, transfer.Options{Concurrency: cfg.Export.Concurrency})
 	if d.exp, err = d.newExporter(); err != nil {
+		return nil, err
+	}
+	if d.tasks, err = tasks.New(tasks.Config{
+		Catalog: d.cat, Store: d.store, Exporter: d.exp, Importer: d.imp, S3: d.s3,
+		Engine: d.eng, Logger: d.log,
+		AutoReleaseAbove: cfg.AutoReleaseAbove,
+	}); err != nil {
 		return nil, err
 	}
 	d.assoc = newAssociations(d.id.FileSystemId, d.cat, d.store, d.s3, d.plane, d.log, cfg.RecheckInterval)
@@ -254,10 +276,12 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	// The exporter resumes the journal left by the last mount (or a
 	// crash) now: invariant 1 holds across restarts.
 	d.startExporter()
+	d.startTasks()
 	d.serveMetrics()
 	defer func() {
 		if err != nil {
 			d.stopControl()
+			d.stopTasks()
 			d.stopExporter()
 		}
 	}()
@@ -284,6 +308,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 func (d *Daemon) serve() {
 	d.server.Wait()
 	d.stopControl()
+	d.stopTasks()
 	d.stopExporter()
 	unregister(d.reg, os.Getpid())
 	d.imp.Close()
@@ -311,6 +336,20 @@ func (d *Daemon) stopControl() {
 	}
 	<-d.workDone
 	removeSocket(d.sock, d.reg, os.Getpid())
+}
+
+// background runs fn in a goroutine; the returned stop cancels its
+// context and waits until fn has returned.
+func (d *Daemon) background(what string, fn func(context.Context) error) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := fn(ctx); err != nil {
+			d.log.Error(what+" stopped", "err", err)
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // checkPaths refuses a mountpoint inside the store: the daemon would look

@@ -17,7 +17,6 @@ import (
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/exporter"
-	"github.com/ferry-hpc/ferry/internal/transfer"
 )
 
 // ExportOptions tune the daemon's exporter (zero fields take the
@@ -31,8 +30,8 @@ type ExportOptions struct {
 	Concurrency int
 }
 
-// newExporter builds the exporter of the file system on one transfer
-// engine. Its Owner (the name of its claims in the catalog's journal) is
+// newExporter builds the exporter of the file system on the daemon's
+// transfer engine. Its Owner (the name of its claims in the catalog's journal) is
 // stable across restarts of this file system on this host, so a restarted
 // daemon takes back the claims a crash left (exporter.Run releases them).
 func (d *Daemon) newExporter() (*exporter.Exporter, error) {
@@ -43,7 +42,7 @@ func (d *Daemon) newExporter() (*exporter.Exporter, error) {
 	o := d.cfg.Export
 	return exporter.New(exporter.Config{
 		Store: d.store, Catalog: d.cat, S3: d.s3,
-		Engine:  transfer.New(d.s3, transfer.Options{Concurrency: o.Concurrency}),
+		Engine:  d.eng,
 		Owner:   d.id.FileSystemId + "@" + host,
 		Workers: o.Workers, RetryBase: o.RetryBase, RetryMax: o.RetryMax, Poll: o.Poll,
 		Version: d.cfg.Version,
@@ -52,16 +51,7 @@ func (d *Daemon) newExporter() (*exporter.Exporter, error) {
 }
 
 // startExporter runs the exporter until stopExporter.
-func (d *Daemon) startExporter() {
-	ctx, cancel := context.WithCancel(context.Background())
-	d.stopExp, d.expDone = cancel, make(chan struct{})
-	go func() {
-		defer close(d.expDone)
-		if err := d.exp.Run(ctx); err != nil {
-			d.log.Error("exporter stopped", "err", err)
-		}
-	}()
-}
+func (d *Daemon) startExporter() { d.stopExp = d.background("exporter", d.exp.Run) }
 
 // stopExporter stops the exporter and waits for it: exports in flight are
 // cut short and their claims released; everything not exported stays in
@@ -72,7 +62,6 @@ func (d *Daemon) stopExporter() {
 		return
 	}
 	d.stopExp()
-	<-d.expDone
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if n, err := d.cat.Depth(ctx); err == nil && n > 0 {
