@@ -5,7 +5,9 @@
 # S3 and back down, with progress, then a no-op re-sync and a listing. Then
 # the second approach: `ferry mount` of a store directory, the seed's three
 # data repository associations, and lazy import (ls, hsm state before and
-# after a read, a parallel restore). Everything lives under .tools/demo/;
+# after a read, a parallel restore), then the way back: hsm archive and an
+# EXPORT_TO_REPOSITORY task write new files to S3, hsm wait drains, umount
+# says what is pending. Everything lives under .tools/demo/;
 # the mount and MinIO stop when the demo ends.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -93,4 +95,27 @@ run hsm restore -r "mnt/blended-tropomi"
 run hsm state "mnt/blended-tropomi/2019/01/tropomi_blended_20190101.nc"
 run hsm release "mnt/blended-tropomi/2019/01/tropomi_blended_20190101.nc"
 run hsm state "mnt/blended-tropomi/2019/01/tropomi_blended_20190101.nc"
-echo; echo "demo: done. Files are in $demo/fsx and under the mount $mnt (unmounted now); MinIO (stopped now) kept its data in $demo/minio."
+echo; echo "== export: new files written under the mount go to S3"
+mkdir -p mnt/ExtData/output
+head -c 300000 /dev/urandom >mnt/ExtData/output/run1.nc
+head -c 200000 /dev/urandom >mnt/ExtData/output/run2.nc
+run hsm state mnt/ExtData/output/run1.nc
+run hsm archive mnt/ExtData/output/run1.nc
+run hsm state mnt/ExtData/output/run1.nc
+echo "+ ferry fsx create-data-repository-task --type EXPORT_TO_REPOSITORY --file-system-id \$FSX_ID --paths ExtData/output --report Enabled=false"
+task=$("$ferry" fsx create-data-repository-task --type EXPORT_TO_REPOSITORY --file-system-id "$FSX_ID" \
+  --paths ExtData/output --report Enabled=false --query DataRepositoryTask.TaskId --output text)
+echo "$task"
+for _ in $(seq 300); do
+  state=$("$ferry" fsx describe-data-repository-tasks --task-ids "$task" --query 'DataRepositoryTasks[0].Lifecycle' --output text)
+  case $state in SUCCEEDED|FAILED|CANCELED) break ;; esac
+  sleep 0.1
+done
+run fsx describe-data-repository-tasks --task-ids "$task" \
+  --query 'DataRepositoryTasks[0].{Lifecycle:Lifecycle,Total:Status.TotalCount,Succeeded:Status.SucceededCount,Failed:Status.FailedCount}' --output table
+run hsm state mnt/ExtData/output/run2.nc
+run s3 ls "s3://$bucket/ExtData/output/"
+echo; echo "== drain barrier and unmount: hsm wait returns once everything closed so far is exported"
+run hsm wait --timeout 60s mnt
+run umount mnt
+echo; echo "demo: done. Files are in $demo/fsx and in the store $demo/store (unmounted now); MinIO (stopped now) kept its data in $demo/minio."
