@@ -191,6 +191,11 @@ func TestWaitTimeoutAndParked(t *testing.T) {
 	if time.Since(start) > 10*time.Second {
 		t.Errorf("the timeout took %v", time.Since(start))
 	}
+	// hsm action shows the pending export as lfs shows a queued archive.
+	resp, err := e.c.HSM(context.Background(), HSMAction, api.HSMRequest{Paths: []string{filepath.Join(e.mp, "bad/stuck.txt"), filepath.Join(e.mp, "good")}})
+	if err != nil || resp.Files[0].Action != "ARCHIVE waiting (from 0 to EOF)" || resp.Files[1].Action != "NOOP" {
+		t.Errorf("hsm action: %+v %v", resp, err)
+	}
 	// The healthy association's entries are done; the parked one is a
 	// failure with its cause, and does not hold the wait up.
 	ev = e.wait(30, filepath.Join(e.mp, "good"))

@@ -150,7 +150,7 @@ func (d *Daemon) hsmOne(ctx context.Context, op, path string) api.HSMFile {
 			return fileError(path, err)
 		}
 		const p = "x"
-		return api.HSMFile{Path: path, Action: strings.TrimPrefix(hsm.FormatAction(p, d.plane.Action(rel)), p+": ")}
+		return api.HSMFile{Path: path, Action: strings.TrimPrefix(hsm.FormatAction(p, d.action(ctx, rel)), p+": ")}
 	case HSMRelease:
 		if err := d.plane.Release(ctx, rel); err != nil {
 			if !errors.As(err, new(*hsm.Error)) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/hsm"
 )
 
 // archiveParallel bounds the files one archive request exports at once.
@@ -59,6 +60,23 @@ func (d *Daemon) archiveOne(ctx context.Context, path string) api.HSMFile {
 	}
 	st, _ := d.store.GetState(rel)
 	return api.HSMFile{Path: path, Flags: uint32(st.Flags)}
+}
+
+// action is what hsm action shows for rel: the importer's restore, else
+// an export uploading it (ARCHIVE running, bytes moved), else a pending
+// journal entry for it (ARCHIVE waiting), else NOOP.
+func (d *Daemon) action(ctx context.Context, rel string) hsm.CurrentAction {
+	if a := d.plane.Action(rel); a != hsm.Noop {
+		return a
+	}
+	if moved, ok := d.exp.Progress(rel); ok {
+		return hsm.Running(hsm.ActionArchive, uint64(moved))
+	}
+	p := catalogPrefix(rel)
+	if es, err := d.cat.Pending(ctx, p, "", 1); err == nil && len(es) == 1 && es[0].Path == p && !es[0].IsParked() {
+		return hsm.Waiting(hsm.ActionArchive)
+	}
+	return hsm.Noop
 }
 
 // waitProgressEvery is how often a Wait stream reports what is pending.
