@@ -66,7 +66,7 @@ func TestHsmWaitArchiveUmount(t *testing.T) {
 	srv := testutil.StartMinIO(t) // stopped in the middle
 	port := freePort(t)
 	m := &mountEnv{t: t, srv: srv, rt: t.TempDir(), st: t.TempDir(), mp: t.TempDir(),
-		extraArgs: []string{"--metrics-addr", fmt.Sprint(port)}}
+		extraArgs: []string{"--metrics-addr", fmt.Sprint(port), "--auto-release-above", "0.99"}}
 	testutil.DetachOnCleanup(t, m.mp)
 	m.mount()
 	t.Cleanup(func() { m.ferry("", "umount", m.mp) })
@@ -162,5 +162,9 @@ func TestHsmWaitArchiveUmount(t *testing.T) {
 	r = m.ferry("", "mount", "--metrics-addr", "nine", "--store", m.st, m.mp)
 	if r.code != 2 || !strings.Contains(r.stderr, "--metrics-addr") {
 		t.Errorf("bad --metrics-addr: exit %d\n%s", r.code, r.stderr)
+	}
+	r = m.ferry("", "mount", "--auto-release-above", "0.5", "--store", m.st, m.mp)
+	if r.code != 2 || !strings.Contains(r.stderr, "--auto-release-above 0.5") {
+		t.Errorf("bad --auto-release-above: exit %d\n%s", r.code, r.stderr)
 	}
 }

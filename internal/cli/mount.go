@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,11 +13,13 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/daemon"
 	"github.com/ferry-hpc/ferry/internal/fusefs"
+	"github.com/ferry-hpc/ferry/internal/tasks"
 )
 
 type mountOpts struct {
 	store, catalog, logLevel, metricsAddr string
 	repoCheck                             time.Duration
+	autoRelease                           float64
 	background, debug, noPassthrough      bool
 	entryTimeout, attrTimeout, negTimeout time.Duration
 }
@@ -61,7 +64,13 @@ with --metrics-addr, on a TCP port (a port alone listens on 127.0.0.1 only).
 An AVAILABLE association's repository is checked every
 --repository-check-interval (one listing of one key); a bucket gone or access
 withdrawn makes it MISCONFIGURED, which pauses its import and export until
-the cause is gone.`,
+the cause is gone.
+
+Data repository tasks (ferry fsx create-data-repository-task) run in the
+daemon; a task cut short by an unmount runs again at the next mount. With
+--auto-release-above F the daemon starts an AUTO_RELEASE_DATA task by itself
+when the store's file system is fuller than F, releasing the least recently
+used archived files until it is below 80%.`,
 		Example: `  ferry mount --store /nvme/ferry /fsx
   ferry mount --background --store /lustre/ferry-store /fsx
   ferry mount --store /nvme/ferry --catalog sqlite:///var/lib/ferry/fsx.db /fsx
@@ -84,6 +93,7 @@ the cause is gone.`,
 	f.DurationVar(&o.negTimeout, "negative-timeout", time.Second, "how long the kernel caches failed lookups")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "also serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, or PORT for 127.0.0.1:PORT)")
 	f.DurationVar(&o.repoCheck, "repository-check-interval", daemon.DefaultAvailableCheckInterval, "how often an AVAILABLE association's repository is checked (0: never)")
+	f.Float64Var(&o.autoRelease, "auto-release-above", 0, "start an AUTO_RELEASE_DATA task by itself when the store's file system is fuller than this fraction (0.8–1, e.g. 0.9; 0: never)")
 	f.BoolVar(&o.noPassthrough, "no-passthrough", false, "serve every read and write in the daemon, even where the kernel offers FUSE passthrough")
 	for _, n := range []string{"entry-timeout", "attr-timeout", "negative-timeout", "no-passthrough"} {
 		f.MarkHidden(n)
@@ -121,6 +131,9 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 	if o.repoCheck < 0 {
 		return usageError("--repository-check-interval %v is negative: give a duration such as 5m, or 0 for never", o.repoCheck)
 	}
+	if o.autoRelease != 0 && (o.autoRelease <= tasks.DefaultWatermark || o.autoRelease >= 1) {
+		return usageError("--auto-release-above %v: give a fraction above %v (the release watermark) and below 1, e.g. 0.9", o.autoRelease, tasks.DefaultWatermark)
+	}
 	repoCheck := o.repoCheck
 	if repoCheck == 0 {
 		repoCheck = -1 // never
@@ -139,6 +152,9 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 			"--negative-timeout", o.negTimeout.String(), "--repository-check-interval", o.repoCheck.String()}
 		if metricsAddr != "" {
 			args = append(args, "--metrics-addr", metricsAddr)
+		}
+		if o.autoRelease != 0 {
+			args = append(args, "--auto-release-above", strconv.FormatFloat(o.autoRelease, 'g', -1, 64))
 		}
 		if o.debug {
 			args = append(args, "--debug")
@@ -180,6 +196,7 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 
 		AvailableCheckInterval: repoCheck,
 		MetricsAddr:            metricsAddr,
+		AutoReleaseAbove:       o.autoRelease,
 		FUSE: fusefs.Options{
 			EntryTimeout:    neg(o.entryTimeout),
 			AttrTimeout:     neg(o.attrTimeout),
