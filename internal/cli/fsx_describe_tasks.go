@@ -14,7 +14,7 @@ func newFsxDescribeTasksCmd(o *fsxOpts) *cobra.Command {
 		Short: "Describe data repository tasks",
 		Long: `Describes tasks by --task-ids or --filters (file-system-id, task-lifecycle,
 data-repository-association-id; ANDed, values of one filter ORed), a page of
---max-results at a time with --next-token, newest first as in FSx.
+--max-results at a time with --next-token, oldest first.
 
 Lifecycle is PENDING, EXECUTING, CANCELING, then SUCCEEDED, FAILED
 (FailureDetails.Message says why) or CANCELED. Status holds the counters:
