@@ -29,8 +29,15 @@ func startExportEnv(t *testing.T, mod func(*Config)) *env {
 	srv.Client(t)
 	e := &env{t: t, srv: srv, rt: t.TempDir(), st: t.TempDir(), mp: t.TempDir()}
 	testutil.DetachOnCleanup(t, e.mp)
+	e.startExport(mod)
+	return e
+}
+
+// startExport starts the daemon of e's store with fast exporter retries.
+func (e *env) startExport(mod func(*Config)) {
+	e.t.Helper()
 	cfg := Config{Store: e.st, MountPoint: e.mp, RuntimeDir: e.rt,
-		S3:              s3x.Config{EndpointURL: srv.Endpoint, MaxAttempts: 2},
+		S3:              s3x.Config{EndpointURL: e.srv.Endpoint, MaxAttempts: 2},
 		RecheckInterval: 400 * time.Millisecond,
 		Export:          ExportOptions{RetryBase: 50 * time.Millisecond, RetryMax: 300 * time.Millisecond, Poll: 50 * time.Millisecond},
 	}
@@ -39,12 +46,11 @@ func startExportEnv(t *testing.T, mod func(*Config)) *env {
 	}
 	d, err := Start(cfg)
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	e.d = d
 	e.c = api.NewClient(socketPath(e.rt, d.ID()))
-	t.Cleanup(func() { e.c.Close(); d.Stop() })
-	return e
+	e.t.Cleanup(func() { e.c.Close(); d.Stop() })
 }
 
 var exportAll = &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: []api.EventType{api.EventNew, api.EventChanged, api.EventDeleted}}}
@@ -350,5 +356,44 @@ func TestOutermost(t *testing.T) {
 	}
 	if got := outermost([]string{"x", ""}); len(got) != 1 || got[0] != "" {
 		t.Errorf("root: %q", got)
+	}
+}
+
+// Stopping never drops pending exports: the journal stays in the catalog
+// (PendingExports reads it with the daemon gone) and the next start exports
+// it once the repository is usable.
+func TestPendingExportsSurviveRestart(t *testing.T) {
+	e := startExportEnv(t, nil)
+	c := e.srv.Client(t)
+	bucket := "ferry-later-" + strings.ToLower(e.d.ID()[3:])
+	a, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/data", DataRepositoryPath: "s3://" + bucket + "/p", S3: exportAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(a.AssociationId, api.LifecycleMisconfigured)
+	e.writeJournaled("data/one.txt", "one")
+	e.writeJournaled("data/two.txt", "two")
+	catURL := e.d.cfg.Catalog
+	if err := e.d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	n, age, err := PendingExports(catURL, e.st)
+	if err != nil || n != 2 || age <= 0 {
+		t.Fatalf("pending after stop: %d %v %v", n, age, err)
+	}
+	createBucket(t, c, bucket)
+	t.Cleanup(func() { emptyAndDeleteBucket(t, c, bucket) })
+	e.startExport(nil)
+	e.waitState(a.AssociationId, api.LifecycleAvailable)
+	if ev := e.wait(60, e.mp); ev.TimedOut || len(ev.Failed) != 0 {
+		t.Fatalf("wait after the restart: %+v", ev)
+	}
+	for _, k := range []string{"one", "two"} {
+		if body, ok := getObject(t, c, bucket, "p/"+k+".txt"); !ok || body != k {
+			t.Errorf("p/%s.txt: %q %v", k, body, ok)
+		}
+	}
+	if s, err := e.c.ExportStatus(context.Background()); err != nil || s.Pending != 0 {
+		t.Errorf("export status after the drain: %+v %v", s, err)
 	}
 }
