@@ -31,7 +31,8 @@
 # does the case once, in an order rotated by r.
 # Results: $OUT/results-<date>.md (also printed), raw times in $OUT/times-<date>.tsv.
 # Every mount is unmounted and every process the harness started is stopped
-# on exit, failure included; scratch data lives in $OUT/run and is removed.
+# on exit, failure included; scratch data (MinIO's, the caches) lives in
+# $OUT/run and the mountpoints in a mktemp -d folder of /tmp; both are removed.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -52,6 +53,11 @@ times="$OUT/times-$stamp.tsv"
 logs="$OUT/logs/$stamp"
 run="$OUT/run"
 data="$OUT/data"
+# The mountpoints live outside the work tree: `go build ./...`, `go vet ./...`
+# and `gofmt -l .` walk every directory of the module, and a walk into a
+# mount lists it (a cold ls -lR of ferry once took 0.18 s because someone's
+# `go vet ./...` had just listed the tree; a walk also holds the mount busy).
+mnt_root=""
 bucket=bench-mount
 
 log() { echo "bench/mount: $*" >&2; }
@@ -65,8 +71,8 @@ minio_pid=""
 cleanup() {
   local t m
   for t in "${!pid_of[@]}"; do stop_mount "$t" || true; done
-  if [ -d "$run/mnt" ]; then
-    for m in "$run"/mnt/*; do
+  if [ -n "$mnt_root" ]; then
+    for m in "$mnt_root"/*; do
       mountpoint -q "$m" 2>/dev/null && { umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; }
     done
   fi
@@ -75,12 +81,14 @@ cleanup() {
     wait "$minio_pid" 2>/dev/null || true
   fi
   rm -rf "$run"
+  if [ -n "$mnt_root" ]; then rmdir "$mnt_root"/* "$mnt_root" 2>/dev/null || true; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 rm -rf "$run"
-mkdir -p "$data" "$logs" "$run/mnt" "$run/cache"
+mkdir -p "$data" "$logs" "$run/cache"
+mnt_root=$(mktemp -d /tmp/ferry-bench-mount.XXXXXX)
 
 # ---------------------------------------------------------------- tools
 # MinIO and rclone (which uploads the data sets) are needed; a peer that
@@ -211,8 +219,8 @@ mount_cmd() {
 # base TOOL: the directory under which the mount shows s3://$bucket/data/.
 base() {
   case $1 in
-    ferry) echo "$run/mnt/$1/bench" ;;
-    *) echo "$run/mnt/$1" ;;
+    ferry) echo "$mnt_root/$1/bench" ;;
+    *) echo "$mnt_root/$1" ;;
   esac
 }
 
@@ -223,7 +231,7 @@ export FERRY_RUNTIME_DIR="$run/ferry-runtime"
 # then waits until the mount is there (ferry: until its association to
 # s3://$bucket/data/ on /bench is AVAILABLE). Nothing below the mount is read.
 start_mount() {
-  local tool=$1 mnt="$run/mnt/$1" cache="$run/cache/$1" i out
+  local tool=$1 mnt="$mnt_root/$1" cache="$run/cache/$1" i out
   stop_mount "$tool"
   rm -rf "$cache"
   mkdir -p "$mnt" "$cache"
@@ -269,10 +277,15 @@ ferry_associate() {
 
 # stop_mount TOOL: unmounts TOOL and waits (≤ 30 s) for its process to end.
 stop_mount() {
-  local tool=$1 mnt="$run/mnt/$1" pid=${pid_of[$1]:-} i
+  local tool=$1 mnt="$mnt_root/$1" pid=${pid_of[$1]:-} i
   if mountpoint -q "$mnt" 2>/dev/null; then
     if [ "$tool" = ferry ]; then
-      "$ferry" umount "$mnt" >>"$logs/$tool-mount.log" 2>&1 || umount "$mnt" 2>/dev/null || true
+      # SIGTERM is ferry's other clean way out (a busy mount is detached and
+      # the daemon exits once its last file is closed).
+      if ! "$ferry" umount "$mnt" >>"$logs/$tool-mount.log" 2>&1 && [ -n "$pid" ]; then
+        log "  ferry umount refused (see $logs/$tool-mount.log); sending SIGTERM"
+        kill "$pid" 2>/dev/null || true
+      fi
     else
       umount "$mnt" 2>/dev/null || true
     fi

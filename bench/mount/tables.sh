@@ -9,17 +9,14 @@
 # from a local file ("local").
 set -euo pipefail
 times=${1:?usage: bench/mount/tables.sh TIMES.tsv}
-present() { # present COLUMN ORDER...: the words of ORDER found in COLUMN
-  local col=$1 w
-  shift
-  for w in "$@"; do
-    awk -F'\t' -v c="$col" -v w="$w" 'NR > 1 && $c == w { found = 1; exit } END { exit !found }' "$times" && echo "$w"
-  done
-  return 0
+# present COLUMN ORDER...: the words of ORDER found in COLUMN, in that order.
+present() {
+  awk -F'\t' -v c="$1" -v order="${*:2}" 'NR > 1 { seen[$c] = 1 }
+    END { n = split(order, o, " "); for (i = 1; i <= n; i++) if (o[i] in seen) printf "%s ", o[i] }' "$times"
 }
-CASES=${CASES:-$(present 1 seq1g par4 lsR find warm hot | xargs)}
-TOOLS=$(present 2 ferry rclone s3fs geesefs curl local | xargs)
-PEERS=${PEERS:-$(present 2 rclone s3fs geesefs | xargs)}
+CASES=${CASES:-$(present 1 seq1g par4 lsR find warm hot)}
+TOOLS=$(present 2 ferry rclone s3fs geesefs curl local)
+PEERS=${PEERS:-$(present 2 rclone s3fs geesefs)}
 
 echo "| case | tool | min s | median s | at the median | CPU s mount / MinIO (median) | load1 (median) | runs | ÷ fastest peer (median) | share of local speed |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
