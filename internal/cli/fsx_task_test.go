@@ -156,6 +156,24 @@ func TestFsxExportTask(t *testing.T) {
 	if e := m.waitTaskEnd(ok2.TaskId); e.Lifecycle != api.TaskSucceeded {
 		t.Errorf("second task: %+v", e)
 	}
+	// A release task with --release-configuration in shorthand: the
+	// exported files' data goes, their names stay.
+	rel, r := m.createTask("--type", "RELEASE_DATA_FROM_FILESYSTEM", "--paths", "data/sub", "--report", "Enabled=false",
+		"--release-configuration", "DurationSinceLastAccess={Unit=DAYS,Value=0}")
+	if r.code != 0 || rel.ReleaseConfiguration == nil || rel.ReleaseConfiguration.DurationSinceLastAccess == nil {
+		t.Fatalf("release task: exit %d %+v\n%s", r.code, rel, r.stderr)
+	}
+	if e := m.waitTaskEnd(rel.TaskId); e.Lifecycle != api.TaskSucceeded || e.Status == nil || e.Status.ReleasedCapacity == nil || *e.Status.ReleasedCapacity == 0 {
+		t.Errorf("release task: %+v %+v", e, e.Status)
+	}
+	bp := filepath.Join(m.mp, "data/sub/b.txt")
+	if out := m.ok("hsm", "state", bp); out != bp+": (0x0000000d) released exists archived\n" {
+		t.Errorf("state after the release task: %q", out)
+	}
+	_, r = m.createTask("--type", "EXPORT_TO_REPOSITORY", "--report", "Enabled=false", "--release-configuration", "DurationSinceLastAccess={Unit=DAYS,Value=0}")
+	if r.code != 254 || !strings.Contains(r.stderr, "ReleaseConfiguration applies only to RELEASE_DATA_FROM_FILESYSTEM") {
+		t.Errorf("release configuration on an export task: exit %d\n%s", r.code, r.stderr)
+	}
 	third, r := m.createTask("--type", "EXPORT_TO_REPOSITORY", "--report", "Enabled=false")
 	if r.code != 0 {
 		t.Fatalf("third task: %s", r.stderr)
