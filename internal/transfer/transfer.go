@@ -2,7 +2,9 @@
 // uploads, parallel ranged downloads written in place, server-side copies.
 // One Engine is shared by a whole command so that every request draws on one
 // connection pool and one bound of concurrent requests; memory is bounded by
-// that concurrency times the per-request buffer, never by file size or count.
+// that concurrency times the per-request buffer (plus one read-back buffer
+// per file whose ranges are being hashed, see seqHash), never by file size
+// or count.
 //
 // The one bound: every S3 request an Engine sends (a PUT, a part, a ranged
 // GET, a copy, a complete, a batch delete) first takes one slot of a weighted
