@@ -100,11 +100,13 @@ type Options struct {
 	// Concurrency bounds the requests in flight at once across all files
 	// (default 16).
 	Concurrency int
-	// PartSize is the multipart part size and download range size; it grows
-	// for large files so no upload needs more than 10,000 parts (min 5 MiB).
+	// PartSize is the multipart part size and the smallest download range
+	// (ranges are a quarter of the object, up to 64 MiB); it grows for large
+	// files so no upload needs more than 10,000 parts (min 5 MiB).
 	PartSize int64
 	// MultipartThreshold: files at least this large are uploaded in parts
-	// and downloaded in parallel ranges (default = PartSize).
+	// and downloaded in parallel ranges, except single-part objects up to
+	// 64 MiB, which come in one GET (default = PartSize).
 	MultipartThreshold int64
 }
 
