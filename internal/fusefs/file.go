@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"os"
+	"sync"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -13,9 +14,14 @@ import (
 // file is an open regular file: the store's descriptor, read and written
 // with pread/pwrite at the kernel's offsets.
 type file struct {
-	node *Node
-	f    *os.File
-	fd   int
+	node     *Node
+	f        *os.File
+	fd       int
+	pt       bool // passthrough: the kernel reads and writes f itself
+	writable bool // opened for writing
+
+	smu  sync.Mutex
+	seen statSeen // passthrough writers: the inode as last seen (commit)
 }
 
 // ptFile is a file in passthrough mode; go-fuse registers its descriptor
@@ -34,11 +40,23 @@ var (
 	_ fs.FilePassthroughFder = ptFile{}
 )
 
-// opened wraps f, which the store just opened for n; n.mu is held.
-func (n *Node) opened(f *os.File, pt bool) fs.FileHandle {
+// opened wraps f, which the store just opened for n with open flags of;
+// n.mu is held.
+func (n *Node) opened(f *os.File, of int, pt bool) fs.FileHandle {
+	if n.opens == 0 {
+		n.registerOpen(f)
+	}
 	n.opens++
 	n.fsys.Stats.Opens.Add(1)
-	h := &file{node: n, f: f, fd: int(f.Fd())}
+	h := &file{node: n, f: f, fd: int(f.Fd()), pt: pt, writable: wantsWrite(of)}
+	if pt && h.writable {
+		// The daemon never sees this handle's writes: commit compares
+		// the inode with how it is now.
+		var st unix.Stat_t
+		if unix.Fstat(h.fd, &st) == nil {
+			h.seen = statSeen{st.Ctim, st.Mtim, st.Size}
+		}
+	}
 	if pt {
 		n.fsys.Stats.PassthroughOpens.Add(1)
 		return ptFile{h}
@@ -75,9 +93,15 @@ func (h *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 	return fuse.ReadResultFd(uintptr(h.fd), off, len(dest)), 0
 }
 
+// Write bumps the content version before the first write after an open
+// or a VersionRead (store.BumpVersion's protocol), then writes.
 func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	h.node.fsys.Stats.Writes.Add(1)
+	if err := h.node.beginWrite(h.f); err != nil {
+		return 0, errno(err)
+	}
 	n, err := unix.Pwrite(h.fd, data, off)
+	h.node.endWrite(n > 0)
 	if err != nil {
 		return 0, errno(err)
 	}
@@ -96,26 +120,39 @@ func (h *file) getattr(out *fuse.AttrOut) syscall.Errno {
 func (h *file) Getattr(ctx context.Context, out *fuse.AttrOut) syscall.Errno { return h.getattr(out) }
 
 // Fsync makes the file's data (and with flags bit 0 clear, its metadata)
-// durable on the store.
+// durable on the store, and journals a change (commit) before it answers.
+// fdatasync covers the state xattr too: ext4 and XFS journal an inode's
+// extended attributes with it.
 func (h *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	sync := func() error { return unix.Fsync(h.fd) }
 	if flags&1 != 0 { // FUSE_FSYNC_FDATASYNC
-		return errno(unix.Fdatasync(h.fd))
+		sync = func() error { return unix.Fdatasync(h.fd) }
 	}
-	return errno(unix.Fsync(h.fd))
+	return errno(h.commit(ctx, sync))
 }
 
 // Flush is called at every close(2) of a descriptor of the file. Writes
-// went to the store's descriptor at once, so there is nothing to push; the
-// export journal entry of a later increment is written here.
-func (h *file) Flush(ctx context.Context) syscall.Errno { return 0 }
+// went to the store's descriptor at once; a change since the last journal
+// entry is journaled, durably, before close returns (invariant 1).
+func (h *file) Flush(ctx context.Context) syscall.Errno {
+	return errno(h.commit(ctx, nil))
+}
 
-// Release closes the store's descriptor after the last close.
+// Release closes the store's descriptor after the last close. Writes of a
+// shared mapping written back after the last close(2) are journaled here.
 func (h *file) Release(ctx context.Context) syscall.Errno {
 	n := h.node
+	err := h.commit(ctx, nil)
 	n.mu.Lock()
 	n.opens--
+	if n.opens == 0 {
+		n.unregisterOpen()
+	}
 	n.mu.Unlock()
-	return errno(h.f.Close())
+	if cerr := h.f.Close(); err == nil {
+		err = cerr
+	}
+	return errno(err)
 }
 
 // Lseek answers SEEK_DATA and SEEK_HOLE from the store file (the kernel
@@ -129,6 +166,13 @@ func (h *file) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, sy
 	return uint64(r), 0
 }
 
+// Allocate is fallocate(2); a mode that can change content (punching or
+// zeroing a range, or growing the size) counts as a write.
 func (h *file) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
-	return errno(unix.Fallocate(h.fd, mode, int64(off), int64(size)))
+	if err := h.node.beginWrite(h.f); err != nil {
+		return errno(err)
+	}
+	err := unix.Fallocate(h.fd, mode, int64(off), int64(size))
+	h.node.endWrite(err == nil)
+	return errno(err)
 }

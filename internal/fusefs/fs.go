@@ -25,6 +25,43 @@
 // whether a file is open (release refuses it), and FS.Invalidate pushes its
 // changes behind the mount to the kernel's caches.
 //
+// # Write path (Options.Journal, FS.VersionRead)
+//
+// Every content change made through the mount moves the file's content
+// version (store.BumpVersion: an exported file becomes dirty), and every
+// change inside an auto-exporting association is appended to the export
+// journal (Journal, normally CatalogJournal over the catalog), after which
+// the exporter is woken:
+//
+//   - a write bumps the version before its bytes land if no bump was made
+//     since the open or since the exporter's last FS.VersionRead of the
+//     inode (the per-inode lock makes VersionRead wait for writes that saw
+//     the bit set); fallocate and O_TRUNC opens count as writes;
+//   - flush (every close(2)), fsync and release of an inode changed or
+//     created since its last entry bump the version once more — every
+//     acknowledged byte has landed by then, so an upload that read the
+//     version before any of them cannot mark the file clean, even when a
+//     write's bump fell between VersionRead and the exporter's read — and
+//     append NEW (the file was never exported: no `exists`) or CHANGED.
+//     The append is durable before close or fsync returns (invariant 1);
+//     a failure is returned to the caller (EIO) and retried at the next
+//     flush or release;
+//   - truncate bumps the version around the size change, then CHANGED;
+//     chmod, chown and utimes append CHANGED (no bump); mkdir, symlink and
+//     link append NEW for the new name; unlink and rmdir DELETED (the
+//     exporter removes the object only with DELETED in the policy:
+//     invariant 5); rename appends RENAME (Tree for a directory), see
+//     Node.Rename.
+//
+// A first open for writing is never passthrough: the daemon must see the
+// writes to keep versions exact. A writer joining an inode already open
+// in passthrough mode (readers first) writes through the kernel unseen;
+// its flush, fsync and release compare the inode's ctime, mtime and size
+// with what they last saw (a write after a stat gets a distinct
+// fine-grained time on Linux ≥ 6.13) and journal a change as above.
+// Journal paths are store-relative in the catalog's form ("" for the root).
+// Hard links: an entry names the path the kernel last used for the inode.
+//
 // # What the mount shows
 //
 // Everything in the store except its metadata folder store.MetaDir and
@@ -80,6 +117,7 @@ import (
 	"log/slog"
 	"math/bits"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -107,6 +145,10 @@ type Options struct {
 	// Importer lists directories and fetches data of released files
 	// lazily; nil shows the store as it is.
 	Importer Importer
+	// Journal receives the export journal entries of changes made
+	// through the mount; nil journals nothing (content versions are
+	// still kept).
+	Journal Journal
 }
 
 // Name is the subtype of every ferry mount: mounts show as type "fuse.ferry"
@@ -131,8 +173,12 @@ type FS struct {
 	passthrough bool
 	log         *slog.Logger
 	imp         Importer
+	jnl         Journal
 	root        atomic.Pointer[Node] // the mounted root, for InUse and Invalidate
 	Stats       Stats
+
+	omu        sync.Mutex
+	openInodes map[inodeKey]*Node // nodes with open handles, for VersionRead
 }
 
 // New returns the file system for st. Its root node is Root.
@@ -153,6 +199,8 @@ func New(st *store.Store, opt Options) (*FS, error) {
 		passthrough: !opt.NoPassthrough,
 		log:         lg,
 		imp:         opt.Importer,
+		jnl:         opt.Journal,
+		openInodes:  map[inodeKey]*Node{},
 	}, nil
 }
 

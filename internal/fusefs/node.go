@@ -11,6 +11,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
@@ -25,6 +26,8 @@ type Node struct {
 	opens   int  // open file handles
 	pt      bool // they are in passthrough mode
 	ptWrite bool // the backing descriptor is writable
+
+	w wstate // content versions and journal (write.go)
 }
 
 var (
@@ -96,13 +99,17 @@ func (n *Node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 // Setattr applies chmod, chown, truncate and utimes in that order (a
 // truncate before the times, so an explicit mtime is not overwritten by it).
 // A size change on an open file goes to its descriptor, everything else to
-// the store by path.
+// the store by path. A size change bumps the content version before and
+// after it (a released file emptied is not released any more only after);
+// every change is journaled as CHANGED before the answer.
 func (n *Node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	s, rel := n.fsys.store, n.rel()
+	changed := false
 	if m, ok := in.GetMode(); ok {
 		if err := s.Chmod(rel, m); err != nil {
 			return errno(err)
 		}
+		changed = true
 	}
 	uid, uok := in.GetUID()
 	gid, gok := in.GetGID()
@@ -117,6 +124,7 @@ func (n *Node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		if err := s.Chown(rel, u, g); err != nil {
 			return errno(err)
 		}
+		changed = true
 	}
 	if size, ok := in.GetSize(); ok {
 		if size != 0 {
@@ -129,6 +137,7 @@ func (n *Node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		if err := n.setSize(ctx, rel, asFile(f), int64(size)); err != nil {
 			return errno(err)
 		}
+		changed = true
 	}
 	if in.Valid&(fuse.FATTR_ATIME|fuse.FATTR_MTIME) != 0 {
 		at, mt := store.UtimeOmit, store.UtimeOmit
@@ -147,19 +156,20 @@ func (n *Node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		if err := s.Utimes(rel, at, mt); err != nil {
 			return errno(err)
 		}
+		changed = true
+	}
+	if changed {
+		if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindChanged}); err != nil {
+			return errno(err)
+		}
 	}
 	return n.Getattr(ctx, f, out)
 }
 
-// setSize truncates rel, through open handle h when there is one. A
-// truncation to 0 with an importer goes through FS.truncate (see there).
+// setSize truncates rel, through open handle h when there is one, with the
+// content version bumped around it. A truncation to 0 with an importer
+// goes through FS.truncate (see there).
 func (n *Node) setSize(ctx context.Context, rel string, h *file, size int64) error {
-	if size != 0 || n.fsys.imp == nil {
-		if h != nil {
-			return unix.Ftruncate(h.fd, size)
-		}
-		return n.fsys.store.Truncate(rel, size)
-	}
 	fl := (*os.File)(nil)
 	if h != nil {
 		fl = h.f
@@ -170,7 +180,22 @@ func (n *Node) setSize(ctx context.Context, rel string, h *file, size int64) err
 		}
 		defer fl.Close()
 	}
-	return n.fsys.truncate(ctx, rel, fl)
+	_, released := n.fsys.released(fl)
+	if !released {
+		if err := n.bumpLocked(fl); err != nil {
+			return err
+		}
+	}
+	var err error
+	if size != 0 || n.fsys.imp == nil {
+		err = fl.Truncate(size)
+	} else {
+		err = n.fsys.truncate(ctx, rel, fl)
+	}
+	if err != nil {
+		return err
+	}
+	return n.bumpLocked(fl)
 }
 
 // own gives rel, just created by the daemon, to the caller when the daemon
@@ -221,7 +246,7 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if err := n.fsys.store.Mkdir(rel, mode&0o7777); err != nil {
 		return nil, errno(err)
 	}
-	return n.made(ctx, rel, out, n.fsys.store.Rmdir)
+	return n.madeNew(ctx, rel, out, n.fsys.store.Rmdir)
 }
 
 func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -229,7 +254,20 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	if err := n.fsys.store.Symlink(target, rel); err != nil {
 		return nil, errno(err)
 	}
-	return n.made(ctx, rel, out, n.fsys.store.Unlink)
+	return n.madeNew(ctx, rel, out, n.fsys.store.Unlink)
+}
+
+// madeNew is made for a directory or symlink, journaled NEW once it has
+// its owner.
+func (n *Node) madeNew(ctx context.Context, rel string, out *fuse.EntryOut, undo func(string) error) (*fs.Inode, syscall.Errno) {
+	in, e := n.made(ctx, rel, out, undo)
+	if e != 0 {
+		return nil, e
+	}
+	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew}); err != nil {
+		return nil, errno(err)
+	}
+	return in, 0
 }
 
 func (n *Node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
@@ -245,6 +283,9 @@ func (n *Node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if err != nil {
 		return nil, errno(err)
 	}
+	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew}); err != nil {
+		return nil, errno(err)
+	}
 	return n.newChild(ctx, &st, out), 0
 }
 
@@ -256,21 +297,22 @@ func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	return []byte(t), 0
 }
 
+// Unlink removes a name; its object goes only if the association's policy
+// has DELETED (the exporter decides: invariant 5).
 func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
-	return errno(n.fsys.store.Unlink(n.child(name)))
+	rel := n.child(name)
+	if err := n.fsys.store.Unlink(rel); err != nil {
+		return errno(err)
+	}
+	return errno(n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted}))
 }
 
 func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
-	return errno(n.fsys.store.Rmdir(n.child(name)))
-}
-
-// Rename passes renameat2 flags (RENAME_NOREPLACE, RENAME_EXCHANGE) through.
-func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
-	p, ok := newParent.(*Node)
-	if !ok || p.fsys != n.fsys {
-		return syscall.EXDEV
+	rel := n.child(name)
+	if err := n.fsys.store.Rmdir(rel); err != nil {
+		return errno(err)
 	}
-	return errno(n.fsys.store.Rename(n.child(name), p.child(newName), uint(flags)))
+	return errno(n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted}))
 }
 
 func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
@@ -326,18 +368,23 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		if err != nil {
 			return nil, 0, errno(err)
 		}
-		return n.opened(f, n.pt), 0, 0
+		return n.openedTrunc(f, of, n.pt)
 	}
-	if !n.fsys.passthrough {
+	if !n.fsys.passthrough || wantsWrite(of) {
+		// A first open for writing is served by the daemon, which sees
+		// every write and keeps the content version exactly
+		// (beginWrite); passthrough is for files opened to be read.
 		f, err := n.openStore(ctx, rel, of)
 		if err != nil {
 			return nil, 0, errno(err)
 		}
-		return n.opened(f, false), 0, 0
+		n.pt = false
+		return n.openedTrunc(f, of, false)
 	}
-	// First open: try a read-write descriptor, which can back every later
-	// passthrough open of the inode, whatever its access mode (the kernel
-	// still enforces the caller's mode on the caller's file).
+	// First open, for reading: try a read-write descriptor, which can
+	// back every later passthrough open of the inode, whatever its access
+	// mode (the kernel still enforces the caller's mode on the caller's
+	// file).
 	f, err := n.openStore(ctx, rel, of&^unix.O_ACCMODE|unix.O_RDWR)
 	rw := err == nil
 	if err != nil {
@@ -354,7 +401,20 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		}
 	}
 	n.pt, n.ptWrite = pt, rw
-	return n.opened(f, pt), 0, 0
+	return n.opened(f, of, pt), 0, 0
+}
+
+// openedTrunc is opened for an open that may carry O_TRUNC: emptying the
+// file is a content change (version bumped, journaled at close).
+func (n *Node) openedTrunc(f *os.File, of int, pt bool) (fs.FileHandle, uint32, syscall.Errno) {
+	h := n.opened(f, of, pt)
+	if of&unix.O_TRUNC != 0 && wantsWrite(of) {
+		if err := n.changed(f); err != nil {
+			_ = h.(fs.FileReleaser).Release(context.Background())
+			return nil, 0, errno(err)
+		}
+	}
+	return h, 0, 0
 }
 
 // openStore opens rel in the store. With an importer, an O_TRUNC open for
@@ -404,9 +464,12 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.opens == 0 {
-		c.pt, c.ptWrite = n.fsys.passthrough, true
+		// Served by the daemon, as every first open for writing.
+		c.pt, c.ptWrite = false, true
 	}
-	return ch, c.opened(f, c.pt), 0, 0
+	h := c.opened(f, of, c.pt)
+	c.w.unjournaled.Store(true) // NEW at the first close
+	return ch, h, 0, 0
 }
 
 func (n *Node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {

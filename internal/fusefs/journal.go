@@ -1,0 +1,131 @@
+package fusefs
+
+import (
+	"context"
+	"sync"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
+	"github.com/ferry-hpc/ferry/internal/keypath"
+)
+
+// Journal is the export journal behind the mount (the catalog's, with the
+// exporter woken after each append). The nodes append what each operation
+// changed (see "Write path" in the package comment) for paths Exports
+// accepts, and nothing for the others.
+type Journal interface {
+	// Exports reports whether changes below store-relative path rel are
+	// journaled: rel is inside an association that auto-exports.
+	Exports(rel string) bool
+	// Append adds entries and returns once they are durable
+	// (catalog.Catalog.Append: group commit).
+	Append(ctx context.Context, entries ...catalog.JournalAppend) error
+	// Notify wakes the exporter; it never blocks.
+	Notify()
+}
+
+// CatalogJournal is the Journal of a daemon: appends go to the catalog,
+// Notify wakes the exporter, and the associations decide which paths are
+// journaled. Create it with NewCatalogJournal and give it every
+// association change (SetAssociations), as the importer and exporter get.
+type CatalogJournal struct {
+	cat    catalog.Catalog
+	notify func()
+
+	mu   sync.RWMutex
+	dirs []string // store directories of associations that auto-export
+}
+
+// NewCatalogJournal returns a journal appending to cat and calling notify
+// (the exporter's Notify; nil for none) after each append.
+func NewCatalogJournal(cat catalog.Catalog, notify func()) *CatalogJournal {
+	return &CatalogJournal{cat: cat, notify: notify}
+}
+
+// SetAssociations gives the journal every association of the file system.
+// Paths are journaled below associations with an AutoExportPolicy that
+// are not DELETING or FAILED (entries of one still CREATING or
+// MISCONFIGURED wait in the journal until it exports).
+func (j *CatalogJournal) SetAssociations(as []api.DataRepositoryAssociation) {
+	var dirs []string
+	for _, a := range as {
+		if a.S3 == nil || a.S3.AutoExportPolicy == nil || len(a.S3.AutoExportPolicy.Events) == 0 {
+			continue
+		}
+		if a.Lifecycle == api.LifecycleDeleting || a.Lifecycle == api.LifecycleFailed {
+			continue
+		}
+		loc, err := dra.Locate(a)
+		if err != nil {
+			continue // the exporter logs it
+		}
+		dirs = append(dirs, loc.Dir)
+	}
+	j.mu.Lock()
+	j.dirs = dirs
+	j.mu.Unlock()
+}
+
+// Exports implements Journal.
+func (j *CatalogJournal) Exports(rel string) bool {
+	j.mu.RLock()
+	defer j.mu.RUnlock()
+	for _, d := range j.dirs {
+		if _, ok := keypath.Within(d, rel); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Append implements Journal.
+func (j *CatalogJournal) Append(ctx context.Context, entries ...catalog.JournalAppend) error {
+	return j.cat.Append(ctx, entries...)
+}
+
+// Notify implements Journal.
+func (j *CatalogJournal) Notify() {
+	if j.notify != nil {
+		j.notify()
+	}
+}
+
+// catPath is the catalog's form of store path rel ("" for the root).
+func catPath(rel string) string {
+	if rel == "." {
+		return ""
+	}
+	return rel
+}
+
+// journal appends entries whose paths the journal exports (a RENAME when
+// either of its paths is), then wakes the exporter. Without a journal it
+// does nothing. A failure is logged and returned: the caller answers EIO,
+// so a close or fsync never acknowledges a write that is not journaled
+// (invariant 1).
+func (f *FS) journal(ctx context.Context, entries ...catalog.JournalAppend) error {
+	j := f.jnl
+	if j == nil {
+		return nil
+	}
+	keep := entries[:0:0]
+	for _, e := range entries {
+		if j.Exports(e.Path) || (e.Kind == catalog.KindRename && j.Exports(e.OldPath)) {
+			e.Path, e.OldPath = catPath(e.Path), catPath(e.OldPath)
+			if e.Kind != catalog.KindRename {
+				e.OldPath = ""
+			}
+			keep = append(keep, e)
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	if err := j.Append(context.WithoutCancel(ctx), keep...); err != nil {
+		f.log.Error("export journal append failed", "path", keep[0].Path, "kind", keep[0].Kind, "err", err)
+		return err
+	}
+	j.Notify()
+	return nil
+}

@@ -1,0 +1,231 @@
+package fusefs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+// inodeKey identifies a store inode (the exporter names files this way in
+// VersionRead).
+type inodeKey struct{ dev, ino uint64 }
+
+// wstate is the write bookkeeping of an inode (one per Node; hard links
+// share it). See "Write path" in the package comment.
+type wstate struct {
+	// mu is the per-file lock of store.BumpVersion's protocol: writes
+	// served by the daemon hold it shared from their look at bumped to
+	// the end of their pwrite; VersionRead takes it exclusively.
+	mu     sync.RWMutex
+	bumped bool // the version was bumped since the open or the last VersionRead
+	// unjournaled: content changed (or the file was created) since the
+	// last journal append; the next flush, fsync or release appends.
+	unjournaled atomic.Bool
+	key         inodeKey // valid while the node is open
+}
+
+// VersionRead is exporter.Config.VersionRead: the exporter is about to read
+// the content version of the inode (dev, ino) for an upload. The "bumped"
+// bit is cleared under the per-file lock, after every write that saw it
+// set has finished, so the next write bumps the version again and the
+// upload does not mark the file clean (invariant 2). Inodes not open
+// through the mount need nothing: their next open starts unbumped.
+func (f *FS) VersionRead(dev, ino uint64) {
+	f.omu.Lock()
+	n := f.openInodes[inodeKey{dev, ino}]
+	f.omu.Unlock()
+	if n == nil {
+		return
+	}
+	n.w.mu.Lock()
+	n.w.bumped = false
+	n.w.mu.Unlock()
+}
+
+// registerOpen records n as open on store inode fl (first open) so that
+// VersionRead finds it; n.mu is held.
+func (n *Node) registerOpen(fl *os.File) {
+	var st unix.Stat_t
+	if unix.Fstat(int(fl.Fd()), &st) != nil {
+		return
+	}
+	k := inodeKey{st.Dev, st.Ino}
+	n.w.mu.Lock()
+	n.w.bumped = false // the first write after an open bumps
+	n.w.key = k
+	n.w.mu.Unlock()
+	f := n.fsys
+	f.omu.Lock()
+	f.openInodes[k] = n
+	f.omu.Unlock()
+}
+
+// unregisterOpen forgets n after its last release; n.mu is held.
+func (n *Node) unregisterOpen() {
+	f := n.fsys
+	f.omu.Lock()
+	if f.openInodes[n.w.key] == n {
+		delete(f.openInodes, n.w.key)
+	}
+	f.omu.Unlock()
+}
+
+// bump records a local modification of open file fl: the content version
+// goes up and an exported file becomes dirty (store.BumpVersion).
+func (f *FS) bump(fl *os.File) error {
+	_, err := f.store.BumpVersion(fl)
+	return err
+}
+
+// beginWrite is called before a write the daemon serves: it bumps the
+// version unless that was done since the open or the last VersionRead,
+// and returns with n.w.mu held shared; the caller calls endWrite after its
+// pwrite. The bump comes before the bytes land, so an exporter that read
+// the version earlier sees it move.
+func (n *Node) beginWrite(fl *os.File) error {
+	w := &n.w
+	for {
+		w.mu.RLock()
+		if w.bumped {
+			return nil
+		}
+		w.mu.RUnlock()
+		w.mu.Lock()
+		if !w.bumped {
+			if err := n.fsys.bump(fl); err != nil {
+				w.mu.Unlock()
+				return err
+			}
+			w.bumped = true
+		}
+		w.mu.Unlock()
+	}
+}
+
+// endWrite ends a write begun by beginWrite; changed says bytes may have
+// landed.
+func (n *Node) endWrite(changed bool) {
+	if changed {
+		n.w.unjournaled.Store(true)
+	}
+	n.w.mu.RUnlock()
+}
+
+// changed records a content change made by the daemon itself (an O_TRUNC
+// open, fallocate): the version is bumped under the per-file lock and the
+// next flush journals it.
+func (n *Node) changed(fl *os.File) error {
+	if err := n.beginWrite(fl); err != nil {
+		return err
+	}
+	n.endWrite(true)
+	return nil
+}
+
+// kindFor is the journal kind of a content change of regular file fl:
+// NEW while the repository has never had it (no `exists`), else CHANGED.
+func (f *FS) kindFor(fl *os.File) catalog.Kind {
+	st, err := f.store.FileState(fl)
+	if err == nil && st.Flags.Has(hsm.Exists) {
+		return catalog.KindChanged
+	}
+	return catalog.KindNew
+}
+
+// commit is the close (flush, release) and fsync side of the write path:
+// when the inode changed since the last append, the version is bumped once
+// more — every byte acknowledged now has landed, so an upload that read the
+// version before any of them cannot mark the file clean, even if the
+// exporter read the version after the first write's bump (the window
+// between VersionRead and the exporter's read) — and the journal entry is
+// appended; it is durable before the caller replies (invariant 1). sync
+// (fsync) makes the data durable in between. A failure leaves the inode
+// unjournaled, so the next flush or release tries again, and is returned:
+// the close or fsync reports it.
+func (h *file) commit(ctx context.Context, sync func() error) error {
+	n := h.node
+	if h.pt && h.writable {
+		h.noticePassthroughWrites()
+	}
+	if !n.w.unjournaled.Swap(false) {
+		if sync != nil {
+			return sync()
+		}
+		return nil
+	}
+	err := n.bumpLocked(h.f)
+	if sync != nil {
+		err = errors.Join(err, sync())
+	}
+	// The entry goes in even if the bump or the sync failed: the bytes
+	// that did land are exported eventually.
+	rel := n.rel()
+	if jerr := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: n.fsys.kindFor(h.f)}); jerr != nil {
+		err = errors.Join(err, jerr)
+	}
+	if err != nil {
+		n.w.unjournaled.Store(true)
+	}
+	return err
+}
+
+// bumpLocked bumps the version under the per-file lock (exclusive: no
+// write of the daemon is half done) and leaves the bit set.
+func (n *Node) bumpLocked(fl *os.File) error {
+	n.w.mu.Lock()
+	defer n.w.mu.Unlock()
+	if err := n.fsys.bump(fl); err != nil {
+		return err
+	}
+	n.w.bumped = true
+	return nil
+}
+
+// noticePassthroughWrites detects writes the kernel made directly to the
+// store file (passthrough: the daemon never sees them) by the inode's
+// change time and size, which every write moves (ext4 and XFS give a
+// change after a stat a fine-grained time, Linux ≥ 6.13); a change marks
+// the inode unjournaled, so commit bumps the version and journals it.
+func (h *file) noticePassthroughWrites() {
+	var st unix.Stat_t
+	if unix.Fstat(h.fd, &st) != nil {
+		h.node.w.unjournaled.Store(true) // cannot tell: assume written
+		return
+	}
+	seen := statSeen{st.Ctim, st.Mtim, st.Size}
+	h.smu.Lock()
+	moved := seen != h.seen
+	h.seen = seen
+	h.smu.Unlock()
+	if moved {
+		h.node.w.unjournaled.Store(true)
+	}
+}
+
+// statSeen is what noticePassthroughWrites compares.
+type statSeen struct {
+	ctime, mtime unix.Timespec
+	size         int64
+}
+
+// isReleased reports whether rel is a released file (state read by path).
+func (f *FS) isReleased(rel string) bool {
+	st, err := f.store.GetState(rel)
+	return err == nil && st.Flags.Has(hsm.Released)
+}
+
+// ignoreNoState treats "no state record" as success.
+func ignoreNoState(err error) error {
+	if errors.Is(err, store.ErrNoState) {
+		return nil
+	}
+	return err
+}
