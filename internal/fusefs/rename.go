@@ -2,12 +2,15 @@ package fusefs
 
 import (
 	"context"
+	"errors"
+	"io"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
@@ -73,7 +76,78 @@ func (f *FS) unexchangeable(rel string) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFDIR || f.isReleased(rel)
 }
 
-// originBeforeRename is filled in by the released-file rename support.
+// originBeforeRename records, in the state of every released file about to
+// move (rel itself, or every file below directory rel), the path it has
+// now as its Origin, unless it has one: the object key of a released file
+// is derived from its path, so without it a renamed stub would read from
+// its new name's key, where no object is (store.State.Origin; the importer
+// reads the origin's object, then the current name's once the exporter
+// moved it there). Files with all their data local need nothing. The
+// origin is written before the rename, so a crash in between leaves an
+// origin equal to the current path, which changes nothing.
+//
+// A directory is walked (a batch of entries at a time, depth first, memory
+// bounded by its depth): the cost of renaming a directory grows with the
+// number of entries below it, one state read each. Without an importer
+// there are no released files and nothing is walked.
 func (f *FS) originBeforeRename(ctx context.Context, rel string, st *unix.Stat_t) error {
+	if f.imp == nil {
+		return nil
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return f.setOrigin(rel)
+	case unix.S_IFDIR:
+		return f.originsBelow(ctx, rel)
+	}
 	return nil
+}
+
+// setOrigin records rel as the origin of released file rel (no change for
+// any other file).
+func (f *FS) setOrigin(rel string) error {
+	_, err := f.store.UpdateState(rel, func(st *store.State) error {
+		if !st.Flags.Has(hsm.Released) || st.Origin != "" {
+			return errNoChange
+		}
+		st.Origin = rel
+		return nil
+	})
+	return ignoreNoChange(err)
+}
+
+// originsBelow runs setOrigin on every regular file below directory dir.
+func (f *FS) originsBelow(ctx context.Context, dir string) error {
+	r, err := f.store.Readdir(dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := r.Next(256)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			p := dir + "/" + e.Name
+			if dir == "." {
+				p = e.Name
+			}
+			switch e.Type {
+			case unix.S_IFREG:
+				err = f.setOrigin(p)
+			case unix.S_IFDIR:
+				err = f.originsBelow(ctx, p)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
 }

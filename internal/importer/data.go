@@ -185,7 +185,7 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 		it.mu.Unlock()
 		return &ReadError{Code: "Lost", Path: it.rel, Err: err}
 	}
-	a, src, err := it.source()
+	a, src, err := it.source(st.Origin)
 	if err != nil {
 		it.mu.Unlock()
 		return err
@@ -296,7 +296,11 @@ func (it *item) start(a assoc, key string, st store.State, first, end int64, ahe
 	go func() {
 		defer im.wg.Done()
 		defer im.putItem(it)
-		err := it.get(a, key, rel, st.ETag, r)
+		var alt func() (assoc, string, bool)
+		if st.Origin != "" {
+			alt = it.currentSource(a, key)
+		}
+		err := it.get(a, key, rel, st.ETag, r, alt)
 		it.mu.Lock()
 		if ahead {
 			it.ahead--
@@ -325,9 +329,15 @@ func (it *item) start(a assoc, key string, st store.State, first, end int64, ahe
 	return fe
 }
 
-// source returns the association and object key of the item's file.
-func (it *item) source() (assoc, string, error) {
-	a, in, ok := it.im.assocFor(it.rel)
+// source returns the association and object key of the item's file: of
+// its origin when it has one (a released file renamed through the mount
+// keeps reading the object it was made from), else of its current path.
+func (it *item) source(origin string) (assoc, string, error) {
+	at := it.rel
+	if origin != "" {
+		at = origin
+	}
+	a, in, ok := it.im.assocFor(at)
 	if !ok {
 		return a, "", &ReadError{Code: "NoAssociation", Path: it.rel, Err: errors.New("released file outside every data repository association: its data cannot be fetched")}
 	}
@@ -341,13 +351,28 @@ func (it *item) source() (assoc, string, error) {
 	return a, key, nil
 }
 
+// currentSource returns the source of the item's current path when it is
+// not (a, key), the origin's: after a rename the exporter moves the object
+// to the new name (same content, so the same ETag's If-Match holds it).
+func (it *item) currentSource(a assoc, key string) func() (assoc, string, bool) {
+	return func() (assoc, string, bool) {
+		it.mu.Lock()
+		a2, key2, err := it.source("")
+		it.mu.Unlock()
+		return a2, key2, err == nil && (a2.bucket != a.bucket || key2 != key)
+	}
+}
+
 // bufPool holds copy buffers for fetched bodies: 1 MiB, so a 4 MiB chunk
 // is four pwrites (256 KiB buffers cost ~20% more CPU per byte in
 // BenchmarkLazyColdRead; 2 MiB did not help). At most Concurrency are in use.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 
 // get fetches range r of the object into the file (not yet committed).
-func (it *item) get(a assoc, key, rel, etag string, r store.Range) error {
+// alt, when set, names another place the same object may be (a renamed
+// file's current key): tried when the first has no such object or another
+// one (412), before the failure counts.
+func (it *item) get(a assoc, key, rel, etag string, r store.Range, alt func() (assoc, string, bool)) error {
 	im := it.im
 	ctx := im.ctx
 	if err := im.acquire(ctx, im.req); err != nil {
@@ -362,7 +387,13 @@ func (it *item) get(a assoc, key, rel, etag string, r store.Range) error {
 	})
 	if err != nil {
 		<-im.req
-		return it.failed(a, key, rel, im.s3.Explain(err, "get", a.bucket, key))
+		err = im.s3.Explain(err, "get", a.bucket, key)
+		if c := s3x.CodeOf(err); alt != nil && (c == s3x.CodeNoSuchKey || c == s3x.CodePrecondition) {
+			if a2, key2, ok := alt(); ok {
+				return it.get(a2, key2, rel, etag, r, nil)
+			}
+		}
+		return it.failed(a, key, rel, err)
 	}
 	got, err := it.copyAt(out.Body, r)
 	out.Body.Close()

@@ -35,7 +35,12 @@ import (
 //	map      kind 0: nothing
 //	         kind 1: uvarint length L, L bytes of Bitmap.Bytes (inline)
 //	         kind 2: 16-byte MapID (the map is in the MapStore, the catalog)
+//	origin   format version 2 only: uvarint length L, L bytes (State.Origin)
 //	u32      CRC-32C (Castagnoli) of everything before it
+//
+// Format version 2 is version 1 plus the origin: it is written only for a
+// record with an Origin (a released file renamed), so every other record
+// stays byte-for-byte version 1, and both are read.
 //
 // Map kind 0 means "no chunk map": every byte is local (a file that is not
 // released). A released file always has kind 1 or 2, since its map carries
@@ -50,7 +55,9 @@ import (
 const StateXattr = "user.ferry.state"
 
 const (
-	stateVersion = 1
+	stateVersion       = 1
+	stateVersionOrigin = 2 // version 1 + origin
+	maxOriginLen       = 4096
 	mapNone      = 0
 	mapInline    = 1
 	mapExternal  = 2
@@ -84,6 +91,11 @@ type State struct {
 	Chunks *Bitmap
 	// MapID is set when the map lives in the store's MapStore.
 	MapID *MapID
+	// Origin is the store-relative path the file had when its object was
+	// made (set when a released file is renamed: its data must still come
+	// from the object under the old name's key); "" means its current
+	// path.
+	Origin string
 }
 
 // splitETag recognises the usual S3 ETag shapes so they can be stored in
@@ -115,11 +127,14 @@ func splitETag(e string) (enc byte, md5 []byte, parts uint64) {
 	return etagRaw, nil, 0
 }
 
-// Encode returns the record of st (format version 1). A map with more than
+// Encode returns the record of st (format version 1, or 2 with an Origin). A map with more than
 // MaxInlineChunks chunks must have a MapID; its bits are then not encoded.
 func (st *State) Encode() ([]byte, error) {
 	if len(st.ETag) > maxETagLen {
 		return nil, fmt.Errorf("ETag of %d bytes; at most %d", len(st.ETag), maxETagLen)
+	}
+	if len(st.Origin) > maxOriginLen {
+		return nil, fmt.Errorf("origin of %d bytes; at most %d", len(st.Origin), maxOriginLen)
 	}
 	if st.Size < 0 {
 		return nil, fmt.Errorf("negative size %d", st.Size)
@@ -141,8 +156,11 @@ func (st *State) Encode() ([]byte, error) {
 		return nil, fmt.Errorf("chunk map of a %d-byte file in the state of a %d-byte file", st.Chunks.Size(), st.Size)
 	}
 	enc, md5, parts := splitETag(st.ETag)
-	buf := make([]byte, 2, 48+len(st.ETag))
+	buf := make([]byte, 2, 48+len(st.ETag)+len(st.Origin))
 	buf[0], buf[1] = stateVersion, mapKind|enc<<2
+	if st.Origin != "" {
+		buf[0] = stateVersionOrigin
+	}
 	buf = binary.AppendUvarint(buf, uint64(st.Flags))
 	buf = binary.AppendUvarint(buf, uint64(st.Size))
 	buf = binary.AppendUvarint(buf, uint64(st.Version))
@@ -167,6 +185,10 @@ func (st *State) Encode() ([]byte, error) {
 	case mapExternal:
 		buf = append(buf, st.MapID[:]...)
 	}
+	if st.Origin != "" {
+		buf = binary.AppendUvarint(buf, uint64(len(st.Origin)))
+		buf = append(buf, st.Origin...)
+	}
 	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli)), nil
 }
 
@@ -178,8 +200,8 @@ func DecodeState(p []byte) (State, error) {
 	if len(p) < 1 {
 		return bad("empty")
 	}
-	if p[0] != stateVersion {
-		return bad(fmt.Sprintf("unknown format version %d (this ferry reads %d)", p[0], stateVersion))
+	if p[0] != stateVersion && p[0] != stateVersionOrigin {
+		return bad(fmt.Sprintf("unknown format version %d (this ferry reads %d and %d)", p[0], stateVersion, stateVersionOrigin))
 	}
 	if len(p) < 2+3+4 {
 		return bad("short record")
@@ -270,6 +292,13 @@ func DecodeState(p []byte) (State, error) {
 		st.Chunks, st.MapID = b, &id
 	default:
 		return bad(fmt.Sprintf("unknown map kind %d", mapKind))
+	}
+	if p[0] == stateVersionOrigin {
+		n, err := uv("origin length", maxOriginLen)
+		if err != nil || n == 0 || uint64(len(rest)) < n {
+			return bad("origin")
+		}
+		st.Origin, rest = string(rest[:n]), rest[n:]
 	}
 	if len(rest) != 0 {
 		return bad("trailing bytes")

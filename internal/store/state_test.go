@@ -2,7 +2,9 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"strings"
 	"sync"
@@ -184,6 +186,7 @@ func TestStateEncoding(t *testing.T) {
 		{Flags: importedFlags, Size: 100*mib + 5, ETag: `"abc-12"`, Version: 7, Chunks: b},
 		{Flags: hsm.Exists | hsm.Archived | hsm.Dirty, Size: 3, Version: 1 << 40},
 		{Flags: importedFlags, Size: MaxInlineChunks * 2, Chunks: big, MapID: &id},
+		{Flags: importedFlags, Size: 100*mib + 5, ETag: `"abc-12"`, Chunks: b, Origin: "ExtData/old name"},
 	} {
 		p, err := st.Encode()
 		if err != nil {
@@ -194,7 +197,7 @@ func TestStateEncoding(t *testing.T) {
 			t.Fatal(err)
 		}
 		q, _ := got.Encode()
-		if !bytes.Equal(p, q) || got.Flags != st.Flags || got.Size != st.Size || got.ETag != st.ETag || got.Version != st.Version {
+		if !bytes.Equal(p, q) || got.Flags != st.Flags || got.Size != st.Size || got.ETag != st.ETag || got.Version != st.Version || got.Origin != st.Origin {
 			t.Errorf("round trip %+v -> %+v", st, got)
 		}
 		// Every single-byte corruption is detected.
@@ -639,4 +642,47 @@ func equalRanges(a, b []Range) bool {
 		}
 	}
 	return true
+}
+
+// TestStateOriginCompatible: a record without an origin is format version 1,
+// byte for byte as before the origin existed (a record written by an older
+// ferry decodes unchanged); one with an origin is version 2 and survives
+// an update through the store.
+func TestStateOriginCompatible(t *testing.T) {
+	// A version 1 record of an older ferry: exists archived, size 3,
+	// version 1, raw empty ETag, no map.
+	old := []byte{1, 0, 0x09, 3, 1, 0}
+	old = binary.LittleEndian.AppendUint32(old, crc32.Checksum(old, castagnoli))
+	st, err := DecodeState(old)
+	if err != nil || st.Flags != hsm.Exists|hsm.Archived || st.Size != 3 || st.Version != 1 || st.Origin != "" {
+		t.Fatalf("version 1 record: %+v, %v", st, err)
+	}
+	if p, _ := st.Encode(); !bytes.Equal(p, old) {
+		t.Fatalf("re-encoded without origin as %v, want %v", p, old)
+	}
+	st.Origin = "a/b"
+	p, err := st.Encode()
+	if err != nil || p[0] != 2 {
+		t.Fatalf("with an origin: version byte %d, %v", p[0], err)
+	}
+	if _, err := (&State{Origin: strings.Repeat("x", 4097)}).Encode(); err == nil {
+		t.Fatal("an origin over 4096 bytes was encoded")
+	}
+	s, _ := newStore(t)
+	if err := s.CreateStub("f", Stub{Size: 10, Mode: 0o644, UID: -1, GID: -1, ETag: `"e"`, Flags: importedFlags, ChunkSize: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = s.UpdateState("f", func(st *State) error { st.Origin = "old/f"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Rename("f", "g", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err = s.UpdateState("g", func(st *State) error { st.Version++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetState("g")
+	if err != nil || got.Origin != "old/f" || !got.Flags.Has(hsm.Released) || got.Chunks == nil {
+		t.Fatalf("after rename and update: %+v, %v", got, err)
+	}
 }
