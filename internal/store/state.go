@@ -58,13 +58,13 @@ const (
 	stateVersion       = 1
 	stateVersionOrigin = 2 // version 1 + origin
 	maxOriginLen       = 4096
-	mapNone      = 0
-	mapInline    = 1
-	mapExternal  = 2
-	etagRaw      = 0
-	etagMD5      = 1
-	etagMultiMD5 = 2
-	maxETagLen   = 1024
+	mapNone            = 0
+	mapInline          = 1
+	mapExternal        = 2
+	etagRaw            = 0
+	etagMD5            = 1
+	etagMultiMD5       = 2
+	maxETagLen         = 1024
 )
 
 var (
