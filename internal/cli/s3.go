@@ -53,8 +53,8 @@ func (f *transferFlags) register(fs *pflag.FlagSet) {
 	fs.Var(filterFlag{include: true, list: &f.filters}, "include", "include paths matching this pattern (repeatable; later filters win)")
 	fs.IntVar(&f.concurrency, "concurrency", 32, "requests in flight at once (all files together)")
 	f.partSize = 8 << 20
-	fs.Var(&f.partSize, "part-size", "multipart part size and download range size (grown so no file needs more than 10,000 parts)")
-	fs.Var(&f.multipartThreshold, "multipart-threshold", "files at least this large are transferred in parts (default: the part size)")
+	fs.Var(&f.partSize, "part-size", "upload part size, grown so no file needs more than 10,000 parts; also the smallest download range: an object is fetched in ranges of a quarter of its size, at least this and at most 64MiB (or this, if larger)")
+	fs.Var(&f.multipartThreshold, "multipart-threshold", "files at least this large are transferred in parts, except single-part objects up to 64MiB, which download in one GET (default: the part size)")
 }
 
 func (f *transferFlags) validate() error {

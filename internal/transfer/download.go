@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -197,7 +196,9 @@ func (e *Engine) getWhole(ctx context.Context, f *os.File, in DownloadInput, pro
 	}
 	var h hash.Hash
 	if info.md5ETag() {
-		h = md5.New()
+		var done func()
+		h, done = e.md5.get()
+		defer done()
 	}
 	var wrote func(int64, []byte)
 	if h != nil {
@@ -255,7 +256,9 @@ func (e *Engine) getRanges(ctx context.Context, f *os.File, in DownloadInput, rs
 	}
 	var sh *seqHash
 	if (objectInfo{etag: etag}).md5ETag() {
-		sh = newSeqHash(f, size, rs)
+		h, done := e.md5.get()
+		defer done() // after g.Wait: no range goroutine uses h any more
+		sh = newSeqHash(f, size, rs, h)
 		if first == 1 {
 			sh.wrote(0, rs, nil) // read back when the cursor gets there
 		}
@@ -455,8 +458,8 @@ type seqHash struct {
 	busy   bool    // a goroutine is feeding h outside mu
 }
 
-func newSeqHash(f *os.File, size, rs int64) *seqHash {
-	s := &seqHash{f: f, size: size, rs: rs, h: md5.New(), ends: make([]int64, parts(size, rs))}
+func newSeqHash(f *os.File, size, rs int64, h hash.Hash) *seqHash {
+	s := &seqHash{f: f, size: size, rs: rs, h: h, ends: make([]int64, parts(size, rs))}
 	for i := range s.ends {
 		s.ends[i] = int64(i) * rs
 	}

@@ -27,6 +27,13 @@ const mib = 1 << 20
 
 // rangedMD5 makes e fetch single-part objects above the multipart
 // threshold in ranges (hashed in order) instead of in one GET.
+// md5Paths are the two ways a download's MD5 is computed: crypto/md5, and
+// a lane of the engine's md5simd server (from the first MD5 in flight).
+var md5Paths = []struct {
+	name     string
+	simdFrom int
+}{{"stdlib", 0}, {"simd", 1}}
+
 func rangedMD5(e *Engine) *Engine {
 	e.wholeMD5Max = 0
 	return e

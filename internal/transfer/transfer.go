@@ -131,6 +131,8 @@ type Engine struct {
 	rangesPerFile int
 	maxRange      int64
 	wholeMD5Max   int64
+
+	md5 md5Hashers // the MD5s that verify downloads (see md5.go)
 }
 
 // New returns an Engine on client with opts (zero fields take defaults).
@@ -153,6 +155,7 @@ func New(client *s3x.Client, opts Options) *Engine {
 	e := &Engine{client: client, opts: opts, slots: semaphore.NewWeighted(int64(opts.Concurrency)),
 		rangesPerFile: rangesPerFile, maxRange: maxRangeSize, wholeMD5Max: wholeMD5Max}
 	e.bufs.New = func() any { b := make([]byte, bufSize); return &b }
+	e.md5.simdFrom = simdMD5From
 	return e
 }
 

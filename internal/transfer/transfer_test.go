@@ -250,6 +250,8 @@ func TestDownloadIfMatch(t *testing.T) {
 // MinIO cannot be made to produce) and expects the verification to refuse
 // the data: MD5 inline for one GET, the in-order MD5 of a single-part
 // object fetched in ranges, the SDK's CRC32C check when the object has one.
+// Every MD5 case runs on both MD5 paths, crypto/md5 and a SIMD lane, and
+// must be caught the same way on each.
 func TestDownloadVerify(t *testing.T) {
 	m := testutil.SharedMinIO(t)
 	bucket := m.Bucket(t)
@@ -274,47 +276,53 @@ func TestDownloadVerify(t *testing.T) {
 		{name: "one GET crc32c", size: 100 << 10, checksum: true, flipAt: 99, wantMsg: "CRC32C"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			key := strings.ReplaceAll(tt.name, " ", "-")
-			in := &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(strings.Repeat("x", int(tt.size)))}
-			if tt.checksum {
-				in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
-			}
-			if _, err := plain.S3.PutObject(context.Background(), in); err != nil {
-				t.Fatal(err)
-			}
-			obj := head(t, plain, bucket, key)
-			var once sync.Once
-			flipped := false
-			c := wrappedClient(t, m, func(rt http.RoundTripper) http.RoundTripper {
-				return roundTripFunc(func(r *http.Request) (*http.Response, error) {
-					resp, err := rt.RoundTrip(r)
-					if err == nil && isGetOf(r, key) && resp.StatusCode/100 == 2 && resp.ContentLength > tt.flipAt &&
-						strings.HasPrefix(r.Header.Get("Range"), tt.rangeFrom) {
-						once.Do(func() { flipped = true; resp.Body = &flipBody{ReadCloser: resp.Body, at: tt.flipAt} })
-					}
-					return resp, err
+		for _, path := range md5Paths {
+			t.Run(tt.name+"/"+path.name, func(t *testing.T) {
+				key := strings.ReplaceAll(tt.name+"-"+path.name, " ", "-")
+				in := &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(strings.Repeat("x", int(tt.size)))}
+				if tt.checksum {
+					in.ChecksumAlgorithm = types.ChecksumAlgorithmCrc32c
+				}
+				if _, err := plain.S3.PutObject(context.Background(), in); err != nil {
+					t.Fatal(err)
+				}
+				obj := head(t, plain, bucket, key)
+				var once sync.Once
+				flipped := false
+				c := wrappedClient(t, m, func(rt http.RoundTripper) http.RoundTripper {
+					return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+						resp, err := rt.RoundTrip(r)
+						if err == nil && isGetOf(r, key) && resp.StatusCode/100 == 2 && resp.ContentLength > tt.flipAt &&
+							strings.HasPrefix(r.Header.Get("Range"), tt.rangeFrom) {
+							once.Do(func() { flipped = true; resp.Body = &flipBody{ReadCloser: resp.Body, at: tt.flipAt} })
+						}
+						return resp, err
+					})
 				})
+				e := New(c, Options{PartSize: part})
+				e.md5.simdFrom = path.simdFrom
+				if tt.ranged {
+					e = rangedMD5(e)
+				}
+				dir := t.TempDir()
+				err := e.Download(context.Background(), DownloadInput{Bucket: bucket, Key: key, Object: obj, Path: filepath.Join(dir, "dst")}, nil)
+				if !flipped {
+					t.Fatal("the fault was never injected")
+				}
+				if !errors.Is(err, ErrMismatch) {
+					t.Fatalf("err = %v, want ErrMismatch", err)
+				}
+				if !strings.Contains(err.Error(), tt.wantMsg) {
+					t.Errorf("err = %v, want it to mention %q", err, tt.wantMsg)
+				}
+				if got := e.md5.simdUsed.Load() > 0; got != (path.simdFrom != 0) {
+					t.Errorf("a SIMD hasher was used: %v, want %v", got, path.simdFrom != 0)
+				}
+				if names := dirNames(t, dir); len(names) != 0 {
+					t.Errorf("left behind %v", names)
+				}
 			})
-			e := New(c, Options{PartSize: part})
-			if tt.ranged {
-				e = rangedMD5(e)
-			}
-			dir := t.TempDir()
-			err := e.Download(context.Background(), DownloadInput{Bucket: bucket, Key: key, Object: obj, Path: filepath.Join(dir, "dst")}, nil)
-			if !flipped {
-				t.Fatal("the fault was never injected")
-			}
-			if !errors.Is(err, ErrMismatch) {
-				t.Fatalf("err = %v, want ErrMismatch", err)
-			}
-			if !strings.Contains(err.Error(), tt.wantMsg) {
-				t.Errorf("err = %v, want it to mention %q", err, tt.wantMsg)
-			}
-			if names := dirNames(t, dir); len(names) != 0 {
-				t.Errorf("left behind %v", names)
-			}
-		})
+		}
 	}
 }
 
@@ -756,7 +764,14 @@ func TestSharedBound(t *testing.T) {
 // in-order hash equals the MD5 of the content and catches a byte changed on
 // its way into the file.
 func TestSeqHash(t *testing.T) {
+	for _, path := range md5Paths {
+		t.Run(path.name, func(t *testing.T) { testSeqHash(t, path.simdFrom) })
+	}
+}
+
+func testSeqHash(t *testing.T, simdFrom int) {
 	e := New(nil, Options{})
+	e.md5.simdFrom = simdFrom
 	const size, rs = 3<<20 + 5, 700<<10 + 3
 	data := make([]byte, size)
 	rand.Read(data)
@@ -768,7 +783,8 @@ func TestSeqHash(t *testing.T) {
 			t.Fatal(err)
 		}
 		corrupt := round%4 == 3
-		sh := newSeqHash(f, size, rs)
+		h, done := e.md5.get()
+		sh := newSeqHash(f, size, rs, h)
 		n := parts(size, rs)
 		var wg sync.WaitGroup
 		rng := mrand.New(mrand.NewPCG(uint64(round), 1))
@@ -806,6 +822,7 @@ func TestSeqHash(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = sh.check(want)
+		done()
 		f.Close()
 		if corrupt != errors.Is(err, ErrMismatch) || !corrupt && err != nil {
 			t.Fatalf("round %d (corrupt=%v): check = %v", round, corrupt, err)
