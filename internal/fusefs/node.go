@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
@@ -73,7 +74,21 @@ func (n *Node) newChild(ctx context.Context, st *unix.Stat_t, out *fuse.EntryOut
 	return n.NewInode(ctx, &Node{fsys: n.fsys}, n.fsys.stable(st))
 }
 
+// tooLong answers ENAMETOOLONG for a name over NAME_MAX (the kernel leaves
+// the check to the file system; the store would call it an invalid path).
+func tooLong(names ...string) syscall.Errno {
+	for _, n := range names {
+		if len(n) > keypath.MaxNameLen {
+			return syscall.ENAMETOOLONG
+		}
+	}
+	return 0
+}
+
 func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if e := tooLong(name); e != 0 {
+		return nil, e
+	}
 	if err := n.fsys.listed(ctx, n.rel()); err != nil {
 		return nil, errno(err)
 	}
@@ -242,6 +257,9 @@ func (n *Node) made(ctx context.Context, rel string, out *fuse.EntryOut, undo fu
 }
 
 func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if e := tooLong(name); e != 0 {
+		return nil, e
+	}
 	rel := n.child(name)
 	if err := n.fsys.store.Mkdir(rel, mode&0o7777); err != nil {
 		return nil, errno(err)
@@ -250,6 +268,9 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if e := tooLong(name); e != 0 {
+		return nil, e
+	}
 	rel := n.child(name)
 	if err := n.fsys.store.Symlink(target, rel); err != nil {
 		return nil, errno(err)
@@ -271,6 +292,9 @@ func (n *Node) madeNew(ctx context.Context, rel string, out *fuse.EntryOut, undo
 }
 
 func (n *Node) Link(ctx context.Context, target fs.InodeEmbedder, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if e := tooLong(name); e != 0 {
+		return nil, e
+	}
 	t, ok := target.(*Node)
 	if !ok || t.fsys != n.fsys {
 		return nil, syscall.EXDEV
@@ -442,6 +466,9 @@ func (n *Node) openStore(ctx context.Context, rel string, of int) (*os.File, err
 // would hand the caller a file it may have no right to, so that race
 // answers EEXIST.
 func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*fs.Inode, fs.FileHandle, uint32, syscall.Errno) {
+	if e := tooLong(name); e != 0 {
+		return nil, nil, 0, e
+	}
 	s, rel := n.fsys.store, n.child(name)
 	// Read-write: the descriptor may back passthrough opens (see Open).
 	of := openFlags(flags)&^unix.O_ACCMODE | unix.O_RDWR | unix.O_CREAT | unix.O_EXCL

@@ -33,6 +33,9 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if !ok || p.fsys != n.fsys {
 		return syscall.EXDEV
 	}
+	if e := tooLong(name, newName); e != 0 {
+		return e
+	}
 	f := n.fsys
 	from, to := n.child(name), p.child(newName)
 	exports := f.jnl != nil && (f.jnl.Exports(from) || f.jnl.Exports(to))
