@@ -23,7 +23,7 @@
 #                     a 1-minute load average below QUIET_LOAD (default 1.5)
 #   WAIT_IDLE=80      before each timed run wait (≤ 10 s) until the CPUs were this
 #                     % idle over 2 s; 0 = don't
-#   OUT=bench/out/mount   data sets, MinIO data, mounts, caches, logs and results
+#   OUT=bench/out/mount   data sets, MinIO data, caches, logs and results
 #
 # "Cold" means: the mount is stopped, its cache (ferry: its store) deleted, the
 # mount started afresh, and the page cache dropped (MinIO's files included)
@@ -32,7 +32,8 @@
 # Results: $OUT/results-<date>.md (also printed), raw times in $OUT/times-<date>.tsv.
 # Every mount is unmounted and every process the harness started is stopped
 # on exit, failure included; scratch data (MinIO's, the caches) lives in
-# $OUT/run and the mountpoints in a mktemp -d folder of /tmp; both are removed.
+# $OUT/run-<date> and the mountpoints in a mktemp -d folder of /tmp; both are
+# removed.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -51,12 +52,12 @@ stamp=$(date +%Y%m%d-%H%M%S)
 results="$OUT/results-$stamp.md"
 times="$OUT/times-$stamp.tsv"
 logs="$OUT/logs/$stamp"
-run="$OUT/run"
+run="$OUT/run-$stamp"
 data="$OUT/data"
 # The mountpoints live outside the work tree: `go build ./...`, `go vet ./...`
 # and `gofmt -l .` walk every directory of the module, and a walk into a
 # mount lists it (a cold ls -lR of ferry once took 0.18 s because someone's
-# `go vet ./...` had just listed the tree; a walk also holds the mount busy).
+# walk had just listed the tree; a walk also holds the mount busy).
 mnt_root=""
 bucket=bench-mount
 
@@ -86,7 +87,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-rm -rf "$run"
 mkdir -p "$data" "$logs" "$run/cache"
 mnt_root=$(mktemp -d /tmp/ferry-bench-mount.XXXXXX)
 
