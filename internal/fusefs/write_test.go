@@ -48,8 +48,14 @@ type jenv struct {
 // daemon wires it (Notify, VersionRead).
 func mountJournal(t testing.TB, opt Options, withExporter bool) *jenv {
 	t.Helper()
+	return mountJournalAt(t, t.TempDir(), opt, withExporter)
+}
+
+// mountJournalAt is mountJournal with the store in directory dir.
+func mountJournalAt(t testing.TB, dir string, opt Options, withExporter bool) *jenv {
+	t.Helper()
 	testutil.NeedFUSE(t)
-	je := &jenv{env: &env{dir: t.TempDir(), mnt: t.TempDir()}, bucket: "nobucket"}
+	je := &jenv{env: &env{dir: dir, mnt: t.TempDir()}, bucket: "nobucket"}
 	e := je.env
 	var err error
 	if e.st, err = store.Open(e.dir); err != nil {
