@@ -502,3 +502,43 @@ func TestRewriteDuringUploadExportedAgain(t *testing.T) {
 	}
 	t.Logf("exporter: %+v", je.ex.Stats())
 }
+
+// TestPassthroughWriterJournaled: a writer joining an inode already open in
+// passthrough mode (a reader first) writes through the kernel, unseen by
+// the daemon; its close still bumps the version (dirty) and journals the
+// change, and a writer that wrote nothing journals nothing.
+func TestPassthroughWriterJournaled(t *testing.T) {
+	je := mountJournal(t, Options{}, false)
+	rel := "ExtData/f"
+	must(t, os.WriteFile(je.s(rel), []byte("exported content"), 0o644))
+	must(t, je.st.SetState(rel, store.State{Flags: hsm.Exists | hsm.Archived, Version: 3}))
+	r, err := os.Open(je.m(rel))
+	must(t, err)
+	defer r.Close()
+	if je.fsys.Stats.PassthroughOpens.Load() == 0 {
+		t.Skip("the kernel offers no passthrough here")
+	}
+	w, err := os.OpenFile(je.m(rel), os.O_WRONLY, 0)
+	must(t, err)
+	must(t, w.Close())
+	if got := je.pending(t, ""); len(got) != 0 {
+		t.Fatalf("a passthrough writer that wrote nothing journaled %v", entriesOf(got))
+	}
+	w, err = os.OpenFile(je.m(rel), os.O_WRONLY, 0)
+	must(t, err)
+	writes := je.fsys.Stats.Writes.Load()
+	_, err = w.WriteAt([]byte("EXPORTED"), 0)
+	must(t, err)
+	must(t, w.Close())
+	if je.fsys.Stats.Writes.Load() != writes {
+		t.Skip("the write went through the daemon, not passthrough")
+	}
+	st, err := je.st.GetState(rel)
+	must(t, err)
+	if st.Version <= 3 || !st.Flags.Has(hsm.Dirty) {
+		t.Fatalf("after a passthrough write and close: %+v, want dirty and a newer version", st)
+	}
+	if got := entriesOf(je.pending(t, "")); !slices.Equal(got, []entry{{rel, "CHANGED", ""}}) {
+		t.Fatalf("journal %v", got)
+	}
+}
