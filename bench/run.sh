@@ -16,6 +16,8 @@
 #   VERIFY=1                       check every tool's first download byte for byte (untimed)
 #   FERRY_BIN=path                 use this ferry binary instead of building ./cmd/ferry
 #   FERRY_REV=rev                  build ferry from this commit (git archive) instead of the work tree
+#   FERRY_BASE_REV=rev             also run "ferry-base", ferry built from this commit, interleaved
+#                                  with the others (before/after a change on one server and load)
 #   FERRY_PROFILE=1                ferry's last run of each case with --cpuprofile (if supported)
 #   WAIT_IDLE=85                   before each timed run wait (≤ 60 s) until the CPUs were
 #                                  this % idle over 2 s (other engineers' builds); 0 = don't
@@ -73,6 +75,27 @@ wait_minio
 go build -o "$OUT/gen" ./bench/gen
 go build -o "$OUT/ceiling" ./bench/ceiling
 
+# build_ferry REV OUTPUT: builds ./cmd/ferry of a committed revision, untouched
+# by whatever the work tree holds now.
+build_ferry() {
+  local src rc=0
+  src=$(mktemp -d)
+  git archive "$1" | tar -x -C "$src"
+  (cd "$src" && go build -o "$2" ./cmd/ferry) 2>"$logs/ferry-build-$1.log" || rc=$?
+  rm -rf "$src"
+  return $rc
+}
+
+if [ -n "${FERRY_BASE_REV:-}" ]; then
+  ferry_base="$OUT/ferry-base"
+  ferry_base_rev=$(git rev-parse --short "$FERRY_BASE_REV")
+  if build_ferry "$FERRY_BASE_REV" "$ferry_base"; then
+    has "$TOOLS" ferry-base || TOOLS="$TOOLS ferry-base"
+  else
+    log "SKIPPING ferry-base: go build ./cmd/ferry of $FERRY_BASE_REV failed (see $logs/ferry-build-$FERRY_BASE_REV.log)"
+  fi
+fi
+
 ferry_skip=""
 if has "$TOOLS" ferry; then
   if [ -n "${FERRY_BIN:-}" ]; then
@@ -80,12 +103,8 @@ if has "$TOOLS" ferry; then
   else
     ferry="$bin/ferry"
     if [ -n "${FERRY_REV:-}" ]; then
-      # A committed revision, untouched by whatever the work tree holds now.
-      ferry_src=$(mktemp -d)
-      git archive "$FERRY_REV" | tar -x -C "$ferry_src"
-      (cd "$ferry_src" && go build -o "$ferry" ./cmd/ferry) 2>"$logs/ferry-build.log" ||
-        ferry_skip="go build ./cmd/ferry of $FERRY_REV failed (see $logs/ferry-build.log)"
-      rm -rf "$ferry_src"
+      build_ferry "$FERRY_REV" "$ferry" ||
+        ferry_skip="go build ./cmd/ferry of $FERRY_REV failed (see $logs/ferry-build-$FERRY_REV.log)"
     elif ! go build -o "$ferry" ./cmd/ferry 2>"$logs/ferry-build.log"; then
       ferry_skip="go build ./cmd/ferry failed (see $logs/ferry-build.log)"
     fi
@@ -108,6 +127,7 @@ pinned() { ls -a "$bin" | sed -n "s/^\.$1-//p" | head -1; }
 version_of() {
   case $1 in
     ferry) "$ferry" version 2>/dev/null | head -1 | tr -s ' \t' ' ' ;;
+    ferry-base) echo "$("$ferry_base" version 2>/dev/null | head -1 | tr -s ' \t' ' ') (commit $ferry_base_rev)" ;;
     # Built from the module, so the binaries do not know their release.
     s5cmd) echo "github.com/peak/s5cmd/v2@$(pinned s5cmd)" ;;
     rclone) echo "github.com/rclone/rclone@$(pinned rclone) ($("$bin/rclone" version 2>/dev/null | sed -n 's/^- go\/version: *//p'))" ;;
@@ -176,6 +196,7 @@ cmdline() {
   local tool=$1 src=$2 dst=$3
   case $tool in
     ferry) echo "$ferry s3 sync $src $dst --endpoint-url $endpoint --concurrency $CONC --no-progress" ;;
+    ferry-base) echo "$ferry_base s3 sync $src $dst --endpoint-url $endpoint --concurrency $CONC --no-progress" ;;
     s5cmd)
       # s5cmd wants "prefix/*" for an S3 source and "dir/" for the contents of a directory.
       case $src in s3://*) src="$src/*" ;; *) src="$src/" ;; esac

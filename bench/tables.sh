@@ -3,7 +3,8 @@
 # times: per data set and direction, each tool's min and median wall time,
 # MB/s and files/s at the median, median CPU seconds of the tool and of MinIO,
 # the tool's median CPU seconds per GB moved (load-independent, unlike wall
-# time), and ferry's median divided by the fastest peer's median.
+# time), and ferry's (and ferry-base's) median divided by the fastest
+# peer's median.
 # Data sets, directions and tools default to those found in the file, in
 # bench/run.sh's order; DATASETS, DIRECTIONS and TOOLS narrow them.
 set -euo pipefail
@@ -22,7 +23,7 @@ present() { # present COLUMN ORDER...: the words of ORDER found in COLUMN
 }
 DATASETS=${DATASETS:-$(present 1 small large mixed | xargs)}
 DIRECTIONS=${DIRECTIONS:-$(present 2 upload download noop-up noop-down | xargs)}
-TOOLS=${TOOLS:-$(present 3 ferry s5cmd rclone aws | xargs)}
+TOOLS=${TOOLS:-$(present 3 ferry ferry-base s5cmd rclone aws | xargs)}
 
 for ds in $DATASETS; do
   bytes=$("$gen" -dataset "$ds" -bytes)
@@ -50,7 +51,7 @@ for ds in $DATASETS; do
           mn[tool] = v[1]
           cpu[tool] = median(w, m)
           mcpu[tool] = median(y, m)
-          if (tool != "ferry" && !bad[tool] && (best == "" || md[tool] < md[best])) best = tool
+          if (tool !~ /^ferry/ && !bad[tool] && (best == "" || md[tool] < md[best])) best = tool
         }
         for (k = 1; k <= nt; k++) {
           tool = order[k]
@@ -58,7 +59,7 @@ for ds in $DATASETS; do
           mbs = (dir ~ /^noop/) ? "—" : sprintf("%.0f", bytes / md[tool] / 1e6)
           cpg = (dir ~ /^noop/) ? "—" : sprintf("%.2f", cpu[tool] / (bytes / 1e9))
           ratio = ""
-          if (tool == "ferry" && best != "") ratio = sprintf("**%.2f** (vs %s)", md[tool] / md[best], best)
+          if (tool ~ /^ferry/ && best != "") ratio = sprintf("**%.2f** (vs %s)", md[tool] / md[best], best)
           note = bad[tool] ? sprintf(" (%d failed)", bad[tool]) : ""
           printf "| %s | %s | %.2f | %.2f | %s | %.0f | %.2f / %.2f | %s | %d%s | %s |\n", dir, tool, mn[tool], md[tool], mbs, files / md[tool], cpu[tool], mcpu[tool], cpg, n[tool], note, ratio
         }

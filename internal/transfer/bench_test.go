@@ -111,6 +111,38 @@ func BenchmarkTransfer(b *testing.B) {
 					b.StartTimer()
 				}
 			})
+			// One single-part object: its ETag is an MD5, checked in
+			// offset order as its ranges land (seqHash), the lone MD5 in
+			// flight; FERRY_BENCH_SIMD_FROM=0,1 compares crypto/md5 with
+			// a SIMD lane.
+			b.Run(fmt.Sprintf("down-md5/%dMiB/%s", bigMiB, name), func(b *testing.B) {
+				key := fmt.Sprintf("md5-big-%dMiB", bigMiB)
+				obj, err := c.Head(context.Background(), bucket, key)
+				if err != nil {
+					whole := New(c, Options{PartSize: MaxPartSize, MultipartThreshold: MaxPartSize})
+					if err := whole.Upload(context.Background(), UploadInput{Path: big, Bucket: bucket, Key: key, Size: bigMiB * mib}, nil); err != nil {
+						b.Fatal(err)
+					}
+					obj = head(b, c, bucket, key)
+				}
+				for _, from := range benchGrid("FERRY_BENCH_SIMD_FROM", []int{simdMD5From}) {
+					b.Run(fmt.Sprint("simdFrom=", from), func(b *testing.B) {
+						e.md5.simdFrom = from
+						defer func() { e.md5.simdFrom = simdMD5From }()
+						b.SetBytes(bigMiB * mib)
+						defer cpuMeter(b)(int64(b.N) * bigMiB * mib)
+						for i := range b.N {
+							dst := filepath.Join(dir, fmt.Sprint("down", i))
+							if err := e.Download(context.Background(), DownloadInput{Bucket: bucket, Key: key, Object: obj, Path: dst}, nil); err != nil {
+								b.Fatal(err)
+							}
+							b.StopTimer()
+							os.Remove(dst)
+							b.StartTimer()
+						}
+					})
+				}
+			})
 			prefix := "small-" + name + "/"
 			upSmall := func() error {
 				g := new(errgroup.Group)
@@ -168,7 +200,9 @@ func BenchmarkTransfer(b *testing.B) {
 //	FERRY_BENCH_MIXED_N=200 go test ./internal/transfer -run '^$' -bench MixedDownload -benchtime 3x -cpuprofile cpu.out
 //
 // FERRY_BENCH_SHAPE=rangesPerFile,maxRangeMiB,wholeMD5MiB overrides the
-// download shape (default 4,64,64).
+// download shape (default 4,64,64); FERRY_BENCH_SIMD_FROM=0,1,3 compares
+// MD5 policies (0: crypto/md5 only; n: a SIMD lane when n MD5s are in
+// flight).
 func BenchmarkMixedDownload(b *testing.B) {
 	m := testutil.SharedMinIO(b)
 	c := m.Client(b)
@@ -202,20 +236,23 @@ func BenchmarkMixedDownload(b *testing.B) {
 		if shape := benchGrid("FERRY_BENCH_SHAPE", nil); len(shape) == 3 {
 			e.rangesPerFile, e.maxRange, e.wholeMD5Max = shape[0], int64(shape[1])*mib, int64(shape[2])*mib
 		}
-		b.Run(fmt.Sprintf("%dfiles/c=%d/shape=%d,%d,%d", n, conc, e.rangesPerFile, e.maxRange/mib, e.wholeMD5Max/mib), func(b *testing.B) {
-			b.SetBytes(total)
-			defer cpuMeter(b)(int64(b.N) * total)
-			for it := range b.N {
-				out := filepath.Join(dir, fmt.Sprint("c", conc, "-", it))
-				if err := downloadAll(e, bucket, objs, out, conc); err != nil {
-					b.Fatal(err)
+		for _, from := range benchGrid("FERRY_BENCH_SIMD_FROM", []int{simdMD5From}) {
+			e.md5.simdFrom = from
+			b.Run(fmt.Sprintf("%dfiles/c=%d/shape=%d,%d,%d/simdFrom=%d", n, conc, e.rangesPerFile, e.maxRange/mib, e.wholeMD5Max/mib, from), func(b *testing.B) {
+				b.SetBytes(total)
+				defer cpuMeter(b)(int64(b.N) * total)
+				for it := range b.N {
+					out := filepath.Join(dir, fmt.Sprint("c", conc, "-", it))
+					if err := downloadAll(e, bucket, objs, out, conc); err != nil {
+						b.Fatal(err)
+					}
+					b.StopTimer()
+					os.RemoveAll(out)
+					syscall.Sync()
+					b.StartTimer()
 				}
-				b.StopTimer()
-				os.RemoveAll(out)
-				syscall.Sync()
-				b.StartTimer()
-			}
-		})
+			})
+		}
 	}
 }
 

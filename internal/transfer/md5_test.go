@@ -4,14 +4,20 @@ import (
 	"bytes"
 	"crypto/md5"
 	mrand "math/rand/v2"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
 // TestMD5Hashers hashes more streams at once than the SIMD hashers it may
 // make, in random write sizes, and checks every sum against crypto/md5, the
 // bound on hashers (the rest fall back to crypto/md5), the choice by MD5s in
-// flight, and that the server is stopped once the last hasher is back.
+// flight, and that the server (its goroutine too) is stopped once the last
+// hasher is back.
 func TestMD5Hashers(t *testing.T) {
 	const streams = maxSIMDHashers + 8
 	var m md5Hashers
@@ -60,11 +66,15 @@ func TestMD5Hashers(t *testing.T) {
 		t.Errorf("%d SIMD hashers handed out, want 1..%d", n, maxSIMDHashers)
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.srv != nil || m.inFlight != 0 || m.out != 0 || len(m.idle) != 0 {
 		t.Errorf("after the last hasher came back: server %v, in flight %d, out %d, idle %d; want all gone",
 			m.srv != nil, m.inFlight, m.out, len(m.idle))
 	}
+	m.mu.Unlock()
+	testutil.Eventually(t, 10*time.Second, "the md5simd server goroutine to end", func() bool {
+		buf := make([]byte, 1<<20)
+		return !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "md5Server).process")
+	})
 }
 
 // TestMD5HashersReuse checks that a reused SIMD hasher starts from a clean

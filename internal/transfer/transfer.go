@@ -15,6 +15,17 @@
 // goroutines, so goroutines are bounded by (files in flight × Concurrency).
 // Only AbortMultipartUpload, which is cleanup after a failure, runs outside
 // the bound so that a cancelled command never waits for a slot to clean up.
+//
+// Verification: a download whose ETag is a plain MD5 is hashed as it lands.
+// When at least 3 such MD5s are in flight on the Engine, a new one goes
+// into a lane of the Engine's md5simd server (github.com/minio/md5-simd: up
+// to 16 MD5s side by side in AVX-512 lanes of one core, 8 with AVX2), which
+// costs a mixed download about a third of its CPU less than crypto/md5; a
+// lone MD5 stays on crypto/md5, which is faster for one stream (md5.go has
+// the numbers). The server is one goroutine, started by the first hasher
+// handed out and stopped when the last comes back, so an Engine needs no
+// Close; at most 32 hashers are made on it and reused, which bounds its
+// memory (~1.5 MiB of block buffers) whatever the file count.
 package transfer
 
 import (
