@@ -103,6 +103,7 @@ type Daemon struct {
 	s3       *s3x.Client
 	plane    dataPlane
 	imp      *importer.Importer
+	mounted  atomic.Pointer[fusefs.FS] // set once the mount exists
 	eng      *transfer.Engine
 	exp      *exporter.Exporter
 	assoc    *associations
@@ -187,7 +188,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	// The importer serves lazy import behind the mount; it learns of the
 	// mount (open files, kernel cache invalidation) once it exists.
-	var mounted atomic.Pointer[fusefs.FS]
+	mounted := &d.mounted
 	invalidate := func(rel string) {
 		if f := mounted.Load(); f != nil {
 			f.Invalidate(rel)
@@ -222,7 +223,10 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	d.assoc = newAssociations(d.id.FileSystemId, d.cat, d.store, d.s3, d.plane, d.log, cfg.RecheckInterval)
 	d.assoc.invalidate = invalidate
-	d.assoc.listeners = append(d.assoc.listeners, d.exp.SetAssociations)
+	// The mount's write hooks append to the export journal below
+	// associations that auto-export, and wake the exporter.
+	jnl := fusefs.NewCatalogJournal(d.cat, d.exp.Notify)
+	d.assoc.listeners = append(d.assoc.listeners, d.exp.SetAssociations, jnl.SetAssociations)
 	d.assoc.availableCheck = cfg.AvailableCheckInterval
 	d.assoc.exportFailures = func() map[string]int64 { return d.exp.Stats().Failures }
 	d.metrics = d.newMetrics()
@@ -291,6 +295,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		opt.FsName = "ferry:" + d.id.FileSystemId
 	}
 	opt.Importer = d.imp
+	opt.Journal = jnl
 	if d.server, d.fsys, err = fusefs.Mount(cfg.MountPoint, d.store, opt); err != nil {
 		return nil, err
 	}

@@ -45,9 +45,21 @@ func (d *Daemon) newExporter() (*exporter.Exporter, error) {
 		Engine:  d.eng,
 		Owner:   d.id.FileSystemId + "@" + host,
 		Workers: o.Workers, RetryBase: o.RetryBase, RetryMax: o.RetryMax, Poll: o.Poll,
-		Version: d.cfg.Version,
-		Logger:  d.log.With("component", "exporter"),
+		Version:     d.cfg.Version,
+		Logger:      d.log.With("component", "exporter"),
+		VersionRead: d.versionRead,
 	})
+}
+
+// versionRead is the exporter's Config.VersionRead: the mount clears the
+// file's "bumped" bit (store.BumpVersion's protocol), so that its next write
+// through the mount bumps the content version again and an export never
+// marks a file clean that changed after its version was read (invariant
+// 2). Before the mount exists nothing writes through it.
+func (d *Daemon) versionRead(dev, ino uint64) {
+	if f := d.mounted.Load(); f != nil {
+		f.VersionRead(dev, ino)
+	}
 }
 
 // startExporter runs the exporter until stopExporter.
