@@ -6,8 +6,9 @@
 # the second approach: `ferry mount` of a store directory, the seed's three
 # data repository associations, and lazy import (ls, hsm state before and
 # after a read, a parallel restore), then the way back: hsm archive and an
-# EXPORT_TO_REPOSITORY task write new files to S3, hsm wait drains, umount
-# says what is pending. Everything lives under .tools/demo/;
+# EXPORT_TO_REPOSITORY task write new files to S3, an AutoExportPolicy
+# exports a file as it is closed, hsm wait drains, umount says what is
+# pending. Everything lives under .tools/demo/;
 # the mount and MinIO stop when the demo ends.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -115,7 +116,22 @@ run fsx describe-data-repository-tasks --task-ids "$task" \
   --query 'DataRepositoryTasks[0].{Lifecycle:Lifecycle,Total:Status.TotalCount,Succeeded:Status.SucceededCount,Failed:Status.FailedCount}' --output table
 run hsm state mnt/ExtData/output/run2.nc
 run s3 ls "s3://$bucket/ExtData/output/"
+echo; echo "== auto-export: with an AutoExportPolicy every file closed under the association goes to S3 by itself"
+dra=$("$ferry" fsx describe-data-repository-associations --filters Name=file-system-id,Values="$FSX_ID" \
+  --query "Associations[?FileSystemPath=='/ExtData'].AssociationId | [0]" --output text)
+run fsx update-data-repository-association --association-id "$dra" \
+  --s3 '{"AutoImportPolicy": {"Events": ["NEW","CHANGED","DELETED"]}, "AutoExportPolicy": {"Events": ["NEW","CHANGED","DELETED"]}}' \
+  --query 'Association.[AssociationId,Lifecycle]' --output text
+for _ in $(seq 300); do
+  state=$("$ferry" fsx describe-data-repository-associations --association-ids "$dra" --query 'Associations[0].Lifecycle' --output text)
+  [ "$state" = AVAILABLE ] && break
+  sleep 0.1
+done
+head -c 150000 /dev/urandom >mnt/ExtData/output/run3.nc
+echo "+ head -c 150000 /dev/urandom >mnt/ExtData/output/run3.nc"
 echo; echo "== drain barrier and unmount: hsm wait returns once everything closed so far is exported"
 run hsm wait --timeout 60s mnt
+run hsm state mnt/ExtData/output/run3.nc
+run s3 ls "s3://$bucket/ExtData/output/"
 run umount mnt
 echo; echo "demo: done. Files are in $demo/fsx and in the store $demo/store (unmounted now); MinIO (stopped now) kept its data in $demo/minio."
