@@ -41,7 +41,7 @@ type item struct {
 
 	mu       sync.Mutex
 	inflight map[int64]*fetch // chunk index → the fetch that brings it
-	ahead    int              // readahead fetches in flight
+	ahead    int64            // readahead chunks in flight, not landed yet
 	seqStart int64            // where the current sequential run began
 	seqEnd   int64            // how far it got
 	changed  error            // the object changed: every read fails
@@ -60,19 +60,29 @@ type pendingCommit struct {
 	done chan error
 }
 
-// fetch is one ranged GET of chunks [first, end) of an item. It has two
-// ends: landed (the bytes are in the store file, readable: a reader may go
-// on) and done (fdatasync'ed and marked in the chunk map: durable). A
+// fetch is one ranged GET of chunks [first, end) of an item, streamed
+// into the file in order. Each chunk has its own landed signal (its bytes
+// are in the store file, readable: a reader waiting for it may go on,
+// while the rest of the GET still streams); the fetch has one done (the
+// landed chunks fdatasync'ed and marked in the chunk map: durable). A
 // reader needs only landed — the bytes it reads are the object's, of the
 // one version If-Match allowed — so it never waits for an fdatasync;
 // Restore and the restore before a write wait for done. The chunks stay in
 // the item's inflight map until done, so they are never fetched twice.
 type fetch struct {
 	first, end int64
-	landed     chan struct{}
-	lerr       error // set before landed is closed
+	landed     []chan struct{} // chunk first+i landed (or failed)
+	lerr       []error         // set before landed[i] is closed
+	nlanded    int             // landed[:nlanded] are closed (the fetch's goroutine only)
 	done       chan struct{}
 	err        error // set before done is closed
+}
+
+// wait is a chunk of a fetch a caller waits for: chunks land in order, so
+// waiting for the last chunk needed of a fetch covers the ones before it.
+type wait struct {
+	fe *fetch
+	i  int // index into fe.landed
 }
 
 // getItem returns the item of the inode f is open on, creating it.
@@ -151,13 +161,13 @@ func (im *Importer) EnsureData(ctx context.Context, rel string, f *os.File, off,
 	it.mu.Lock()
 	it.rel = rel // the name may have changed since the item was made
 	it.mu.Unlock()
-	return it.ensure(ctx, off, n, true, false)
+	return it.ensure(ctx, off, n, true, false, maxRun)
 }
 
 // ensure brings [off, off+n) in and waits for it to land (durable: to be
 // committed); readahead says whether a sequential access may start
-// readahead.
-func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable bool) error {
+// readahead; run is the most chunks one GET of the missing ones asks for.
+func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable bool, run int64) error {
 	im := it.im
 	it.mu.Lock()
 	if it.changed != nil {
@@ -191,7 +201,7 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 		return err
 	}
 	chunk := st.Chunks.ChunkSize()
-	var waits []*fetch
+	var waits []wait
 	missing := st.Chunks.Has(store.Range{Off: off, Len: n})
 	if len(missing) == 0 && st.Chunks.Complete() {
 		// A map with nothing to fetch (an empty object): finish it.
@@ -204,18 +214,19 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 		for c := first; c < end; {
 			if fe, ok := it.inflight[c]; ok {
 				im.n.dedup.Add(1)
-				waits = append(waits, fe)
+				waits = append(waits, wait{fe, int(min(fe.end, end) - 1 - fe.first)})
 				c = fe.end
 				continue
 			}
 			e := c + 1
-			for e < end && e-c < maxRun {
+			for e < end && e-c < run {
 				if _, ok := it.inflight[e]; ok {
 					break
 				}
 				e++
 			}
-			waits = append(waits, it.start(a, src, st, c, e, false))
+			fe := it.start(a, src, st, c, e, false)
+			waits = append(waits, wait{fe, int(e - 1 - fe.first)})
 			c = e
 		}
 	}
@@ -237,10 +248,10 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 	}
 	it.mu.Unlock()
 
-	for _, fe := range waits {
-		ch, errp := fe.landed, &fe.lerr
+	for _, w := range waits {
+		ch, errp := w.fe.landed[w.i], &w.fe.lerr[w.i]
 		if durable {
-			ch, errp = fe.done, &fe.err
+			ch, errp = w.fe.done, &w.fe.err
 		}
 		select {
 		case <-ch:
@@ -254,37 +265,66 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 	return nil
 }
 
-// maxRun is the most chunks one demand GET asks for.
+// maxRun is the most chunks one demand GET asks for: a large read gets
+// its chunks from parallel GETs (a reader waits for its last chunk).
 const maxRun = 4
+
+// aheadRun is the most chunks one readahead (or Restore) GET asks for:
+// 32 MiB of 4 MiB chunks. Each GET costs the server about as much CPU as
+// a few MiB of body (MinIO spent 2x the CPU serving 4 MiB readahead GETs
+// as the peers' 128 MiB streams in bench/mount), and since a GET streams
+// into the file chunk by chunk, a reader waiting for its first chunk is
+// released as soon as that chunk lands, not when the GET ends.
+const aheadRun = 8
 
 // readahead starts fetches of the chunks after end that are missing and not
 // in flight, up to window chunks ahead and in flight; it.mu is held.
+// Consecutive missing chunks go in one GET of up to aheadRun chunks (or
+// window, when smaller), and a GET shorter than that starts only when the
+// file's end or a chunk already here or in flight ends the run: while the
+// window slides one chunk at a time, the GETs stay long.
 func (it *item) readahead(a assoc, src string, st store.State, end, window int64) {
 	im := it.im
 	chunk := st.Chunks.ChunkSize()
-	c := (end + chunk - 1) / chunk
-	last := min(c+window, st.Chunks.Len())
-	for ; c < last && it.ahead < int(window); c++ {
+	nchunks := st.Chunks.Len()
+	need := func(c int64) bool {
 		if _, ok := it.inflight[c]; ok {
+			return false
+		}
+		return len(st.Chunks.Has(store.Range{Off: c * chunk, Len: 1})) > 0
+	}
+	run := min(window, aheadRun)
+	c := (end + chunk - 1) / chunk
+	last := min(c+window, nchunks)
+	for c < last && it.ahead < window {
+		if !need(c) {
+			c++
 			continue
 		}
-		if len(st.Chunks.Has(store.Range{Off: c * chunk, Len: 1})) == 0 {
-			continue
+		limit := min(run, window-it.ahead, last-c)
+		e := c + 1
+		for e-c < limit && need(e) {
+			e++
 		}
-		it.start(a, src, st, c, c+1, true)
-		im.n.readahead.Add(1)
+		if e-c < run && e < nchunks && need(e) {
+			break // cut by the window or the bound: wait until a full run fits
+		}
+		it.start(a, src, st, c, e, true)
+		im.n.readahead.Add(e - c)
+		c = e
 	}
 }
 
 // start launches the fetch of chunks [first, end); it.mu is held.
 func (it *item) start(a assoc, key string, st store.State, first, end int64, ahead bool) *fetch {
 	im := it.im
-	fe := &fetch{first: first, end: end, landed: make(chan struct{}), done: make(chan struct{})}
+	fe := &fetch{first: first, end: end, landed: make([]chan struct{}, end-first), lerr: make([]error, end-first), done: make(chan struct{})}
 	for c := first; c < end; c++ {
 		it.inflight[c] = fe
+		fe.landed[c-first] = make(chan struct{})
 	}
 	if ahead {
-		it.ahead++
+		it.ahead += end - first
 	}
 	im.imu.Lock()
 	it.users++
@@ -300,22 +340,46 @@ func (it *item) start(a assoc, key string, st store.State, first, end int64, ahe
 		if st.Origin != "" {
 			alt = it.currentSource(a, key)
 		}
-		err := it.get(a, key, rel, st.ETag, r, alt)
-		it.mu.Lock()
-		if ahead {
-			it.ahead--
+		// land releases the readers of the chunks whose bytes are all
+		// in the file once written bytes [r.Off, r.Off+w) are.
+		land := func(w int64, err error) {
+			n := fe.nlanded
+			for n < len(fe.landed) && (err != nil || min((first+int64(n)+1)*chunk, st.Size) <= r.Off+w) {
+				n++
+			}
+			if n == fe.nlanded {
+				return
+			}
+			it.mu.Lock()
+			if ahead {
+				it.ahead -= int64(n - fe.nlanded)
+			}
+			if err == nil {
+				it.moved += min((first+int64(n))*chunk, st.Size) - min((first+int64(fe.nlanded))*chunk, st.Size)
+			}
+			for i := fe.nlanded; i < n; i++ {
+				fe.lerr[i] = err
+			}
+			it.mu.Unlock()
+			for i := fe.nlanded; i < n; i++ {
+				close(fe.landed[i])
+			}
+			fe.nlanded = n
 		}
-		if err == nil {
-			it.moved += r.Len
+		err := it.get(a, key, rel, st.ETag, r, alt, func(w int64) { land(w, nil) })
+		// The chunks that landed before a failure are the object's bytes
+		// of the one version: they are committed like a whole fetch.
+		ok := store.Range{Off: r.Off, Len: min((first+int64(fe.nlanded))*chunk, st.Size) - r.Off}
+		if err != nil {
+			land(0, err)
 		}
-		fe.lerr = err
-		it.mu.Unlock()
-		close(fe.landed)
-		if err == nil {
+		if ok.Len > 0 || r.Len == 0 && err == nil {
 			// Invariant 3: marked local only after the fdatasync.
-			err = it.commit(r)
-			if err != nil {
-				im.log.Error("cannot commit fetched chunks; they will be fetched again", "path", rel, "range", r.String(), "err", err)
+			if cerr := it.commit(ok); cerr != nil {
+				im.log.Error("cannot commit fetched chunks; they will be fetched again", "path", rel, "range", ok.String(), "err", cerr)
+				if err == nil {
+					err = cerr
+				}
 			}
 		}
 		it.mu.Lock()
@@ -372,7 +436,9 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
 // alt, when set, names another place the same object may be (a renamed
 // file's current key): tried when the first has no such object or another
 // one (412), before the failure counts.
-func (it *item) get(a assoc, key, rel, etag string, r store.Range, alt func() (assoc, string, bool)) error {
+//
+// landed is called with the bytes written so far after each write.
+func (it *item) get(a assoc, key, rel, etag string, r store.Range, alt func() (assoc, string, bool), landed func(int64)) error {
 	im := it.im
 	ctx := im.ctx
 	if err := im.acquire(ctx, im.req); err != nil {
@@ -390,12 +456,12 @@ func (it *item) get(a assoc, key, rel, etag string, r store.Range, alt func() (a
 		err = im.s3.Explain(err, "get", a.bucket, key)
 		if c := s3x.CodeOf(err); alt != nil && (c == s3x.CodeNoSuchKey || c == s3x.CodePrecondition) {
 			if a2, key2, ok := alt(); ok {
-				return it.get(a2, key2, rel, etag, r, nil)
+				return it.get(a2, key2, rel, etag, r, nil, landed)
 			}
 		}
 		return it.failed(a, key, rel, err)
 	}
-	got, err := it.copyAt(out.Body, r)
+	got, err := it.copyAt(out.Body, r, landed)
 	out.Body.Close()
 	<-im.req
 	if err == nil && got != r.Len {
@@ -444,8 +510,9 @@ func (it *item) commit(r store.Range) error {
 	return <-pc.done
 }
 
-// copyAt writes body into the file at r.Off with pwrite.
-func (it *item) copyAt(body io.Reader, r store.Range) (int64, error) {
+// copyAt writes body into the file at r.Off with pwrite, calling landed
+// with the bytes written so far after each write.
+func (it *item) copyAt(body io.Reader, r store.Range, landed func(int64)) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
@@ -457,6 +524,7 @@ func (it *item) copyAt(body io.Reader, r store.Range) (int64, error) {
 				return done, werr
 			}
 			done += int64(n)
+			landed(done)
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			break

@@ -145,6 +145,12 @@ func TestSequentialReadaheadAndFetched(t *testing.T) {
 	if s.BytesFetched != int64(len(body)) {
 		t.Errorf("fetched %d bytes of %d", s.BytesFetched, len(body))
 	}
+	// Readahead fetches consecutive chunks in one GET (aheadRun): fewer
+	// GETs than the file's 11 chunks.
+	t.Logf("%d GETs for 11 chunks (%d readahead)", s.GetRequests, s.Readahead)
+	if s.GetRequests >= 11 {
+		t.Errorf("a sequential read of 11 chunks sent %d GETs; readahead should coalesce them", s.GetRequests)
+	}
 	testutil.Eventually(t, 5*time.Second, "the fully read file exists archived, no map", func() bool {
 		st, err := e.st.GetState("ExtData/big")
 		return err == nil && st.Flags == hsm.Exists|hsm.Archived && st.Chunks == nil

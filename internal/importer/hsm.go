@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/hsm"
@@ -17,8 +19,9 @@ import (
 func timeOf(ts unix.Timespec) time.Time { return time.Unix(ts.Sec, ts.Nsec) }
 
 // Restore fetches all missing data of released file rel (ferry hsm
-// restore), Readahead+1 chunks at a time; progress(n), if not nil, is called
-// after each n bytes landed. A file that is not released: nil at once.
+// restore) in GETs of aheadRun chunks, Readahead/aheadRun+1 of them at a
+// time; progress(n), if not nil, is called after each n bytes landed and
+// were committed (from one goroutine at a time). A file that is not released: nil at once.
 func (im *Importer) Restore(ctx context.Context, rel string, progress func(n int64)) error {
 	st, err := im.st.GetState(rel)
 	if errors.Is(err, store.ErrNoState) {
@@ -45,6 +48,7 @@ func (im *Importer) Restore(ctx context.Context, rel string, progress func(n int
 	defer im.putItem(it)
 
 	moved := &atomic.Int64{}
+	var pmu sync.Mutex // progress is called by one goroutine at a time
 	im.rmu.Lock()
 	im.restores[rel] = moved
 	im.rmu.Unlock()
@@ -54,35 +58,33 @@ func (im *Importer) Restore(ctx context.Context, rel string, progress func(n int
 		im.rmu.Unlock()
 	}()
 
-	// Windows of Readahead+1 chunks: each window's chunks are fetched in
-	// parallel (one GET per chunk), and the next window starts once it
-	// has landed.
+	// Pieces of aheadRun chunks, each one GET (fewer, longer GETs cost
+	// the server less), Readahead/aheadRun+1 in flight: as one piece is
+	// committed the next starts.
 	chunk := st.Chunks.ChunkSize()
-	window := chunk * int64(im.cfg.Readahead+1)
-	for off := int64(0); off < st.Size; off += window {
-		n := min(window, st.Size-off)
-		var errs []error
-		done := make(chan error, im.cfg.Readahead+1)
-		k := 0
-		for c := off; c < off+n; c += chunk {
-			k++
-			go func(c int64) { done <- it.ensure(ctx, c, min(chunk, st.Size-c), false, true) }(c)
-		}
-		for range k {
-			if err := <-done; err != nil {
-				errs = append(errs, err)
+	piece := chunk * aheadRun
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(im.cfg.Readahead, 1)/aheadRun + 1)
+	for off := int64(0); off < st.Size && gctx.Err() == nil; off += piece {
+		n := min(piece, st.Size-off)
+		g.Go(func() error {
+			if err := it.ensure(gctx, off, n, false, true, aheadRun); err != nil {
+				return err
 			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		moved.Add(n)
-		if progress != nil {
-			progress(n)
-		}
+			moved.Add(n)
+			if progress != nil {
+				pmu.Lock()
+				progress(n)
+				pmu.Unlock()
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	if st.Size == 0 {
-		return it.ensure(ctx, 0, 0, false, true)
+		return it.ensure(ctx, 0, 0, false, true, aheadRun)
 	}
 	return nil
 }
