@@ -94,14 +94,17 @@ func (h *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 }
 
 // Write bumps the content version before the first write after an open
-// or a VersionRead (store.BumpVersion's protocol), then writes.
+// or a VersionRead (store.BumpVersion's protocol), then writes, then bumps
+// again while an export may be reading the file (FS.VersionRead).
 func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	h.node.fsys.Stats.Writes.Add(1)
 	if err := h.node.beginWrite(h.f); err != nil {
 		return 0, errno(err)
 	}
 	n, err := unix.Pwrite(h.fd, data, off)
-	h.node.endWrite(n > 0)
+	if berr := h.node.endWrite(h.f, n > 0); err == nil {
+		err = berr
+	}
 	if err != nil {
 		return 0, errno(err)
 	}
@@ -173,6 +176,8 @@ func (h *file) Allocate(ctx context.Context, off, size uint64, mode uint32) sysc
 		return errno(err)
 	}
 	err := unix.Fallocate(h.fd, mode, int64(off), int64(size))
-	h.node.endWrite(err == nil)
+	if berr := h.node.endWrite(h.f, err == nil); err == nil {
+		err = berr
+	}
 	return errno(err)
 }

@@ -36,7 +36,11 @@
 //   - a write bumps the version before its bytes land if no bump was made
 //     since the open or since the exporter's last FS.VersionRead of the
 //     inode (the per-inode lock makes VersionRead wait for writes that saw
-//     the bit set); fallocate and O_TRUNC opens count as writes;
+//     the bit set), and, once the exporter has read the inode's version
+//     (VersionRead since the open, or among the last 4096 before it),
+//     again after they land — the exporter reads the version after
+//     VersionRead returns, so a bump can fall in between; fallocate and
+//     O_TRUNC opens count as writes;
 //   - flush (every close(2)), fsync and release of an inode changed or
 //     created since its last entry bump the version once more — every
 //     acknowledged byte has landed by then, so an upload that read the
@@ -179,6 +183,11 @@ type FS struct {
 
 	omu        sync.Mutex
 	openInodes map[inodeKey]*Node // nodes with open handles, for VersionRead
+
+	vmu       sync.Mutex // the exporter's latest VersionReads (write.go)
+	recent    [recentReads]inodeKey
+	recentPos int
+	recentSet map[inodeKey]int
 }
 
 // New returns the file system for st. Its root node is Root.
@@ -201,6 +210,7 @@ func New(st *store.Store, opt Options) (*FS, error) {
 		imp:         opt.Importer,
 		jnl:         opt.Journal,
 		openInodes:  map[inodeKey]*Node{},
+		recentSet:   map[inodeKey]int{},
 	}, nil
 }
 

@@ -26,6 +26,10 @@ type wstate struct {
 	// the end of their pwrite; VersionRead takes it exclusively.
 	mu     sync.RWMutex
 	bumped bool // the version was bumped since the open or the last VersionRead
+	// exporting: the exporter read the inode's version recently (since
+	// this open, or shortly before it): writes bump again after their
+	// bytes land, see Write.
+	exporting bool
 	// unjournaled: content changed (or the file was created) since the
 	// last journal append; the next flush, fsync or release appends.
 	unjournaled atomic.Bool
@@ -38,16 +42,52 @@ type wstate struct {
 // set has finished, so the next write bumps the version again and the
 // upload does not mark the file clean (invariant 2). Inodes not open
 // through the mount need nothing: their next open starts unbumped.
+//
+// The exporter reads the version only after VersionRead returns, so a
+// write can bump between the two, and later writes would pass unbumped
+// while the upload runs. So from VersionRead on, until the last close,
+// every write of the inode bumps the version once more after its bytes
+// landed: a byte that lands after the exporter's read is always followed
+// by a bump, which either keeps the upload from marking the file clean or
+// makes it dirty again. An inode opened after VersionRead gets the same
+// treatment: the last recentReads VersionReads are remembered.
 func (f *FS) VersionRead(dev, ino uint64) {
+	k := inodeKey{dev, ino}
+	f.vmu.Lock()
+	if old := f.recent[f.recentPos]; old != (inodeKey{}) {
+		if f.recentSet[old]--; f.recentSet[old] <= 0 {
+			delete(f.recentSet, old)
+		}
+	}
+	f.recent[f.recentPos] = k
+	f.recentPos = (f.recentPos + 1) % len(f.recent)
+	f.recentSet[k]++
+	f.vmu.Unlock()
+	// Recorded above before the lookup, and registerOpen adds to
+	// openInodes before it checks recentSet: one of the two sees the other.
 	f.omu.Lock()
-	n := f.openInodes[inodeKey{dev, ino}]
+	n := f.openInodes[k]
 	f.omu.Unlock()
 	if n == nil {
 		return
 	}
 	n.w.mu.Lock()
 	n.w.bumped = false
+	n.w.exporting = true
 	n.w.mu.Unlock()
+}
+
+// recentReads is how many VersionReads FS remembers for inodes opened
+// later (an export in flight is one of the last few: the exporter runs at
+// most its Workers at once).
+const recentReads = 4096
+
+// readRecently reports whether the exporter read k's version among the
+// last recentReads VersionReads.
+func (f *FS) readRecently(k inodeKey) bool {
+	f.vmu.Lock()
+	defer f.vmu.Unlock()
+	return f.recentSet[k] > 0
 }
 
 // registerOpen records n as open on store inode fl (first open) so that
@@ -58,14 +98,16 @@ func (n *Node) registerOpen(fl *os.File) {
 		return
 	}
 	k := inodeKey{st.Dev, st.Ino}
-	n.w.mu.Lock()
-	n.w.bumped = false // the first write after an open bumps
-	n.w.key = k
-	n.w.mu.Unlock()
 	f := n.fsys
 	f.omu.Lock()
 	f.openInodes[k] = n
 	f.omu.Unlock()
+	exporting := f.readRecently(k)
+	n.w.mu.Lock()
+	n.w.bumped = false // the first write after an open bumps
+	n.w.exporting = exporting
+	n.w.key = k
+	n.w.mu.Unlock()
 }
 
 // unregisterOpen forgets n after its last release; n.mu is held.
@@ -111,12 +153,19 @@ func (n *Node) beginWrite(fl *os.File) error {
 }
 
 // endWrite ends a write begun by beginWrite; changed says bytes may have
-// landed.
-func (n *Node) endWrite(changed bool) {
+// landed. While the exporter may be reading the inode (exporting), the
+// version is bumped again now that they have (see VersionRead); a failure
+// of that bump is returned (the write is not acknowledged).
+func (n *Node) endWrite(fl *os.File, changed bool) error {
+	var err error
 	if changed {
 		n.w.unjournaled.Store(true)
+		if n.w.exporting {
+			err = n.fsys.bump(fl)
+		}
 	}
 	n.w.mu.RUnlock()
+	return err
 }
 
 // changed records a content change made by the daemon itself (an O_TRUNC
@@ -126,8 +175,7 @@ func (n *Node) changed(fl *os.File) error {
 	if err := n.beginWrite(fl); err != nil {
 		return err
 	}
-	n.endWrite(true)
-	return nil
+	return n.endWrite(fl, true)
 }
 
 // kindFor is the journal kind of a content change of regular file fl:

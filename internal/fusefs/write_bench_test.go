@@ -54,3 +54,21 @@ func BenchmarkWriteThroughput(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSmallWrites: 4 KiB writes into one open file through the mount.
+func BenchmarkSmallWrites(b *testing.B) {
+	je := mountJournal(b, Options{}, false)
+	f, err := os.Create(je.m("ExtData/small"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	buf := randBody(4096, 3)
+	b.SetBytes(int64(len(buf)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := f.WriteAt(buf, int64(i%4096)*4096); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
