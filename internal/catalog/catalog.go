@@ -131,6 +131,13 @@ type Catalog interface {
 	// ReleaseClaims returns every entry leased to owner at once (a daemon
 	// restarting under the same owner name) and says how many.
 	ReleaseClaims(ctx context.Context, owner string) (int64, error)
+	// Reschedule makes the entries under prefix ("" = all) that wait for
+	// a retry time ready at once, keeping their Attempts, and says how
+	// many. Leased and parked entries are left alone. The exporter calls
+	// it when an association starts exporting again (MISCONFIGURED →
+	// AVAILABLE): what waited out the outage goes at once, not after its
+	// backoff.
+	Reschedule(ctx context.Context, prefix string) (int64, error)
 	// Depth is the number of pending entries; it does not scan.
 	Depth(ctx context.Context) (int64, error)
 	// OldestAge is how long the oldest pending entry has waited (0 when

@@ -482,6 +482,26 @@ func (c *sqliteCatalog) ReleaseClaims(ctx context.Context, owner string) (int64,
 	return n, err
 }
 
+func (c *sqliteCatalog) Reschedule(ctx context.Context, prefix string) (int64, error) {
+	lo, hi := prefixRange(prefix)
+	now := c.opts.now().UnixNano()
+	var n int64
+	err := c.write(ctx, relaxed, func(ctx context.Context) error {
+		res, err := c.wexec(ctx, `UPDATE journal SET ready_ns = 0
+			WHERE owner IS NULL AND ready_ns > ?4 AND ready_ns < `+parkedSQL+`
+			AND (?1 = '' OR path = ?1 OR (path >= ?2 AND path < ?3))`, prefix, lo, hi, now)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("catalog: reschedule %q: %w", prefix, err)
+	}
+	return n, nil
+}
+
 func (c *sqliteCatalog) Depth(ctx context.Context) (int64, error) {
 	return c.scalar(ctx, `SELECT depth FROM journal_stats WHERE one = 1`)
 }

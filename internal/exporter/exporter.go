@@ -172,8 +172,32 @@ func (e *Exporter) SetAssociations(as []api.DataRepositoryAssociation) {
 		out = append(out, x)
 	}
 	e.amu.Lock()
+	was := make(map[string]bool, len(e.assocs))
+	for _, a := range e.assocs {
+		was[a.id] = a.exporting
+	}
 	e.assocs = out
 	e.amu.Unlock()
+	// An association that exports again (CREATING or MISCONFIGURED →
+	// AVAILABLE): its entries that waited with a growing backoff go now,
+	// so export resumes at once, not up to RetryMax later.
+	for _, a := range out {
+		if !a.exporting || was[a.id] {
+			continue
+		}
+		prefix := a.dir
+		if prefix == "." {
+			prefix = ""
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		n, err := e.cfg.Catalog.Reschedule(ctx, prefix)
+		cancel()
+		if err != nil {
+			e.log.Error("export entries not rescheduled; they resume after their backoff", "dra", a.id, "err", err)
+		} else if n > 0 {
+			e.log.Info("association exports again; waiting entries resume", "dra", a.id, "entries", n)
+		}
+	}
 	e.Notify()
 }
 
@@ -312,6 +336,7 @@ const (
 	CodeMetadataTooLarge = "MetadataTooLarge"
 	CodeFileChanged      = "FileChanged"
 	CodeCorruptState     = "CorruptState"
+	CodeNotReady         = "AssociationNotAvailable" // waiting: CREATING or MISCONFIGURED
 	CodeUnknown          = "InternalError"
 )
 
@@ -441,6 +466,9 @@ func codeOf(err error) string {
 	}
 	if errors.Is(err, transfer.ErrChanged) {
 		return CodeFileChanged
+	}
+	if errors.As(err, new(errNotReady)) {
+		return CodeNotReady
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return "Timeout"

@@ -732,3 +732,39 @@ func TestWait(t *testing.T) {
 		e.mustGet(prefix + k)
 	}
 }
+
+// An association that exports again resumes its waiting entries at once,
+// not after their backoff: with a one-hour backoff the export must still
+// land within seconds of MISCONFIGURED → AVAILABLE.
+func TestResumeAtOnce(t *testing.T) {
+	e := newEnv(t, nil, allEvents...)
+	ex, err := New(Config{
+		Store: e.st, Catalog: e.cat, S3: e.s3,
+		Engine: transfer.New(e.s3, transfer.Options{Concurrency: 4, PartSize: transfer.MinPartSize}),
+		Owner:  "slow", Workers: 2, Lease: 3 * time.Second,
+		RetryBase: time.Hour, RetryMax: time.Hour, Poll: 50 * time.Millisecond,
+		Version: "test",
+	})
+	must(t, err)
+	e.ex = ex
+	a := api.DataRepositoryAssociation{AssociationId: "dra-00000001", FileSystemPath: "/ExtData",
+		DataRepositoryPath: "s3://" + e.bucket + "/" + prefix, Lifecycle: api.LifecycleMisconfigured,
+		S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: allEvents}}}
+	ex.SetAssociations([]api.DataRepositoryAssociation{a})
+	e.start()
+	e.write("ExtData/f", []byte("f"), catalog.KindNew)
+	testutil.Eventually(t, 10*time.Second, "a failed attempt while misconfigured", func() bool {
+		p, _ := e.cat.Pending(ctx, "ExtData/f", "", 1)
+		return len(p) == 1 && p[0].Attempts > 0 && p[0].Owner == ""
+	})
+	if got := ex.Stats().Failures[CodeNotReady]; got == 0 {
+		t.Fatalf("failures by code %v: the wait is not counted as %s", ex.Stats().Failures, CodeNotReady)
+	}
+	a.Lifecycle = api.LifecycleAvailable
+	ex.SetAssociations([]api.DataRepositoryAssociation{a})
+	testutil.Eventually(t, 10*time.Second, "export right after the association is AVAILABLE again", func() bool {
+		n, _ := e.cat.PendingCount(ctx, "", 0)
+		return n == 0
+	})
+	e.mustGet(prefix + "f")
+}

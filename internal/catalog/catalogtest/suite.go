@@ -65,6 +65,7 @@ func Run(t *testing.T, open Open) {
 		{"JournalRenameBeforeExport", testJournalRenameBeforeExport},
 		{"JournalRenameTree", testJournalRenameTree},
 		{"JournalPark", testJournalPark},
+		{"JournalReschedule", testJournalReschedule},
 		{"AccessTimes", testAccess},
 		{"Closed", testClosed},
 	}
@@ -763,6 +764,39 @@ func testJournalFail(t *testing.T, c catalog.Catalog, clk *Clock) {
 	p, _ = c.Pending(ctx, "f", "", 1)
 	if p[0].Attempts != 2 || p[0].LastError != "again" {
 		t.Fatalf("bookkeeping: %+v", p[0])
+	}
+}
+
+func testJournalReschedule(t *testing.T, c catalog.Catalog, clk *Clock) {
+	for _, p := range []string{"a/x", "a/y", "a/z", "ab", "b"} {
+		appendOne(t, c, p, catalog.KindNew, 1)
+	}
+	es, err := c.Claim(ctx, "A", 10, time.Hour)
+	must(t, err)
+	for _, e := range es {
+		switch e.Path {
+		case "a/z":
+			must(t, c.Park(ctx, e, "PathSizeTooLong"))
+		case "a/y":
+			// stays leased
+		default:
+			must(t, c.Fail(ctx, e, "NoSuchBucket", clk.Now().Add(time.Hour)))
+		}
+	}
+	n, err := c.Reschedule(ctx, "a")
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("Reschedule(a) = %d, want 1 (a/x; a/y is leased, a/z parked, ab outside)", n)
+	}
+	got, _ := c.Claim(ctx, "B", 10, time.Hour)
+	if len(got) != 1 || got[0].Path != "a/x" || got[0].Attempts != 1 || got[0].LastError != "NoSuchBucket" {
+		t.Fatalf("after Reschedule(a): %+v, want a/x ready with its attempt kept", got)
+	}
+	if n, _ := c.Reschedule(ctx, ""); n != 2 {
+		t.Fatalf("Reschedule(\"\") = %d, want 2 (ab, b)", n)
+	}
+	if got, _ := c.Claim(ctx, "B", 10, time.Hour); len(got) != 2 {
+		t.Fatalf("after Reschedule(\"\"): %+v", got)
 	}
 }
 
