@@ -74,8 +74,11 @@ func worker(ctx context.Context, l *ledger, mnt, dir string, rng *rand.Rand, seq
 	var mine []string
 	for ctx.Err() == nil {
 		n := rng.IntN(3 << 20)
-		if rng.IntN(4) == 0 {
+		switch r := rng.IntN(24); {
+		case r < 6:
 			n = rng.IntN(4096)
+		case r == 6: // multipart upload (parts of 8 MiB)
+			n = 9<<20 + rng.IntN(12<<20)
 		}
 		body := make([]byte, n)
 		for i := 0; i < n; i += 8 {
