@@ -24,6 +24,9 @@ import (
 // RENAME that follows supersedes it (catalog.MergeKind). A released file
 // first records where its object is (see originBeforeRename).
 //
+// A directory moved into an exporting association from outside every
+// exporting association also journals NEW for every entry below it.
+//
 // RENAME_EXCHANGE swaps two regular files or symlinks (both journaled
 // CHANGED); inside an exporting association it is refused with EINVAL
 // for directories (their objects' prefixes cannot be swapped) and for
@@ -66,7 +69,61 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if err := f.store.Rename(from, to, uint(flags)); err != nil {
 		return errno(err)
 	}
-	return errno(f.journal(ctx, catalog.JournalAppend{Path: to, Kind: catalog.KindRename, OldPath: from, Tree: isDir}))
+	if err := f.journal(ctx, catalog.JournalAppend{Path: to, Kind: catalog.KindRename, OldPath: from, Tree: isDir}); err != nil {
+		return errno(err)
+	}
+	if isDir && exports && !f.jnl.Exports(from) {
+		// A tree moved into an exporting association: every name below
+		// it is new there.
+		return errno(f.journalTree(ctx, to))
+	}
+	return 0
+}
+
+// journalTree appends NEW for every entry below directory dir, 256 per
+// append, walking it as originsBelow does.
+func (f *FS) journalTree(ctx context.Context, dir string) error {
+	var batch []catalog.JournalAppend
+	flush := func() error {
+		err := f.journal(ctx, batch...)
+		batch = batch[:0]
+		return err
+	}
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		r, err := f.store.Readdir(dir)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		for {
+			ents, err := r.Next(256)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			for _, e := range ents {
+				p := dir + "/" + e.Name
+				batch = append(batch, catalog.JournalAppend{Path: p, Kind: catalog.KindNew})
+				if len(batch) == 256 {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+				if e.Type == unix.S_IFDIR {
+					if err := walk(p); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	if err := walk(dir); err != nil {
+		return err
+	}
+	return flush()
 }
 
 // unexchangeable reports whether rel may not take part in an exchange

@@ -239,6 +239,14 @@ func TestJournalEntries(t *testing.T) {
 		}, nil},
 		{"rename out of the association", func() error { return os.Rename(m("kept"), je.m("kept")) },
 			[]entry{{"kept", "RENAME", "ExtData/kept"}}},
+		{"tree moved into the association", func() error {
+			must(t, os.MkdirAll(je.m("tree/sub"), 0o755))
+			must(t, os.WriteFile(je.m("tree/sub/x"), []byte("x"), 0o644))
+			must(t, os.Symlink("x", je.m("tree/l")))
+			je.drainJournal(t)
+			return os.Rename(je.m("tree"), m("tree"))
+		}, []entry{{"ExtData/tree", "RENAME", "tree"}, {"ExtData/tree/l", "NEW", ""},
+			{"ExtData/tree/sub", "NEW", ""}, {"ExtData/tree/sub/x", "NEW", ""}}},
 	}
 	for _, s := range steps {
 		if err := s.op(); err != nil {
