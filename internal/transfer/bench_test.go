@@ -174,16 +174,26 @@ func BenchmarkTransfer(b *testing.B) {
 				if err := c.List(context.Background(), bucket, s3x.ListOptions{Prefix: prefix}, func(o s3x.Object) error { objs = append(objs, o); return nil }); err != nil {
 					b.Fatal(err)
 				}
-				b.ResetTimer()
-				b.SetBytes(smallN * smallSize)
-				defer cpuMeter(b)(int64(b.N) * smallN * smallSize)
-				for it := range b.N {
-					if err := downloadAll(e, bucket, objs, filepath.Join(dir, fmt.Sprint("smalldown", it)), conc); err != nil {
-						b.Fatal(err)
-					}
-					// Outputs stay until the benchmark ends: creating files
-					// right after deleting many is slow on ext4, which would
-					// measure the file system instead of the transfer.
+				for _, from := range benchGrid("FERRY_BENCH_SIMD_FROM", []int{simdMD5From}) {
+					b.Run(fmt.Sprint("simdFrom=", from), func(b *testing.B) {
+						e.md5.simdFrom = from
+						defer func() { e.md5.simdFrom = simdMD5From }()
+						b.SetBytes(smallN * smallSize)
+						defer cpuMeter(b)(int64(b.N) * smallN * smallSize)
+						for range b.N {
+							out, err := os.MkdirTemp(dir, "smalldown")
+							if err != nil {
+								b.Fatal(err)
+							}
+							if err := downloadAll(e, bucket, objs, out, conc); err != nil {
+								b.Fatal(err)
+							}
+							// Outputs stay until the benchmark ends: creating
+							// files right after deleting many is slow on ext4,
+							// which would measure the file system instead of
+							// the transfer.
+						}
+					})
 				}
 			})
 		}
