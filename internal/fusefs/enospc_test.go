@@ -21,7 +21,7 @@ import (
 // exporting go on (invariant 1: "a full disk (export resumes)").
 func TestFullStoreDisk(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
+		testutil.Need(t, errors.New("needs root to mount a tmpfs"))
 	}
 	dir := t.TempDir()
 	if err := unix.Mount("ferry-test", dir, "tmpfs", 0, "size=24m,mode=0755"); err != nil {

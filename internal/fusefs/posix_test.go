@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
 func TestPOSIXErrnos(t *testing.T) {
@@ -114,7 +116,7 @@ func TestPOSIXErrnos(t *testing.T) {
 // (default_permissions) answer EACCES and EPERM as on a local disk.
 func TestPOSIXPermissions(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to run calls as another user")
+		testutil.Need(t, errors.New("needs root to run calls as another user"))
 	}
 	je := mountJournal(t, Options{}, false)
 	for _, d := range []string{filepath.Dir(je.mnt), je.mnt} {
