@@ -20,33 +20,44 @@ import (
 func BenchmarkAppend(b *testing.B) {
 	for _, window := range []time.Duration{0, 200 * time.Microsecond, time.Millisecond} {
 		for _, conc := range []int{1, 64} {
-			b.Run(fmt.Sprintf("window=%v/callers=%d", window, conc), func(b *testing.B) {
-				c := openSQLite(b, b.TempDir(), catalog.Options{GroupCommitWindow: window})
-				defer c.Close()
-				ctx := context.Background()
-				var next atomic.Int64
-				var wg sync.WaitGroup
-				b.ResetTimer()
-				start := time.Now()
-				for range conc {
-					wg.Go(func() {
-						for {
-							i := next.Add(1)
-							if i > int64(b.N) {
-								return
-							}
-							if err := c.Append(ctx, catalog.JournalAppend{Path: fmt.Sprintf("d%03d/f%09d", i%1000, i), Kind: catalog.KindChanged, Version: i}); err != nil {
-								b.Error(err)
-								return
-							}
-						}
-					})
+			for _, relaxed := range []bool{false, true} {
+				if relaxed && window != 0 {
+					continue
 				}
-				wg.Wait()
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
-			})
+				benchAppend(b, window, conc, relaxed)
+			}
 		}
 	}
+}
+
+// benchAppend measures conc callers appending with group commit; relaxed
+// appends as the mount does on close(2) (committed, not fsynced).
+func benchAppend(b *testing.B, window time.Duration, conc int, relaxed bool) {
+	b.Run(fmt.Sprintf("window=%v/callers=%d/relaxed=%v", window, conc, relaxed), func(b *testing.B) {
+		c := openSQLite(b, b.TempDir(), catalog.Options{GroupCommitWindow: window})
+		defer c.Close()
+		ctx := context.Background()
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		b.ResetTimer()
+		start := time.Now()
+		for range conc {
+			wg.Go(func() {
+				for {
+					i := next.Add(1)
+					if i > int64(b.N) {
+						return
+					}
+					if err := c.Append(ctx, catalog.JournalAppend{Path: fmt.Sprintf("d%03d/f%09d", i%1000, i), Kind: catalog.KindChanged, Version: i, Relaxed: relaxed}); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+	})
 }
 
 var (

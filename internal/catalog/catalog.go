@@ -291,6 +291,14 @@ type JournalAppend struct {
 	// Tree (RENAME of a directory only): the pending entries below OldPath
 	// move below Path in the same transaction (see "Renames before export").
 	Tree bool
+	// Relaxed: the entry need only survive a crash of the daemon (kill -9),
+	// not of the machine — it is committed before Append returns but not
+	// fsynced. The mount appends so on close(2) and on metadata calls, whose
+	// own effects on the store are no more durable than that until the
+	// user's fsync (which appends without Relaxed). A batch holding any
+	// entry without Relaxed is fsynced, and so makes every earlier relaxed
+	// entry durable too (the WAL is one ordered log).
+	Relaxed bool
 }
 
 // JournalEntry is a pending entry of the export journal.

@@ -34,7 +34,7 @@ import (
 // (see durability): FULL for whatever acknowledges a user's write or request
 // — journal appends, associations, tokens, tasks, chunk maps — and NORMAL for
 // listed directories and access times, which are written in bulk and only
-// save work. A FULL commit also makes every earlier NORMAL commit durable
+// save work, and for journal appends marked Relaxed (the mount's close(2)). A FULL commit also makes every earlier NORMAL commit durable
 // (the WAL is one ordered log). The journal's cost of FULL is paid once per
 // group commit, not per entry.
 type sqliteCatalog struct {

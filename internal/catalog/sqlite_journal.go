@@ -167,7 +167,15 @@ ON CONFLICT (path) DO UPDATE SET
 const parkedSQL = "9223372036854775807"
 
 func (c *sqliteCatalog) commitAppends(batch []*appendReq) error {
-	err := c.write(context.Background(), durable, func(ctx context.Context) error {
+	d := relaxed
+	for _, r := range batch {
+		for _, e := range r.entries {
+			if !e.Relaxed {
+				d = durable
+			}
+		}
+	}
+	err := c.write(context.Background(), d, func(ctx context.Context) error {
 		var seq int64
 		if err := c.wrow(ctx, `SELECT last_seq FROM journal_stats WHERE one = 1`).Scan(&seq); err != nil {
 			return err

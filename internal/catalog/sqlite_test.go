@@ -209,7 +209,9 @@ func crashChild(dir string) {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				p := fmt.Sprintf("g%02d/f%06d", g, i)
-				if err := c.Append(context.Background(), catalog.JournalAppend{Path: p, Kind: catalog.KindNew, Version: 1}); err != nil {
+				// Every other goroutine appends relaxed (as the mount does
+				// on close): kill -9 must lose neither kind.
+				if err := c.Append(context.Background(), catalog.JournalAppend{Path: p, Kind: catalog.KindNew, Version: 1, Relaxed: g%2 == 1}); err != nil {
 					fmt.Fprintln(os.Stderr, err)
 					os.Exit(4)
 				}
