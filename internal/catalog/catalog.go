@@ -35,6 +35,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -352,6 +353,11 @@ type Options struct {
 	// BusyTimeout is how long a writer waits for another process's lock
 	// (default 10s).
 	BusyTimeout time.Duration
+	// Reserve is the space kept preallocated beside a SQLite catalog, for
+	// commits when its disk is full (0: DefaultReserve; negative: none).
+	Reserve int64
+	// Logger receives the catalog's warnings (default: discard).
+	Logger *slog.Logger
 }
 
 func (o Options) now() time.Time {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -46,6 +47,7 @@ type sqliteCatalog struct {
 	wsem  chan struct{} // holds the writer
 	wsync string        // current synchronous setting of wc (under wsem)
 	wstmt map[string]*sql.Stmt
+	res   *reserve // space kept for a full disk
 
 	rdb   *sql.DB
 	rmu   sync.Mutex
@@ -87,6 +89,15 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (Catalog, error)
 	f.Close()
 	busy := fmt.Sprintf("_pragma=busy_timeout(%d)", opts.BusyTimeout.Milliseconds())
 	c := &sqliteCatalog{opts: opts, path: path, wsem: make(chan struct{}, 1), wstmt: map[string]*sql.Stmt{}, rstmt: map[string]*sql.Stmt{}}
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	size := opts.Reserve
+	if size == 0 {
+		size = DefaultReserve
+	}
+	c.res = newReserve(path+"-reserve", size, lg)
 	c.wdb, err = sql.Open("sqlite", path+"?"+busy+"&_pragma=journal_mode(wal)&_pragma=synchronous(full)&_pragma=cache_size(-16000)")
 	if err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", path, err)
@@ -152,7 +163,21 @@ func (c *sqliteCatalog) migrate(ctx context.Context) error {
 }
 
 // write runs fn in one transaction on the writer connection.
-func (c *sqliteCatalog) write(ctx context.Context, d durability, fn func(ctx context.Context) error) (err error) {
+// write runs fn in one write transaction. A transaction that fails because
+// the disk is full is retried once after the catalog's reserve is given up
+// (see reserve).
+func (c *sqliteCatalog) write(ctx context.Context, d durability, fn func(ctx context.Context) error) error {
+	err := c.writeOnce(ctx, d, fn)
+	if diskFull(err) && c.res.release() {
+		err = c.writeOnce(ctx, d, fn)
+	}
+	if err == nil {
+		c.res.refill(c.opts.now()) // cheap unless the reserve is gone
+	}
+	return err
+}
+
+func (c *sqliteCatalog) writeOnce(ctx context.Context, d durability, fn func(ctx context.Context) error) (err error) {
 	select {
 	case c.wsem <- struct{}{}:
 	case <-ctx.Done():

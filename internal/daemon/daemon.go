@@ -167,7 +167,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	// Invariant 7: the catalog is opened (and SQLite recovers its WAL)
 	// before anything serves.
 	ctx := context.Background()
-	if d.cat, err = catalog.Open(ctx, cfg.Catalog, catalog.Options{StoreRoot: cfg.Store}); err != nil {
+	if d.cat, err = catalog.Open(ctx, cfg.Catalog, catalog.Options{StoreRoot: cfg.Store, Logger: d.log.With("component", "catalog")}); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	defer func() {

@@ -18,8 +18,8 @@ type Journal interface {
 	// Exports reports whether changes below store-relative path rel are
 	// journaled: rel is inside an association that auto-exports.
 	Exports(rel string) bool
-	// Append adds entries and returns once they are durable
-	// (catalog.Catalog.Append: group commit).
+	// Append adds entries and returns once they are committed — durable,
+	// unless an entry is Relaxed (catalog.Catalog.Append: group commit).
 	Append(ctx context.Context, entries ...catalog.JournalAppend) error
 	// Notify wakes the exporter; it never blocks.
 	Notify()
@@ -100,7 +100,11 @@ func catPath(rel string) string {
 }
 
 // journal appends entries whose paths the journal exports (a RENAME when
-// either of its paths is), then wakes the exporter. Without a journal it
+// either of its paths is), then wakes the exporter. Metadata calls and
+// close append Relaxed (committed before the reply, so they survive kill -9
+// of the daemon; fsynced with the next durable commit), like the store's
+// own changes they describe, which are durable only after a sync; fsync
+// appends durably. Without a journal it
 // does nothing. A failure is logged and returned: the caller answers EIO,
 // so a close or fsync never acknowledges a write that is not journaled
 // (invariant 1).

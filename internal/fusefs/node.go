@@ -174,7 +174,7 @@ func (n *Node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		changed = true
 	}
 	if changed {
-		if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindChanged}); err != nil {
+		if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindChanged, Relaxed: true}); err != nil {
 			return errno(err)
 		}
 	}
@@ -285,7 +285,7 @@ func (n *Node) madeNew(ctx context.Context, rel string, out *fuse.EntryOut, undo
 	if e != 0 {
 		return nil, e
 	}
-	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew}); err != nil {
+	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew, Relaxed: true}); err != nil {
 		return nil, errno(err)
 	}
 	return in, 0
@@ -307,7 +307,7 @@ func (n *Node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if err != nil {
 		return nil, errno(err)
 	}
-	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew}); err != nil {
+	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew, Relaxed: true}); err != nil {
 		return nil, errno(err)
 	}
 	return n.newChild(ctx, &st, out), 0
@@ -328,7 +328,7 @@ func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 	if err := n.fsys.store.Unlink(rel); err != nil {
 		return errno(err)
 	}
-	return errno(n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted}))
+	return errno(n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted, Relaxed: true}))
 }
 
 func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
@@ -336,7 +336,7 @@ func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err := n.fsys.store.Rmdir(rel); err != nil {
 		return errno(err)
 	}
-	return errno(n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted}))
+	return errno(n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted, Relaxed: true}))
 }
 
 func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {

@@ -55,21 +55,21 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 			return errno(err)
 		}
 		return errno(f.journal(ctx,
-			catalog.JournalAppend{Path: from, Kind: catalog.KindChanged},
-			catalog.JournalAppend{Path: to, Kind: catalog.KindChanged}))
+			catalog.JournalAppend{Path: from, Kind: catalog.KindChanged, Relaxed: true},
+			catalog.JournalAppend{Path: to, Kind: catalog.KindChanged, Relaxed: true}))
 	}
 	if err := f.originBeforeRename(ctx, from, &st); err != nil {
 		return errno(err)
 	}
 	if exports && !isDir {
-		if err := f.journal(ctx, catalog.JournalAppend{Path: to, Kind: catalog.KindChanged}); err != nil {
+		if err := f.journal(ctx, catalog.JournalAppend{Path: to, Kind: catalog.KindChanged, Relaxed: true}); err != nil {
 			return errno(err)
 		}
 	}
 	if err := f.store.Rename(from, to, uint(flags)); err != nil {
 		return errno(err)
 	}
-	if err := f.journal(ctx, catalog.JournalAppend{Path: to, Kind: catalog.KindRename, OldPath: from, Tree: isDir}); err != nil {
+	if err := f.journal(ctx, catalog.JournalAppend{Path: to, Kind: catalog.KindRename, OldPath: from, Tree: isDir, Relaxed: true}); err != nil {
 		return errno(err)
 	}
 	if isDir && exports && !f.jnl.Exports(from) {
@@ -106,7 +106,7 @@ func (f *FS) journalTree(ctx context.Context, dir string) error {
 			}
 			for _, e := range ents {
 				p := dir + "/" + e.Name
-				batch = append(batch, catalog.JournalAppend{Path: p, Kind: catalog.KindNew})
+				batch = append(batch, catalog.JournalAppend{Path: p, Kind: catalog.KindNew, Relaxed: true})
 				if len(batch) == 256 {
 					if err := flush(); err != nil {
 						return err

@@ -33,7 +33,10 @@ type wstate struct {
 	// unjournaled: content changed (or the file was created) since the
 	// last journal append; the next flush, fsync or release appends.
 	unjournaled atomic.Bool
-	key         inodeKey // valid while the node is open
+	// unsynced: the last append for the inode was relaxed (a close): a
+	// later fsync appends again, durably, even with nothing new written.
+	unsynced atomic.Bool
+	key      inodeKey // valid while the node is open
 }
 
 // VersionRead is exporter.Config.VersionRead: the exporter is about to read
@@ -203,11 +206,22 @@ func (h *file) commit(ctx context.Context, sync func() error) error {
 	if h.pt && h.writable {
 		h.noticePassthroughWrites()
 	}
+	durable := sync != nil
 	if !n.w.unjournaled.Swap(false) {
-		if sync != nil {
-			return sync()
+		if !durable {
+			return nil
 		}
-		return nil
+		err := sync()
+		if n.w.unsynced.Swap(false) {
+			// Closed (relaxed append), then fsynced: the user now asks
+			// for durability of what the earlier entry promised.
+			rel := n.rel()
+			if jerr := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: n.fsys.kindFor(h.f)}); jerr != nil {
+				n.w.unsynced.Store(true)
+				err = errors.Join(err, jerr)
+			}
+		}
+		return err
 	}
 	err := n.bumpLocked(h.f)
 	if sync != nil {
@@ -215,12 +229,17 @@ func (h *file) commit(ctx context.Context, sync func() error) error {
 	}
 	// The entry goes in even if the bump or the sync failed: the bytes
 	// that did land are exported eventually.
+	// A close appends relaxed (committed, not fsynced: it survives kill -9
+	// of the daemon, and a machine crash only loses it together with the
+	// unsynced data it describes); an fsync appends durably.
 	rel := n.rel()
-	if jerr := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: n.fsys.kindFor(h.f)}); jerr != nil {
+	if jerr := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: n.fsys.kindFor(h.f), Relaxed: !durable}); jerr != nil {
 		err = errors.Join(err, jerr)
 	}
 	if err != nil {
 		n.w.unjournaled.Store(true)
+	} else {
+		n.w.unsynced.Store(!durable)
 	}
 	return err
 }
