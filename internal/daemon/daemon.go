@@ -170,6 +170,10 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if d.cat, err = catalog.Open(ctx, cfg.Catalog, catalog.Options{StoreRoot: cfg.Store, Logger: d.log.With("component", "catalog")}); err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)
 	}
+	crashedBoot, err := markRunning(d.store.MetaPath())
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", cfg.Store, err)
+	}
 	defer func() {
 		if err != nil {
 			d.cat.Close()
@@ -281,6 +285,9 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	// crash) now: invariant 1 holds across restarts.
 	d.startExporter()
 	d.startTasks()
+	if crashedBoot != "" {
+		d.recoverUncleanBoot(ctx, crashedBoot)
+	}
 	d.serveMetrics()
 	defer func() {
 		if err != nil {
@@ -320,6 +327,7 @@ func (d *Daemon) serve() {
 	if err := d.cat.Close(); err != nil {
 		d.log.Error("close catalog", "err", err)
 	}
+	markStopped(d.store.MetaPath())
 	d.store.Close()
 	d.log.Info("unmounted", "mountpoint", d.cfg.MountPoint)
 	close(d.done)

@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/testutil"
+)
+
+// A daemon that went down with its machine leaves its running marker with
+// that boot's id; the next start queues an export task that exports what
+// the journal lost (here: a file written to the store with no journal
+// entry at all), and a clean stop removes the marker.
+func TestUncleanBootExportTask(t *testing.T) {
+	e := startExportEnv(t, nil)
+	c := e.srv.Client(t)
+	bucket := e.srv.Bucket(t)
+	a, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/data", DataRepositoryPath: "s3://" + bucket + "/p", S3: exportAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(a.AssociationId, api.LifecycleAvailable)
+	meta := filepath.Join(e.st, ".ferry")
+	if _, err := os.Stat(runningMarker(meta)); err != nil {
+		t.Fatalf("no running marker while mounted: %v", err)
+	}
+	if err := e.d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(runningMarker(meta)); !os.IsNotExist(err) {
+		t.Fatalf("running marker after a clean stop: %v", err)
+	}
+	// The machine "crashed": a marker of another boot, and a file whose
+	// data landed while its journal entry did not.
+	if err := os.WriteFile(runningMarker(meta), []byte("00000000-1111-2222-3333-444444444444\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.st, "data", "lost.txt"), []byte("lost"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.startExport(nil)
+	testutil.Eventually(t, 60*time.Second, "the lost file exported by the recovery task", func() bool {
+		body, ok := getObject(t, c, bucket, "p/lost.txt")
+		return ok && body == "lost"
+	})
+	var out api.DescribeDataRepositoryTasksResponse
+	if err := e.c.Call(context.Background(), OpDescribeTasks, api.DescribeDataRepositoryTasksRequest{}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.DataRepositoryTasks) != 1 || out.DataRepositoryTasks[0].Type != api.TaskExportToRepository {
+		t.Fatalf("tasks after an unclean boot: %+v", out.DataRepositoryTasks)
+	}
+}
