@@ -355,7 +355,11 @@ func (it *item) start(a assoc, key string, st store.State, first, end int64, ahe
 				it.ahead -= int64(n - fe.nlanded)
 			}
 			if err == nil {
-				it.moved += min((first+int64(n))*chunk, st.Size) - min((first+int64(fe.nlanded))*chunk, st.Size)
+				// Counted before the readers are released, so a reader
+				// that looks at Stats sees its bytes.
+				b := min((first+int64(n))*chunk, st.Size) - min((first+int64(fe.nlanded))*chunk, st.Size)
+				it.moved += b
+				im.n.bytes.Add(b)
 			}
 			for i := fe.nlanded; i < n; i++ {
 				fe.lerr[i] = err
@@ -470,7 +474,6 @@ func (it *item) get(a assoc, key, rel, etag string, r store.Range, alt func() (a
 	if err != nil {
 		return &ReadError{Code: "ReadFailed", Path: rel, Err: err}
 	}
-	im.n.bytes.Add(got)
 	return nil
 }
 
