@@ -230,7 +230,7 @@ timed() {
 # s3://$bucket/PREFIX/ (ferry also writes dir/ objects).
 count_objects() {
   "$bin/s5cmd" --endpoint-url "$endpoint" ls "s3://$bucket/$1/*" 2>/dev/null |
-    awk '$NF !~ /\/$/ && $(NF-1) ~ /^[0-9]+$/ { n++; b += $(NF-1) } END { printf "%d %d\n", n, b }'
+    awk '$NF !~ /\/$/ && $(NF-1) ~ /^[0-9]+$/ { n++; b += $(NF-1) } END { printf "%d %.0f\n", n, b }'
 }
 check_objects() { # check_objects CASE TOOL RUN PREFIX FILES BYTES
   local n b
