@@ -48,8 +48,16 @@ var (
 	_ fs.NodeOpendirHandler = (*Node)(nil)
 )
 
-// errno translates a store error into what FUSE answers.
-func errno(err error) syscall.Errno { return store.Errno(err) }
+// errno translates a store error into what FUSE answers. A call whose
+// request the kernel interrupted (a signal to the caller: go-fuse cancels
+// the request's context) while it waited for a listing or a fetch answers
+// EINTR, which callers retry, not EIO; the shared work goes on.
+func errno(err error) syscall.Errno {
+	if errors.Is(err, context.Canceled) {
+		return syscall.EINTR
+	}
+	return store.Errno(err)
+}
 
 // rel is the node's path relative to the store root ("." for the root).
 func (n *Node) rel() string {
