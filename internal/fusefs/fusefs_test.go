@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 	// As the daemon does: modes from the kernel already carry the
 	// caller's umask.
 	unix.Umask(0)
-	os.Exit(m.Run())
+	os.Exit(testutil.RunMain(m)) // stops the shared MinIO of the lazy-import tests
 }
 
 type env struct {

@@ -176,9 +176,10 @@ func TestObjectChangedDuringRead(t *testing.T) {
 	if _, err := e.read(e.im, "ExtData/big", f, 12*mib, 10); !errors.As(err, &re) {
 		t.Fatalf("second read of the changed file: %v", err)
 	}
+	// The re-import replaces the stub, then counts itself: wait for both.
 	testutil.Eventually(t, 10*time.Second, "the stub re-imported", func() bool {
 		st, err := e.st.GetState("ExtData/big")
-		return err == nil && st.ETag == newETag
+		return err == nil && st.ETag == newETag && e.im.Stats().Reimports > 0
 	})
 	if s := e.im.Stats(); s.Reimports != 1 || s.Changed == 0 {
 		t.Errorf("reimports %d changed %d", s.Reimports, s.Changed)
