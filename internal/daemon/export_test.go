@@ -208,16 +208,12 @@ func TestWaitTimeoutAndParked(t *testing.T) {
 	e.writeJournaled(long, "x")
 	e.writeJournaled("good/ok.txt", "ok")
 
-	start := time.Now()
-	ev := e.wait(0.5, e.mp)
+	ev := e.wait(0.5, e.mp) // a wait that ignored its timeout would hang here: the entry never exports
 	if !ev.TimedOut || ev.Pending != 1 || len(ev.PendingFiles) != 1 || ev.PendingFiles[0].Path != filepath.Join(e.mp, "bad/stuck.txt") {
 		t.Fatalf("wait with timeout: %+v", ev)
 	}
 	if f := ev.PendingFiles[0]; f.Kind != "NEW" || f.Pending == nil {
 		t.Errorf("pending entry: %+v", f)
-	}
-	if time.Since(start) > 10*time.Second {
-		t.Errorf("the timeout took %v", time.Since(start))
 	}
 	// hsm action shows the pending export as lfs shows a queued archive.
 	resp, err := e.c.HSM(context.Background(), HSMAction, api.HSMRequest{Paths: []string{filepath.Join(e.mp, "bad/stuck.txt"), filepath.Join(e.mp, "good")}})

@@ -190,7 +190,7 @@ func TestPassthrough(t *testing.T) {
 	reads, writes := e.fsys.Stats.Reads.Load(), e.fsys.Stats.Writes.Load()
 	t.Logf("daemon served %d reads and %d writes", reads, writes)
 	if reads != 0 || writes != 0 {
-		t.Skipf("the kernel did not take passthrough (daemon served %d reads, %d writes): needs Linux ≥ 6.9 and CAP_SYS_ADMIN", reads, writes)
+		testutil.Need(t, fmt.Errorf("the kernel did not take passthrough (daemon served %d reads, %d writes): needs Linux ≥ 6.9 and CAP_SYS_ADMIN", reads, writes))
 	}
 }
 
@@ -581,7 +581,7 @@ func TestStatfs(t *testing.T) {
 // store's owners and modes (default_permissions).
 func TestCallerOwnership(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: the daemon gives new names to their creator only as root")
+		testutil.Need(t, errors.New("needs root: the daemon gives new names to their creator only as root"))
 	}
 	e := mount(t, Options{})
 	// The user must reach the mountpoint (test temporary folders are 0700).
