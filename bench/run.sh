@@ -31,6 +31,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bin="$root/.tools/bin"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 OUT=${OUT:-$root/bench/out}
 DATASETS=${DATASETS:-small large mixed}
 DIRECTIONS=${DIRECTIONS:-upload download noop-up noop-down}
@@ -48,7 +50,6 @@ logs="$OUT/logs/$stamp"
 mkdir -p "$OUT/data" "$logs"
 
 log() { echo "bench: $*" >&2; }
-has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
 
 # ---------------------------------------------------------------- tools
 log "installing peers (scripts/tools.sh s5cmd rclone awscli)"
@@ -123,7 +124,6 @@ else
   ferry_rev=$(git describe --always --dirty 2>/dev/null || echo unknown)
 fi
 
-pinned() { ls -a "$bin" | sed -n "s/^\.$1-//p" | head -1; }
 version_of() {
   case $1 in
     ferry) "$ferry" version 2>/dev/null | head -1 | tr -s ' \t' ' ' ;;
@@ -137,13 +137,6 @@ version_of() {
 }
 
 # ---------------------------------------------------------------- MinIO
-free_port() {
-  local p
-  for p in $(seq "$1" $(($1 + 200))); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  return 1
-}
 port=$(free_port 19300)
 cport=$(free_port $((port + 1)))
 endpoint="http://127.0.0.1:$port"
@@ -212,26 +205,8 @@ cmdline() {
 # ---------------------------------------------------------------- running
 printf 'dataset\tdirection\ttool\trun\tseconds\texit\tload1\ttool_cpu_s\tminio_cpu_s\tforeign_cpu_s\n' >"$times"
 
-# busy_jiffies: CPU time of the whole machine, in clock ticks (100/s).
-busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-# minio_jiffies: CPU time of the MinIO server.
+# minio_jiffies: CPU time of the MinIO server, in clock ticks (100/s).
 minio_jiffies() { awk '{ print $14 + $15 }' "/proc/$minio_pid/stat"; }
-
-# wait_idle: waits (at most 60 s) until the machine was WAIT_IDLE % idle
-# over 2 s, so that runs do not start in the middle of someone's build.
-wait_idle() {
-  [ "$WAIT_IDLE" -gt 0 ] || return 0
-  local i b0 b1 idle
-  for i in $(seq 1 30); do
-    b0=$(busy_jiffies)
-    sleep 2
-    b1=$(busy_jiffies)
-    idle=$(awk -v a="$b0" -v b="$b1" -v n="$(nproc)" 'BEGIN { printf "%d", 100 - (b - a) / (2 * n) }')
-    [ "$idle" -ge "$WAIT_IDLE" ] && return 0
-    [ "$i" = 1 ] && log "  waiting for an idle machine (${idle}% idle)"
-  done
-  log "  machine still busy (${idle}% idle); running anyway"
-}
 
 # timed DATASET DIRECTION TOOL RUN SRC DST [EXTRA]: runs the tool's sync and
 # appends to $times its wall time (date +%s.%N around it), its CPU time
@@ -245,7 +220,7 @@ timed() {
   # Dirty pages of the previous run (MinIO's or a download's) are written
   # back now, not during this run, where they would throttle its writes.
   sync
-  wait_idle
+  wait_idle 30
   load=$(cut -d' ' -f1 /proc/loadavg)
   b0=$(busy_jiffies)
   m0=$(minio_jiffies)
@@ -316,7 +291,7 @@ if has "$TOOLS" ferry; then
 fi
 
 if [ "$CEILING" = 1 ]; then
-  wait_idle
+  wait_idle 30
   log "raw ceiling (bench/ceiling, $CONC parallel small requests, 8 parallel 16 MiB parts)"
   "$OUT/ceiling" -endpoint "$endpoint" -bucket ceiling -small-concurrency "$CONC" >"$logs/ceiling.md"
   cat "$logs/ceiling.md" >&2

@@ -38,6 +38,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 bin="$root/.tools/bin"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 OUT=${OUT:-$root/bench/out/export}
 CASES=${CASES:-lag small write}
 RUNS=${RUNS:-3}
@@ -58,7 +60,6 @@ run="$OUT/run-$stamp"
 mkdir -p "$OUT/data" "$logs" "$run"
 
 log() { echo "bench: $*" >&2; }
-has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
 
 # ---------------------------------------------------------------- tools
 scripts/tools.sh minio s5cmd rclone
@@ -77,16 +78,8 @@ else
     { rm -rf "$src"; log "go build ./cmd/ferry of $FERRY_REV failed (see $logs/ferry-build.log)"; exit 1; }
   rm -rf "$src"
 fi
-pinned() { ls -a "$bin" | sed -n "s/^\.$1-//p" | head -1; }
 
 # ---------------------------------------------------------------- MinIO
-free_port() {
-  local p
-  for p in $(seq "$1" $(($1 + 200))); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  return 1
-}
 port=$(free_port 19500)
 cport=$(free_port $((port + 1)))
 endpoint="http://127.0.0.1:$port"
@@ -176,20 +169,6 @@ start_mount() {
 }
 
 # ---------------------------------------------------------------- measuring
-busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-proc_jiffies() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-wait_idle() {
-  [ "$WAIT_IDLE" -gt 0 ] || return 0
-  local i b0 b1 idle
-  for i in 1 2 3 4 5; do
-    b0=$(busy_jiffies)
-    sleep 2
-    b1=$(busy_jiffies)
-    idle=$(awk -v a="$b0" -v b="$b1" -v n="$(nproc)" 'BEGIN { printf "%d", 100 - (b - a) / (2 * n) }')
-    [ "$idle" -ge "$WAIT_IDLE" ] && return 0
-  done
-  log "  machine still busy (${idle}% idle); running anyway"
-}
 
 printf 'case\ttool\trun\tseconds\texit\tload1\tferry_cpu_s\tminio_cpu_s\tforeign_cpu_s\tphase1_s\tbytes\n' >"$times"
 # timed CASE TOOL RUN DAEMON_PID BYTES CMD...: runs CMD and appends its wall

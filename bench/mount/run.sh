@@ -39,6 +39,8 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 bin="$root/.tools/bin"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 OUT=${OUT:-$root/bench/out/mount}
 TOOLS=${TOOLS:-ferry rclone s3fs geesefs}
 CASES=${CASES:-seq1g par4 lsR find warm hot}
@@ -62,7 +64,6 @@ mnt_root=""
 bucket=bench-mount
 
 log() { echo "bench/mount: $*" >&2; }
-has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
 [ "$(id -u)" = 0 ] || { log "run as root: the harness mounts and drops the page cache"; exit 2; }
 
 # ---------------------------------------------------------------- cleanup
@@ -139,7 +140,6 @@ if has "$TOOLS" ferry; then
 fi
 [ -n "$TOOLS" ] || { log "no tool left to benchmark"; exit 1; }
 
-pinned() { ls -a "$bin" | sed -n "s/^\.$1-//p" | head -1; }
 version_of() {
   case $1 in
     ferry) echo "$("$ferry" version 2>/dev/null | head -1 | tr -s ' \t' ' ') (tree $ferry_rev)" ;;
@@ -157,13 +157,6 @@ for ds in onegib large small; do
 done
 
 # ---------------------------------------------------------------- MinIO
-free_port() {
-  local p
-  for p in $(seq "$1" $(($1 + 200))); do
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  return 1
-}
 port=$(free_port 19500)
 cport=$(free_port $((port + 1)))
 endpoint="http://127.0.0.1:$port"
@@ -329,28 +322,12 @@ fi
 # ---------------------------------------------------------------- measuring
 printf 'case\ttool\trun\tseconds\texit\tload1\tmount_cpu_s\tminio_cpu_s\tforeign_cpu_s\n' >"$times"
 
-busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-proc_jiffies() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # cpu_of TOOL: CPU time (jiffies) of TOOL's mount process (0 for none).
 cpu_of() { if [ -n "${pid_of[$1]:-}" ]; then proc_jiffies "${pid_of[$1]}"; else echo 0; fi; }
 
 drop_caches() {
   sync
   echo 3 >/proc/sys/vm/drop_caches
-}
-
-# wait_idle: waits (≤ 10 s) until the machine was WAIT_IDLE % idle over 2 s.
-wait_idle() {
-  [ "$WAIT_IDLE" -gt 0 ] || return 0
-  local i b0 b1 idle
-  for i in 1 2 3 4 5; do
-    b0=$(busy_jiffies)
-    sleep 2
-    b1=$(busy_jiffies)
-    idle=$(awk -v a="$b0" -v b="$b1" -v n="$(nproc)" 'BEGIN { printf "%d", 100 - (b - a) / (2 * n) }')
-    [ "$idle" -ge "$WAIT_IDLE" ] && return 0
-  done
-  log "  machine still busy (${idle}% idle); running anyway"
 }
 
 # The timed commands. Each fails (non-zero) if it read less than it should.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
@@ -81,7 +82,7 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 }
 
 // journalTree appends NEW for every entry below directory dir, 256 per
-// append, walking it as originsBelow does.
+// append.
 func (f *FS) journalTree(ctx context.Context, dir string) error {
 	var batch []catalog.JournalAppend
 	flush := func() error {
@@ -89,41 +90,50 @@ func (f *FS) journalTree(ctx context.Context, dir string) error {
 		batch = batch[:0]
 		return err
 	}
-	var walk func(dir string) error
-	walk = func(dir string) error {
-		r, err := f.store.Readdir(dir)
-		if err != nil {
-			return err
+	err := f.walkBelow(ctx, dir, func(p string, _ uint32) error {
+		batch = append(batch, catalog.JournalAppend{Path: p, Kind: catalog.KindNew, Relaxed: true})
+		if len(batch) == 256 {
+			return flush()
 		}
-		defer r.Close()
-		for {
-			ents, err := r.Next(256)
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			for _, e := range ents {
-				p := dir + "/" + e.Name
-				batch = append(batch, catalog.JournalAppend{Path: p, Kind: catalog.KindNew, Relaxed: true})
-				if len(batch) == 256 {
-					if err := flush(); err != nil {
-						return err
-					}
-				}
-				if e.Type == unix.S_IFDIR {
-					if err := walk(p); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	}
-	if err := walk(dir); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	return flush()
+}
+
+// walkBelow calls fn for every entry below directory dir, depth first, a
+// directory before what it holds; memory is one DirReader batch per level.
+func (f *FS) walkBelow(ctx context.Context, dir string, fn func(p string, typ uint32) error) error {
+	r, err := f.store.Readdir(dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := r.Next(256)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			p := keypath.Join(dir, e.Name)
+			if err := fn(p, e.Type); err != nil {
+				return err
+			}
+			if e.Type == unix.S_IFDIR {
+				if err := f.walkBelow(ctx, p, fn); err != nil {
+					return err
+				}
+			}
+		}
+	}
 }
 
 // unexchangeable reports whether rel may not take part in an exchange
@@ -178,36 +188,10 @@ func (f *FS) setOrigin(rel string) error {
 
 // originsBelow runs setOrigin on every regular file below directory dir.
 func (f *FS) originsBelow(ctx context.Context, dir string) error {
-	r, err := f.store.Readdir(dir)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ents, err := r.Next(256)
-		if errors.Is(err, io.EOF) {
+	return f.walkBelow(ctx, dir, func(p string, typ uint32) error {
+		if typ != unix.S_IFREG {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			p := dir + "/" + e.Name
-			if dir == "." {
-				p = e.Name
-			}
-			switch e.Type {
-			case unix.S_IFREG:
-				err = f.setOrigin(p)
-			case unix.S_IFDIR:
-				err = f.originsBelow(ctx, p)
-			}
-			if err != nil {
-				return err
-			}
-		}
-	}
+		return f.setOrigin(p)
+	})
 }

@@ -1,0 +1,38 @@
+# Shell helpers shared by the benchmark harnesses (bench/run.sh,
+# bench/mount/run.sh, bench/export/run.sh). Sourced, not run. The caller
+# defines log() and, for pinned, bin (the project's .tools/bin).
+
+# has LIST WORD: whether WORD is one of the space-separated LIST.
+has() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
+
+# pinned NAME: the version scripts/tools.sh pinned NAME at (its stamp file).
+pinned() { ls -a "$bin" | sed -n "s/^\.$1-//p" | head -1; }
+
+# free_port FROM: the first port from FROM on (200 tried) nothing listens on.
+free_port() {
+  local p
+  for p in $(seq "$1" $(($1 + 200))); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
+  done
+  return 1
+}
+
+# CPU time in jiffies: of the whole machine (busy), of process PID.
+busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+proc_jiffies() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# wait_idle [TRIES]: waits until the machine was WAIT_IDLE % idle over 2 s,
+# at most TRIES × 2 s (default 5); WAIT_IDLE=0 does not wait.
+wait_idle() {
+  [ "$WAIT_IDLE" -gt 0 ] || return 0
+  local tries=${1:-5} i b0 b1 idle
+  for i in $(seq 1 "$tries"); do
+    b0=$(busy_jiffies)
+    sleep 2
+    b1=$(busy_jiffies)
+    idle=$(awk -v a="$b0" -v b="$b1" -v n="$(nproc)" 'BEGIN { printf "%d", 100 - (b - a) / (2 * n) }')
+    [ "$idle" -ge "$WAIT_IDLE" ] && return 0
+    [ "$i" = 1 ] && [ "$tries" -gt 5 ] && log "  waiting for an idle machine (${idle}% idle)"
+  done
+  log "  machine still busy (${idle}% idle); running anyway"
+}
