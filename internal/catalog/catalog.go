@@ -20,10 +20,14 @@
 //
 // # Durability
 //
-// Writes that acknowledge something to a user — journal appends (a close or
-// fsync returns only after its entry is durable: design.md invariant 1),
+// Writes that acknowledge something to a user — journal appends (an fsync
+// returns only after its entry is durable: design.md invariant 1),
 // associations, tokens, tasks, chunk maps, the identity — are durable when
-// the call returns, also across a power cut. Writes that only save work —
+// the call returns, also across a power cut. Journal appends marked Relaxed
+// (the mount's close and metadata calls) are committed before Append
+// returns, so they survive a crash of the process, and reach the disk with
+// the next durable commit; the daemon recovers after a machine crash with
+// an export task (see "Write path" in docs/architecture.md). Writes that only save work —
 // directories listed, access times — survive a crash of the process but may
 // be lost with the last second of a power cut; losing them costs a second
 // listing or a less exact release order, never data. The exporter's journal
@@ -106,7 +110,8 @@ type Catalog interface {
 	store.MapStore
 
 	// Append adds entries to the export journal and returns once they are
-	// durable. Concurrent calls are committed together (group commit: one
+	// committed: durable, unless every entry of the commit is Relaxed
+	// (then they survive a crash of the process). Concurrent calls are committed together (group commit: one
 	// transaction and one fsync for all callers waiting). Entries of one
 	// call are applied in order. An entry for a path that already has a
 	// pending entry supersedes it (see MergeKind); the path keeps its

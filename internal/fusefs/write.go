@@ -197,7 +197,8 @@ func (f *FS) kindFor(fl *os.File) catalog.Kind {
 // version before any of them cannot mark the file clean, even if the
 // exporter read the version after the first write's bump (the window
 // between VersionRead and the exporter's read) — and the journal entry is
-// appended; it is durable before the caller replies (invariant 1). sync
+// appended; it is committed before the caller replies (invariant 1):
+// relaxed for a close, durable for an fsync (see journal). sync
 // (fsync) makes the data durable in between. A failure leaves the inode
 // unjournaled, so the next flush or release tries again, and is returned:
 // the close or fsync reports it.
