@@ -41,6 +41,11 @@ package catalog
 //	                                        for the association filter
 //	access_times(path PK, at_ns)            index (at_ns, path): least recently
 //	                                        accessed first
+//	moves(id PK, from_path, to_path, created_ns)
+//	                                        renames begun and not yet journaled
+//	                                        (BeginMove/EndMove)
+//	links(ino, path PK)                     names of multiply linked inodes;
+//	                                        index path for renames
 var sqliteMigrations = []string{
 	// 1: the first schema.
 	`
@@ -136,5 +141,20 @@ CREATE TABLE access_times (
 	at_ns INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX access_times_at ON access_times (at_ns, path);
+`,
+	// 2: rename intents and hard-link names (issue 4).
+	`
+CREATE TABLE moves (
+	id         INTEGER PRIMARY KEY,
+	from_path  TEXT    NOT NULL,
+	to_path    TEXT    NOT NULL,
+	created_ns INTEGER NOT NULL
+);
+CREATE TABLE links (
+	ino  INTEGER NOT NULL,
+	path TEXT    NOT NULL,
+	PRIMARY KEY (ino, path)
+) WITHOUT ROWID;
+CREATE INDEX links_path ON links (path);
 `,
 }

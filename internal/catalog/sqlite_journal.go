@@ -189,6 +189,9 @@ func (c *sqliteCatalog) commitAppends(batch []*appendReq) error {
 			for _, e := range r.entries {
 				var carry *carried
 				if e.Kind == KindRename {
+					if err := c.moveLinks(ctx, e.OldPath, e.Path, e.Tree); err != nil {
+						return fmt.Errorf("append %q: %w", e.Path, err)
+					}
 					var err error
 					if e, carry, err = c.settleRename(ctx, e, now, &seq); err != nil {
 						return fmt.Errorf("append %q: %w", e.Path, err)
@@ -197,6 +200,11 @@ func (c *sqliteCatalog) commitAppends(batch []*appendReq) error {
 				seq++
 				if _, err := stmt.ExecContext(ctx, e.Path, seq, string(e.Kind), e.OldPath, e.Version, now); err != nil {
 					return fmt.Errorf("append %q: %w", e.Path, err)
+				}
+				if e.EndMove != 0 {
+					if _, err := c.wexec(ctx, `DELETE FROM moves WHERE id = ?`, e.EndMove); err != nil {
+						return fmt.Errorf("append %q: %w", e.Path, err)
+					}
 				}
 				if carry != nil {
 					// Content closed under the old name is pending under

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,6 +68,8 @@ func Run(t *testing.T, open Open) {
 		{"JournalPark", testJournalPark},
 		{"JournalReschedule", testJournalReschedule},
 		{"AccessTimes", testAccess},
+		{"Moves", testMoves},
+		{"Links", testLinks},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
@@ -1173,5 +1176,70 @@ func testJournalPark(t *testing.T, c catalog.Catalog, clk *Clock) {
 	again, _ := c.Claim(ctx, "C", 10, time.Minute)
 	if len(again) != 1 || again[0].Path != "long" || again[0].Version != 3 {
 		t.Fatalf("superseded park: %+v", again)
+	}
+}
+
+func testMoves(t *testing.T, c catalog.Catalog, clk *Clock) {
+	appendOne(t, c, "d/a", catalog.KindChanged, 1)
+	id1, err := c.BeginMove(ctx, "d", "e")
+	must(t, err)
+	clk.Advance(time.Second)
+	id2, err := c.BeginMove(ctx, "x", "y")
+	must(t, err)
+	if id1 == 0 || id2 == 0 || id1 == id2 {
+		t.Fatalf("move ids %d, %d: want distinct, non-zero", id1, id2)
+	}
+	ms, err := c.Moves(ctx)
+	must(t, err)
+	if len(ms) != 2 || ms[0].ID != id1 || ms[0].From != "d" || ms[0].To != "e" || ms[1].ID != id2 || !ms[1].Created.After(ms[0].Created) {
+		t.Fatalf("moves %+v", ms)
+	}
+	// The RENAME that ends a move removes its record in its transaction.
+	must(t, c.Append(ctx, catalog.JournalAppend{Path: "e", Kind: catalog.KindRename, OldPath: "d", Tree: true, EndMove: id1, Relaxed: true}))
+	wantEntries(t, c, map[string]string{"e": "RENAME<-d", "e/a": "RENAME<-d/a"})
+	ms, err = c.Moves(ctx)
+	must(t, err)
+	if len(ms) != 1 || ms[0].ID != id2 {
+		t.Fatalf("after the RENAME: moves %+v, want only %d", ms, id2)
+	}
+	must(t, c.EndMove(ctx, id2))
+	must(t, c.EndMove(ctx, id2)) // gone already: not an error
+	if ms, _ = c.Moves(ctx); len(ms) != 0 {
+		t.Fatalf("after EndMove: %+v", ms)
+	}
+	if _, err := c.BeginMove(ctx, "/abs", "b"); err == nil {
+		t.Fatal("BeginMove accepted an absolute path")
+	}
+}
+
+func testLinks(t *testing.T, c catalog.Catalog, clk *Clock) {
+	must(t, c.AddLinks(ctx, 7, "a/f", "b/g"))
+	must(t, c.AddLinks(ctx, 7, "a/f")) // again: kept once
+	must(t, c.AddLinks(ctx, 8, "a/h"))
+	wantLinks := func(ino uint64, want ...string) {
+		t.Helper()
+		got, err := c.Links(ctx, ino)
+		must(t, err)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("links of %d: %q, want %q", ino, got, want)
+		}
+	}
+	wantLinks(7, "a/f", "b/g")
+	// A RENAME moves a recorded name; a tree RENAME every name below.
+	rename(t, c, "b/g", "b/g2", false)
+	wantLinks(7, "a/f", "b/g2")
+	rename(t, c, "a", "c", true)
+	wantLinks(7, "b/g2", "c/f")
+	wantLinks(8, "c/h")
+	// "ab" is not below "a".
+	must(t, c.AddLinks(ctx, 9, "cd/x"))
+	rename(t, c, "c", "z", true)
+	wantLinks(9, "cd/x")
+	must(t, c.ForgetLinks(ctx, 7, "b/g2"))
+	wantLinks(7, "z/f")
+	must(t, c.ForgetLinks(ctx, 8))
+	wantLinks(8)
+	if err := c.AddLinks(ctx, 1, "bad/"); err == nil {
+		t.Fatal("AddLinks accepted a path with a trailing slash")
 	}
 }
