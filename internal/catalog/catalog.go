@@ -173,34 +173,8 @@ type Catalog interface {
 	// after the path after, at most limit.
 	ParkedEntries(ctx context.Context, prefix, after string, limit int) ([]JournalEntry, error)
 
-	// BeginMove records that the store is about to rename from to to and
-	// returns the record's id; it is committed like a relaxed append (it
-	// survives kill -9 of the daemon). The mount records one before each
-	// rename it journals; the RENAME appended after the rename carries the
-	// id (JournalAppend.EndMove) and removes the record in the same
-	// transaction. So a record still there at start is a rename the daemon
-	// may have made without journaling it (invariant 1: the pending entries
-	// of the old names would be lost); the mount settles each one before
-	// the exporter starts (fusefs.RecoverMoves).
-	BeginMove(ctx context.Context, from, to string) (int64, error)
-	// EndMove removes a move record (the rename failed, or its journaling
-	// is complete); removing a record that is gone is not an error.
-	EndMove(ctx context.Context, id int64) error
-	// Moves lists the move records, oldest first.
-	Moves(ctx context.Context) ([]Move, error)
-
-	// AddLinks records paths as names of inode ino (a file with several
-	// hard links), committed like a relaxed append; names already
-	// recorded stay. A RENAME append moves recorded names with it (below
-	// OldPath too, for a Tree), in its transaction. Records may go stale
-	// (a name unlinked or replaced): their users check each name against
-	// the inode and drop the stale ones with ForgetLinks.
-	AddLinks(ctx context.Context, ino uint64, paths ...string) error
-	// Links returns the recorded names of inode ino in path order.
-	Links(ctx context.Context, ino uint64) ([]string, error)
-	// ForgetLinks drops recorded names of ino (all of them when paths is
-	// empty).
-	ForgetLinks(ctx context.Context, ino uint64, paths ...string) error
+	// Move records and hard-link names (see Names).
+	Names
 
 	// CreateTask inserts t, the associations it works on and tok (when
 	// not nil) in one transaction, as CreateAssociation.
@@ -337,6 +311,40 @@ type JournalAppend struct {
 	// EndMove, when not 0, is the id of the BeginMove record this entry
 	// completes: the record is removed in the entry's transaction.
 	EndMove int64
+}
+
+// Names is the part of the catalog that keeps the mount's names right
+// across crashes and hard links: renames begun and not yet journaled, and
+// the names of multiply linked files.
+type Names interface {
+	// BeginMove records that the store is about to rename from to to and
+	// returns the record's id; it is committed like a relaxed append (it
+	// survives kill -9 of the daemon). The mount records one before each
+	// rename it journals; the RENAME appended after the rename carries the
+	// id (JournalAppend.EndMove) and removes the record in the same
+	// transaction. So a record still there at start is a rename the daemon
+	// may have made without journaling it (invariant 1: the pending entries
+	// of the old names would be lost); the mount settles each one before
+	// the exporter starts (fusefs.RecoverMoves).
+	BeginMove(ctx context.Context, from, to string) (int64, error)
+	// EndMove removes a move record (the rename failed, or its journaling
+	// is complete); removing a record that is gone is not an error.
+	EndMove(ctx context.Context, id int64) error
+	// Moves lists the move records, oldest first.
+	Moves(ctx context.Context) ([]Move, error)
+
+	// AddLinks records paths as names of inode ino (a file with several
+	// hard links), committed like a relaxed append; names already
+	// recorded stay. A RENAME append moves recorded names with it (below
+	// OldPath too, for a Tree), in its transaction. Records may go stale
+	// (a name unlinked or replaced): their users check each name against
+	// the inode and drop the stale ones with ForgetLinks.
+	AddLinks(ctx context.Context, ino uint64, paths ...string) error
+	// Links returns the recorded names of inode ino in path order.
+	Links(ctx context.Context, ino uint64) ([]string, error)
+	// ForgetLinks drops recorded names of ino (all of them when paths is
+	// empty).
+	ForgetLinks(ctx context.Context, ino uint64, paths ...string) error
 }
 
 // Move is a rename recorded by BeginMove and not yet ended.

@@ -281,6 +281,15 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		defer close(d.workDone)
 		d.assoc.run(wctx)
 	}()
+	// Renames the last mount made but did not journal (it died in
+	// between) are journaled before the exporter could drop the pending
+	// entries of their old names as gone (invariant 1).
+	if n, rerr := fusefs.RecoverMoves(ctx, d.store, jnl, d.log); rerr != nil {
+		d.stopControl()
+		return nil, fmt.Errorf("catalog %s: settling renames left by the last mount: %w", cfg.Catalog, rerr)
+	} else if n > 0 {
+		d.log.Warn("journaled renames the last mount left unjournaled", "renames", n)
+	}
 	// The exporter resumes the journal left by the last mount (or a
 	// crash) now: invariant 1 holds across restarts.
 	d.startExporter()

@@ -23,6 +23,10 @@ type Journal interface {
 	Append(ctx context.Context, entries ...catalog.JournalAppend) error
 	// Notify wakes the exporter; it never blocks.
 	Notify()
+	// Names keeps renames begun and not yet journaled (BeginMove: see
+	// Rename and RecoverMoves) and the names of hard-linked files (see
+	// journalLinks), with catalog paths ("" for the root).
+	catalog.Names
 }
 
 // CatalogJournal is the Journal of a daemon: appends go to the catalog,
@@ -30,6 +34,7 @@ type Journal interface {
 // journaled. Create it with NewCatalogJournal and give it every
 // association change (SetAssociations), as the importer and exporter get.
 type CatalogJournal struct {
+	catalog.Names
 	cat    catalog.Catalog
 	notify func()
 
@@ -40,7 +45,7 @@ type CatalogJournal struct {
 // NewCatalogJournal returns a journal appending to cat and calling notify
 // (the exporter's Notify; nil for none) after each append.
 func NewCatalogJournal(cat catalog.Catalog, notify func()) *CatalogJournal {
-	return &CatalogJournal{cat: cat, notify: notify}
+	return &CatalogJournal{Names: cat, cat: cat, notify: notify}
 }
 
 // SetAssociations gives the journal every association of the file system.
@@ -97,6 +102,14 @@ func catPath(rel string) string {
 		return ""
 	}
 	return rel
+}
+
+// storeRel is the store path of catalog path p.
+func storeRel(p string) string {
+	if p == "" {
+		return "."
+	}
+	return p
 }
 
 // journal appends entries whose paths the journal exports (a RENAME when

@@ -3,7 +3,9 @@ package fusefs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -18,20 +20,25 @@ import (
 // Rename passes renameat2 flags (RENAME_NOREPLACE, RENAME_EXCHANGE) through
 // and journals the move (the exporter moves the object: semantics.md §4).
 //
-// Before the rename, CHANGED is journaled for the new name of a regular
-// file or symlink: if the daemon dies between the rename and the RENAME
-// entry, the content under the new name is still exported (invariant 1; a
-// rename that then fails only re-exports what the new name holds). The
-// RENAME that follows supersedes it (catalog.MergeKind). A released file
+// Invariant 1 across the rename: before the store renames, a move record
+// (Journal.BeginMove) says it is about to; the RENAME appended after the
+// rename ends it in the same transaction. If the daemon dies in between,
+// RecoverMoves finds the record at the next start, sees which name exists
+// and appends the RENAME then — so the pending entries of the old names
+// (a whole tree's, for a directory) move to the new names instead of being
+// dropped as gone. A rename that fails ends its record. A released file
 // first records where its object is (see originBeforeRename).
 //
 // A directory moved into an exporting association from outside every
-// exporting association also journals NEW for every entry below it.
+// exporting association also journals NEW for every entry below it; its
+// move record ends only after that walk, so a crash during it is redone.
 //
-// RENAME_EXCHANGE swaps two regular files or symlinks (both journaled
-// CHANGED); inside an exporting association it is refused with EINVAL
-// for directories (their objects' prefixes cannot be swapped) and for
-// released files (their objects would be under each other's keys).
+// RENAME_EXCHANGE swaps two regular files or symlinks: both are journaled
+// CHANGED before the swap (a crash after it exports what each name then
+// holds; a failed swap only re-exports unchanged content). Inside an
+// exporting association it is refused with EINVAL for directories (their
+// objects' prefixes cannot be swapped) and for released files (their
+// objects would be under each other's keys).
 func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	p, ok := newParent.(*Node)
 	if !ok || p.fsys != n.fsys {
@@ -52,33 +59,100 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		if exports && (isDir || f.isReleased(from) || f.unexchangeable(to)) {
 			return syscall.EINVAL
 		}
-		if err := f.store.Rename(from, to, uint(flags)); err != nil {
+		if err := f.journal(ctx,
+			catalog.JournalAppend{Path: from, Kind: catalog.KindChanged, Relaxed: true},
+			catalog.JournalAppend{Path: to, Kind: catalog.KindChanged, Relaxed: true}); err != nil {
 			return errno(err)
 		}
-		return errno(f.journal(ctx,
-			catalog.JournalAppend{Path: from, Kind: catalog.KindChanged, Relaxed: true},
-			catalog.JournalAppend{Path: to, Kind: catalog.KindChanged, Relaxed: true}))
+		return errno(f.store.Rename(from, to, uint(flags)))
 	}
 	if err := f.originBeforeRename(ctx, from, &st); err != nil {
 		return errno(err)
 	}
-	if exports && !isDir {
-		if err := f.journal(ctx, catalog.JournalAppend{Path: to, Kind: catalog.KindChanged, Relaxed: true}); err != nil {
-			return errno(err)
-		}
+	if !exports {
+		return errno(f.store.Rename(from, to, uint(flags)))
+	}
+	ctx = context.WithoutCancel(ctx)
+	id, err := f.jnl.BeginMove(ctx, catPath(from), catPath(to))
+	if err != nil {
+		f.log.Error("rename not begun: the move record failed", "from", from, "to", to, "err", err)
+		return syscall.EIO
 	}
 	if err := f.store.Rename(from, to, uint(flags)); err != nil {
+		if eerr := f.jnl.EndMove(ctx, id); eerr != nil {
+			// Harmless: RecoverMoves finds from still there and drops it.
+			f.log.Warn("move record of a failed rename left for the next start", "from", from, "err", eerr)
+		}
 		return errno(err)
 	}
-	if err := f.journal(ctx, catalog.JournalAppend{Path: to, Kind: catalog.KindRename, OldPath: from, Tree: isDir, Relaxed: true}); err != nil {
-		return errno(err)
+	return errno(f.journalMove(ctx, catalog.Move{ID: id, From: from, To: to}, isDir))
+}
+
+// journalMove journals rename m, made in the store, and ends its move
+// record: the RENAME (Tree for a directory), then, for a directory moved
+// into an exporting association from outside every exporting association,
+// NEW for every entry below it (the record ends after that walk).
+func (f *FS) journalMove(ctx context.Context, m catalog.Move, isDir bool) error {
+	if !f.jnl.Exports(m.From) && !f.jnl.Exports(m.To) {
+		return f.jnl.EndMove(ctx, m.ID) // no longer exported (recovery)
 	}
-	if isDir && exports && !f.jnl.Exports(from) {
-		// A tree moved into an exporting association: every name below
-		// it is new there.
-		return errno(f.journalTree(ctx, to))
+	into := isDir && !f.jnl.Exports(m.From) && f.jnl.Exports(m.To)
+	rn := catalog.JournalAppend{Path: m.To, Kind: catalog.KindRename, OldPath: m.From, Tree: isDir, Relaxed: true}
+	if !into {
+		rn.EndMove = m.ID
 	}
-	return 0
+	if err := f.journal(ctx, rn); err != nil {
+		return err
+	}
+	if !into {
+		return nil
+	}
+	// A tree moved into an exporting association: every name below it is
+	// new there.
+	if err := f.journalTree(ctx, m.To); err != nil {
+		return err
+	}
+	return f.jnl.EndMove(ctx, m.ID)
+}
+
+// RecoverMoves settles the renames a daemon began and may not have
+// journaled (see Rename), before the exporter starts: a rename whose old
+// name is gone and whose new name exists happened, and is journaled now;
+// any other record is of a rename that did not happen, and is dropped. It
+// returns how many renames it journaled.
+func RecoverMoves(ctx context.Context, st *store.Store, j Journal, log *slog.Logger) (int, error) {
+	ms, err := j.Moves(ctx)
+	if err != nil {
+		return 0, err
+	}
+	f := &FS{store: st, jnl: j, log: log}
+	n := 0
+	for _, m := range ms {
+		from, to := storeRel(m.From), storeRel(m.To)
+		_, ferr := st.Lstat(from)
+		sto, terr := st.Lstat(to)
+		switch {
+		case absent(ferr) && terr == nil:
+			isDir := sto.Mode&unix.S_IFMT == unix.S_IFDIR
+			log.Warn("journaling a rename the last mount made but did not journal", "from", from, "to", to)
+			if err := f.journalMove(ctx, catalog.Move{ID: m.ID, From: from, To: to}, isDir); err != nil {
+				return n, fmt.Errorf("rename %s → %s: %w", from, to, err)
+			}
+			n++
+		case ferr == nil || (absent(ferr) && absent(terr)):
+			if err := j.EndMove(ctx, m.ID); err != nil {
+				return n, err
+			}
+		default:
+			return n, fmt.Errorf("rename %s → %s: cannot tell whether it happened: %w", from, to, errors.Join(ferr, terr))
+		}
+	}
+	return n, nil
+}
+
+// absent reports an error saying a path does not exist.
+func absent(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR)
 }
 
 // journalTree appends NEW for every entry below directory dir, 256 per

@@ -257,6 +257,9 @@ func TestJournalEntries(t *testing.T) {
 		if !slices.Equal(got, s.want) && !(len(got) == 0 && len(s.want) == 0) {
 			t.Errorf("%s: journal %v, want %v", s.name, got, s.want)
 		}
+		if ms, err := je.cat.Moves(context.Background()); err != nil || len(ms) != 0 {
+			t.Errorf("%s: move records left: %+v %v", s.name, ms, err)
+		}
 		je.drainJournal(t)
 	}
 	if je.notify.Load() == 0 {
