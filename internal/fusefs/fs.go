@@ -179,6 +179,7 @@ type FS struct {
 	log         *slog.Logger
 	imp         Importer
 	jnl         Journal
+	links       linksSeen            // hard link names recorded (links.go)
 	root        atomic.Pointer[Node] // the mounted root, for InUse and Invalidate
 	Stats       Stats
 

@@ -100,9 +100,13 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if err := n.fsys.listed(ctx, n.rel()); err != nil {
 		return nil, errno(err)
 	}
-	st, err := n.fsys.store.Lookup(n.child(name))
+	rel := n.child(name)
+	st, err := n.fsys.store.Lookup(rel)
 	if err != nil {
 		return nil, errno(err)
+	}
+	if multiLinked(&st) {
+		n.fsys.noteLinks(ctx, st.Ino, rel)
 	}
 	return n.newChild(ctx, &st, out), 0
 }
@@ -184,6 +188,13 @@ func (n *Node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	if changed {
 		if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindChanged, Relaxed: true}); err != nil {
 			return errno(err)
+		}
+		// Metadata is the inode's: every name of a hard-linked file
+		// changed.
+		if st, err := s.Lstat(rel); err == nil {
+			if err := n.fsys.journalLinks(ctx, &st, rel, catalog.KindChanged, true); err != nil {
+				return errno(err)
+			}
 		}
 	}
 	return n.Getattr(ctx, f, out)
@@ -318,6 +329,7 @@ func (n *Node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew, Relaxed: true}); err != nil {
 		return nil, errno(err)
 	}
+	n.fsys.noteLinks(ctx, st.Ino, t.rel(), rel)
 	return n.newChild(ctx, &st, out), 0
 }
 

@@ -233,8 +233,17 @@ func (h *file) commit(ctx context.Context, sync func() error) error {
 	// A close appends relaxed (committed, not fsynced: it survives kill -9
 	// of the daemon, and a machine crash only loses it together with the
 	// unsynced data it describes); an fsync appends durably.
-	rel := n.rel()
-	if jerr := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: n.fsys.kindFor(h.f), Relaxed: !durable}); jerr != nil {
+	rel, kind := n.rel(), n.fsys.kindFor(h.f)
+	jerr := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: kind, Relaxed: !durable})
+	if jerr == nil {
+		// The content is the inode's: every name of a hard-linked file
+		// changed (see links.go).
+		var st unix.Stat_t
+		if jerr = unix.Fstat(h.fd, &st); jerr == nil {
+			jerr = n.fsys.journalLinks(ctx, &st, rel, kind, !durable)
+		}
+	}
+	if jerr != nil {
 		err = errors.Join(err, jerr)
 	}
 	if err != nil {
