@@ -55,8 +55,10 @@
 //     chmod, chown and utimes append CHANGED (no bump); mkdir, symlink and
 //     link append NEW for the new name; unlink and rmdir DELETED (the
 //     exporter removes the object only with DELETED in the policy:
-//     invariant 5); rename appends RENAME (Tree for a directory), see
-//     Node.Rename.
+//     invariant 5); rename takes a move record first and appends RENAME
+//     (Tree for a directory) after, ending the record — a rename a dead
+//     daemon left unjournaled is journaled by RecoverMoves at the next
+//     start (see Node.Rename).
 //
 // A first open for writing is never passthrough: the daemon must see the
 // writes to keep versions exact. A writer joining an inode already open
@@ -65,7 +67,8 @@
 // with what they last saw (a write after a stat gets a distinct
 // fine-grained time on Linux ≥ 6.13) and journal a change as above.
 // Journal paths are store-relative in the catalog's form ("" for the root).
-// Hard links: an entry names the path the kernel last used for the inode.
+// Hard links: a change journaled under one name of a multiply linked file
+// is journaled for each of its other recorded names too (links.go).
 //
 // # What the mount shows
 //
