@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +25,35 @@ type ledger struct {
 	mu    sync.Mutex
 	sums  map[string][32]byte // path under the association → acknowledged content
 	dirty map[string]bool     // last operation on the path failed
-	acks  int
+	// alt: the path the file has if a directory rename that failed (the
+	// daemon died under it) did not happen; sums has the renamed path.
+	alt     map[string]string
+	acks    int
+	renames int // directory renames acknowledged
+}
+
+// moveTree records a rename of directory from to to: every path below it
+// moves. maybe: the rename failed, so it may not have happened.
+func (l *ledger) moveTree(from, to string, maybe bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !maybe {
+		l.renames++
+	}
+	for p, sum := range l.sums {
+		if rest, ok := strings.CutPrefix(p, from+"/"); ok {
+			np := to + "/" + rest
+			l.sums[np] = sum
+			delete(l.sums, p)
+			if l.dirty[p] {
+				l.dirty[np] = true
+				delete(l.dirty, p)
+			}
+			if maybe {
+				l.alt[np] = p
+			}
+		}
+	}
 }
 
 func (l *ledger) acked() int {
@@ -53,11 +82,17 @@ func (l *ledger) failed(p string) {
 	l.dirty[p] = true
 }
 
-// worker writes files under dir until ctx ends or an operation fails (the
-// daemon was killed): new files, rewrites of its own files (O_TRUNC), and
-// `write tmp; rename tmp final` replacements. A sum is recorded only once
-// close (or the rename) returned without error.
+// worker writes files in a directory of its own below dir until ctx ends
+// or an operation fails (the daemon was killed): new files, rewrites of its
+// own files (O_TRUNC), `write tmp; rename tmp final` replacements, and
+// renames of its directory (the pending entries of everything below move).
+// A sum is recorded only once close (or the rename) returned without error.
 func worker(ctx context.Context, l *ledger, mnt, dir string, rng *rand.Rand, seq *int) {
+	*seq++
+	sub := fmt.Sprintf("%s/r%05d", dir, *seq)
+	if err := os.Mkdir(filepath.Join(mnt, sub), 0o755); err != nil {
+		return
+	}
 	write := func(rel string, body []byte) error {
 		f, err := os.OpenFile(filepath.Join(mnt, rel), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 		if err != nil {
@@ -91,7 +126,7 @@ func worker(ctx context.Context, l *ledger, mnt, dir string, rng *rand.Rand, seq
 		switch op := rng.IntN(10); {
 		case op < 6 || len(mine) == 0: // a new file
 			*seq++
-			rel := fmt.Sprintf("%s/f%05d", dir, *seq)
+			rel := fmt.Sprintf("%s/f%05d", sub, *seq)
 			if err := write(rel, body); err != nil {
 				l.failed(rel)
 				return
@@ -105,6 +140,18 @@ func worker(ctx context.Context, l *ledger, mnt, dir string, rng *rand.Rand, seq
 				return
 			}
 			l.ack(rel, sum)
+		case op == 8 && rng.IntN(2) == 0: // rename the directory
+			*seq++
+			to := fmt.Sprintf("%s/r%05d", dir, *seq)
+			if err := os.Rename(filepath.Join(mnt, sub), filepath.Join(mnt, to)); err != nil {
+				l.moveTree(sub, to, true)
+				return
+			}
+			l.moveTree(sub, to, false)
+			for i, p := range mine {
+				mine[i] = to + strings.TrimPrefix(p, sub)
+			}
+			sub = to
 		default: // replace one with write tmp; rename tmp final
 			rel := mine[rng.IntN(len(mine))]
 			tmp := rel + ".tmp"
@@ -138,7 +185,7 @@ func TestCrashKill9(t *testing.T) {
 	if testing.Short() {
 		kills = 3
 	}
-	l := &ledger{sums: map[string][32]byte{}, dirty: map[string]bool{}}
+	l := &ledger{sums: map[string][32]byte{}, dirty: map[string]bool{}, alt: map[string]string{}}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 	seqs := make([]int, 4)
 	for k := range kills + 1 {
@@ -176,7 +223,8 @@ func TestCrashKill9(t *testing.T) {
 		d.mount()
 	}
 	l.mu.Lock()
-	t.Logf("%d kills, %d acknowledged closes, %d files expected, %d uncertain", kills, l.acks, len(l.sums), len(l.dirty))
+	t.Logf("%d kills, %d acknowledged closes, %d directory renames, %d files expected, %d uncertain, %d maybe renamed",
+		kills, l.acks, l.renames, len(l.sums), len(l.dirty), len(l.alt))
 	l.mu.Unlock()
 	r := d.run("hsm", "wait", "--timeout", "180s", filepath.Join(d.mp, "data"))
 	if r.code != 0 {
@@ -194,6 +242,11 @@ func TestCrashKill9(t *testing.T) {
 		want := l.sums[p]
 		got, ok := objectSum(t, srv, bucket, "crash/"+p[len("data/"):])
 		local, lerr := fileSum(filepath.Join(d.mp, p))
+		if old, maybe := l.alt[p]; maybe && errors.Is(lerr, os.ErrNotExist) {
+			// The failed directory rename did not happen.
+			got, ok = objectSum(t, srv, bucket, "crash/"+old[len("data/"):])
+			local, lerr = fileSum(filepath.Join(d.mp, old))
+		}
 		switch {
 		case !ok:
 			t.Errorf("%s: closed before a kill, no object", p)

@@ -660,6 +660,14 @@ func (e *Exporter) moveOne(ctx context.Context, a assoc, o s3x.Object, dst, oldD
 			if err != nil || hsm.Unexported(st.Flags) {
 				return false, nil // its own entry uploads it
 			}
+			if st.ETag != "" && strings.Trim(st.ETag, `"`) != o.ETag {
+				// The repository has this file's content in another
+				// object: the file was rewritten and exported under its
+				// new name before this move ran (copying would put the
+				// older content over it), or the old name holds another
+				// file now. Left where it is: never a loss.
+				return false, nil
+			}
 			before = st
 		} else {
 			local = "" // directories and symlinks carry no ETag

@@ -518,6 +518,32 @@ func TestDirectoryRename(t *testing.T) {
 	}
 }
 
+// TestDirectoryRenameAfterNewerExport: a file rewritten under its
+// directory's new name and exported before the directory's RENAME ran
+// keeps its newer object — the move does not copy the older object of the
+// old name over it (found by the crash test's directory renames).
+func TestDirectoryRenameAfterNewerExport(t *testing.T) {
+	e := newEnv(t, nil, allEvents...)
+	e.start()
+	must(t, e.st.MkdirAll("ExtData/d", 0o755))
+	e.write("ExtData/d/f", []byte("v1"), catalog.KindNew)
+	e.drain()
+	must(t, e.st.Rename("ExtData/d", "ExtData/e", 0))
+	e.write("ExtData/e/f", []byte("v2"), catalog.KindChanged)
+	e.drain()
+	if o := e.mustGet(prefix + "e/f"); string(o.body) != "v2" {
+		t.Fatalf("e/f: %q before the RENAME ran, want v2", o.body)
+	}
+	e.appendJ("ExtData/e", catalog.KindRename, "ExtData/d", true)
+	e.drain()
+	if o := e.mustGet(prefix + "e/f"); string(o.body) != "v2" {
+		t.Fatalf("e/f: %q after the directory's RENAME, want v2 (the older object was copied over it)", o.body)
+	}
+	if st := e.state("ExtData/e/f"); st.Flags.Has(hsm.Dirty) {
+		t.Fatalf("e/f state %v after export", st.Flags)
+	}
+}
+
 // A claim whose exporter died is taken over once its lease ends; an
 // exporter stopped mid-upload leaves nothing half done.
 func TestLeaseExpiry(t *testing.T) {
