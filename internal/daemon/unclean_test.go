@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
@@ -54,4 +55,62 @@ func TestUncleanBootExportTask(t *testing.T) {
 	if len(out.DataRepositoryTasks) != 1 || out.DataRepositoryTasks[0].Type != api.TaskExportToRepository {
 		t.Fatalf("tasks after an unclean boot: %+v", out.DataRepositoryTasks)
 	}
+}
+
+// A daemon killed between a directory rename in the store and its journal
+// entry leaves a move record; the next start journals the rename before
+// the exporter runs, so a file closed under the old name (its entry still
+// pending) is exported under the new name instead of being dropped as
+// gone, and the objects already exported move.
+func TestRecoverMovesAtStart(t *testing.T) {
+	e := startExportEnv(t, nil)
+	c := e.srv.Client(t)
+	bucket := e.srv.Bucket(t)
+	a, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/data", DataRepositoryPath: "s3://" + bucket + "/p", S3: exportAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(a.AssociationId, api.LifecycleAvailable)
+	if err := os.MkdirAll(filepath.Join(e.mp, "data", "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.mp, "data", "d", "f"), []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 60*time.Second, "d/f exported", func() bool {
+		_, ok := getObject(t, c, bucket, "p/d/f")
+		return ok
+	})
+	if err := e.d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// What the dead daemon left: g closed (entry pending), the move
+	// record, the rename made, no RENAME entry.
+	ctx := context.Background()
+	cat, err := catalog.OpenSQLite(ctx, filepath.Join(e.st, ".ferry", catalog.DefaultFile), catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.st, "data", "d", "g"), []byte("g"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Append(ctx, catalog.JournalAppend{Path: "data/d/g", Kind: catalog.KindNew}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cat.BeginMove(ctx, "data/d", "data/e"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cat.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(e.st, "data", "d"), filepath.Join(e.st, "data", "e")); err != nil {
+		t.Fatal(err)
+	}
+	e.startExport(nil)
+	testutil.Eventually(t, 60*time.Second, "e/g exported and d/f moved to e/f", func() bool {
+		g, gok := getObject(t, c, bucket, "p/e/g")
+		f, fok := getObject(t, c, bucket, "p/e/f")
+		_, old := getObject(t, c, bucket, "p/d/f")
+		return gok && g == "g" && fok && f == "f" && !old
+	})
 }
