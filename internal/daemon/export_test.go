@@ -34,6 +34,18 @@ func startExportEnv(t *testing.T, mod func(*Config)) *env {
 	return e
 }
 
+// exportData associates /data with s3://bucket/p exporting NEW, CHANGED
+// and DELETED, and waits until it is AVAILABLE.
+func (e *env) exportData(bucket string) (id string) {
+	e.t.Helper()
+	a, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/data", DataRepositoryPath: "s3://" + bucket + "/p", S3: exportAll})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.waitState(a.AssociationId, api.LifecycleAvailable)
+	return a.AssociationId
+}
+
 // startExport starts the daemon of e's store with fast exporter retries.
 func (e *env) startExport(mod func(*Config)) {
 	e.t.Helper()
@@ -122,11 +134,7 @@ func getObject(t *testing.T, c *s3x.Client, bucket, key string) (string, bool) {
 func TestExportWaitMetrics(t *testing.T) {
 	e := startExportEnv(t, func(c *Config) { c.MetricsAddr = "127.0.0.1:0" })
 	bucket := e.srv.Bucket(t)
-	a, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/data", DataRepositoryPath: "s3://" + bucket + "/p", S3: exportAll})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.waitState(a.AssociationId, api.LifecycleAvailable)
+	e.exportData(bucket)
 	if err := os.MkdirAll(filepath.Join(e.mp, "data/sub"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -324,11 +332,7 @@ func TestExportFailureMisconfigures(t *testing.T) {
 	e := startExportEnv(t, func(c *Config) { c.AvailableCheckInterval = -1 })
 	c := e.srv.Client(t)
 	bucket := e.srv.Bucket(t)
-	a, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/data", DataRepositoryPath: "s3://" + bucket + "/p", S3: exportAll})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.waitState(a.AssociationId, api.LifecycleAvailable)
+	id := e.exportData(bucket)
 	// The mount lists the directory now (a listing of a bucket that is
 	// gone fails the lookup with EIO).
 	e.writeJournaled("data/early.txt", "early")
@@ -337,7 +341,7 @@ func TestExportFailureMisconfigures(t *testing.T) {
 	}
 	emptyAndDeleteBucket(t, c, bucket)
 	e.writeJournaled("data/late.txt", "late")
-	got := e.waitState(a.AssociationId, api.LifecycleMisconfigured)
+	got := e.waitState(id, api.LifecycleMisconfigured)
 	if got.FailureDetails == nil || !strings.Contains(got.FailureDetails.Message, bucket) {
 		t.Errorf("failure details: %+v", got.FailureDetails)
 	}
@@ -345,7 +349,7 @@ func TestExportFailureMisconfigures(t *testing.T) {
 		t.Errorf("no NoSuchBucket failure counted: %v", e.d.exp.Stats().Failures)
 	}
 	createBucket(t, c, bucket)
-	e.waitState(a.AssociationId, api.LifecycleAvailable)
+	e.waitState(id, api.LifecycleAvailable)
 	if ev := e.wait(60, e.mp); ev.TimedOut || len(ev.Failed) != 0 {
 		t.Fatalf("wait after recovery: %+v", ev)
 	}

@@ -20,11 +20,7 @@ func TestUncleanBootExportTask(t *testing.T) {
 	e := startExportEnv(t, nil)
 	c := e.srv.Client(t)
 	bucket := e.srv.Bucket(t)
-	a, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/data", DataRepositoryPath: "s3://" + bucket + "/p", S3: exportAll})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.waitState(a.AssociationId, api.LifecycleAvailable)
+	e.exportData(bucket)
 	meta := filepath.Join(e.st, ".ferry")
 	if _, err := os.Stat(runningMarker(meta)); err != nil {
 		t.Fatalf("no running marker while mounted: %v", err)
@@ -66,11 +62,7 @@ func TestRecoverMovesAtStart(t *testing.T) {
 	e := startExportEnv(t, nil)
 	c := e.srv.Client(t)
 	bucket := e.srv.Bucket(t)
-	a, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/data", DataRepositoryPath: "s3://" + bucket + "/p", S3: exportAll})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.waitState(a.AssociationId, api.LifecycleAvailable)
+	e.exportData(bucket)
 	if err := os.MkdirAll(filepath.Join(e.mp, "data", "d"), 0o755); err != nil {
 		t.Fatal(err)
 	}
