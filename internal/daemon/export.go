@@ -48,6 +48,10 @@ func (d *Daemon) newExporter() (*exporter.Exporter, error) {
 		Version:     d.cfg.Version,
 		Logger:      d.log.With("component", "exporter"),
 		VersionRead: d.versionRead,
+		UnseenWriter: func(dev, ino uint64) bool {
+			f := d.mounted.Load()
+			return f != nil && f.UnseenWriter(dev, ino)
+		},
 	})
 }
 

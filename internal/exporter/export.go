@@ -235,6 +235,9 @@ func (e *Exporter) exportFile(ctx context.Context, a assoc, in, rel, fromKey str
 	if e.cfg.VersionRead != nil {
 		e.cfg.VersionRead(uint64(sta.Dev), sta.Ino)
 	}
+	if err := e.writerOpen(rel, &sta); err != nil {
+		return false, err
+	}
 	// V: the version this export makes visible. Read before the snapshot
 	// the upload takes, so any write after it bumps the version and the
 	// file stays dirty.
@@ -328,6 +331,14 @@ func (e *Exporter) exportFile(ctx context.Context, a assoc, in, rel, fromKey str
 	} else {
 		e.log.Warn("exported object's ETag unknown; a later release re-reads it", "path", rel, "key", key, "err", err)
 	}
+	// Invariant 1: a writer the mount cannot see may have changed the file
+	// since V without moving the version; while one is open the file
+	// stays dirty and its entry pending. One that opens after this check
+	// bumps the version (and appends) after it: the update below then
+	// finds a newer version, or the bump makes the file dirty again.
+	if err := e.writerOpen(rel, &sta); err != nil {
+		return false, err
+	}
 	// Invariant 2: clean only if the version did not move since V.
 	_, err = e.cfg.Store.UpdateFileState(f, func(cur *store.State) error {
 		flags, err := hsm.Exported(rel, cur.Flags, st.Version, cur.Version)
@@ -341,6 +352,15 @@ func (e *Exporter) exportFile(ctx context.Context, a assoc, in, rel, fromKey str
 		return nil
 	})
 	return false, err
+}
+
+// writerOpen returns ErrWriterOpen while the mount reports a writer it
+// cannot see on the inode of sta (Config.UnseenWriter).
+func (e *Exporter) writerOpen(rel string, sta *unix.Stat_t) error {
+	if e.cfg.UnseenWriter != nil && e.cfg.UnseenWriter(uint64(sta.Dev), sta.Ino) {
+		return fmt.Errorf("export %s: %w", rel, ErrWriterOpen)
+	}
+	return nil
 }
 
 // testProgress, when set by a test, sees the upload progress of rel.

@@ -88,6 +88,14 @@ type Config struct {
 	// bumps the version again (store.BumpVersion's protocol); it must not
 	// return while a write that saw the bit set is still in progress.
 	VersionRead func(dev, ino uint64)
+	// UnseenWriter, when set, reports whether a regular file (device and
+	// inode) is open by a writer whose writes the mount cannot see (FUSE
+	// passthrough: it bumps the version and journals at that writer's open
+	// and release, not per write). While it is, an export of the file
+	// neither starts nor marks it clean, and its entry is not completed: it
+	// waits (ErrWriterOpen), retried every RetryBase without backoff and
+	// without counting as a failure, pending as ever.
+	UnseenWriter func(dev, ino uint64) bool
 }
 
 // Exporter consumes the export journal. Create it with New.
@@ -314,6 +322,11 @@ func (e *Exporter) Run(ctx context.Context) error {
 	}
 }
 
+// ErrWriterOpen: a writer the mount cannot see (passthrough) has the file
+// open, so its content may be changing unseen; the export waits for that
+// writer's close (Config.UnseenWriter).
+var ErrWriterOpen = errors.New("busy: a writer the daemon cannot see (passthrough) has the file open; it is exported after that writer closes")
+
 // errDeferred: the entry must wait for another one in flight (a rename
 // whose old path is still being uploaded).
 var errDeferred = errors.New("waiting for the export in flight of the old name")
@@ -397,6 +410,12 @@ func (e *Exporter) handle(ctx context.Context, je catalog.JournalEntry) {
 		switch {
 		case errors.Is(err, errDeferred):
 			delay = e.cfg.RetryBase
+		case errors.Is(err, ErrWriterOpen):
+			// Not a failure: the file is open for writing; its entry
+			// stays pending (visible in Pending) and is tried again soon.
+			delay = e.cfg.RetryBase
+			e.stats.writerOpen.Add(1)
+			e.log.Debug("export waits for a passthrough writer to close", "path", je.Path)
 		case errors.Is(err, transfer.ErrChanged):
 			// Not a failure: the file is being written; its close appends
 			// again. Try soon without growing the backoff.

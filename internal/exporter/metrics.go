@@ -63,13 +63,16 @@ type Stats struct {
 	Failures map[string]int64
 	Parked   int64 // entries parked after a permanent failure
 	InFlight int64 // exports running now
+	// WriterOpen counts attempts that waited for a writer the mount
+	// cannot see (ErrWriterOpen); they are not failures.
+	WriterOpen int64
 	// Lag is the export lag: the latest append of an entry (close or
 	// fsync) to the moment its export completed.
 	Lag Histogram
 }
 
 type stats struct {
-	bytes, objects, deleted, done, skipped, parked, inflight atomic.Int64
+	bytes, objects, deleted, done, skipped, parked, inflight, writerOpen atomic.Int64
 
 	mu       sync.Mutex
 	failures map[string]int64
@@ -116,6 +119,7 @@ func (e *Exporter) Stats() Stats {
 	out := Stats{
 		BytesExported: s.bytes.Load(), ObjectsExported: s.objects.Load(), ObjectsDeleted: s.deleted.Load(),
 		EntriesDone: s.done.Load(), Skipped: s.skipped.Load(), Parked: s.parked.Load(), InFlight: s.inflight.Load(),
+		WriterOpen: s.writerOpen.Load(),
 	}
 	s.mu.Lock()
 	out.Failures = maps.Clone(s.failures)

@@ -19,6 +19,9 @@ type file struct {
 	fd       int
 	pt       bool // passthrough: the kernel reads and writes f itself
 	writable bool // opened for writing
+	// unseen: a passthrough writer, counted in its node's w.unseen from
+	// the open to the release (see Node.unseenWriter).
+	unseen bool
 
 	smu  sync.Mutex
 	seen statSeen // passthrough writers: the inode as last seen (commit)
@@ -51,11 +54,11 @@ func (n *Node) opened(f *os.File, of int, pt bool) fs.FileHandle {
 	h := &file{node: n, f: f, fd: int(f.Fd()), pt: pt, writable: wantsWrite(of)}
 	if pt && h.writable {
 		// The daemon never sees this handle's writes: commit compares
-		// the inode with how it is now.
-		var st unix.Stat_t
-		if unix.Fstat(h.fd, &st) == nil {
-			h.seen = statSeen{st.Ctim, st.Mtim, st.Size}
-		}
+		// the inode with how it is now, and the exporter waits for its
+		// release (FS.UnseenWriter).
+		h.unseen = true
+		n.w.unseen.Add(1)
+		h.resee()
 	}
 	if pt {
 		n.fsys.Stats.PassthroughOpens.Add(1)
@@ -147,15 +150,37 @@ func (h *file) Release(ctx context.Context) syscall.Errno {
 	n := h.node
 	err := h.commit(ctx, nil)
 	n.mu.Lock()
-	n.opens--
-	if n.opens == 0 {
-		n.unregisterOpen()
-	}
+	n.forget(h)
 	n.mu.Unlock()
 	if cerr := h.f.Close(); err == nil {
 		err = cerr
 	}
 	return errno(err)
+}
+
+// forget undoes what opened counted for h; n.mu is held. A passthrough
+// writer stops counting only now, after its last commit: the exporter
+// never sees the count drop before the final change is journaled.
+func (n *Node) forget(h *file) {
+	n.opens--
+	if h.unseen {
+		n.w.unseen.Add(-1)
+	}
+	if n.opens == 0 {
+		n.unregisterOpen()
+	}
+}
+
+// discard closes h, whose open failed after opened (n.mu is held, so
+// Release cannot run). It may have changed the file (an O_TRUNC open), so
+// the inode is left unjournaled: the next flush or release of the inode
+// appends.
+func (h *file) discard() {
+	if h.writable {
+		h.node.w.unjournaled.Store(true)
+	}
+	h.node.forget(h)
+	h.f.Close()
 }
 
 // Lseek answers SEEK_DATA and SEEK_HOLE from the store file (the kernel

@@ -452,11 +452,16 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 // file is a content change (version bumped, journaled at close).
 func (n *Node) openedTrunc(f *os.File, of int, pt bool) (fs.FileHandle, uint32, syscall.Errno) {
 	h := n.opened(f, of, pt)
+	var err error
 	if of&unix.O_TRUNC != 0 && wantsWrite(of) {
-		if err := n.changed(f); err != nil {
-			_ = h.(fs.FileReleaser).Release(context.Background())
-			return nil, 0, errno(err)
-		}
+		err = n.changed(f)
+	}
+	if err == nil {
+		err = n.unseenWriter(asFile(h)) // a passthrough writer (write.go)
+	}
+	if err != nil {
+		asFile(h).discard() // n.mu is held: not Release
+		return nil, 0, errno(err)
 	}
 	return h, 0, 0
 }

@@ -36,7 +36,10 @@ type wstate struct {
 	// unsynced: the last append for the inode was relaxed (a close): a
 	// later fsync appends again, durably, even with nothing new written.
 	unsynced atomic.Bool
-	key      inodeKey // valid while the node is open
+	// unseen counts the open handles of writers in passthrough mode,
+	// whose writes the daemon never sees (FS.UnseenWriter).
+	unseen atomic.Int32
+	key    inodeKey // valid while the node is open
 }
 
 // VersionRead is exporter.Config.VersionRead: the exporter is about to read
@@ -285,6 +288,58 @@ func (h *file) noticePassthroughWrites() {
 	if moved {
 		h.node.w.unjournaled.Store(true)
 	}
+}
+
+// resee records the inode as it is now for noticePassthroughWrites.
+func (h *file) resee() {
+	var st unix.Stat_t
+	if unix.Fstat(h.fd, &st) != nil {
+		return
+	}
+	h.smu.Lock()
+	h.seen = statSeen{st.Ctim, st.Mtim, st.Size}
+	h.smu.Unlock()
+}
+
+// unseenWriter is called at the open of h, after opened: when h is a
+// writer in passthrough mode (it joined readers that opened the inode
+// first), its writes will go through the kernel, unseen by the daemon, and
+// nothing would show that the file is changing until its release. So now,
+// before the open returns, the version is bumped (an exported file becomes
+// dirty) and NEW or CHANGED is appended, relaxed: if the daemon dies while
+// the writer is open, the entry is pending and the restarted exporter
+// uploads what the file holds then (invariant 1). While any such writer is
+// open the exporter neither completes the entry nor marks the file clean
+// (FS.UnseenWriter); the writer's release journals its change as every
+// passthrough writer's commit does. A failure fails the open.
+func (n *Node) unseenWriter(h *file) error {
+	if h == nil || !h.unseen {
+		return nil
+	}
+	if err := n.bumpLocked(h.f); err != nil {
+		return err
+	}
+	err := n.fsys.journal(context.Background(), catalog.JournalAppend{Path: n.rel(), Kind: n.fsys.kindFor(h.f), Relaxed: true})
+	if err != nil {
+		return err
+	}
+	n.w.unsynced.Store(true)
+	h.resee() // the bump moved the ctime: only the writer's own changes count
+	return nil
+}
+
+// UnseenWriter reports whether the inode (dev, ino) of the store is open
+// through the mount by a writer in passthrough mode (exporter.Config's
+// UnseenWriter): its content may be changing with no version bump to show
+// it, so an export must not mark it clean nor complete its journal entry.
+// The count rises before the open's bump and falls after the release's
+// commit, so an export that saw it at zero and marks the file clean is
+// followed by a bump (dirty again) and a newer journal entry.
+func (f *FS) UnseenWriter(dev, ino uint64) bool {
+	f.omu.Lock()
+	n := f.openInodes[inodeKey{dev, ino}]
+	f.omu.Unlock()
+	return n != nil && n.w.unseen.Load() > 0
 }
 
 // statSeen is what noticePassthroughWrites compares.
