@@ -55,6 +55,8 @@ func codeOf(err error) string {
 		return CodePermissionDenied
 	case errors.Is(err, transfer.ErrChanged):
 		return CodeFileChanged
+	case errors.Is(err, exporter.ErrWriterOpen):
+		return CodeFileInUse
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return "Timeout"
 	}

@@ -7,11 +7,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/ferry-hpc/ferry/internal/exporter"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/posixmeta"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
+	"github.com/ferry-hpc/ferry/internal/transfer"
 	"golang.org/x/sys/unix"
 )
 
@@ -87,12 +89,56 @@ func (j *job) export() error {
 		default:
 			return // sockets, fifos, devices: nothing S3 can hold
 		}
-		exported, err := j.r.cfg.Exporter.Export(ctx, e.rel)
+		exported, err := j.exportSettled(ctx, e.rel)
 		if exported || err != nil {
 			j.done(err, e.rel, 0)
 		}
 	})
 	return nil
+}
+
+// changeRetries bounds the retries of a file that changes while it is
+// uploaded; changeBackoff is the wait before the first, doubled for each
+// next one (0.1 + 0.2 + 0.4 + 0.8 s: a file rewritten now and then gets
+// exported, one rewritten all the time fails the task after ~1.5 s plus
+// five uploads).
+const changeRetries = 4
+
+var changeBackoff = 100 * time.Millisecond
+
+// testRetry, when set by a test, sees every retry of a changing file.
+var testRetry func(rel string, retry int)
+
+// exportSettled exports rel and, while its upload fails because the file
+// changed under it (transfer.ErrChanged) or a writer the mount cannot see
+// has it open (exporter.ErrWriterOpen), tries again after a short backoff,
+// at most changeRetries times: the task exports what it can, and only a
+// file that keeps changing is a failure (FileChanged, FileInUse). A change
+// after a successful export is auto-export's business, not the task's. A
+// cancel of the task stops the retries (the last error counts).
+func (j *job) exportSettled(ctx context.Context, rel string) (bool, error) {
+	delay := changeBackoff
+	for retry := 1; ; retry++ {
+		exported, err := j.r.cfg.Exporter.Export(ctx, rel)
+		if retry > changeRetries || !(errors.Is(err, transfer.ErrChanged) || errors.Is(err, exporter.ErrWriterOpen)) {
+			return exported, err
+		}
+		j.r.log.Debug("file changed during its export; retrying", "task", j.task.TaskId, "path", rel, "retry", retry, "in", delay, "err", err)
+		if testRetry != nil {
+			testRetry(rel, retry)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return exported, err
+		case <-j.feed.Done():
+			t.Stop()
+			return exported, err
+		}
+		delay *= 2
+	}
 }
 
 // objectCurrent reports whether the object of directory or symlink e has
