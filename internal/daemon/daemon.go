@@ -312,6 +312,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	opt.Importer = d.imp
 	opt.Journal = jnl
+	opt.Access = d.cat // open times for AUTO_RELEASE_DATA's order
 	if d.server, d.fsys, err = fusefs.Mount(cfg.MountPoint, d.store, opt); err != nil {
 		return nil, err
 	}
@@ -328,6 +329,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 // serve waits for the mount to end, however it ends, and cleans up.
 func (d *Daemon) serve() {
 	d.server.Wait()
+	d.fsys.Close() // the last access records, before the catalog closes
 	d.stopControl()
 	d.stopTasks()
 	d.stopExporter()

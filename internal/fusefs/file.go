@@ -51,6 +51,9 @@ func (n *Node) opened(f *os.File, of int, pt bool) fs.FileHandle {
 	}
 	n.opens++
 	n.fsys.Stats.Opens.Add(1)
+	if of&unix.O_CREAT == 0 { // an open, not a create: an access (access.go)
+		n.recordAccess()
+	}
 	h := &file{node: n, f: f, fd: int(f.Fd()), pt: pt, writable: wantsWrite(of)}
 	if pt && h.writable {
 		// The daemon never sees this handle's writes: commit compares

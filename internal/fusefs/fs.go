@@ -157,6 +157,10 @@ type Options struct {
 	// through the mount; nil journals nothing (content versions are
 	// still kept).
 	Journal Journal
+	// Access receives, batched, the times files are opened through the
+	// mount (access.go; call FS.Close after the mount ends); nil records
+	// nothing.
+	Access AccessRecorder
 }
 
 // Name is the subtype of every ferry mount: mounts show as type "fuse.ferry"
@@ -183,6 +187,7 @@ type FS struct {
 	imp         Importer
 	jnl         Journal
 	links       linksSeen            // hard link names recorded (links.go)
+	acc         *accessLog           // Options.Access, or nil
 	root        atomic.Pointer[Node] // the mounted root, for InUse and Invalidate
 	Stats       Stats
 
@@ -214,6 +219,7 @@ func New(st *store.Store, opt Options) (*FS, error) {
 		log:         lg,
 		imp:         opt.Importer,
 		jnl:         opt.Journal,
+		acc:         newAccessLog(opt.Access, st, lg),
 		openInodes:  map[inodeKey]*Node{},
 		recentSet:   map[inodeKey]int{},
 	}, nil

@@ -154,9 +154,10 @@ func (j *job) autoRelease() error {
 				return err
 			}
 			if !inAssoc(a.Path) {
+				gone = append(gone, a.Path) // moved out, or its association deleted
 				continue
 			}
-			if _, err := j.r.cfg.Store.Lstat(a.Path); errors.Is(err, unix.ENOENT) {
+			if _, err := j.r.cfg.Store.Lstat(a.Path); errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 				gone = append(gone, a.Path)
 				continue
 			}
