@@ -236,17 +236,7 @@ func (h *file) commit(ctx context.Context, sync func() error) error {
 	// A close appends relaxed (committed, not fsynced: it survives kill -9
 	// of the daemon, and a machine crash only loses it together with the
 	// unsynced data it describes); an fsync appends durably.
-	rel, kind := n.rel(), n.fsys.kindFor(h.f)
-	jerr := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: kind, Relaxed: !durable})
-	if jerr == nil {
-		// The content is the inode's: every name of a hard-linked file
-		// changed (see links.go).
-		var st unix.Stat_t
-		if jerr = unix.Fstat(h.fd, &st); jerr == nil {
-			jerr = n.fsys.journalLinks(ctx, &st, rel, kind, !durable)
-		}
-	}
-	if jerr != nil {
+	if jerr := h.journalContent(ctx, !durable); jerr != nil {
 		err = errors.Join(err, jerr)
 	}
 	if err != nil {
@@ -255,6 +245,22 @@ func (h *file) commit(ctx context.Context, sync func() error) error {
 		n.w.unsynced.Store(!durable)
 	}
 	return err
+}
+
+// journalContent appends NEW or CHANGED for a content change of h's
+// inode, under its path and every other name of a hard-linked file (the
+// content is the inode's; see links.go).
+func (h *file) journalContent(ctx context.Context, relaxed bool) error {
+	n := h.node
+	rel, kind := n.rel(), n.fsys.kindFor(h.f)
+	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: kind, Relaxed: relaxed}); err != nil {
+		return err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(h.fd, &st); err != nil {
+		return err
+	}
+	return n.fsys.journalLinks(ctx, &st, rel, kind, relaxed)
 }
 
 // bumpLocked bumps the version under the per-file lock (exclusive: no
@@ -319,8 +325,7 @@ func (n *Node) unseenWriter(h *file) error {
 	if err := n.bumpLocked(h.f); err != nil {
 		return err
 	}
-	err := n.fsys.journal(context.Background(), catalog.JournalAppend{Path: n.rel(), Kind: n.fsys.kindFor(h.f), Relaxed: true})
-	if err != nil {
+	if err := h.journalContent(context.Background(), true); err != nil {
 		return err
 	}
 	n.w.unsynced.Store(true)
