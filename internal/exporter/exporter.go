@@ -20,7 +20,11 @@
 //     throttled, the file changing under the upload) back off
 //     exponentially from Config.RetryBase to Config.RetryMax; the entry
 //     stays pending, so an outage of any length loses nothing and the
-//     backlog stays visible (catalog Depth, OldestAge).
+//     backlog stays visible (catalog Depth, OldestAge). A file open by a
+//     writer the mount cannot see (passthrough) waits the same way,
+//     without backoff and not counted as a failure (ErrWriterOpen,
+//     Config.UnseenWriter): invariant 1 needs its entry pending and the
+//     file dirty until that writer's close.
 //   - Park: permanent failures (PathSizeTooLong, FileSizeTooLarge, a local
 //     name S3 cannot hold, metadata over 2 KB): the entry stays in the
 //     journal with its cause but is not retried until the path is written
