@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/exporter"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/testutil"
@@ -41,7 +43,14 @@ func TestLatePassthroughWriter(t *testing.T) {
 	if !st.Flags.Has(hsm.Dirty) || st.Version <= exported.Version {
 		t.Fatalf("after the writer's open: %+v, want dirty above version %d", st, exported.Version)
 	}
-	if p := je.pending(t, rel); len(p) != 1 || p[0].Path != rel {
+	// What a daemon starting now (this one killed) would read: the
+	// catalog file through a connection of its own.
+	cat2, err := catalog.OpenSQLite(context.Background(), filepath.Join(je.st.MetaPath(), catalog.DefaultFile), catalog.Options{})
+	must(t, err)
+	p, err := cat2.Pending(context.Background(), rel, "", 10)
+	must(t, cat2.Close())
+	must(t, err)
+	if len(p) != 1 || p[0].Path != rel {
 		t.Fatalf("after the writer's open the journal holds %v, want %s pending", entriesOf(p), rel)
 	}
 
@@ -60,7 +69,7 @@ func TestLatePassthroughWriter(t *testing.T) {
 	if st, err := je.st.GetState(rel); err != nil || !st.Flags.Has(hsm.Dirty) {
 		t.Fatalf("while the writer is open: %+v, %v; want dirty", st, err)
 	}
-	p := je.pending(t, rel)
+	p = je.pending(t, rel)
 	if len(p) != 1 || !strings.Contains(p[0].LastError, "busy") {
 		t.Fatalf("while the writer is open the journal holds %+v, want %s pending, waiting (busy)", p, rel)
 	}
