@@ -65,3 +65,37 @@ func TestAccessRecords(t *testing.T) {
 		t.Fatalf("after Close: %v, want [k1 k2] (oldest first)", got)
 	}
 }
+
+// BenchmarkOpenClose: open + close of one file through the mount, without
+// and with access records (the cost of noting the path on every open).
+func BenchmarkOpenClose(b *testing.B) {
+	for _, rec := range []bool{false, true} {
+		b.Run(map[bool]string{false: "access=off", true: "access=on"}[rec], func(b *testing.B) {
+			var opt Options
+			var e *env
+			if rec {
+				cat, err := catalog.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "catalog.db"), catalog.Options{})
+				must(b, err)
+				b.Cleanup(func() {
+					if e != nil {
+						e.fsys.Close()
+					}
+					cat.Close()
+				})
+				opt.Access = cat
+			}
+			e = mount(b, opt)
+			must(b, os.MkdirAll(e.s("d/e"), 0o755))
+			must(b, os.WriteFile(e.s("d/e/f"), []byte("f"), 0o644))
+			must(b, e.st.SetState("d/e/f", store.State{Flags: hsm.Exists | hsm.Archived, Size: 1}))
+			b.ResetTimer()
+			for range b.N {
+				f, err := os.Open(e.m("d/e/f"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
+			}
+		})
+	}
+}
