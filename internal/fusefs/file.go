@@ -149,8 +149,17 @@ func (h *file) Flush(ctx context.Context) syscall.Errno {
 
 // Release closes the store's descriptor after the last close. Writes of a
 // shared mapping written back after the last close(2) are journaled here.
+//
+// The kernel keeps the inode in the handle's io mode (passthrough or
+// cached) until the reply to RELEASE, and refuses an open in the other mode
+// meanwhile (EIO to the caller). An open that arrives while a Release is
+// in progress — the kernel sends RELEASE after close(2) has returned —
+// therefore keeps the mode of the handles being released
+// (w.releasing; Node.Open), as while they are open.
 func (h *file) Release(ctx context.Context) syscall.Errno {
 	n := h.node
+	n.w.releasing.Add(1)
+	defer n.w.releasing.Add(-1)
 	err := h.commit(ctx, nil)
 	n.mu.Lock()
 	n.forget(h)

@@ -146,7 +146,9 @@ func (f *FS) node(rel string) *Node {
 }
 
 // InUse reports whether store-relative path rel is open through the mount
-// now (the importer's release refuses such files).
+// now, or its last handle is being released (the importer's release
+// refuses such files: an open during a Release keeps its passthrough mode,
+// which must never read a released file).
 func (f *FS) InUse(rel string) bool {
 	n := f.node(rel)
 	if n == nil {
@@ -154,7 +156,7 @@ func (f *FS) InUse(rel string) bool {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.opens > 0
+	return n.opens > 0 || n.w.releasing.Load() > 0
 }
 
 // Invalidate tells the kernel that rel changed behind the mount (the

@@ -402,9 +402,9 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.opens > 0 {
+	if n.opens > 0 || n.w.releasing.Load() > 0 {
 		// The kernel insists every open of the inode uses the mode
-		// of those already open.
+		// of those already open (or being released: file.go Release).
 		if n.pt && wantsWrite(of) && !n.ptWrite {
 			return nil, 0, syscall.ETXTBSY
 		}

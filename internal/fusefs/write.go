@@ -39,7 +39,11 @@ type wstate struct {
 	// unseen counts the open handles of writers in passthrough mode,
 	// whose writes the daemon never sees (FS.UnseenWriter).
 	unseen atomic.Int32
-	key    inodeKey // valid while the node is open
+	// releasing counts Releases in progress (file.go): the kernel holds
+	// the inode's io mode until their replies, so an open meanwhile keeps
+	// the mode of the handles being released (Node.Open).
+	releasing atomic.Int32
+	key       inodeKey // valid while the node is open
 }
 
 // VersionRead is exporter.Config.VersionRead: the exporter is about to read
