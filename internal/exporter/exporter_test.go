@@ -150,7 +150,10 @@ func (e *env) drain() {
 	e.t.Helper()
 	testutil.Eventually(e.t, 30*time.Second, "export journal drained", func() bool {
 		n, err := e.cat.PendingCount(ctx, "", 0)
-		return err == nil && n == 0
+		// and every handle done (its counters recorded after Complete)
+		idle := true
+		e.ex.busy.Range(func(any, any) bool { idle = false; return false })
+		return err == nil && n == 0 && idle
 	})
 }
 
