@@ -322,6 +322,11 @@ func (h *file) resee() {
 // open the exporter neither completes the entry nor marks the file clean
 // (FS.UnseenWriter); the writer's release journals its change as every
 // passthrough writer's commit does. A failure fails the open.
+//
+// n.mu is held by the caller (Node.Open); it is let go while the journal
+// appends (catalog I/O, over the network with a remote catalog): h is
+// counted among the node's opens already, so the open-mode bookkeeping it
+// guards is consistent meanwhile.
 func (n *Node) unseenWriter(h *file) error {
 	if h == nil || !h.unseen {
 		return nil
@@ -329,7 +334,10 @@ func (n *Node) unseenWriter(h *file) error {
 	if err := n.bumpLocked(h.f); err != nil {
 		return err
 	}
-	if err := h.journalContent(context.Background(), true); err != nil {
+	n.mu.Unlock()
+	err := h.journalContent(context.Background(), true)
+	n.mu.Lock()
+	if err != nil {
 		return err
 	}
 	n.w.unsynced.Store(true)
