@@ -119,6 +119,7 @@ func (d *Daemon) collectExport(ch chan<- prometheus.Metric, counter func(name, h
 	counter("ferry_export_entries_done_total", "Export journal entries completed.", uint64(s.EntriesDone))
 	counter("ferry_export_entries_skipped_total", "Export journal entries completed without an export (outside exporting associations, event not in the policy, path gone).", uint64(s.Skipped))
 	counter("ferry_export_parked_total", "Export journal entries parked after a permanent failure.", uint64(s.Parked))
+	counter("ferry_export_writer_open_waits_total", "Export attempts that waited for a writer the mount cannot see (passthrough) to close; not failures.", uint64(s.WriterOpen))
 	for code, v := range s.Failures {
 		counter("ferry_export_failures_total", "Failed export attempts by error code.", uint64(v), "code", code)
 	}

@@ -162,7 +162,7 @@ func TestExportWaitMetrics(t *testing.T) {
 	// directory made through it and second exports of entries appended
 	// both by the mount and by this test count too.
 	for _, want := range []string{"ferry_export_bytes_total 9", "ferry_export_journal_depth 0",
-		"ferry_export_journal_oldest_age_seconds 0", "ferry_export_in_flight 0"} {
+		"ferry_export_journal_oldest_age_seconds 0", "ferry_export_in_flight 0", "ferry_export_writer_open_waits_total 0"} {
 		if !strings.Contains(m, want+"\n") {
 			t.Errorf("metrics lack %q", want)
 		}

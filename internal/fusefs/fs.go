@@ -66,6 +66,9 @@
 // its flush, fsync and release compare the inode's ctime, mtime and size
 // with what they last saw (a write after a stat gets a distinct
 // fine-grained time on Linux ≥ 6.13) and journal a change as above.
+// Such a late writer's open already bumps the version (the file is dirty)
+// and appends its entry, relaxed, and exports wait while it is open
+// (FS.UnseenWriter), so nothing it writes is marked clean unseen.
 // Journal paths are store-relative in the catalog's form ("" for the root).
 // Hard links: a change journaled under one name of a multiply linked file
 // is journaled for each of its other recorded names too (links.go).
