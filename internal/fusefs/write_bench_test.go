@@ -72,3 +72,25 @@ func BenchmarkSmallWrites(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriteTmpRename: the `write tmp; rename tmp final` pattern of
+// model outputs, one file after another, inside an exporting association:
+// create + 64 KiB write + close + rename (the rename takes a move record
+// and appends its RENAME, both committed relaxed). Run:
+// go test -run x -bench WriteTmpRename ./internal/fusefs/
+func BenchmarkWriteTmpRename(b *testing.B) {
+	body := randBody(64<<10, 4)
+	je := mountJournal(b, Options{}, false)
+	dir := je.m("ExtData")
+	b.SetBytes(int64(len(body)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		tmp, final := filepath.Join(dir, fmt.Sprintf(".f%d.tmp", i)), filepath.Join(dir, fmt.Sprintf("f%d", i))
+		if err := os.WriteFile(tmp, body, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.Rename(tmp, final); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
