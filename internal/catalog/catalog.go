@@ -134,6 +134,12 @@ type Catalog interface {
 	// counted, cause kept (cut to 1024 bytes), and it is not claimed again
 	// before retryAt.
 	Fail(ctx context.Context, e JournalEntry, cause string, retryAt time.Time) error
+	// Defer is Fail for an attempt that did not fail — the file was busy
+	// (being written, a writer the mount cannot see, an upload of the old
+	// name in flight): the entry is unleased and waits until retryAt with
+	// cause as its LastError, but its Attempts are not counted, so a real
+	// failure later starts its backoff from the beginning.
+	Defer(ctx context.Context, e JournalEntry, cause string, retryAt time.Time) error
 	// ReleaseClaims returns every entry leased to owner at once (a daemon
 	// restarting under the same owner name) and says how many.
 	ReleaseClaims(ctx context.Context, owner string) (int64, error)

@@ -434,16 +434,26 @@ func nullOwner(o string) any {
 }
 
 func (c *sqliteCatalog) Fail(ctx context.Context, e JournalEntry, cause string, retryAt time.Time) error {
+	return c.unlease(ctx, "fail", e, cause, retryAt, 1)
+}
+
+func (c *sqliteCatalog) Defer(ctx context.Context, e JournalEntry, cause string, retryAt time.Time) error {
+	return c.unlease(ctx, "defer", e, cause, retryAt, 0)
+}
+
+// unlease ends owner's claim on e: ready at retryAt, cause recorded and
+// attempts added to its Attempts.
+func (c *sqliteCatalog) unlease(ctx context.Context, what string, e JournalEntry, cause string, retryAt time.Time, attempts int) error {
 	if len(cause) > 1024 {
 		cause = cause[:1024]
 	}
 	err := c.write(ctx, relaxed, func(ctx context.Context) error {
-		_, err := c.wexec(ctx, `UPDATE journal SET owner = NULL, ready_ns = ?, attempts = attempts + 1, last_error = ?
-			WHERE path = ? AND owner IS ?`, max(ns(retryAt), 1), cause, e.Path, nullOwner(e.Owner))
+		_, err := c.wexec(ctx, `UPDATE journal SET owner = NULL, ready_ns = ?, attempts = attempts + ?, last_error = ?
+			WHERE path = ? AND owner IS ?`, max(ns(retryAt), 1), attempts, cause, e.Path, nullOwner(e.Owner))
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("catalog: fail %q: %w", e.Path, err)
+		return fmt.Errorf("catalog: %s %q: %w", what, e.Path, err)
 	}
 	return nil
 }

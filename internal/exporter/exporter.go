@@ -410,25 +410,31 @@ func (e *Exporter) handle(ctx context.Context, je catalog.JournalEntry) {
 			}
 			return
 		}
-		delay := e.backoff(je.Attempts)
+		// Busy files are not failures: their entries wait RetryBase and
+		// their backoff does not grow (catalog Defer).
+		busy := true
 		switch {
 		case errors.Is(err, errDeferred):
-			delay = e.cfg.RetryBase
 		case errors.Is(err, ErrWriterOpen):
-			// Not a failure: the file is open for writing; its entry
-			// stays pending (visible in Pending) and is tried again soon.
-			delay = e.cfg.RetryBase
+			// The file is open for writing; its entry stays pending
+			// (visible in Pending).
 			e.stats.writerOpen.Add(1)
 			e.log.Debug("export waits for a passthrough writer to close", "path", je.Path)
 		case errors.Is(err, transfer.ErrChanged):
-			// Not a failure: the file is being written; its close appends
-			// again. Try soon without growing the backoff.
-			delay = e.cfg.RetryBase
+			// The file is being written; its close appends again.
 			e.stats.fail(CodeFileChanged)
 		default:
-			e.stats.fail(codeOf(err))
-			e.log.Warn("export failed; retrying", "path", je.Path, "attempts", je.Attempts+1, "retry_in", delay, "err", err)
+			busy = false
 		}
+		if busy {
+			if ferr := e.cfg.Catalog.Defer(cctx, je, err.Error(), time.Now().Add(e.cfg.RetryBase)); ferr != nil {
+				e.log.Error("record deferred export", "path", je.Path, "err", ferr)
+			}
+			return
+		}
+		delay := e.backoff(je.Attempts)
+		e.stats.fail(codeOf(err))
+		e.log.Warn("export failed; retrying", "path", je.Path, "attempts", je.Attempts+1, "retry_in", delay, "err", err)
 		if ferr := e.cfg.Catalog.Fail(cctx, je, err.Error(), time.Now().Add(delay)); ferr != nil {
 			e.log.Error("record export failure", "path", je.Path, "err", ferr)
 		}

@@ -768,6 +768,20 @@ func testJournalFail(t *testing.T, c catalog.Catalog, clk *Clock) {
 	if p[0].Attempts != 2 || p[0].LastError != "again" {
 		t.Fatalf("bookkeeping: %+v", p[0])
 	}
+	// Defer waits like Fail but counts no attempt.
+	clk.Advance(time.Minute)
+	got, _ = c.Claim(ctx, "C", 10, time.Hour)
+	if len(got) != 1 || got[0].Path != "f" {
+		t.Fatalf("claim after the backoff: %+v", got)
+	}
+	must(t, c.Defer(ctx, got[0], "busy", clk.Now().Add(time.Second)))
+	if none, _ := c.Claim(ctx, "C", 10, time.Hour); len(none) != 0 {
+		t.Fatalf("deferred entry claimed before its time: %+v", none)
+	}
+	p, _ = c.Pending(ctx, "f", "", 1)
+	if p[0].Attempts != 2 || p[0].LastError != "busy" || p[0].Owner != "" {
+		t.Fatalf("after Defer: %+v", p[0])
+	}
 }
 
 func testJournalReschedule(t *testing.T, c catalog.Catalog, clk *Clock) {
