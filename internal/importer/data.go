@@ -431,10 +431,19 @@ func (it *item) currentSource(a assoc, key string) func() (assoc, string, bool) 
 	}
 }
 
-// bufPool holds copy buffers for fetched bodies: 1 MiB, so a 4 MiB chunk
-// is four pwrites (256 KiB buffers cost ~20% more CPU per byte in
-// BenchmarkLazyColdRead; 2 MiB did not help). At most Concurrency are in use.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+// copyBuf is the size of the buffers fetched bodies are copied through:
+// each is filled by reads from the connection and written to the store
+// file with one pwrite. 256 KiB, the transport's read buffer (s3x), so a
+// read bypasses bufio and the bytes are still in the CPU's cache when the
+// pwrite copies them into the page cache. With 1 MiB buffers (up to
+// Concurrency of them in flight) the cold read of 4 × 512 MiB through the
+// mount took 1.3× as long and MinIO, sharing the last-level cache on 2
+// cores, 1.4× the CPU: its own page-cache copies slowed down too
+// (docs/benchmarks.md, "par4: the copy buffer"). 64–256 KiB measured alike.
+const copyBuf = 256 << 10
+
+// bufPool holds the copy buffers; at most Concurrency are in use.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}
 
 // get fetches range r of the object into the file (not yet committed).
 // alt, when set, names another place the same object may be (a renamed
