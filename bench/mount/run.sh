@@ -19,6 +19,9 @@
 #   RAW=1             add a plain curl GET (one stream per object, no FUSE) to seq1g and par4
 #   CEILING=1         measure the parallel ranged-GET ceiling first (bench/ceiling)
 #   FERRY_BIN=path    use this ferry binary instead of building ./cmd/ferry
+#   FERRY_BASE_BIN=path  the ferry binary of tool "ferry-base": a second ferry
+#                     (e.g. built from main) timed interleaved with "ferry", so a
+#                     change is measured before and after in one run
 #   QUIET_WAIT=600    before the timed part, wait (at most this many seconds) for
 #                     a 1-minute load average below QUIET_LOAD (default 1.5)
 #   WAIT_IDLE=80      before each timed run wait (≤ 10 s) until the CPUs were this
@@ -99,12 +102,17 @@ declare -A skipped=()
 for t in $TOOLS; do
   case $t in
     ferry | rclone) ;;
+    ferry-base)
+      if [ ! -x "${FERRY_BASE_BIN:-}" ]; then
+        skipped[$t]="FERRY_BASE_BIN is not set to an executable ferry binary"
+        log "SKIPPING $t: ${skipped[$t]}"
+      fi ;;
     s3fs | geesefs)
       if ! scripts/tools.sh "$t" 2>"$logs/install-$t.log"; then
         skipped[$t]=$(tail -1 "$logs/install-$t.log")
         log "SKIPPING $t: ${skipped[$t]}"
       fi ;;
-    *) log "unknown tool $t: use ferry, rclone, s3fs or geesefs"; exit 2 ;;
+    *) log "unknown tool $t: use ferry, ferry-base, rclone, s3fs or geesefs"; exit 2 ;;
   esac
 done
 without() { echo " $1 " | sed "s/ $2 / /; s/^ *//; s/ *\$//"; }
@@ -143,6 +151,7 @@ fi
 version_of() {
   case $1 in
     ferry) echo "$("$ferry" version 2>/dev/null | head -1 | tr -s ' \t' ' ') (tree $ferry_rev)" ;;
+    ferry-base) echo "$("$FERRY_BASE_BIN" version 2>/dev/null | head -1 | tr -s ' \t' ' ') ($FERRY_BASE_BIN)" ;;
     rclone) echo "github.com/rclone/rclone@$(pinned rclone) ($("$bin/rclone" version 2>/dev/null | sed -n 's/^- go\/version: *//p'))" ;;
     geesefs) echo "github.com/yandex-cloud/geesefs@$(pinned geesefs)" ;;
     s3fs) echo "Debian s3fs $(dpkg-query -W -f '${Version}' s3fs) ($(s3fs --version 2>/dev/null | head -1 | sed 's/ (commit.*//'))" ;;
@@ -203,6 +212,7 @@ mount_cmd() {
   local tool=$1 mnt=$2 cache=$3
   case $tool in
     ferry) argv=("$ferry" mount --endpoint-url "$endpoint" --store "$cache" "$mnt") ;;
+    ferry-base) argv=("$FERRY_BASE_BIN" mount --endpoint-url "$endpoint" --store "$cache" "$mnt") ;;
     rclone) argv=("$bin/rclone" mount "bench:$bucket/data" "$mnt" --vfs-cache-mode full --cache-dir "$cache") ;;
     s3fs) argv=(s3fs "$bucket:/data" "$mnt" -f -o "passwd_file=$s3fs_passwd,url=$endpoint,use_path_request_style,endpoint=us-east-1,use_cache=$cache") ;;
     geesefs) argv=("$bin/geesefs" -f --endpoint "$endpoint" --region us-east-1 --cache "$cache" "$bucket:data" "$mnt") ;;
@@ -212,7 +222,7 @@ mount_cmd() {
 # base TOOL: the directory under which the mount shows s3://$bucket/data/.
 base() {
   case $1 in
-    ferry) echo "$mnt_root/$1/bench" ;;
+    ferry | ferry-base) echo "$mnt_root/$1/bench" ;;
     *) echo "$mnt_root/$1" ;;
   esac
 }
@@ -238,13 +248,17 @@ start_mount() {
     sleep 0.1
   done
   mountpoint -q "$mnt" || { log "$tool did not mount $mnt in 30 s"; return 1; }
-  if [ "$tool" = ferry ]; then ferry_associate "$mnt" "$out" || return 1; fi
+  case $tool in
+    ferry) ferry_associate "$ferry" "$out" || return 1 ;;
+    ferry-base) ferry_associate "$FERRY_BASE_BIN" "$out" || return 1 ;;
+  esac
 }
 
-# ferry_associate MNT OUT: links /bench of the mounted file system to
-# s3://$bucket/data/ the way aws fsx does, and waits until it is AVAILABLE.
+# ferry_associate FERRY OUT: links /bench of the file system FERRY mounted
+# (its id printed in OUT) to s3://$bucket/data/ the way aws fsx does, and
+# waits until it is AVAILABLE.
 ferry_associate() {
-  local out=$2 fsid state i
+  local ferry=$1 out=$2 fsid state i
   for i in $(seq 1 100); do
     fsid=$(grep -o 'fs-[0-9a-f]\{17\}' "$out" | head -1) && break
     sleep 0.1
@@ -272,10 +286,12 @@ ferry_associate() {
 stop_mount() {
   local tool=$1 mnt="$mnt_root/$1" pid=${pid_of[$1]:-} i
   if mountpoint -q "$mnt" 2>/dev/null; then
-    if [ "$tool" = ferry ]; then
+    if [ "$tool" = ferry ] || [ "$tool" = ferry-base ]; then
+      local fb=${ferry:-}
+      [ "$tool" = ferry ] || fb=$FERRY_BASE_BIN
       # SIGTERM is ferry's other clean way out (a busy mount is detached and
       # the daemon exits once its last file is closed).
-      if ! "$ferry" umount "$mnt" >>"$logs/$tool-mount.log" 2>&1 && [ -n "$pid" ]; then
+      if ! "$fb" umount "$mnt" >>"$logs/$tool-mount.log" 2>&1 && [ -n "$pid" ]; then
         log "  ferry umount refused (see $logs/$tool-mount.log); sending SIGTERM"
         kill "$pid" 2>/dev/null || true
       fi
@@ -486,7 +502,7 @@ if has "$CASES" warm || has "$CASES" hot; then
 fi
 
 # ---------------------------------------------------------------- report
-peers=$(without "$TOOLS" ferry)
+peers=$(without "$(without "$TOOLS" ferry)" ferry-base)
 {
   echo "# ferry mount benchmark — $stamp"
   echo
@@ -505,8 +521,8 @@ peers=$(without "$TOOLS" ferry)
   echo '```'
   for t in $TOOLS; do
     mount_cmd "$t" MNT CACHE
-    echo "${argv[*]}" | sed "s#$endpoint#\$EP#g; s#$bin/##g; s#$s3fs_passwd#PASSWD#g; s#$ferry#ferry#g"
-    if [ "$t" = ferry ]; then
+    echo "${argv[*]}" | sed "s#$endpoint#\$EP#g; s#$bin/##g; s#$s3fs_passwd#PASSWD#g; s#${ferry:-/nonexistent}#ferry#g"
+    if [ "$t" = ferry ] || [ "$t" = ferry-base ]; then
       echo "ferry fsx create-data-repository-association --file-system-id FS --file-system-path /bench --data-repository-path s3://$bucket/data/"
     fi
   done

@@ -4,7 +4,8 @@
 # throughput at the median (MB/s for reads, files/s for listings), the median
 # CPU seconds of the mount process and of MinIO, the median 1-minute load
 # average when the runs started, and the median divided by the fastest peer's
-# median (peers: PEERS, default every mount in the file but ferry). Warm and
+# median (peers: PEERS, default every mount in the file but ferry and
+# ferry-base, a second ferry binary timed for comparison). Warm and
 # hot re-reads also show their speed as a share of reading the same bytes
 # from a local file ("local").
 set -euo pipefail
@@ -15,7 +16,7 @@ present() {
     END { n = split(order, o, " "); for (i = 1; i <= n; i++) if (o[i] in seen) printf "%s ", o[i] }' "$times"
 }
 CASES=${CASES:-$(present 1 seq1g par4 lsR find warm hot)}
-TOOLS=$(present 2 ferry rclone s3fs geesefs curl local)
+TOOLS=$(present 2 ferry ferry-base rclone s3fs geesefs curl local)
 PEERS=${PEERS:-$(present 2 rclone s3fs geesefs)}
 
 echo "| case | tool | min s | median s | at the median | CPU s mount / MinIO (median) | load1 (median) | runs | ÷ fastest peer (median) | share of local speed |"
@@ -54,7 +55,7 @@ for c in $CASES; do
         }
         rate = (cs in bytes) ? sprintf("%.0f MB/s", bytes[cs] / md[tool] / 1e6) : sprintf("%.0f files/s", 5000 / md[tool])
         ratio = "—"
-        if (best != "" && (tool in ispeer || tool == "ferry")) ratio = sprintf("%s%.2f%s (vs %s)", tool == "ferry" ? "**" : "", md[tool] / md[best], tool == "ferry" ? "**" : "", best)
+        if (best != "" && (tool in ispeer || tool ~ /^ferry/)) ratio = sprintf("%s%.2f%s (vs %s)", tool == "ferry" ? "**" : "", md[tool] / md[best], tool == "ferry" ? "**" : "", best)
         share = "—"
         if ((cs == "warm" || cs == "hot") && ("local" in md)) share = sprintf("%.0f %%", 100 * md["local"] / md[tool])
         cpu = (tool == "curl" || tool == "local") ? sprintf("— / %.2f", mcpu[tool]) : sprintf("%.2f / %.2f", kcpu[tool], mcpu[tool])
