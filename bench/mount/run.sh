@@ -521,7 +521,7 @@ peers=$(without "$(without "$TOOLS" ferry)" ferry-base)
   echo '```'
   for t in $TOOLS; do
     mount_cmd "$t" MNT CACHE
-    echo "${argv[*]}" | sed "s#$endpoint#\$EP#g; s#$bin/##g; s#$s3fs_passwd#PASSWD#g; s#${ferry:-/nonexistent}#ferry#g"
+    echo "${argv[*]}" | sed "s#$endpoint#\$EP#g; s#$bin/##g; s#$s3fs_passwd#PASSWD#g; s#${FERRY_BASE_BIN:-/nonexistent}#ferry-base#g; s#${ferry:-/nonexistent}#ferry#g"
     if [ "$t" = ferry ] || [ "$t" = ferry-base ]; then
       echo "ferry fsx create-data-repository-association --file-system-id FS --file-system-path /bench --data-repository-path s3://$bucket/data/"
     fi
