@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"syscall"
+	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -38,6 +40,10 @@ type item struct {
 	rel string   // path at the first call (for the object key and re-import)
 
 	users int // EnsureData calls and fetches holding the item (im.imu)
+
+	// wmu serialises the item's writes of fetched bytes with the restore
+	// of the file's mtime around each (see writeAt).
+	wmu sync.Mutex
 
 	mu       sync.Mutex
 	inflight map[int64]*fetch // chunk index → the fetch that brings it
@@ -522,7 +528,49 @@ func (it *item) commit(r store.Range) error {
 	return <-pc.done
 }
 
-// copyAt writes body into the file at r.Off with pwrite, calling landed
+// writeAt writes fetched bytes b at off, leaving the file's mtime as it
+// was. Hydration is not a change of the file: its mtime stays the
+// object's (or whatever a user set), and the mount, which shows the store
+// file's mtime, must not see it move — the kernel drops a FUSE file's
+// cached pages whenever a getattr returns another mtime (auto_inval_data),
+// so a moving mtime also made a cold reader's kernel throw away what it
+// had read, ~1 s at a time. Writes of one item are serialised (a few µs
+// each), so the mtime read before a write is never one an other fetch's
+// write just set; a user's utimes between the fstat and the restore (a
+// few µs) is the one change that can be lost.
+func (it *item) writeAt(b []byte, off int64) error {
+	it.wmu.Lock()
+	defer it.wmu.Unlock()
+	var st unix.Stat_t
+	if err := fstat(it.wf, &st); err != nil {
+		return err
+	}
+	if _, err := it.wf.WriteAt(b, off); err != nil {
+		return err
+	}
+	return futimens(it.wf, [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, st.Mtim})
+}
+
+// futimens sets the times of the file f is open on (utimensat with a NULL
+// path, as futimens(3) does: x/sys/unix has no wrapper for it).
+func futimens(f *os.File, ts [2]unix.Timespec) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var errno syscall.Errno
+	if err := rc.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall6(unix.SYS_UTIMENSAT, fd, 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	}); err != nil {
+		return err
+	}
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// copyAt writes body into the file at r.Off (writeAt), calling landed
 // with the bytes written so far after each write.
 func (it *item) copyAt(body io.Reader, r store.Range, landed func(int64)) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
@@ -532,7 +580,7 @@ func (it *item) copyAt(body io.Reader, r store.Range, landed func(int64)) (int64
 	for done < r.Len {
 		n, err := io.ReadFull(body, buf[:min(int64(len(buf)), r.Len-done)])
 		if n > 0 {
-			if _, werr := it.wf.WriteAt(buf[:n], r.Off+done); werr != nil {
+			if werr := it.writeAt(buf[:n], r.Off+done); werr != nil {
 				return done, werr
 			}
 			done += int64(n)

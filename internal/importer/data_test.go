@@ -396,3 +396,33 @@ func TestShortRunNoReadahead(t *testing.T) {
 		t.Error("a 10 MiB sequential run started no readahead")
 	}
 }
+
+// TestHydrationKeepsMtime: fetching a released file's bytes does not
+// change its mtime (the mount shows the store file's; a moving mtime is
+// also what makes the kernel drop a FUSE file's cached pages).
+func TestHydrationKeepsMtime(t *testing.T) {
+	e := newEnv(t, Config{})
+	body := e.bigFile(40 * mib)
+	before, err := e.st.Lstat("ExtData/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := e.open("ExtData/big")
+	for off := int64(0); off < int64(len(body)); off += mib {
+		got, err := e.read(e.im, "ExtData/big", f, off, mib)
+		if err != nil || !bytes.Equal(got, body[off:off+mib]) {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+	testutil.Eventually(t, 10*time.Second, "the file fetched", func() bool {
+		st, err := e.st.GetState("ExtData/big")
+		return err == nil && !st.Flags.Has(hsm.Released)
+	})
+	after, err := e.st.Lstat("ExtData/big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Mtim != before.Mtim {
+		t.Errorf("mtime %v after hydration, %v before", time.Unix(after.Mtim.Unix()), time.Unix(before.Mtim.Unix()))
+	}
+}
