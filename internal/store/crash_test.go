@@ -13,7 +13,8 @@ import (
 )
 
 // The helper process: with FERRY_STORE_CRASH_AT set it opens the store at
-// FERRY_STORE_ROOT, creates stub d/f and SIGKILLs itself right after the
+// FERRY_STORE_ROOT, creates stub d/f (with FERRY_STORE_FALLBACK=1 the
+// temporary-name way, else O_TMPFILE) and SIGKILLs itself right after the
 // named step.
 func TestHelperCrashDuringStub(t *testing.T) {
 	step := os.Getenv("FERRY_STORE_CRASH_AT")
@@ -24,11 +25,15 @@ func TestHelperCrashDuringStub(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stubStep = func(at string) {
+	if os.Getenv("FERRY_STORE_FALLBACK") == "1" {
+		s.noTmpfile.Store(true)
+	}
+	stubStep = func(at string) error {
 		if at == step {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}
 		}
+		return nil
 	}
 	if err := s.CreateStub("d/f", testStub(64*mib, mib)); err != nil {
 		t.Fatal(err)
@@ -37,70 +42,82 @@ func TestHelperCrashDuringStub(t *testing.T) {
 }
 
 // Invariant 7: a crash at any step of stub creation leaves, after recovery,
-// no temporary file and no stub without its state.
+// no temporary file and no stub without its state. The O_TMPFILE way leaves
+// no temporary file even before recovery.
 func TestCrashDuringStubRecovery(t *testing.T) {
-	for _, step := range []string{"created", "truncated", "xattr", "attrs", "renamed"} {
-		t.Run(step, func(t *testing.T) {
-			s, root := newStore(t)
-			if err := s.MkdirAll("d", 0o755); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashDuringStub$", "-test.count=1")
-			cmd.Env = append(os.Environ(), "FERRY_STORE_CRASH_AT="+step, "FERRY_STORE_ROOT="+root)
-			out, err := cmd.CombinedOutput()
-			var ee *exec.ExitError
-			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-				t.Fatalf("helper was not killed at %s: %v\n%s", step, err, out)
-			}
-			// Before recovery: the temporary file is invisible through the
-			// store, and whatever is visible is a complete stub.
-			raw, _ := os.ReadDir(root + "/d")
-			temps := 0
-			for _, e := range raw {
-				if strings.HasPrefix(e.Name(), TempPrefix) {
-					temps++
-				}
-			}
-			wantTemps := 1
-			if step == "renamed" {
-				wantTemps = 0
-			}
-			if temps != wantTemps {
-				t.Fatalf("%d temporary files on disk; want %d", temps, wantTemps)
-			}
-			if names := readAll(t, s, "d"); step != "renamed" && len(names) != 0 {
-				t.Fatalf("store lists %v", names)
-			}
-			n, err := s.RemoveAllTempStubs(context.Background(), ".")
-			if err != nil || n != wantTemps {
-				t.Fatalf("recovery removed %d, %v; want %d", n, err, wantTemps)
-			}
-			raw, _ = os.ReadDir(root + "/d")
-			for _, e := range raw {
-				if strings.HasPrefix(e.Name(), TempPrefix) {
-					t.Fatalf("temporary file %s survived recovery", e.Name())
-				}
-			}
-			st, err := s.GetState("d/f")
-			switch {
-			case step == "renamed":
-				if err != nil || st.Size != 64*mib || st.Flags != importedFlags {
-					t.Fatalf("completed stub: %+v %v", st, err)
-				}
-				c, err := s.CheckStub("d/f", false)
-				if err != nil || len(c.Problems) != 0 {
-					t.Fatalf("check: %+v %v", c, err)
-				}
-			case !errors.Is(err, unix.ENOENT):
-				t.Fatalf("d/f after a crash at %s: %v; want no file", step, err)
-			}
-			// The import can simply run again.
-			if step != "renamed" {
-				if err := s.CreateStub("d/f", testStub(64*mib, mib)); err != nil {
-					t.Fatal(err)
-				}
-			}
-		})
+	for _, way := range []string{"tmpfile", "fallback"} {
+		for _, step := range []string{"created", "truncated", "xattr", "attrs", "renamed"} {
+			t.Run(way+"/"+step, func(t *testing.T) { crashDuringStub(t, way, step) })
+		}
+	}
+}
+
+func crashDuringStub(t *testing.T, way, step string) {
+	s, root := newStore(t)
+	if err := s.MkdirAll("d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCrashDuringStub$", "-test.count=1")
+	fallback := "0"
+	if way == "fallback" {
+		fallback = "1"
+	}
+	cmd.Env = append(os.Environ(), "FERRY_STORE_CRASH_AT="+step, "FERRY_STORE_ROOT="+root, "FERRY_STORE_FALLBACK="+fallback)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("helper was not killed at %s: %v\n%s", step, err, out)
+	}
+	// Before recovery: the temporary file is invisible through the
+	// store, and whatever is visible is a complete stub.
+	raw, _ := os.ReadDir(root + "/d")
+	temps := 0
+	for _, e := range raw {
+		if strings.HasPrefix(e.Name(), TempPrefix) {
+			temps++
+		}
+	}
+	wantTemps := 1
+	if step == "renamed" || way == "tmpfile" {
+		wantTemps = 0
+	}
+	if temps != wantTemps {
+		t.Fatalf("%d temporary files on disk; want %d", temps, wantTemps)
+	}
+	if step != "renamed" && len(raw) != temps {
+		t.Fatalf("after a crash at %s the directory holds %d entries, %d of them temporary", step, len(raw), temps)
+	}
+	if names := readAll(t, s, "d"); step != "renamed" && len(names) != 0 {
+		t.Fatalf("store lists %v", names)
+	}
+	n, err := s.RemoveAllTempStubs(context.Background(), ".")
+	if err != nil || n != wantTemps {
+		t.Fatalf("recovery removed %d, %v; want %d", n, err, wantTemps)
+	}
+	raw, _ = os.ReadDir(root + "/d")
+	for _, e := range raw {
+		if strings.HasPrefix(e.Name(), TempPrefix) {
+			t.Fatalf("temporary file %s survived recovery", e.Name())
+		}
+	}
+	st, err := s.GetState("d/f")
+	switch {
+	case step == "renamed":
+		if err != nil || st.Size != 64*mib || st.Flags != importedFlags {
+			t.Fatalf("completed stub: %+v %v", st, err)
+		}
+		c, err := s.CheckStub("d/f", false)
+		if err != nil || len(c.Problems) != 0 {
+			t.Fatalf("check: %+v %v", c, err)
+		}
+	case !errors.Is(err, unix.ENOENT):
+		t.Fatalf("d/f after a crash at %s: %v; want no file", step, err)
+	}
+	// The import can simply run again.
+	if step != "renamed" {
+		if err := s.CreateStub("d/f", testStub(64*mib, mib)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -14,9 +14,11 @@ import (
 // Crash recovery (invariant 7: after a crash, ferry mount recovers the
 // store to a consistent state before serving).
 //
-// A crash during CreateStub or ReplaceStub can leave a file named
-// TempPrefix+random next to the name it was for. Such a file never became
-// visible, so removing it is always right (the importer makes the stub again
+// A crash during ReplaceStub, or during CreateStub on a file system without
+// O_TMPFILE, can leave a file named TempPrefix+random next to the name it
+// was for (CreateStub's O_TMPFILE way leaves nothing: the kernel frees an
+// unnamed inode when the process dies, or at the journal replay after a
+// system crash). Such a file never became visible, so removing it is always right (the importer makes the stub again
 // on the next listing; a directory is marked listed only after its stubs
 // exist). RemoveTempStubs cleans one directory, which lets the mount clean
 // lazily, on the first lookup or readdir of each directory after a start,

@@ -559,19 +559,20 @@ func TestReplaceStub(t *testing.T) {
 	// A write between the check and the swap undoes the swap.
 	mustWrite(t, root+"/c", "clean")
 	s.SetState("c", State{Flags: hsm.Exists | hsm.Archived, Version: 3})
-	defer func(old func(string)) { stubStep = old }(stubStep)
-	stubStep = func(step string) {
+	defer func(old func(string) error) { stubStep = old }(stubStep)
+	stubStep = func(step string) error {
 		if step == "attrs" {
 			g, _ := s.OpenFile("c", unix.O_RDWR, 0)
 			s.BumpVersion(g)
 			g.WriteAt([]byte("CHANGED"), 0)
 			g.Close()
 		}
+		return nil
 	}
 	if err := s.ReplaceStub("c", next, reimport); !errors.Is(err, ErrChanged) {
 		t.Fatalf("ReplaceStub racing a write = %v", err)
 	}
-	stubStep = func(string) {}
+	stubStep = func(string) error { return nil }
 	if b, _ := os.ReadFile(root + "/c"); string(b) != "CHANGED" {
 		t.Fatalf("local write lost: %q", b)
 	}

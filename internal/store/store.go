@@ -50,6 +50,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"golang.org/x/sys/unix"
@@ -58,9 +59,11 @@ import (
 const (
 	// MetaDir is the hidden metadata folder in the store root.
 	MetaDir = ".ferry"
-	// TempPrefix starts the name of a stub under construction. Such files
-	// live next to their final name until renamed into place; a crash can
-	// leave them behind, and RemoveTempStubs deletes them.
+	// TempPrefix starts the name of a stub under construction when the
+	// file system cannot make it unnamed (O_TMPFILE, see CreateStub) or
+	// when ReplaceStub swaps it in. Such files live next to their final
+	// name until renamed into place; a crash can leave them behind, and
+	// RemoveTempStubs deletes them.
 	TempPrefix = ".ferry-tmp."
 	// pathMax is Linux's PATH_MAX, including the terminating NUL.
 	pathMax = 4096
@@ -107,6 +110,11 @@ type Store struct {
 	path  string // the root as given to Open, for messages and MetaPath
 	locks [64]sync.Mutex
 	maps  MapStore // where chunk maps too large for an xattr live; may be nil
+
+	// How CreateStub makes a stub (stub.go): each flag is set once, when
+	// the file system or the process first refuses the faster way.
+	noTmpfile  atomic.Bool // no O_TMPFILE+linkat: temporary name and rename
+	linkByProc atomic.Bool // linkat AT_EMPTY_PATH refused: link via /proc/self/fd
 
 	mu     sync.Mutex
 	closed bool

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"golang.org/x/sys/unix"
@@ -24,31 +25,59 @@ type Stub struct {
 	ChunkSize int64     // the association's ImportedFileChunkSize in bytes
 }
 
-// stubStep is called after each step of stub creation; a test helper
-// process replaces it to die at a given step.
-var stubStep = func(step string) {}
+// stubStep is called after each step of stub creation; a test replaces it
+// to die at a given step (crash_test.go) or to make that step fail (a fault
+// no real part produces on demand): a non-nil error fails the step.
+var stubStep = func(step string) error { return nil }
 
 // CreateStub creates rel as a stub: a sparse file of st.Size bytes with no
 // data, st's owner, mode and times, and a state record (st.Flags, ETag,
 // size, an empty chunk map). It fails with EEXIST if rel exists.
 //
-// It is one crash-safe step: the file is made under a temporary name
-// (TempPrefix + random) in the same directory, gets its size, state xattr,
-// owner, mode and times, and only then is renamed into place with
-// RENAME_NOREPLACE. A crash at any point leaves either no rel at all or a
-// complete stub, never a stub without its state; a leftover temporary file
-// is invisible through the Store and RemoveTempStubs deletes it.
+// It is one crash-safe step: the file is made without a name, or under a
+// temporary one, gets its size, state xattr, owner, mode and times, and
+// only then gets rel as its name, by an operation that never replaces an
+// existing entry. A crash at any point leaves either no rel at all or a
+// complete stub, never a stub without its state (invariant 7).
 //
-// The new name is not fsynced: on a journaling file system the rename is
-// ordered after the xattr it follows. A batch import makes a directory's
-// new names durable with one SyncDir before it marks the directory listed.
+// Two ways, the first preferred:
+//
+//   - O_TMPFILE: an unnamed inode in rel's directory, completed through its
+//     descriptor and linked in with linkat(2) (which fails with EEXIST,
+//     never replaces). A crash before the link leaves nothing at all: the
+//     kernel frees the inode. About half the cost of the other way, which
+//     matters because a lazy listing import creates one stub per object.
+//   - The fallback, for file systems without O_TMPFILE or without hard
+//     links (NFS, older kernels, some FUSE file systems): a file named
+//     TempPrefix + random in rel's directory, renamed into place with
+//     RENAME_NOREPLACE. A crash can leave the temporary file; it is
+//     invisible through the Store and RemoveTempStubs deletes it.
+//
+// The first O_TMPFILE refusal of the file system (EOPNOTSUPP, EISDIR,
+// EINVAL, ENOSYS at open; EPERM, EOPNOTSUPP, ENOSYS at link) switches the
+// Store to the fallback for good, so the refusal is paid once.
+//
+// The new name is not fsynced: on a journaling file system the link or
+// rename is ordered after the xattr it follows. A batch import makes a
+// directory's new names durable with one SyncDir before it marks the
+// directory listed.
 func (s *Store) CreateStub(rel string, st Stub) error {
 	fd, base, release, err := s.parent(rel, true)
 	if err != nil {
 		return pathErr("create stub", rel, err)
 	}
 	defer release()
-	tmp, err := s.makeStub(fd, st, 0)
+	rec, times, err := s.prepareStub(st, 0)
+	if err != nil {
+		return pathErr("create stub", rel, err)
+	}
+	if !s.noTmpfile.Load() {
+		err := s.createStubTmpfile(fd, base, st, rec, times)
+		if err != errNoTmpfile {
+			return pathErr("create stub", rel, err)
+		}
+	}
+	tmp, err := s.makeStub(fd, st, rec, times)
 	if err != nil {
 		return pathErr("create stub", rel, err)
 	}
@@ -58,6 +87,75 @@ func (s *Store) CreateStub(rel string, st Stub) error {
 	}
 	stubStep("renamed")
 	return nil
+}
+
+// errNoTmpfile: the file system refused O_TMPFILE or linking its file;
+// CreateStub falls back to a temporary name.
+var errNoTmpfile = errors.New("O_TMPFILE unsupported")
+
+// createStubTmpfile is CreateStub's O_TMPFILE way: an unnamed inode in
+// directory dirfd, completed, then linked in as base. On any failure before
+// the link there is nothing to remove: the inode has no name and is freed
+// with its descriptor. It answers errNoTmpfile (and remembers it) when the
+// file system cannot do this, before anything visible happened.
+func (s *Store) createStubTmpfile(dirfd int, base string, st Stub, rec []byte, times *[2]unix.Timespec) error {
+	fd, err := unix.Openat(dirfd, ".", unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, 0o600)
+	switch err {
+	case nil:
+	case unix.EOPNOTSUPP, unix.EISDIR, unix.EINVAL, unix.ENOSYS:
+		// EISDIR: a kernel without O_TMPFILE sees O_DIRECTORY|O_RDWR.
+		s.noTmpfile.Store(true)
+		return errNoTmpfile
+	default:
+		return err
+	}
+	// Closing can fail only by losing written data, and none is written:
+	// every attribute below is set by a call that reported its result.
+	defer unix.Close(fd)
+	if err := stubStep("created"); err != nil {
+		return err
+	}
+	if err := fillStub(fd, st, rec, times); err != nil {
+		return err
+	}
+	switch err := s.linkTmpfile(fd, dirfd, base); err {
+	case nil:
+	case unix.EPERM, unix.EOPNOTSUPP, unix.ENOSYS:
+		// No hard links on this file system (EPERM is also a real
+		// refusal, e.g. an immutable directory: the fallback then
+		// answers it, and only speed is lost).
+		s.noTmpfile.Store(true)
+		return errNoTmpfile
+	default:
+		return err
+	}
+	stubStep("renamed")
+	return nil
+}
+
+// linkTmpfile gives the O_TMPFILE file fd the name base in dirfd. linkat
+// with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH, which a root daemon has;
+// without it the kernel answers ENOENT and the link goes through
+// /proc/self/fd (Open checked /proc is there), remembered per Store.
+func (s *Store) linkTmpfile(fd, dirfd int, base string) error {
+	if !s.linkByProc.Load() {
+		err := unix.Linkat(fd, "", dirfd, base, unix.AT_EMPTY_PATH)
+		if err != unix.ENOENT {
+			return err
+		}
+		// ENOENT is also a real answer (dirfd's directory was removed):
+		// switch only if the other way works.
+		if err := linkProc(fd, dirfd, base); err != nil {
+			return err
+		}
+		s.linkByProc.Store(true)
+		return nil
+	}
+	return linkProc(fd, dirfd, base)
+}
+
+func linkProc(fd, dirfd int, base string) error {
+	return unix.Linkat(unix.AT_FDCWD, procFd(fd), dirfd, base, unix.AT_SYMLINK_FOLLOW)
 }
 
 // ErrChanged: ReplaceStub found the file changed locally meanwhile.
@@ -106,7 +204,11 @@ func (s *Store) ReplaceStub(rel string, st Stub, check func(old State) error) er
 	if err := check(old); err != nil {
 		return pathErr("replace stub", rel, err)
 	}
-	tmp, err := s.makeStub(fd, st, old.Version+1)
+	rec, times, err := s.prepareStub(st, old.Version+1)
+	if err != nil {
+		return pathErr("replace stub", rel, err)
+	}
+	tmp, err := s.makeStub(fd, st, rec, times)
 	if err != nil {
 		return pathErr("replace stub", rel, err)
 	}
@@ -140,60 +242,29 @@ func (s *Store) ReplaceStub(rel string, st Stub, check func(old State) error) er
 	return nil
 }
 
-// makeStub creates a complete stub under a temporary name in directory fd
-// and returns the name.
-func (s *Store) makeStub(dirfd int, st Stub, version hsm.Version) (string, error) {
+// prepareStub checks st and returns its encoded state record (content
+// version version) and its access and modification times.
+func (s *Store) prepareStub(st Stub, version hsm.Version) ([]byte, *[2]unix.Timespec, error) {
 	if st.Size < 0 {
-		return "", fmt.Errorf("negative size %d: %w", st.Size, unix.EINVAL)
+		return nil, nil, fmt.Errorf("negative size %d: %w", st.Size, unix.EINVAL)
 	}
 	if t := st.Mode & unix.S_IFMT; t != 0 && t != unix.S_IFREG {
-		return "", fmt.Errorf("stub mode %#o is not a regular file: %w", st.Mode, unix.EINVAL)
+		return nil, nil, fmt.Errorf("stub mode %#o is not a regular file: %w", st.Mode, unix.EINVAL)
 	}
 	if err := st.Flags.Check(); err != nil || !st.Flags.Has(hsm.Released) {
 		if err == nil {
 			err = errors.New("a stub must be released")
 		}
-		return "", fmt.Errorf("stub flags %s: %w", st.Flags, withErrno(err, unix.EINVAL))
+		return nil, nil, fmt.Errorf("stub flags %s: %w", st.Flags, withErrno(err, unix.EINVAL))
 	}
 	chunks, err := NewBitmap(st.Size, st.ChunkSize)
 	if err != nil {
-		return "", withErrno(err, unix.EINVAL)
+		return nil, nil, withErrno(err, unix.EINVAL)
 	}
 	state := State{Flags: st.Flags, Size: st.Size, ETag: st.ETag, Version: version, Chunks: chunks}
 	rec, err := s.encode(&state)
 	if err != nil {
-		return "", err
-	}
-	var rnd [8]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", err
-	}
-	tmp := TempPrefix + hex.EncodeToString(rnd[:])
-	fd, err := unix.Openat(dirfd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return "", err
-	}
-	stubStep("created")
-	fail := func(err error) (string, error) {
-		unix.Close(fd)
-		unix.Unlinkat(dirfd, tmp, 0)
-		return "", err
-	}
-	if err := unix.Ftruncate(fd, st.Size); err != nil {
-		return fail(err)
-	}
-	stubStep("truncated")
-	if err := unix.Fsetxattr(fd, StateXattr, rec, 0); err != nil {
-		return fail(err)
-	}
-	stubStep("xattr")
-	if st.UID >= 0 || st.GID >= 0 {
-		if err := unix.Fchown(fd, st.UID, st.GID); err != nil {
-			return fail(err)
-		}
-	}
-	if err := unix.Fchmod(fd, st.Mode&0o7777); err != nil {
-		return fail(err)
+		return nil, nil, err
 	}
 	mtime := st.Mtime
 	if mtime.IsZero() {
@@ -203,14 +274,74 @@ func (s *Store) makeStub(dirfd int, st Stub, version hsm.Version) (string, error
 	if atime.IsZero() {
 		atime = mtime
 	}
-	if err := unix.UtimesNanoAt(dirfd, tmp, []unix.Timespec{Timespec(atime), Timespec(mtime)}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return fail(err)
+	return rec, &[2]unix.Timespec{Timespec(atime), Timespec(mtime)}, nil
+}
+
+// fillStub gives the new empty file fd st's size, the state record rec,
+// st's owner and mode, and times.
+func fillStub(fd int, st Stub, rec []byte, times *[2]unix.Timespec) error {
+	if err := unix.Ftruncate(fd, st.Size); err != nil {
+		return err
+	}
+	if err := stubStep("truncated"); err != nil {
+		return err
+	}
+	if err := unix.Fsetxattr(fd, StateXattr, rec, 0); err != nil {
+		return err
+	}
+	if err := stubStep("xattr"); err != nil {
+		return err
+	}
+	if st.UID >= 0 || st.GID >= 0 {
+		if err := unix.Fchown(fd, st.UID, st.GID); err != nil {
+			return err
+		}
+	}
+	// After the chown, which clears set-user-ID and set-group-ID bits.
+	if err := unix.Fchmod(fd, st.Mode&0o7777); err != nil {
+		return err
+	}
+	if err := futimens(fd, times); err != nil {
+		return err
+	}
+	return stubStep("attrs")
+}
+
+// futimens sets the access and modification times of the open file fd
+// (utimensat with a NULL path; x/sys/unix has no futimens).
+func futimens(fd int, times *[2]unix.Timespec) error {
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(times)), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+// makeStub creates a complete stub under a temporary name in directory
+// dirfd and returns the name; on failure it leaves no file.
+func (s *Store) makeStub(dirfd int, st Stub, rec []byte, times *[2]unix.Timespec) (string, error) {
+	var rnd [8]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return "", err
+	}
+	tmp := TempPrefix + hex.EncodeToString(rnd[:])
+	fd, err := unix.Openat(dirfd, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return "", err
+	}
+	err = stubStep("created")
+	if err == nil {
+		err = fillStub(fd, st, rec, times)
+	}
+	if err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(dirfd, tmp, 0)
+		return "", err
 	}
 	if err := unix.Close(fd); err != nil {
 		unix.Unlinkat(dirfd, tmp, 0)
 		return "", err
 	}
-	stubStep("attrs")
 	return tmp, nil
 }
 
