@@ -117,22 +117,31 @@ func BenchmarkBitmap1GiB(b *testing.B) {
 }
 
 // Cost of one CreateStub of a 64 MiB object in 1 MiB chunks: what the lazy
-// import of a listing pays per object. Stubs go 1,000 to a directory, as
-// in the mount benchmark's tree (5,000 files in 50 directories, bench/mount).
+// import of a listing pays per object, in each way CreateStub can take
+// (stubWays). Stubs go 1,000 to a directory, as in the mount benchmark's
+// tree (5,000 files in 50 directories, bench/mount).
 func BenchmarkCreateStub(b *testing.B) {
-	s, _ := newStore(b)
-	st := testStub(64*mib, mib)
-	st.UID, st.GID = -1, -1 // no chown: the benchmark need not run as root
-	i := 0
-	for b.Loop() {
-		if i%1000 == 0 {
-			if err := s.Mkdir(fmt.Sprintf("d%d", i/1000), 0o755); err != nil {
-				b.Fatal(err)
+	for _, way := range stubWays {
+		b.Run(way.name, func(b *testing.B) {
+			s, _ := newStore(b)
+			way.setup(s)
+			st := testStub(64*mib, mib)
+			st.UID, st.GID = -1, -1 // no chown: the benchmark need not run as root
+			i := 0
+			for b.Loop() {
+				if i%1000 == 0 {
+					if err := s.Mkdir(fmt.Sprintf("d%d", i/1000), 0o755); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := s.CreateStub(fmt.Sprintf("d%d/f%d", i/1000, i), st); err != nil {
+					b.Fatal(err)
+				}
+				i++
 			}
-		}
-		if err := s.CreateStub(fmt.Sprintf("d%d/f%d", i/1000, i), st); err != nil {
-			b.Fatal(err)
-		}
-		i++
+			if !way.kept(s) {
+				b.Fatalf("the store left the %s way", way.name)
+			}
+		})
 	}
 }
