@@ -55,8 +55,9 @@ var stubStep = func(step string) error { return nil }
 //     invisible through the Store and RemoveTempStubs deletes it.
 //
 // The first O_TMPFILE refusal of the file system (EOPNOTSUPP, EISDIR,
-// EINVAL, ENOSYS at open; EPERM, EOPNOTSUPP, ENOSYS at link) switches the
-// Store to the fallback for good, so the refusal is paid once.
+// EINVAL, ENOSYS at open; EPERM, EOPNOTSUPP, ENOSYS at link; ENOENT from a
+// call on the unnamed file or its link while the directory is still there)
+// switches the Store to the fallback for good, so the refusal is paid once.
 //
 // The new name is not fsynced: on a journaling file system the link or
 // rename is ordered after the xattr it follows. A batch import makes a
@@ -117,7 +118,7 @@ func (s *Store) createStubTmpfile(dirfd int, base string, st Stub, rec []byte, t
 		return err
 	}
 	if err := fillStub(fd, st, rec, times); err != nil {
-		return err
+		return s.unnamedRefused(dirfd, err)
 	}
 	switch err := s.linkTmpfile(fd, dirfd, base); err {
 	case nil:
@@ -128,10 +129,28 @@ func (s *Store) createStubTmpfile(dirfd int, base string, st Stub, rec []byte, t
 		s.noTmpfile.Store(true)
 		return errNoTmpfile
 	default:
-		return err
+		return s.unnamedRefused(dirfd, err)
 	}
 	stubStep("renamed")
 	return nil
+}
+
+// unnamedRefused returns errNoTmpfile, and remembers it, when err, from a
+// call on the unnamed file or from linking it, is ENOENT while directory
+// dirfd is still there: the file system makes O_TMPFILE files but works on
+// them by path, which they lack (go-fuse's loopback: setxattr and link).
+// A removed directory (link count 0) is a real ENOENT; any other error is
+// returned as it is.
+func (s *Store) unnamedRefused(dirfd int, err error) error {
+	if !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	var dst unix.Stat_t
+	if unix.Fstat(dirfd, &dst) != nil || dst.Nlink == 0 {
+		return err
+	}
+	s.noTmpfile.Store(true)
+	return errNoTmpfile
 }
 
 // linkTmpfile gives the O_TMPFILE file fd the name base in dirfd. linkat
