@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -155,11 +156,20 @@ func (h *file) Flush(ctx context.Context) syscall.Errno {
 // meanwhile (EIO to the caller). An open that arrives while a Release is
 // in progress — the kernel sends RELEASE after close(2) has returned —
 // therefore keeps the mode of the handles being released
-// (w.releasing; Node.Open), as while they are open.
+// (w.releasing; Node.Open), as while they are open, and so does one that
+// arrives within releaseGrace after the last Release returned (go-fuse
+// writes the reply after that).
 func (h *file) Release(ctx context.Context) syscall.Errno {
 	n := h.node
 	n.w.releasing.Add(1)
-	defer n.w.releasing.Add(-1)
+	defer func() {
+		n.mu.Lock()
+		if n.opens == 0 {
+			n.releasedAt = time.Now()
+		}
+		n.w.releasing.Add(-1)
+		n.mu.Unlock()
+	}()
 	err := h.commit(ctx, nil)
 	n.mu.Lock()
 	n.forget(h)

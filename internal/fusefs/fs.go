@@ -119,6 +119,9 @@
 // registers one backing descriptor per inode (the first opener's), so a node
 // counts its opens and picks the mode at the first; the first passthrough
 // open uses a read-write descriptor when it can so later writers share it.
+// The kernel holds the mode until it has the reply to the last RELEASE, so
+// an open during a Release, or within releaseGrace (1 s) after it, keeps
+// the mode too (`cp x f; md5sum f` would otherwise get EIO now and then).
 // A released file is never passthrough: its reads must wait for data.
 package fusefs
 

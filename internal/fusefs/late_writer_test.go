@@ -102,6 +102,7 @@ func TestLatePassthroughWriter(t *testing.T) {
 // the test ends, and requires the kernel to have taken passthrough.
 func (je *jenv) openPassthroughReader(t *testing.T, rel string) {
 	t.Helper()
+	testutil.Eventually(t, 5*time.Second, rel+" free to take passthrough", func() bool { return je.fsys.modeFree(rel) })
 	pt := je.fsys.Stats.PassthroughOpens.Load()
 	r, err := os.Open(je.m(rel))
 	must(t, err)

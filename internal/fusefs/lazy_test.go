@@ -158,7 +158,7 @@ func TestLazyLsStatCat(t *testing.T) {
 		s, err := le.st.GetState("ExtData/GEOS/met.nc")
 		return err == nil && s.Flags == hsm.Exists|hsm.Archived
 	})
-	testutil.Eventually(t, 5*time.Second, "met.nc closed", func() bool { return !le.fsys.InUse("ExtData/GEOS/met.nc") })
+	testutil.Eventually(t, 5*time.Second, "met.nc closed", func() bool { return le.fsys.modeFree("ExtData/GEOS/met.nc") })
 	pt := le.fsys.Stats.PassthroughOpens.Load()
 	if got := read(t, le.m("ExtData/GEOS/met.nc")); got != "netcdf bytes" {
 		t.Errorf("second cat: %q", got)

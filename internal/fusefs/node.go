@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -27,6 +28,9 @@ type Node struct {
 	opens   int  // open file handles
 	pt      bool // they are in passthrough mode
 	ptWrite bool // the backing descriptor is writable
+	// releasedAt: when the last handle's Release returned (see
+	// releaseGrace).
+	releasedAt time.Time
 
 	w wstate // content versions and journal (write.go)
 }
@@ -378,6 +382,34 @@ func openFlags(flags uint32) int {
 	return int(flags) &^ (unix.O_APPEND | fuse.FMODE_EXEC | unix.O_DIRECT | unix.O_CREAT | unix.O_EXCL | unix.O_NOCTTY)
 }
 
+// releaseGrace: for this long after the Release of an inode's last handle
+// returned, a new open keeps that handle's io mode. The kernel holds the
+// inode in the mode until it has read the reply to RELEASE, which go-fuse
+// writes after Release returns, and answers an open in the other mode
+// meanwhile with EIO (TestOpenDuringRelease). The reply takes microseconds;
+// the grace is long enough for a loaded machine and short enough that a
+// file written and then read later is read in passthrough.
+const releaseGrace = time.Second
+
+// justReleased reports whether the last handle of n was released less
+// than releaseGrace ago (n.mu held, no handle open).
+func (n *Node) justReleased() bool {
+	return !n.releasedAt.IsZero() && time.Since(n.releasedAt) < releaseGrace
+}
+
+// modeFree reports whether the next open of rel may choose its io mode
+// afresh: no handle is open, being released or released less than
+// releaseGrace ago.
+func (f *FS) modeFree(rel string) bool {
+	n := f.node(rel)
+	if n == nil {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.opens == 0 && n.w.releasing.Load() == 0 && !n.justReleased()
+}
+
 // wantsWrite says whether open flags allow writing.
 func wantsWrite(flags int) bool { return flags&unix.O_ACCMODE != unix.O_RDONLY }
 
@@ -402,7 +434,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.opens > 0 || n.w.releasing.Load() > 0 {
+	if n.opens > 0 || n.w.releasing.Load() > 0 || n.justReleased() {
 		// The kernel insists every open of the inode uses the mode
 		// of those already open (or being released: file.go Release).
 		if n.pt && wantsWrite(of) && !n.ptWrite {
@@ -412,7 +444,13 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		if err != nil {
 			return nil, 0, errno(err)
 		}
-		return n.openedTrunc(f, of, n.pt)
+		if n.opens > 0 || n.w.releasing.Load() > 0 || !n.pt || n.local(f) {
+			return n.openedTrunc(f, of, n.pt)
+		}
+		// Released since its last handle closed: its reads must wait
+		// for data, so it cannot be passthrough; the first-open path
+		// below chooses.
+		f.Close()
 	}
 	if !n.fsys.passthrough || wantsWrite(of) {
 		// A first open for writing is served by the daemon, which sees
