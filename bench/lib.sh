@@ -36,3 +36,23 @@ wait_idle() {
   done
   log "  machine still busy (${idle}% idle); running anyway"
 }
+
+# fs_note DIR: the device and file system type DIR is on, and for ext4 whether
+# it has a journal. Without one, ext4 walks past every recently freed inode at
+# each create, so a run after many deletes (a previous store removed) creates
+# files slower (docs/benchmarks.md, "Stub creation: O_TMPFILE, and this VM's
+# ext4 without a journal").
+fs_note() {
+  local dev type j
+  dev=$(df "$1" | awk 'NR==2 {print $1}')
+  type=$(df -T "$1" | awk 'NR==2 {print $2}')
+  j=""
+  if [ "$type" = ext4 ] && [ -r "/sys/fs/ext4/$(basename "$dev")/journal_task" ]; then
+    if [ "$(cat "/sys/fs/ext4/$(basename "$dev")/journal_task")" = "<none>" ]; then
+      j=", no journal: creates slow down after many deletes"
+    else
+      j=", journaled"
+    fi
+  fi
+  echo "$dev ($type$j)"
+}

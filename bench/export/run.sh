@@ -380,7 +380,7 @@ fi
 {
   echo "# ferry export benchmark — $stamp"
   echo
-  echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); stores, local copies and MinIO on $(df -h "$OUT" | awk 'NR==2 {print $1}') ($(df -T "$OUT" | awk 'NR==2 {print $2}'))"
+  echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); stores, local copies and MinIO on $(fs_note "$OUT")"
   echo "- ferry: commit $ferry_rev ($("$ferry" version 2>/dev/null | head -1))"
   echo "- MinIO: github.com/minio/minio@$(pinned minio), single drive, $endpoint"
   echo "- s5cmd: github.com/peak/s5cmd/v2@$(pinned s5cmd); rclone: github.com/rclone/rclone@$(pinned rclone)"

@@ -506,7 +506,7 @@ peers=$(without "$(without "$TOOLS" ferry)" ferry-base)
 {
   echo "# ferry mount benchmark — $stamp"
   echo
-  echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); data, caches and MinIO on $(df -h "$OUT" | awk 'NR==2 {print $1}') ($(df -T "$OUT" | awk 'NR==2 {print $2}'))"
+  echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r); data, caches and MinIO on $(fs_note "$OUT")"
   echo "- MinIO: $(version_of minio), single drive, $endpoint"
   for t in $TOOLS; do echo "- $t: $(version_of "$t")"; done
   echo "- FUSE: $(version_of fuse)"
