@@ -56,3 +56,40 @@ fs_note() {
   fi
   echo "$dev ($type$j)"
 }
+
+# start_minio DIR: starts the pinned MinIO ($bin/minio) on 127.0.0.1:$port
+# (console $cport) with the data in DIR, the keys of $AWS_ACCESS_KEY_ID and
+# $AWS_SECRET_ACCESS_KEY and its log in $logs/minio.log; sets minio_pid.
+start_minio() {
+  MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY \
+    MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=1 \
+    "$bin/minio" server --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$cport" \
+    "$1" >"$logs/minio.log" 2>&1 &
+  minio_pid=$!
+}
+
+# wait_minio: waits (≤ 30 s) until the MinIO at $endpoint answers; exits the
+# harness with MinIO's last log lines if it does not.
+wait_minio() {
+  local _
+  for _ in $(seq 1 150); do
+    curl -fsS "$endpoint/minio/health/live" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  log "MinIO did not start: $(tail -5 "$logs/minio.log")"
+  exit 1
+}
+
+# stop_pid PID WHAT: waits (≤ 30 s) for process PID to exit after it was
+# asked to (an umount), then kills it: SIGTERM, SIGKILL a second later.
+stop_pid() {
+  local _
+  for _ in $(seq 1 300); do
+    kill -0 "$1" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  log "$2 (pid $1) still running 30 s after umount; killing it"
+  kill "$1" 2>/dev/null || true
+  sleep 1
+  kill -9 "$1" 2>/dev/null || true
+}

@@ -146,11 +146,7 @@ export AWS_EC2_METADATA_DISABLED=true
 minio_data="$OUT/minio-data"
 rm -rf "$minio_data"
 mkdir -p "$minio_data"
-MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY \
-  MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=1 \
-  "$bin/minio" server --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$cport" \
-  "$minio_data" >"$logs/minio.log" 2>&1 &
-minio_pid=$!
+start_minio "$minio_data"
 tmp=$(mktemp -d)
 cleanup() {
   kill "$minio_pid" 2>/dev/null || true
@@ -158,11 +154,7 @@ cleanup() {
   rm -rf "$tmp" "$minio_data" "$OUT/dl"
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "$endpoint/minio/health/live" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-curl -fsS "$endpoint/minio/health/live" >/dev/null || { log "MinIO did not start: $(tail -5 "$logs/minio.log")"; exit 1; }
+wait_minio
 log "MinIO $endpoint (data in $minio_data)"
 
 # ---------------------------------------------------------------- tool settings

@@ -95,32 +95,17 @@ export RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_BENCH_
 export FERRY_RUNTIME_DIR="$run/ferry-runtime"
 minio_data="$run/minio-data"
 mkdir -p "$minio_data"
-MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY \
-  MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=1 \
-  "$bin/minio" server --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$cport" \
-  "$minio_data" >"$logs/minio.log" 2>&1 &
-minio_pid=$!
+start_minio "$minio_data"
 mnt_root=$(mktemp -d /tmp/ferry-export-bench.XXXXXX)
 
 declare -A fsid_of=() pid_of=() mport_of=()
 # stop_mount NAME: unmounts $mnt_root/NAME and waits (≤ 30 s) for its daemon.
 stop_mount() {
-  local name=$1 mnt="$mnt_root/$1" pid=${pid_of[$1]:-} i
+  local name=$1 mnt="$mnt_root/$1" pid=${pid_of[$1]:-}
   if mountpoint -q "$mnt" 2>/dev/null; then
     "$ferry" umount "$mnt" >>"$logs/umount.log" 2>&1 || log "ferry umount $mnt failed (see $logs/umount.log)"
   fi
-  if [ -n "$pid" ]; then
-    for i in $(seq 1 300); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "ferry daemon $pid still running 30 s after umount; killing it"
-      kill "$pid" 2>/dev/null || true
-      sleep 1
-      kill -9 "$pid" 2>/dev/null || true
-    fi
-  fi
+  if [ -n "$pid" ]; then stop_pid "$pid" "ferry daemon"; fi
   if mountpoint -q "$mnt" 2>/dev/null; then umount -l "$mnt" 2>/dev/null || true; fi
   unset "pid_of[$name]" "fsid_of[$name]" "mport_of[$name]"
 }
@@ -132,11 +117,7 @@ cleanup() {
   rm -rf "$mnt_root" "$minio_data" "$run"/store-* "$run"/local-*
 }
 trap cleanup EXIT
-for _ in $(seq 1 100); do
-  curl -fsS "$endpoint/minio/health/live" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-curl -fsS "$endpoint/minio/health/live" >/dev/null || { log "MinIO did not start: $(tail -5 "$logs/minio.log")"; exit 1; }
+wait_minio
 "$bin/s5cmd" --endpoint-url "$endpoint" mb "s3://$bucket" >/dev/null
 log "MinIO $endpoint; ferry $ferry_rev; mounts under $mnt_root"
 

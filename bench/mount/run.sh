@@ -177,16 +177,8 @@ export AWS_CONFIG_FILE="$run/aws-config" AWS_SHARED_CREDENTIALS_FILE="$run/aws-c
 : >"$AWS_CONFIG_FILE"
 : >"$AWS_SHARED_CREDENTIALS_FILE"
 mkdir -p "$run/minio"
-MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY \
-  MINIO_BROWSER=off MINIO_UPDATE=off MINIO_CI_CD=1 \
-  "$bin/minio" server --quiet --address "127.0.0.1:$port" --console-address "127.0.0.1:$cport" \
-  "$run/minio" >"$logs/minio.log" 2>&1 &
-minio_pid=$!
-for _ in $(seq 1 150); do
-  curl -fsS "$endpoint/minio/health/live" >/dev/null 2>&1 && break
-  sleep 0.2
-done
-curl -fsS "$endpoint/minio/health/live" >/dev/null || { log "MinIO did not start: $(tail -5 "$logs/minio.log")"; exit 1; }
+start_minio "$run/minio"
+wait_minio
 log "MinIO $endpoint (data in $run/minio)"
 
 # rclone: an on-the-fly remote "bench:" from environment variables, no config file.
@@ -284,7 +276,7 @@ ferry_associate() {
 
 # stop_mount TOOL: unmounts TOOL and waits (≤ 30 s) for its process to end.
 stop_mount() {
-  local tool=$1 mnt="$mnt_root/$1" pid=${pid_of[$1]:-} i
+  local tool=$1 mnt="$mnt_root/$1" pid=${pid_of[$1]:-}
   if mountpoint -q "$mnt" 2>/dev/null; then
     if [ "$tool" = ferry ] || [ "$tool" = ferry-base ]; then
       local fb=${ferry:-}
@@ -300,16 +292,7 @@ stop_mount() {
     fi
   fi
   if [ -n "$pid" ]; then
-    for i in $(seq 1 300); do
-      kill -0 "$pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "$tool (pid $pid) still running 30 s after umount; killing it"
-      kill "$pid" 2>/dev/null || true
-      sleep 1
-      kill -9 "$pid" 2>/dev/null || true
-    fi
+    stop_pid "$pid" "$tool"
     wait "$pid" 2>/dev/null || true
     unset "pid_of[$tool]"
   fi
