@@ -149,14 +149,18 @@ func (f *FS) node(rel string) *Node {
 // now, or its last handle is being released (the importer's release
 // refuses such files: an open during a Release keeps its passthrough mode,
 // which must never read a released file).
-func (f *FS) InUse(rel string) bool {
+func (f *FS) InUse(rel string) bool { return f.nodeIs(rel, (*Node).busy) }
+
+// nodeIs reports pred of rel's node, called under the node's lock; false
+// when the kernel knows no node for rel.
+func (f *FS) nodeIs(rel string, pred func(*Node) bool) bool {
 	n := f.node(rel)
 	if n == nil {
 		return false
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.opens > 0 || n.w.releasing.Load() > 0
+	return pred(n)
 }
 
 // Invalidate tells the kernel that rel changed behind the mount (the

@@ -401,14 +401,12 @@ func (n *Node) justReleased() bool {
 // afresh: no handle is open, being released or released less than
 // releaseGrace ago.
 func (f *FS) modeFree(rel string) bool {
-	n := f.node(rel)
-	if n == nil {
-		return true
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.opens == 0 && n.w.releasing.Load() == 0 && !n.justReleased()
+	return !f.nodeIs(rel, func(n *Node) bool { return n.busy() || n.justReleased() })
 }
+
+// busy reports whether a handle of n is open or being released (n.mu
+// held): the kernel holds the inode's io mode.
+func (n *Node) busy() bool { return n.opens > 0 || n.w.releasing.Load() > 0 }
 
 // wantsWrite says whether open flags allow writing.
 func wantsWrite(flags int) bool { return flags&unix.O_ACCMODE != unix.O_RDONLY }
@@ -434,7 +432,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.opens > 0 || n.w.releasing.Load() > 0 || n.justReleased() {
+	if n.busy() || n.justReleased() {
 		// The kernel insists every open of the inode uses the mode
 		// of those already open (or being released: file.go Release).
 		if n.pt && wantsWrite(of) && !n.ptWrite {
@@ -444,7 +442,7 @@ func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 		if err != nil {
 			return nil, 0, errno(err)
 		}
-		if n.opens > 0 || n.w.releasing.Load() > 0 || !n.pt || n.local(f) {
+		if n.busy() || !n.pt || n.local(f) {
 			return n.openedTrunc(f, of, n.pt)
 		}
 		// Released since its last handle closed: its reads must wait
