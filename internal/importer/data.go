@@ -8,8 +8,6 @@ import (
 	"os"
 	"strconv"
 	"sync"
-	"syscall"
-	"unsafe"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -133,15 +131,20 @@ func (im *Importer) putItem(it *item) {
 }
 
 func fstat(f *os.File, st *unix.Stat_t) error {
+	return withFd(f, func(fd int) error { return unix.Fstat(fd, st) })
+}
+
+// withFd calls fn with f's descriptor, kept open meanwhile.
+func withFd(f *os.File, fn func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.Fstat(int(fd), st) }); err != nil {
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
 		return err
 	}
-	return serr
+	return ferr
 }
 
 // EnsureData makes bytes [off, off+n) of file rel, open in the daemon as f,
@@ -548,26 +551,8 @@ func (it *item) writeAt(b []byte, off int64) error {
 	if _, err := it.wf.WriteAt(b, off); err != nil {
 		return err
 	}
-	return futimens(it.wf, [2]unix.Timespec{{Nsec: unix.UTIME_OMIT}, st.Mtim})
-}
-
-// futimens sets the times of the file f is open on (utimensat with a NULL
-// path, as futimens(3) does: x/sys/unix has no wrapper for it).
-func futimens(f *os.File, ts [2]unix.Timespec) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var errno syscall.Errno
-	if err := rc.Control(func(fd uintptr) {
-		_, _, errno = unix.Syscall6(unix.SYS_UTIMENSAT, fd, 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
-	}); err != nil {
-		return err
-	}
-	if errno != 0 {
-		return errno
-	}
-	return nil
+	times := [2]unix.Timespec{store.UtimeOmit, st.Mtim}
+	return withFd(it.wf, func(fd int) error { return store.Futimens(fd, &times) })
 }
 
 // copyAt writes body into the file at r.Off (writeAt), calling landed

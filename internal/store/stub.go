@@ -321,15 +321,16 @@ func fillStub(fd int, st Stub, rec []byte, times *[2]unix.Timespec) error {
 	if err := unix.Fchmod(fd, st.Mode&0o7777); err != nil {
 		return err
 	}
-	if err := futimens(fd, times); err != nil {
+	if err := Futimens(fd, times); err != nil {
 		return err
 	}
 	return stubStep("attrs")
 }
 
-// futimens sets the access and modification times of the open file fd
-// (utimensat with a NULL path; x/sys/unix has no futimens).
-func futimens(fd int, times *[2]unix.Timespec) error {
+// Futimens sets the access and modification times of the open file fd
+// (utimensat with a NULL path; x/sys/unix has no futimens). UtimeOmit
+// leaves a time as it is.
+func Futimens(fd int, times *[2]unix.Timespec) error {
 	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(times)), 0, 0, 0)
 	if e != 0 {
 		return e
