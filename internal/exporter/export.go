@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"strings"
@@ -212,8 +211,10 @@ func (e *Exporter) openForExport(rel string) (*os.File, error) {
 
 // exportFile exports regular file rel (in inside a) to its key. A file
 // whose content the repository already has (clean, or released) only gets
-// its metadata updated — and is copied from fromKey on a rename; anything
-// else is uploaded from a stable snapshot (invariant 2, see package doc).
+// its metadata updated — and is copied there from wherever its object is
+// (its Origin after a rename, see move.go; fromKey for a multiply linked
+// file); anything else is uploaded from a stable snapshot (invariant 2, see
+// package doc).
 func (e *Exporter) exportFile(ctx context.Context, a assoc, in, rel, fromKey string) (skipped bool, err error) {
 	key, err := e.keyFor(a, in, keypath.File)
 	if err != nil {
@@ -227,6 +228,21 @@ func (e *Exporter) exportFile(ctx context.Context, a assoc, in, rel, fromKey str
 		return false, err
 	}
 	defer f.Close()
+	// A move cut short by a crash left its old object: remove it first.
+	if err := e.dropStale(ctx, f, rel); err != nil {
+		return false, err
+	}
+	skipped, err = e.exportOpen(ctx, a, f, rel, key, fromKey)
+	if err != nil || skipped {
+		return skipped, err
+	}
+	return false, e.dropStale(ctx, f, rel)
+}
+
+// exportOpen is exportFile for the file open as f, to key.
+func (e *Exporter) exportOpen(ctx context.Context, a assoc, f *os.File, rel, key, fromKey string) (skipped bool, err error) {
+	unlock := e.keys.lock(a.bucket, key)
+	defer unlock()
 	fd := int(f.Fd())
 	var sta unix.Stat_t
 	if err := unix.Fstat(fd, &sta); err != nil {
@@ -260,41 +276,42 @@ func (e *Exporter) exportFile(ctx context.Context, a assoc, in, rel, fromKey str
 		return false, permanent(CodeFileSizeTooLarge, fmt.Errorf("%s is %d bytes; S3 objects are at most 5 TiB", rel, sta.Size))
 	}
 	attrs := attrsOf(&sta)
-	src := key
-	if fromKey != "" {
-		src = fromKey
-	}
-	if st.Flags.Has(hsm.Released) || (st.Flags.Has(hsm.Exists|hsm.Archived) && !st.Flags.Has(hsm.Dirty)) {
+	dst := home{a: a, path: rel, key: key}
+	src, srcOK := e.homeOf(a, rel, key, &st, fromKey)
+	if srcOK && (st.Flags.Has(hsm.Released) || (st.Flags.Has(hsm.Exists|hsm.Archived) && !st.Flags.Has(hsm.Dirty))) {
 		// The repository holds this content: write the metadata (and move
 		// the object on a rename) without moving the bytes.
-		etag, ok, err := e.copyMeta(ctx, a.bucket, src, key, st.ETag, attrs)
+		etag, ok, err := e.copyMeta(ctx, src.a.bucket, src.key, a.bucket, key, st.ETag, attrs)
 		if err != nil {
 			return false, err
 		}
 		if ok {
-			if etag != st.ETag {
-				_, err = e.cfg.Store.UpdateFileState(f, func(cur *store.State) error {
-					if cur.ETag == st.ETag {
-						cur.ETag = etag
-					}
-					return nil
-				})
+			err := e.placed(f, rel, &st, src, dst, func(cur *store.State) error {
+				if cur.ETag != st.ETag {
+					return errMoveRaced
+				}
+				cur.ETag = etag
+				return nil
+			})
+			if errors.Is(err, errMoveRaced) {
+				e.log.Info("file's object moved by another export meanwhile", "path", rel)
+				return true, nil
 			}
 			return false, err
 		}
 		if st.Flags.Has(hsm.Released) {
 			// Nothing local and the object is gone or changed: the
 			// importer's business (lost_from_hsm or a re-import).
-			e.log.Warn("released file's object is gone or changed; nothing to export", "path", rel, "key", src)
+			e.log.Warn("released file's object is gone or changed; nothing to export", "path", rel, "bucket", src.a.bucket, "key", src.key)
 			return true, nil
 		}
 	}
 	var prev map[string]string
 	var ctype string
-	if st.Flags.Has(hsm.Exists) {
+	if st.Flags.Has(hsm.Exists) && srcOK {
 		// Cost: one HEAD per re-export of a file the repository knew, to
 		// carry its foreign metadata and Content-Type over (issue 4 item 9).
-		if h, err := e.head(ctx, a.bucket, src); err == nil {
+		if h, err := e.head(ctx, src.a.bucket, src.key); err == nil {
 			prev, ctype = h.Metadata, aws.ToString(h.ContentType)
 		} else if !notFound(err) {
 			return false, err
@@ -340,7 +357,10 @@ func (e *Exporter) exportFile(ctx context.Context, a assoc, in, rel, fromKey str
 		return false, err
 	}
 	// Invariant 2: clean only if the version did not move since V.
-	_, err = e.cfg.Store.UpdateFileState(f, func(cur *store.State) error {
+	if !srcOK {
+		src = dst // the old object is outside every association: nothing to drop
+	}
+	return false, e.placed(f, rel, &st, src, dst, func(cur *store.State) error {
 		flags, err := hsm.Exported(rel, cur.Flags, st.Version, cur.Version)
 		if err != nil {
 			return err
@@ -351,7 +371,6 @@ func (e *Exporter) exportFile(ctx context.Context, a assoc, in, rel, fromKey str
 		}
 		return nil
 	})
-	return false, err
 }
 
 // writerOpen returns ErrWriterOpen while the mount reports a writer it
@@ -408,8 +427,8 @@ func notFound(err error) bool {
 // nothing. Objects over 5 GiB cannot be copied in one request: a rename
 // copies them in parts with their old metadata; an update in place is
 // reported not done (ok false).
-func (e *Exporter) copyMeta(ctx context.Context, bucket, src, dst, etag string, attrs posixmeta.Attrs) (newETag string, ok bool, err error) {
-	h, err := e.head(ctx, bucket, src)
+func (e *Exporter) copyMeta(ctx context.Context, srcBucket, src, bucket, dst, etag string, attrs posixmeta.Attrs) (newETag string, ok bool, err error) {
+	h, err := e.head(ctx, srcBucket, src)
 	if notFound(err) {
 		return "", false, nil
 	}
@@ -425,15 +444,16 @@ func (e *Exporter) copyMeta(ctx context.Context, bucket, src, dst, etag string, 
 		return "", false, err
 	}
 	size := aws.ToInt64(h.ContentLength)
-	if src == dst && sameMeta(meta, h.Metadata) {
+	inPlace := srcBucket == bucket && src == dst
+	if inPlace && sameMeta(meta, h.Metadata) {
 		return cur, true, nil
 	}
 	if size > transfer.MaxPartSize {
-		if src == dst {
+		if inPlace {
 			e.log.Warn("metadata of an object over 5 GiB cannot be replaced in place", "bucket", bucket, "key", src)
 			return "", false, nil
 		}
-		err := e.cfg.Engine.Copy(ctx, transfer.CopyInput{SrcBucket: bucket, SrcKey: src, DstBucket: bucket, DstKey: dst,
+		err := e.cfg.Engine.Copy(ctx, transfer.CopyInput{SrcBucket: srcBucket, SrcKey: src, DstBucket: bucket, DstKey: dst,
 			Object: s3x.Object{Key: src, Size: size, ETag: trimQ(cur)}}, nil)
 		if s3x.CodeOf(err) == s3x.CodePrecondition || notFound(err) {
 			return "", false, nil
@@ -450,7 +470,7 @@ func (e *Exporter) copyMeta(ctx context.Context, bucket, src, dst, etag string, 
 	}
 	out, err := e.cfg.S3.S3.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String(dst),
-		CopySource:         aws.String(copySource(bucket, src)),
+		CopySource:         aws.String(copySource(srcBucket, src)),
 		CopySourceIfMatch:  aws.String(cur),
 		MetadataDirective:  types.MetadataDirectiveReplace,
 		Metadata:           meta,
@@ -549,191 +569,3 @@ func (e *Exporter) deleteBatch(ctx context.Context, bucket string, keys []string
 	return first
 }
 
-// exportRename moves the object of je.OldPath to je.Path: the new key is
-// written (copied when the repository has the content, else uploaded),
-// then the old key removed; a directory moves every descendant object.
-func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (bool, error) {
-	newRel, oldRel := storeRel(je.Path), storeRel(je.OldPath)
-	// The old name's upload in flight must land before its object moves.
-	if p, err := e.cfg.Catalog.Pending(ctx, je.OldPath, "", 1); err != nil {
-		return false, err
-	} else if len(p) == 1 && p[0].Path == je.OldPath && p[0].Owner != "" && p[0].ReadyAt.After(time.Now()) {
-		return false, errDeferred
-	}
-	an, inNew, okN := e.assocFor(newRel)
-	ao, inOld, okO := e.assocFor(oldRel)
-	if !okN || !okO || an.id != ao.id {
-		// Moved between associations (or into or out of one): a new file
-		// for one, a deletion for the other.
-		skipped := true
-		if skip, err := admit(an, okN, api.EventNew, api.EventChanged); err != nil {
-			return false, err
-		} else if !skip {
-			s, err := e.exportPath(ctx, an, inNew, newRel, "")
-			if err != nil {
-				return false, err
-			}
-			skipped = s
-		}
-		if skip, err := admit(ao, okO, api.EventDeleted); err != nil {
-			return false, err
-		} else if !skip {
-			skipped = false
-			if err := e.deleteKeys(ctx, ao, inOld); err != nil {
-				return false, err
-			}
-		}
-		return skipped, nil
-	}
-	a := an
-	if skip, err := admit(a, true, api.EventNew, api.EventChanged); skip || err != nil {
-		return skip, err
-	}
-	sta, err := e.cfg.Store.Lstat(newRel)
-	if gone(err) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	switch sta.Mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return false, e.moveTree(ctx, a, inOld, inNew, newRel, sta)
-	case unix.S_IFLNK, unix.S_IFREG:
-		oldKey, _ := keypath.ToKey(a.prefix, inOld, keypath.File) // "" if it cannot exist
-		skipped, err := e.exportPath(ctx, a, inNew, newRel, oldKey)
-		if err != nil || skipped || oldKey == "" {
-			return skipped, err
-		}
-		return false, e.deleteBatch(ctx, a.bucket, []string{oldKey})
-	}
-	return true, nil
-}
-
-// moveTree moves the objects of directory inOld to inNew (local newRel):
-// the new directory object is written, then every object under the old
-// prefix, in key order, is copied to the new prefix and removed from the
-// old one. An object whose file no longer exists under the new name is left
-// where it is (it was renamed or deleted locally: another entry covers it,
-// and a local delete never deletes an object by itself); a file with
-// unexported content is left to its own RENAME entry, which uploads it and
-// removes the old key. Memory: one listing page and one delete batch.
-func (e *Exporter) moveTree(ctx context.Context, a assoc, inOld, inNew, newRel string, sta unix.Stat_t) error {
-	newKey, err := e.keyFor(a, inNew, keypath.Dir)
-	if err != nil {
-		return err
-	}
-	if _, err := e.putDir(ctx, a, inNew, sta); err != nil {
-		return err
-	}
-	oldKey, err := keypath.ToKey(a.prefix, inOld, keypath.Dir)
-	if err != nil || oldKey == "" {
-		return nil // no object can be under an invalid old name
-	}
-	var batch []string
-	flush := func() error {
-		err := e.deleteBatch(ctx, a.bucket, batch)
-		batch = batch[:0]
-		return err
-	}
-	err = e.cfg.S3.List(ctx, a.bucket, s3x.ListOptions{Prefix: oldKey}, func(o s3x.Object) error {
-		suffix := o.Key[len(oldKey):]
-		if suffix != "" {
-			moved, err := e.moveOne(ctx, a, o, newKey+suffix, oldKey, newRel)
-			if err != nil || !moved {
-				return err
-			}
-		}
-		batch = append(batch, o.Key)
-		if len(batch) == transfer.MaxDeleteBatch {
-			return flush()
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return flush()
-}
-
-// moveOne copies object o (below oldDirKey) to dst if its file exists under
-// the new name with content the repository has; moved false leaves it.
-func (e *Exporter) moveOne(ctx context.Context, a assoc, o s3x.Object, dst, oldDirKey, newRel string) (bool, error) {
-	if len(dst) > keypath.MaxKeyLen {
-		e.stats.fail(keypath.CodePathSizeTooLong)
-		e.log.Error("object not moved: its new key is too long", "key", o.Key, "code", keypath.CodePathSizeTooLong)
-		return false, nil
-	}
-	local := ""
-	var before store.State
-	if sub, _, err := keypath.ToPath(oldDirKey, o.Key); err == nil {
-		local = keypath.Join(newRel, sub)
-		sta, err := e.cfg.Store.Lstat(local)
-		if gone(err) {
-			return false, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if sta.Mode&unix.S_IFMT == unix.S_IFREG {
-			st, err := e.cfg.Store.GetState(local)
-			if err != nil || hsm.Unexported(st.Flags) {
-				return false, nil // its own entry uploads it
-			}
-			if st.ETag != "" && strings.Trim(st.ETag, `"`) != o.ETag {
-				// The repository has this file's content in another
-				// object: the file was rewritten and exported under its
-				// new name before this move ran (copying would put the
-				// older content over it), or the old name holds another
-				// file now. Left where it is: never a loss.
-				return false, nil
-			}
-			before = st
-		} else {
-			local = "" // directories and symlinks carry no ETag
-		}
-	}
-	err := e.cfg.Engine.Copy(ctx, transfer.CopyInput{SrcBucket: a.bucket, SrcKey: o.Key, Object: o, DstBucket: a.bucket, DstKey: dst}, nil)
-	if s3x.CodeOf(err) == s3x.CodePrecondition || notFound(err) {
-		return false, nil // changed or gone meanwhile: left to whoever did it
-	}
-	if err != nil {
-		return false, err
-	}
-	e.stats.objects.Add(1)
-	if local == "" {
-		return true, nil
-	}
-	// A multipart copy gets a new ETag; the state's must follow for the
-	// If-Match of later reads. And the file may have been written and
-	// exported while the copy ran: then the copy may have replaced that
-	// newer object with the old content, so the file is exported again.
-	etag := ""
-	if h, err := e.head(ctx, a.bucket, dst); err == nil {
-		etag = aws.ToString(h.ETag)
-	}
-	raced := false
-	_, err = e.cfg.Store.UpdateState(local, func(cur *store.State) error {
-		if cur.Version != before.Version || cur.ETag != before.ETag {
-			raced = true
-			return nil
-		}
-		if etag != "" {
-			cur.ETag = etag
-		}
-		return nil
-	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if raced {
-		e.log.Info("file changed while its object moved; exporting it again", "path", local)
-		if err := e.cfg.Catalog.Append(ctx, catalog.JournalAppend{Path: local, Kind: catalog.KindChanged, Version: int64(before.Version)}); err != nil {
-			return false, err
-		}
-	}
-	return true, nil
-}

@@ -120,6 +120,9 @@ type Exporter struct {
 	// expired under a stalled catalog) waits, so two uploads of one file
 	// never race each other.
 	busy sync.Map // string → struct{}
+	// keys serialises writes and conditional deletes of one object key
+	// (move.go).
+	keys keyLocks
 }
 
 // New returns an Exporter; call SetAssociations, then Run.

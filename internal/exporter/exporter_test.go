@@ -125,6 +125,17 @@ func must(t testing.TB, err error) {
 	}
 }
 
+// rename renames in the store as the mount does: the origins of files the
+// repository has are recorded first, under the store's MoveLock.
+func (e *env) rename(from, to string) {
+	e.t.Helper()
+	mu := e.st.MoveLock()
+	mu.Lock()
+	defer mu.Unlock()
+	must(e.t, e.st.MarkOrigins(context.Background(), from))
+	must(e.t, e.st.Rename(from, to, 0))
+}
+
 func (e *env) appendJ(path string, kind catalog.Kind, oldPath string, tree bool) {
 	e.t.Helper()
 	must(e.t, e.cat.Append(ctx, catalog.JournalAppend{Path: path, Kind: kind, OldPath: oldPath, Tree: tree}))
@@ -248,7 +259,7 @@ func TestExportKinds(t *testing.T) {
 		t.Fatal("the mount was not told before the version of d/f was read")
 	}
 	// A symlink renamed: its object moves.
-	must(t, e.st.Rename("ExtData/d/l", "ExtData/d/l2", 0))
+	e.rename("ExtData/d/l", "ExtData/d/l2")
 	e.appendJ("ExtData/d/l2", catalog.KindRename, "ExtData/d/l", false)
 	e.drain()
 	e.mustMissing(prefix + "d/l")
@@ -446,9 +457,9 @@ func TestRenameBeforeExport(t *testing.T) {
 	e := newEnv(t, nil, allEvents...)
 	// Exporter not running yet: the file is renamed twice before export.
 	e.write("ExtData/a", []byte("A"), catalog.KindNew)
-	must(t, e.st.Rename("ExtData/a", "ExtData/b", 0))
+	e.rename("ExtData/a", "ExtData/b")
 	e.appendJ("ExtData/b", catalog.KindRename, "ExtData/a", false)
-	must(t, e.st.Rename("ExtData/b", "ExtData/c", 0))
+	e.rename("ExtData/b", "ExtData/c")
 	e.appendJ("ExtData/c", catalog.KindRename, "ExtData/b", false)
 	e.start()
 	e.drain()
@@ -462,7 +473,7 @@ func TestRenameBeforeExport(t *testing.T) {
 	}
 	// An exported file renamed: the object moves (copied, not uploaded).
 	bytesBefore := e.ex.Stats().BytesExported
-	must(t, e.st.Rename("ExtData/c", "ExtData/d", 0))
+	e.rename("ExtData/c", "ExtData/d")
 	e.appendJ("ExtData/d", catalog.KindRename, "ExtData/c", false)
 	e.drain()
 	if o := e.mustGet(prefix + "d"); string(o.body) != "A" {
@@ -475,7 +486,7 @@ func TestRenameBeforeExport(t *testing.T) {
 	// A dirty exported file renamed: uploaded under the new name.
 	e.stop()
 	e.write("ExtData/d", []byte("A2"), catalog.KindChanged)
-	must(t, e.st.Rename("ExtData/d", "ExtData/e", 0))
+	e.rename("ExtData/d", "ExtData/e")
 	e.appendJ("ExtData/e", catalog.KindRename, "ExtData/d", false)
 	e.start()
 	e.drain()
@@ -500,7 +511,7 @@ func TestDirectoryRename(t *testing.T) {
 	// created in it, and z is deleted (no DELETED in the policy: kept).
 	e.setPolicy(api.EventNew, api.EventChanged)
 	e.write("ExtData/d/x", []byte("x2"), catalog.KindChanged)
-	must(t, e.st.Rename("ExtData/d", "ExtData/e", 0))
+	e.rename("ExtData/d", "ExtData/e")
 	e.appendJ("ExtData/e", catalog.KindRename, "ExtData/d", true)
 	e.write("ExtData/e/n", []byte("n"), catalog.KindNew)
 	must(t, e.st.Unlink("ExtData/e/z"))
@@ -531,7 +542,7 @@ func TestDirectoryRenameAfterNewerExport(t *testing.T) {
 	must(t, e.st.MkdirAll("ExtData/d", 0o755))
 	e.write("ExtData/d/f", []byte("v1"), catalog.KindNew)
 	e.drain()
-	must(t, e.st.Rename("ExtData/d", "ExtData/e", 0))
+	e.rename("ExtData/d", "ExtData/e")
 	e.write("ExtData/e/f", []byte("v2"), catalog.KindChanged)
 	e.drain()
 	if o := e.mustGet(prefix + "e/f"); string(o.body) != "v2" {
@@ -667,13 +678,13 @@ func TestAssociationNotReady(t *testing.T) {
 	// A rename into another association: a NEW there; the old object
 	// goes only because this association's policy has DELETED.
 	must(t, e.st.MkdirAll("Other", 0o755))
-	must(t, e.st.Rename("ExtData/f", "Other/f", 0))
+	e.rename("ExtData/f", "Other/f")
 	e.appendJ("Other/f", catalog.KindRename, "ExtData/f", false)
 	e.drain()
 	e.mustGet("other/f")
 	e.mustMissing(prefix + "f")
 	// And back out, into an association without DELETED: the object stays.
-	must(t, e.st.Rename("Other/f", "ExtData/g", 0))
+	e.rename("Other/f", "ExtData/g")
 	e.appendJ("ExtData/g", catalog.KindRename, "Other/f", false)
 	e.drain()
 	e.mustGet(prefix + "g")

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
-	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
@@ -66,7 +65,20 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		}
 		return errno(f.store.Rename(from, to, uint(flags)))
 	}
-	if err := f.originBeforeRename(ctx, from, &st); err != nil {
+	// The origins recorded and the rename are one step for the exporter,
+	// which records where it moved an object under the same lock (see
+	// store.MoveLock).
+	mu := f.store.MoveLock()
+	mu.Lock()
+	locked := true
+	unlock := func() {
+		if locked {
+			mu.Unlock()
+			locked = false
+		}
+	}
+	defer unlock()
+	if err := f.originBeforeRename(ctx, from, exports); err != nil {
 		return errno(err)
 	}
 	if !exports {
@@ -78,7 +90,9 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		f.log.Error("rename not begun: the move record failed", "from", from, "to", to, "err", err)
 		return syscall.EIO
 	}
-	if err := f.store.Rename(from, to, uint(flags)); err != nil {
+	err = f.store.Rename(from, to, uint(flags))
+	unlock()
+	if err != nil {
 		if eerr := f.jnl.EndMove(ctx, id); eerr != nil {
 			// Harmless: RecoverMoves finds from still there and drops it.
 			f.log.Warn("move record of a failed rename left for the next start", "from", from, "err", eerr)
@@ -220,52 +234,14 @@ func (f *FS) unexchangeable(rel string) bool {
 	return st.Mode&unix.S_IFMT == unix.S_IFDIR || f.isReleased(rel)
 }
 
-// originBeforeRename records, in the state of every released file about to
-// move (rel itself, or every file below directory rel), the path it has
-// now as its Origin, unless it has one: the object key of a released file
-// is derived from its path, so without it a renamed stub would read from
-// its new name's key, where no object is (store.State.Origin; the importer
-// reads the origin's object, then the current name's once the exporter
-// moved it there). Files with all their data local need nothing. The
-// origin is written before the rename, so a crash in between leaves an
-// origin equal to the current path, which changes nothing.
-//
-// A directory is walked (a batch of entries at a time, depth first, memory
-// bounded by its depth): the cost of renaming a directory grows with the
-// number of entries below it, one state read each. Without an importer
-// there are no released files and nothing is walked.
-func (f *FS) originBeforeRename(ctx context.Context, rel string, st *unix.Stat_t) error {
-	if f.imp == nil {
+// originBeforeRename records where the objects of rel (a file, or every
+// file below a directory) are before rel is renamed (store.MarkOrigins),
+// with the store's MoveLock held by the caller through the rename. Without
+// an importer or an exporting association nothing is walked: nothing there
+// can have an object.
+func (f *FS) originBeforeRename(ctx context.Context, rel string, exports bool) error {
+	if f.imp == nil && !exports {
 		return nil
 	}
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG:
-		return f.setOrigin(rel)
-	case unix.S_IFDIR:
-		return f.originsBelow(ctx, rel)
-	}
-	return nil
-}
-
-// setOrigin records rel as the origin of released file rel (no change for
-// any other file).
-func (f *FS) setOrigin(rel string) error {
-	_, err := f.store.UpdateState(rel, func(st *store.State) error {
-		if !st.Flags.Has(hsm.Released) || st.Origin != "" {
-			return errNoChange
-		}
-		st.Origin = rel
-		return nil
-	})
-	return ignoreNoChange(err)
-}
-
-// originsBelow runs setOrigin on every regular file below directory dir.
-func (f *FS) originsBelow(ctx context.Context, dir string) error {
-	return f.walkBelow(ctx, dir, func(p string, typ uint32) error {
-		if typ != unix.S_IFREG {
-			return nil
-		}
-		return f.setOrigin(p)
-	})
+	return f.store.MarkOrigins(ctx, rel)
 }

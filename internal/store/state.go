@@ -35,12 +35,17 @@ import (
 //	map      kind 0: nothing
 //	         kind 1: uvarint length L, L bytes of Bitmap.Bytes (inline)
 //	         kind 2: 16-byte MapID (the map is in the MapStore, the catalog)
-//	origin   format version 2 only: uvarint length L, L bytes (State.Origin)
+//	origin   format versions 2 and 3: uvarint length L, L bytes (State.Origin;
+//	         L may be 0 in version 3 only)
+//	stale    format version 3 only: uvarint length L (> 0), L bytes
+//	         (State.Stale), then uvarint length M, M bytes (State.StaleETag)
 //	u32      CRC-32C (Castagnoli) of everything before it
 //
 // Format version 2 is version 1 plus the origin: it is written only for a
-// record with an Origin (a released file renamed), so every other record
-// stays byte-for-byte version 1, and both are read.
+// record with an Origin (a file renamed before its object moved), version 3
+// only for a record with a Stale object (a move whose old object is not yet
+// removed), so every other record stays byte-for-byte version 1, and all
+// three are read.
 //
 // Map kind 0 means "no chunk map": every byte is local (a file that is not
 // released). A released file always has kind 1 or 2, since its map carries
@@ -57,6 +62,7 @@ const StateXattr = "user.ferry.state"
 const (
 	stateVersion       = 1
 	stateVersionOrigin = 2 // version 1 + origin
+	stateVersionStale  = 3 // version 2 + stale object
 	maxOriginLen       = 4096
 	mapNone            = 0
 	mapInline          = 1
@@ -91,11 +97,26 @@ type State struct {
 	Chunks *Bitmap
 	// MapID is set when the map lives in the store's MapStore.
 	MapID *MapID
-	// Origin is the store-relative path the file had when its object was
-	// made (set when a released file is renamed: its data must still come
-	// from the object under the old name's key); "" means its current
-	// path.
+	// Origin says where the file's object is: the store-relative path
+	// whose key (in the association holding that path) holds the object
+	// with ETag; "" means the current path's key. The object key is never
+	// derived from a name that a rename may have changed since: the mount
+	// records the old path here before it renames a file the repository
+	// knows (flag Exists) and keeps an Origin already set, and the exporter,
+	// when it has written the object under a new key, records that key's
+	// path (or "" if the file is still there) in the same update that takes
+	// the new ETag (see exporter "Renames"). Readers of released files and
+	// the exporter's copies use it; a chain of renames therefore ends with
+	// every object moved from wherever it is to the file's final name.
 	Origin string
+	// Stale is the path of an object the file's content left (its old
+	// key after a move), with the ETag it had: the exporter records it
+	// in the update that moves Origin away from it, removes the object
+	// (only if it still has StaleETag and no local file has it as its own)
+	// and then clears it. A daemon killed in between finds it at the next
+	// export of the file. "" when there is none.
+	Stale     string
+	StaleETag string
 }
 
 // splitETag recognises the usual S3 ETag shapes so they can be stored in
@@ -133,8 +154,11 @@ func (st *State) Encode() ([]byte, error) {
 	if len(st.ETag) > maxETagLen {
 		return nil, fmt.Errorf("ETag of %d bytes; at most %d", len(st.ETag), maxETagLen)
 	}
-	if len(st.Origin) > maxOriginLen {
-		return nil, fmt.Errorf("origin of %d bytes; at most %d", len(st.Origin), maxOriginLen)
+	if len(st.Origin) > maxOriginLen || len(st.Stale) > maxOriginLen {
+		return nil, fmt.Errorf("origin or stale path of %d bytes; at most %d", max(len(st.Origin), len(st.Stale)), maxOriginLen)
+	}
+	if len(st.StaleETag) > maxETagLen || (st.Stale == "" && st.StaleETag != "") {
+		return nil, fmt.Errorf("stale ETag %q for stale path %q", st.StaleETag, st.Stale)
 	}
 	if st.Size < 0 {
 		return nil, fmt.Errorf("negative size %d", st.Size)
@@ -156,9 +180,12 @@ func (st *State) Encode() ([]byte, error) {
 		return nil, fmt.Errorf("chunk map of a %d-byte file in the state of a %d-byte file", st.Chunks.Size(), st.Size)
 	}
 	enc, md5, parts := splitETag(st.ETag)
-	buf := make([]byte, 2, 48+len(st.ETag)+len(st.Origin))
+	buf := make([]byte, 2, 48+len(st.ETag)+len(st.Origin)+len(st.Stale)+len(st.StaleETag))
 	buf[0], buf[1] = stateVersion, mapKind|enc<<2
-	if st.Origin != "" {
+	switch {
+	case st.Stale != "":
+		buf[0] = stateVersionStale
+	case st.Origin != "":
 		buf[0] = stateVersionOrigin
 	}
 	buf = binary.AppendUvarint(buf, uint64(st.Flags))
@@ -185,9 +212,15 @@ func (st *State) Encode() ([]byte, error) {
 	case mapExternal:
 		buf = append(buf, st.MapID[:]...)
 	}
-	if st.Origin != "" {
+	if buf[0] >= stateVersionOrigin {
 		buf = binary.AppendUvarint(buf, uint64(len(st.Origin)))
 		buf = append(buf, st.Origin...)
+	}
+	if buf[0] == stateVersionStale {
+		buf = binary.AppendUvarint(buf, uint64(len(st.Stale)))
+		buf = append(buf, st.Stale...)
+		buf = binary.AppendUvarint(buf, uint64(len(st.StaleETag)))
+		buf = append(buf, st.StaleETag...)
 	}
 	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli)), nil
 }
@@ -200,8 +233,8 @@ func DecodeState(p []byte) (State, error) {
 	if len(p) < 1 {
 		return bad("empty")
 	}
-	if p[0] != stateVersion && p[0] != stateVersionOrigin {
-		return bad(fmt.Sprintf("unknown format version %d (this ferry reads %d and %d)", p[0], stateVersion, stateVersionOrigin))
+	if p[0] < stateVersion || p[0] > stateVersionStale {
+		return bad(fmt.Sprintf("unknown format version %d (this ferry reads %d to %d)", p[0], stateVersion, stateVersionStale))
 	}
 	if len(p) < 2+3+4 {
 		return bad("short record")
@@ -293,12 +326,23 @@ func DecodeState(p []byte) (State, error) {
 	default:
 		return bad(fmt.Sprintf("unknown map kind %d", mapKind))
 	}
-	if p[0] == stateVersionOrigin {
+	if p[0] >= stateVersionOrigin {
 		n, err := uv("origin length", maxOriginLen)
-		if err != nil || n == 0 || uint64(len(rest)) < n {
+		if err != nil || (n == 0 && p[0] == stateVersionOrigin) || uint64(len(rest)) < n {
 			return bad("origin")
 		}
 		st.Origin, rest = string(rest[:n]), rest[n:]
+	}
+	if p[0] == stateVersionStale {
+		n, err := uv("stale length", maxOriginLen)
+		if err != nil || n == 0 || uint64(len(rest)) < n {
+			return bad("stale path")
+		}
+		st.Stale, rest = string(rest[:n]), rest[n:]
+		if n, err = uv("stale ETag length", maxETagLen); err != nil || uint64(len(rest)) < n {
+			return bad("stale ETag")
+		}
+		st.StaleETag, rest = string(rest[:n]), rest[n:]
 	}
 	if len(rest) != 0 {
 		return bad("trailing bytes")

@@ -187,6 +187,8 @@ func TestStateEncoding(t *testing.T) {
 		{Flags: hsm.Exists | hsm.Archived | hsm.Dirty, Size: 3, Version: 1 << 40},
 		{Flags: importedFlags, Size: MaxInlineChunks * 2, Chunks: big, MapID: &id},
 		{Flags: importedFlags, Size: 100*mib + 5, ETag: `"abc-12"`, Chunks: b, Origin: "ExtData/old name"},
+		{Flags: hsm.Exists | hsm.Archived, Size: 3, ETag: `"0123456789abcdef0123456789abcdef"`, Stale: "a/f", StaleETag: `"x-2"`},
+		{Flags: hsm.Exists | hsm.Archived, Size: 3, ETag: `"e"`, Origin: "b/f", Stale: "a/f"},
 	} {
 		p, err := st.Encode()
 		if err != nil {
@@ -197,7 +199,8 @@ func TestStateEncoding(t *testing.T) {
 			t.Fatal(err)
 		}
 		q, _ := got.Encode()
-		if !bytes.Equal(p, q) || got.Flags != st.Flags || got.Size != st.Size || got.ETag != st.ETag || got.Version != st.Version || got.Origin != st.Origin {
+		if !bytes.Equal(p, q) || got.Flags != st.Flags || got.Size != st.Size || got.ETag != st.ETag || got.Version != st.Version || got.Origin != st.Origin ||
+			got.Stale != st.Stale || got.StaleETag != st.StaleETag {
 			t.Errorf("round trip %+v -> %+v", st, got)
 		}
 		// Every single-byte corruption is detected.

@@ -116,8 +116,41 @@ type Store struct {
 	noTmpfile  atomic.Bool // no O_TMPFILE+linkat: temporary name and rename
 	linkByProc atomic.Bool // linkat AT_EMPTY_PATH refused: link via /proc/self/fd
 
+	// moves orders renames against the exporter's record of where a
+	// file's object is (State.Origin): see MoveLock.
+	moves sync.RWMutex
+
 	mu     sync.Mutex
 	closed bool
+}
+
+// MoveLock orders renames with updates of State.Origin. A rename that
+// records origins (the mount, before it renames a file or a tree the
+// repository knows) holds it exclusively from the first origin it writes to
+// the rename itself; the exporter holds it shared while it checks whether a
+// file is still at the path whose key it just wrote and records the answer
+// in the file's Origin. Without it, an exporter could find the file still
+// in place, the mount then record the old path as Origin and rename, and
+// the exporter then clear that Origin: the file would point at its new
+// name's key while its object is under the old one. Within one process; a
+// shared store's nodes need a claim in the catalog for the same purpose.
+func (s *Store) MoveLock() *sync.RWMutex { return &s.moves }
+
+// At reports whether rel names the inode f has open (false if rel does not
+// exist or is another file).
+func (s *Store) At(rel string, f *os.File) (bool, error) {
+	sta, err := s.Lstat(rel)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return false, nil
+		}
+		return false, err
+	}
+	var stf unix.Stat_t
+	if err := withFd(f, func(fd int) error { return unix.Fstat(fd, &stf) }); err != nil {
+		return false, err
+	}
+	return sta.Dev == stf.Dev && sta.Ino == stf.Ino, nil
 }
 
 // Open opens the store rooted at dir and creates MetaDir in it if needed.

@@ -1,0 +1,473 @@
+package exporter
+
+// Renames: where an object is, and how it moves.
+//
+// A file's object key is never derived from a name a later rename may
+// already have changed. The file itself says where its object is
+// (store.State.Origin, written by the mount before a rename and by this
+// package after a move), so a move is resolved from the file's identity
+// when it is applied:
+//
+//  1. the object is copied (clean or released file) or uploaded (local
+//     changes) from the key of the origin to the key of the path the file
+//     has when the export opens it;
+//  2. one state update, under the store's MoveLock, takes the new ETag and
+//     records where the object is now: no Origin if the file is still at
+//     that path, that path otherwise (a rename happened meanwhile, and its
+//     own journal entry moves the object on), and the origin's object as
+//     Stale;
+//  3. the stale object is removed — only if it still has the ETag it had
+//     and no file in the store has it as its own — and Stale cleared.
+//
+// A crash after 1 leaves the origin in place and the export is redone; a
+// crash after 2 leaves Stale, which the next export of the file finishes
+// (the journal entry is still pending then). A RENAME entry of a
+// directory walks the tree under the directory's current name and exports
+// every file whose object is elsewhere, whatever chain of renames put it
+// there; an entry whose new name is gone again is done, since the later
+// rename's entry walks the later name. TestChainedDirectoryRenames,
+// TestRenameDuringMove and the e2e model test break this.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/keypath"
+	"github.com/ferry-hpc/ferry/internal/s3x"
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+// home is where an object is: a key in an association's bucket, and the
+// store path the key belongs to.
+type home struct {
+	a    assoc
+	path string // store-relative; "" when only the key is known
+	key  string
+}
+
+func (h home) same(o home) bool { return h.a.bucket == o.a.bucket && h.key == o.key }
+
+// homeOf returns where the object of a file at rel (key in a) with state st
+// is. fromKey, when set, is used for a file without an Origin (a multiply
+// linked file renamed: see fusefs originBeforeRename). ok is false when the
+// origin is outside every association (nothing to copy from).
+func (e *Exporter) homeOf(a assoc, rel, key string, st *store.State, fromKey string) (h home, ok bool) {
+	switch {
+	case st.Origin != "" && st.Origin != rel:
+		ao, in, found := e.assocFor(st.Origin)
+		if !found {
+			return home{}, false
+		}
+		k, err := keypath.ToKey(ao.prefix, in, keypath.File)
+		if err != nil || k == "" {
+			return home{}, false
+		}
+		return home{a: ao, path: st.Origin, key: k}, true
+	case fromKey != "":
+		return home{a: a, key: fromKey}, true
+	}
+	return home{a: a, path: rel, key: key}, true
+}
+
+// keyLocks serialises the writes and conditional deletes of one key within
+// this process: a stale object is checked and removed while no export
+// writes the same key.
+type keyLocks struct {
+	mu sync.Mutex
+	m  map[string]*keyLock
+}
+
+type keyLock struct {
+	sync.Mutex
+	refs int
+}
+
+func (l *keyLocks) lock(bucket, key string) (unlock func()) {
+	id := bucket + "\x00" + key
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = make(map[string]*keyLock)
+	}
+	k := l.m[id]
+	if k == nil {
+		k = &keyLock{}
+		l.m[id] = k
+	}
+	k.refs++
+	l.mu.Unlock()
+	k.Lock()
+	return func() {
+		k.Unlock()
+		l.mu.Lock()
+		if k.refs--; k.refs == 0 {
+			delete(l.m, id)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// errMoveRaced: another export of the same file moved its object first;
+// nothing of this one is recorded.
+var errMoveRaced = errors.New("the file's object was moved by another export meanwhile")
+
+// placed records in f's state (file rel, state before read at the start of
+// the export) that its content is now the object etag at key: Origin
+// becomes "" if rel still names f, else rel; the object the content came
+// from (src) becomes Stale when it is another key and may be removed. fn
+// makes the rest of the update (flags, ETag). Held under the store's
+// MoveLock, so no rename of the mount falls between the check and the
+// update (store.MoveLock).
+func (e *Exporter) placed(f *os.File, rel string, before *store.State, src, dst home, fn func(cur *store.State) error) error {
+	mu := e.cfg.Store.MoveLock()
+	mu.RLock()
+	defer mu.RUnlock()
+	here, err := e.cfg.Store.At(rel, f)
+	if err != nil {
+		return err
+	}
+	_, err = e.cfg.Store.UpdateFileState(f, func(cur *store.State) error {
+		sameOrigin := cur.Origin == before.Origin ||
+			(before.Origin == "" && cur.Origin == rel) || (before.Origin == rel && cur.Origin == "")
+		if err := fn(cur); err != nil {
+			return err
+		}
+		if here {
+			cur.Origin = ""
+		} else {
+			cur.Origin = rel
+		}
+		if sameOrigin && cur.Stale == "" && before.Flags.Has(hsm.Exists) && !src.same(dst) && src.path != "" && e.mayRemove(src, dst) {
+			cur.Stale, cur.StaleETag = src.path, before.ETag
+		}
+		return nil
+	})
+	return err
+}
+
+// mayRemove says whether the object a file's content left (src, for dst)
+// may be removed: within one association a move never keeps the old
+// object (semantics.md §4); out of another association only with DELETED
+// in that association's policy (invariant 5).
+func (e *Exporter) mayRemove(src, dst home) bool {
+	if src.a.id == dst.a.id {
+		return true
+	}
+	skip, err := admit(src.a, true, api.EventDeleted)
+	return !skip && err == nil
+}
+
+// dropStale removes the stale object recorded in f's state (file rel) and
+// clears the record. The object goes only if it still has the ETag the
+// content had when it left and no file at its path has it as its own
+// object (a file created there since and exported with the same bytes);
+// otherwise it is someone else's now and stays.
+func (e *Exporter) dropStale(ctx context.Context, f *os.File, rel string) error {
+	st, err := e.cfg.Store.FileState(f)
+	if err != nil || st.Stale == "" {
+		return nil
+	}
+	if a, in, ok := e.assocFor(st.Stale); ok {
+		if key, err := keypath.ToKey(a.prefix, in, keypath.File); err == nil && key != "" {
+			if err := e.removeIfOurs(ctx, a, key, st.Stale, st.StaleETag, f); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = e.cfg.Store.UpdateFileState(f, func(cur *store.State) error {
+		if cur.Stale == st.Stale {
+			cur.Stale, cur.StaleETag = "", ""
+		}
+		return nil
+	})
+	return err
+}
+
+// removeIfOurs deletes key (the object of path p, left by the content of
+// f) if it still has etag and no other file at p owns it.
+func (e *Exporter) removeIfOurs(ctx context.Context, a assoc, key, p, etag string, f *os.File) error {
+	unlock := e.keys.lock(a.bucket, key)
+	defer unlock()
+	h, err := e.head(ctx, a.bucket, key)
+	if notFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if etag == "" || trimQ(aws.ToString(h.ETag)) != trimQ(etag) {
+		return nil // written again since: not the object the content left
+	}
+	if owned, err := e.ownedAt(p, f, etag); err != nil || owned {
+		return err
+	}
+	_, err = e.cfg.S3.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(a.bucket), Key: aws.String(key), IfMatch: h.ETag})
+	if err != nil && !notFound(err) && s3x.CodeOf(err) != s3x.CodePrecondition {
+		return e.cfg.S3.Explain(err, "delete", a.bucket, key)
+	}
+	if err == nil {
+		e.stats.deleted.Add(1)
+	}
+	return nil
+}
+
+// ownedAt reports whether a file at p other than f has the object of p's
+// key with etag as its own.
+func (e *Exporter) ownedAt(p string, f *os.File, etag string) (bool, error) {
+	sta, err := e.cfg.Store.Lstat(p)
+	if gone(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if sta.Mode&unix.S_IFMT != unix.S_IFREG {
+		return false, nil
+	}
+	if mine, err := e.cfg.Store.At(p, f); err != nil || mine {
+		return false, err
+	}
+	st, err := e.cfg.Store.GetState(p)
+	if errors.Is(err, store.ErrNoState) || gone(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return st.Flags.Has(hsm.Exists) && (st.Origin == "" || st.Origin == p) && trimQ(st.ETag) == trimQ(etag), nil
+}
+
+// exportRename applies a RENAME entry: the object(s) of what is now at
+// je.Path move there from wherever they are.
+func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (bool, error) {
+	newRel, oldRel := storeRel(je.Path), storeRel(je.OldPath)
+	// The old name's upload in flight lands before the file moves on, so
+	// the object it writes is the one the move finds (through the Origin
+	// that upload records).
+	if p, err := e.cfg.Catalog.Pending(ctx, je.OldPath, "", 1); err != nil {
+		return false, err
+	} else if len(p) == 1 && p[0].Path == je.OldPath && p[0].Owner != "" && p[0].ReadyAt.After(time.Now()) {
+		return false, errDeferred
+	}
+	an, inNew, okN := e.assocFor(newRel)
+	ao, inOld, okO := e.assocFor(oldRel)
+	sameAssoc := okN && okO && an.id == ao.id
+	if skip, err := admit(an, okN, api.EventNew, api.EventChanged); err != nil {
+		return false, err
+	} else if skip {
+		if !sameAssoc {
+			return e.leftAssoc(ctx, ao, okO, inOld, oldRel)
+		}
+		return true, nil
+	}
+	sta, err := e.cfg.Store.Lstat(newRel)
+	if gone(err) {
+		// Renamed again (or removed) since: the later entry moves what
+		// is below the later name; files carry where their objects are.
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var skipped bool
+	switch sta.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if err := e.moveTree(ctx, an, inNew, newRel, sta); err != nil {
+			return false, err
+		}
+		if sameAssoc {
+			err = e.dropOldPrefix(ctx, an, inOld, oldRel, newRel)
+		}
+	case unix.S_IFREG:
+		fromKey := ""
+		if sta.Nlink > 1 && sameAssoc {
+			fromKey, _ = keypath.ToKey(an.prefix, inOld, keypath.File)
+		}
+		skipped, err = e.exportPath(ctx, an, inNew, newRel, fromKey)
+		if err == nil && fromKey != "" {
+			err = e.dropOldName(ctx, an, fromKey, oldRel)
+		}
+	case unix.S_IFLNK:
+		skipped, err = e.exportPath(ctx, an, inNew, newRel, "")
+		if err == nil && sameAssoc {
+			if k, kerr := keypath.ToKey(an.prefix, inOld, keypath.File); kerr == nil && k != "" {
+				err = e.dropOldName(ctx, an, k, oldRel)
+			}
+		}
+	default:
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !sameAssoc {
+		if _, err := e.leftAssoc(ctx, ao, okO, inOld, oldRel); err != nil {
+			return false, err
+		}
+	}
+	return skipped, nil
+}
+
+// leftAssoc handles the old side of a rename out of association ao: its
+// objects are removed only with DELETED in its policy (invariant 5), and
+// only while nothing local is at the old name again.
+func (e *Exporter) leftAssoc(ctx context.Context, ao assoc, ok bool, inOld, oldRel string) (bool, error) {
+	if skip, err := admit(ao, ok, api.EventDeleted); skip || err != nil {
+		return skip, err
+	}
+	if _, err := e.cfg.Store.Lstat(oldRel); err == nil {
+		return true, nil // made again since: its own entries cover it
+	}
+	return false, e.deleteKeys(ctx, ao, inOld)
+}
+
+// dropOldName removes key, the object of old name oldRel of a symlink or
+// multiply linked file that moved, unless something is at oldRel again.
+func (e *Exporter) dropOldName(ctx context.Context, a assoc, key, oldRel string) error {
+	unlock := e.keys.lock(a.bucket, key)
+	defer unlock()
+	if _, err := e.cfg.Store.Lstat(oldRel); err == nil || !gone(err) {
+		return err // present again (nil): its own entries cover it
+	}
+	return e.deleteBatch(ctx, a.bucket, []string{key})
+}
+
+// moveTree exports what a directory rename (or a move into association a)
+// changed for the tree now at newRel: the directory objects under their
+// new names, symlinks, and every regular file whose object is not under
+// its current name's key (an Origin) or that has a stale object to remove.
+// Files with unexported content are left to their own entries (the rename
+// moved them along), which upload them and drop their old objects. The
+// walk holds one batch of entries per level.
+func (e *Exporter) moveTree(ctx context.Context, a assoc, in, rel string, sta unix.Stat_t) error {
+	if _, err := e.putDir(ctx, a, in, sta); err != nil {
+		return err
+	}
+	r, err := e.cfg.Store.Readdir(rel)
+	if gone(err) {
+		return nil // renamed again: the later entry walks it
+	}
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for {
+		ents, err := r.Next(256)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if gone(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, ent := range ents {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			p, pin := keypath.Join(rel, ent.Name), keypath.Join(in, ent.Name)
+			if err := e.moveEntry(ctx, a, pin, p); err != nil {
+				if gone(err) {
+					continue
+				}
+				if pe := (*PermanentError)(nil); errors.As(err, &pe) {
+					// Cannot be helped by retrying the whole tree (a name
+					// S3 cannot hold): counted and logged, as a parked
+					// entry would be.
+					e.stats.fail(pe.Code)
+					e.log.Error("object not moved", "path", p, "code", pe.Code, "err", err)
+					continue
+				}
+				return fmt.Errorf("move %s: %w", p, err)
+			}
+		}
+	}
+}
+
+// moveEntry is moveTree's step for one entry p (pin inside a).
+func (e *Exporter) moveEntry(ctx context.Context, a assoc, pin, p string) error {
+	sta, err := e.cfg.Store.Lstat(p)
+	if err != nil {
+		return err
+	}
+	switch sta.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return e.moveTree(ctx, a, pin, p, sta)
+	case unix.S_IFLNK:
+		return e.putSymlink(ctx, a, pin, p, sta)
+	case unix.S_IFREG:
+		st, err := e.cfg.Store.GetState(p)
+		if errors.Is(err, store.ErrNoState) {
+			return nil // never exported: its NEW entry moved along
+		}
+		if err != nil {
+			return err
+		}
+		if hsm.Unexported(st.Flags) || (st.Origin == "" || st.Origin == p) && st.Stale == "" {
+			return nil // its own entry, or nothing to move
+		}
+		_, err = e.exportPath(ctx, a, pin, p, "")
+		return err
+	}
+	return nil
+}
+
+// dropOldPrefix removes, below the old directory's key prefix, the
+// directory objects and symlinks whose local entries moved (nothing is at
+// their old path any more, and the same kind of entry is at the new one).
+// Regular files' objects are never removed here: each file knows where its
+// object is, and its move drops the old one.
+func (e *Exporter) dropOldPrefix(ctx context.Context, a assoc, inOld, oldRel, newRel string) error {
+	oldKey, err := keypath.ToKey(a.prefix, inOld, keypath.Dir)
+	if err != nil || oldKey == "" {
+		return nil
+	}
+	if _, err := e.cfg.Store.Lstat(oldRel); err == nil {
+		return nil // a directory is there again: its objects are its own
+	}
+	var batch []string
+	err = e.cfg.S3.List(ctx, a.bucket, s3x.ListOptions{Prefix: oldKey}, func(o s3x.Object) error {
+		suffix := o.Key[len(oldKey):]
+		isDir := suffix == "" || suffix[len(suffix)-1] == '/'
+		sub, _, err := keypath.ToPath(oldKey, o.Key)
+		if err != nil && suffix != "" {
+			return nil
+		}
+		if suffix != "" {
+			if _, err := e.cfg.Store.Lstat(keypath.Join(oldRel, sub)); err == nil {
+				return nil
+			}
+			now, err := e.cfg.Store.Lstat(keypath.Join(newRel, sub))
+			if err != nil {
+				return nil
+			}
+			kind := now.Mode & unix.S_IFMT
+			if !(isDir && kind == unix.S_IFDIR) && !(!isDir && kind == unix.S_IFLNK) {
+				return nil
+			}
+		}
+		batch = append(batch, o.Key)
+		if len(batch) == 1000 {
+			err := e.deleteBatch(ctx, a.bucket, batch)
+			batch = batch[:0]
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return e.deleteBatch(ctx, a.bucket, batch)
+}

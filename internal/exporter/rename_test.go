@@ -1,0 +1,215 @@
+package exporter
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/store"
+)
+
+// exportedTree writes files f0..f{n-1} below dir and exports them.
+func (e *env) exportedTree(dir string, n int) {
+	e.t.Helper()
+	must(e.t, e.st.MkdirAll(dir, 0o755))
+	e.appendJ(dir, catalog.KindNew, "", false)
+	for i := range n {
+		e.write(fmt.Sprintf("%s/f%d", dir, i), []byte(fmt.Sprintf("%s-%d", dir, i)), catalog.KindNew)
+	}
+	e.drain()
+}
+
+// claimAway claims every pending entry for another (dead) owner with a short
+// lease: to the exporter under test they are "in flight elsewhere", so a
+// later rename's entry is not absorbed into them, as when an exporter had
+// already started on them.
+func (e *env) claimAway() {
+	e.t.Helper()
+	n, err := e.cat.PendingCount(ctx, "", 0)
+	must(e.t, err)
+	got, err := e.cat.Claim(ctx, "elsewhere", int(n), time.Second)
+	must(e.t, err)
+	if int64(len(got)) != n {
+		e.t.Fatalf("claimed %d of %d", len(got), n)
+	}
+}
+
+// mustHold checks that each file fI below the key prefix dir holds the
+// content it was written with under orig.
+func (e *env) mustHold(dir, orig string, n int) {
+	e.t.Helper()
+	for i := range n {
+		key := fmt.Sprintf("%s%s/f%d", prefix, dir, i)
+		if o := e.mustGet(key); string(o.body) != fmt.Sprintf("ExtData/%s-%d", orig, i) {
+			e.t.Fatalf("%s: %q", key, o.body)
+		}
+	}
+}
+
+func (e *env) mustNone(dir string, n int) {
+	e.t.Helper()
+	for i := range n {
+		e.mustMissing(fmt.Sprintf("%s%s/f%d", prefix, dir, i))
+	}
+}
+
+// TestChainedDirectoryRenames: mv a b; mv b c while the first rename's move
+// is already under way (its entry claimed, so the second is not folded into
+// it). Every file ends under c with its content, nothing is left under a
+// or b (issue: the bucket kept a/f1..f3 and had nothing under c/).
+func TestChainedDirectoryRenames(t *testing.T) {
+	e := newEnv(t, nil, api.EventNew, api.EventChanged)
+	e.start()
+	e.exportedTree("ExtData/a", 3)
+	e.stop()
+	e.rename("ExtData/a", "ExtData/b")
+	e.appendJ("ExtData/b", catalog.KindRename, "ExtData/a", true)
+	e.claimAway()
+	e.rename("ExtData/b", "ExtData/c")
+	e.appendJ("ExtData/c", catalog.KindRename, "ExtData/b", true)
+	e.start()
+	e.drain()
+	e.mustHold("c", "a", 3)
+	e.mustNone("a", 3)
+	e.mustNone("b", 3)
+	e.mustGet(prefix + "c/")
+	for i := range 3 {
+		st := e.state(fmt.Sprintf("ExtData/c/f%d", i))
+		if st.Origin != "" || st.Stale != "" || st.Flags != hsm.Exists|hsm.Archived {
+			t.Fatalf("c/f%d state after the move: %+v", i, st)
+		}
+	}
+	// And back to the first name, again with the first move in flight.
+	e.stop()
+	e.rename("ExtData/c", "ExtData/x")
+	e.appendJ("ExtData/x", catalog.KindRename, "ExtData/c", true)
+	e.claimAway()
+	e.rename("ExtData/x", "ExtData/a")
+	e.appendJ("ExtData/a", catalog.KindRename, "ExtData/x", true)
+	e.start()
+	e.drain()
+	e.mustHold("a", "a", 3)
+	e.mustNone("c", 3)
+	e.mustNone("x", 3)
+}
+
+// TestParentRenamedDuringChildMove: the child directory's move is in
+// flight when its parent is renamed: the files end below the parent's new
+// name.
+func TestParentRenamedDuringChildMove(t *testing.T) {
+	e := newEnv(t, nil, api.EventNew, api.EventChanged)
+	e.start()
+	must(t, e.st.MkdirAll("ExtData/p", 0o755))
+	e.exportedTree("ExtData/p/d", 2)
+	e.stop()
+	e.rename("ExtData/p/d", "ExtData/p/e")
+	e.appendJ("ExtData/p/e", catalog.KindRename, "ExtData/p/d", true)
+	e.claimAway()
+	e.rename("ExtData/p", "ExtData/q")
+	e.appendJ("ExtData/q", catalog.KindRename, "ExtData/p", true)
+	e.start()
+	e.drain()
+	e.mustHold("q/e", "p/d", 2)
+	e.mustNone("p/d", 2)
+	e.mustNone("p/e", 2)
+}
+
+// TestRenameBetweenAssociations: a directory of exported files moves into
+// another exporting association: its files are there with their content
+// (copied, even across buckets' prefixes); the old objects stay, since the
+// old association's policy has no DELETED (invariant 5).
+func TestRenameBetweenAssociations(t *testing.T) {
+	e := newEnv(t, nil, api.EventNew, api.EventChanged)
+	e.ex.SetAssociations([]api.DataRepositoryAssociation{
+		{AssociationId: "dra-00000001", FileSystemPath: "/ExtData", DataRepositoryPath: "s3://" + e.bucket + "/" + prefix, Lifecycle: api.LifecycleAvailable,
+			S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: []api.EventType{api.EventNew, api.EventChanged}}}},
+		{AssociationId: "dra-00000002", FileSystemPath: "/Other", DataRepositoryPath: "s3://" + e.bucket + "/other/", Lifecycle: api.LifecycleAvailable,
+			S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: []api.EventType{api.EventNew, api.EventChanged}}}},
+	})
+	e.start()
+	must(t, e.st.MkdirAll("Other", 0o755))
+	e.exportedTree("ExtData/a", 2)
+	e.stop()
+	e.rename("ExtData/a", "Other/b")
+	e.appendJ("Other/b", catalog.KindRename, "ExtData/a", true)
+	e.claimAway()
+	e.rename("Other/b", "Other/c")
+	e.appendJ("Other/c", catalog.KindRename, "Other/b", true)
+	e.start()
+	e.drain()
+	for i := range 2 {
+		if o := e.mustGet(fmt.Sprintf("other/c/f%d", i)); string(o.body) != fmt.Sprintf("ExtData/a-%d", i) {
+			t.Fatalf("other/c/f%d: %q", i, o.body)
+		}
+		e.mustGet(fmt.Sprintf("%sa/f%d", prefix, i)) // no DELETED: kept
+	}
+}
+
+// TestStaleObjectAfterCrash: a daemon killed after a move recorded its new
+// place but before the old object was removed leaves Stale; the next export
+// of the file removes the old object — unless another file has taken that
+// key with its own content, which stays.
+func TestStaleObjectAfterCrash(t *testing.T) {
+	e := newEnv(t, nil, api.EventNew, api.EventChanged)
+	e.start()
+	e.write("ExtData/old", []byte("content"), catalog.KindNew)
+	e.write("ExtData/taken", []byte("other"), catalog.KindNew)
+	e.drain()
+	e.stop()
+	old := e.mustGet(prefix + "old")
+	// As if moved to new and killed before the delete: new's object is
+	// in place, its state names old's object as stale.
+	e.rename("ExtData/old", "ExtData/new")
+	must(t, e.st.MkdirAll("ExtData/x", 0o755))
+	_, err := e.s3.S3.CopyObject(ctx, copyInput(e.bucket, prefix+"old", prefix+"new"))
+	must(t, err)
+	_, err = e.st.UpdateState("ExtData/new", func(st *store.State) error {
+		st.Origin, st.Stale, st.StaleETag = "", "ExtData/old", old.etag
+		return nil
+	})
+	must(t, err)
+	e.appendJ("ExtData/new", catalog.KindChanged, "", false)
+	e.start()
+	e.drain()
+	e.mustMissing(prefix + "old")
+	if st := e.state("ExtData/new"); st.Stale != "" || st.Origin != "" {
+		t.Fatalf("state after the stale object went: %+v", st)
+	}
+	if o := e.mustGet(prefix + "new"); string(o.body) != "content" {
+		t.Fatalf("new: %q", o.body)
+	}
+
+	// A stale record whose key another file has exported to since (same
+	// bytes, so the same ETag): that object is the other file's and stays.
+	e.stop()
+	taken := e.mustGet(prefix + "taken")
+	e.rename("ExtData/taken", "ExtData/moved")
+	_, err = e.s3.S3.CopyObject(ctx, copyInput(e.bucket, prefix+"taken", prefix+"moved"))
+	must(t, err)
+	_, err = e.st.UpdateState("ExtData/moved", func(st *store.State) error {
+		st.Origin, st.Stale, st.StaleETag = "", "ExtData/taken", taken.etag
+		return nil
+	})
+	must(t, err)
+	e.write("ExtData/taken", []byte("other"), catalog.KindNew) // a new file, same bytes
+	e.start()
+	e.drain()
+	e.appendJ("ExtData/moved", catalog.KindChanged, "", false)
+	e.drain()
+	if o := e.mustGet(prefix + "taken"); string(o.body) != "other" {
+		t.Fatalf("taken: %q", o.body)
+	}
+	if st := e.state("ExtData/moved"); st.Stale != "" {
+		t.Fatalf("stale record kept: %+v", st)
+	}
+}
+
+func copyInput(bucket, src, dst string) *s3.CopyObjectInput {
+	return &s3.CopyObjectInput{Bucket: aws.String(bucket), Key: aws.String(dst), CopySource: aws.String(copySource(bucket, src))}
+}
