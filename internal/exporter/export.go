@@ -568,4 +568,3 @@ func (e *Exporter) deleteBatch(ctx context.Context, bucket string, keys []string
 	}
 	return first
 }
-

@@ -222,8 +222,9 @@ func (e *Exporter) removeIfOurs(ctx context.Context, a assoc, key, p, etag strin
 	return nil
 }
 
-// ownedAt reports whether a file at p other than f has the object of p's
-// key with etag as its own.
+// ownedAt reports whether a file at p has the object of p's key (with
+// etag) as its own: f itself (renamed back, or another name of it), or
+// another file exported there since.
 func (e *Exporter) ownedAt(p string, f *os.File, etag string) (bool, error) {
 	sta, err := e.cfg.Store.Lstat(p)
 	if gone(err) {
@@ -236,7 +237,9 @@ func (e *Exporter) ownedAt(p string, f *os.File, etag string) (bool, error) {
 		return false, nil
 	}
 	if mine, err := e.cfg.Store.At(p, f); err != nil || mine {
-		return false, err
+		// The file is at p again (renamed back), or p is another name
+		// of it (a hard link): the object of p's key is its own.
+		return mine, err
 	}
 	st, err := e.cfg.Store.GetState(p)
 	if errors.Is(err, store.ErrNoState) || gone(err) {
