@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
@@ -77,7 +78,7 @@ func TestRecoverMovesAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the dead daemon left: g closed (entry pending), the move
-	// record, the rename made, no RENAME entry.
+	// record, the origins, the rename made, no RENAME entry.
 	ctx := context.Background()
 	cat, err := catalog.OpenSQLite(ctx, filepath.Join(e.st, ".ferry", catalog.DefaultFile), catalog.Options{})
 	if err != nil {
@@ -93,6 +94,17 @@ func TestRecoverMovesAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := cat.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The mount records where the objects are before it renames
+	// (store.MarkOrigins).
+	sto, err := store.Open(e.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sto.MarkOrigins(ctx, "data/d")
+	sto.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(filepath.Join(e.st, "data", "d"), filepath.Join(e.st, "data", "e")); err != nil {
