@@ -213,3 +213,31 @@ func TestStaleObjectAfterCrash(t *testing.T) {
 func copyInput(bucket, src, dst string) *s3.CopyObjectInput {
 	return &s3.CopyObjectInput{Bucket: aws.String(bucket), Key: aws.String(dst), CopySource: aws.String(copySource(bucket, src))}
 }
+
+// TestRenameOutAndBackIn: a directory of exported files moves out of every
+// association (nothing happens to its objects: no DELETED), then back in
+// under another name (the mount journals NEW for every entry below it):
+// the files are copied from where their objects are, which then go.
+func TestRenameOutAndBackIn(t *testing.T) {
+	e := newEnv(t, nil, api.EventNew, api.EventChanged)
+	e.start()
+	e.exportedTree("ExtData/a", 2)
+	e.rename("ExtData/a", "outside")
+	e.appendJ("outside", catalog.KindRename, "ExtData/a", true)
+	e.drain()
+	e.mustHold("a", "a", 2)
+	e.stop()
+	e.rename("outside", "ExtData/b")
+	e.appendJ("ExtData/b", catalog.KindRename, "outside", true)
+	for i := range 2 {
+		e.appendJ(fmt.Sprintf("ExtData/b/f%d", i), catalog.KindNew, "", false)
+	}
+	bytesBefore := e.ex.Stats().BytesExported
+	e.start()
+	e.drain()
+	e.mustHold("b", "a", 2)
+	e.mustNone("a", 2)
+	if b := e.ex.Stats().BytesExported; b != bytesBefore {
+		t.Fatalf("moving exported files back in uploaded %d bytes; want copies", b-bytesBefore)
+	}
+}
