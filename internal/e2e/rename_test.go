@@ -60,6 +60,14 @@ func TestChainedRenamesThroughMount(t *testing.T) {
 			t.Fatal(err)
 		}
 		d.ok("hsm", "wait", "--timeout", "60s", root)
+		if _, ok := objectSum(t, srv, bucket, "d/"+c+"/"); !ok {
+			t.Errorf("round %d: directory object d/%s/ missing", round, c)
+		}
+		for _, old := range []string{a, b} {
+			if _, ok := objectSum(t, srv, bucket, "d/"+old+"/"); ok {
+				t.Errorf("round %d: directory object d/%s/ left behind", round, old)
+			}
+		}
 		for name, sum := range want {
 			got, ok := objectSum(t, srv, bucket, "d/"+c+"/"+name)
 			if !ok || got != sum {

@@ -111,7 +111,7 @@ func (e *Exporter) exportPath(ctx context.Context, a assoc, in, rel, fromKey str
 	}
 	switch sta.Mode & unix.S_IFMT {
 	case unix.S_IFDIR:
-		return e.putDir(ctx, a, in, sta)
+		return e.putDir(ctx, a, in, rel, sta)
 	case unix.S_IFLNK:
 		return false, e.putSymlink(ctx, a, in, rel, sta)
 	case unix.S_IFREG:
@@ -151,7 +151,13 @@ func (e *Exporter) metadata(attrs posixmeta.Attrs, prev map[string]string) (map[
 	return m, err
 }
 
-func (e *Exporter) putDir(ctx context.Context, a assoc, in string, sta unix.Stat_t) (bool, error) {
+// putDir writes the directory object of rel (in inside a) with its
+// attributes and records that it has one (store.DirXattr). When the
+// directory's object was under another key (it was renamed: the origin its
+// record names), that object goes, unless a directory there has it as its
+// own; the record is updated after that, so a crash in between only does
+// it again.
+func (e *Exporter) putDir(ctx context.Context, a assoc, in, rel string, sta unix.Stat_t) (bool, error) {
 	key, err := e.keyFor(a, in, keypath.Dir)
 	if err != nil {
 		return false, err
@@ -159,11 +165,44 @@ func (e *Exporter) putDir(ctx context.Context, a assoc, in string, sta unix.Stat
 	if key == "" {
 		return true, nil // the bucket root has no directory object
 	}
+	f, err := e.cfg.Store.OpenFile(rel, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if gone(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	_, origin, err := e.cfg.Store.FileDirOrigin(f)
+	if err != nil {
+		return false, err
+	}
 	meta, err := e.metadata(attrsOf(&sta), nil)
 	if err != nil {
 		return false, err
 	}
-	return false, e.put(ctx, a.bucket, key, "", meta)
+	unlock := e.keys.lock(a.bucket, key)
+	err = e.put(ctx, a.bucket, key, "", meta)
+	unlock()
+	if err != nil {
+		return false, err
+	}
+	if origin != "" && origin != rel {
+		if err := e.dropDirObject(ctx, a, origin, f); err != nil {
+			return false, err
+		}
+	}
+	mu := e.cfg.Store.MoveLock()
+	mu.RLock()
+	defer mu.RUnlock()
+	here, err := e.cfg.Store.At(rel, f)
+	if err != nil {
+		return false, err
+	}
+	if here {
+		return false, e.cfg.Store.SetFileDirOrigin(f, "")
+	}
+	return false, e.cfg.Store.SetFileDirOrigin(f, rel)
 }
 
 // putSymlink writes a symlink object: file-permissions 0120777 (the link's

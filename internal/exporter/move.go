@@ -354,7 +354,7 @@ func (e *Exporter) dropOldName(ctx context.Context, a assoc, key, oldRel string)
 // moved them along), which upload them and drop their old objects. The
 // walk holds one batch of entries per level.
 func (e *Exporter) moveTree(ctx context.Context, a assoc, in, rel string, sta unix.Stat_t) error {
-	if _, err := e.putDir(ctx, a, in, sta); err != nil {
+	if _, err := e.putDir(ctx, a, in, rel, sta); err != nil {
 		return err
 	}
 	r, err := e.cfg.Store.Readdir(rel)
@@ -473,4 +473,43 @@ func (e *Exporter) dropOldPrefix(ctx context.Context, a assoc, inOld, oldRel, ne
 		return err
 	}
 	return e.deleteBatch(ctx, a.bucket, batch)
+}
+
+// dropDirObject removes the directory object of origin, which directory f
+// (in association a now) left: only if the move may remove it (mayRemove)
+// and no directory at origin has it as its own (f itself renamed back, or
+// another directory exported there since).
+func (e *Exporter) dropDirObject(ctx context.Context, a assoc, origin string, f *os.File) error {
+	ao, in, ok := e.assocFor(origin)
+	if !ok || !e.mayRemove(home{a: ao}, home{a: a}) {
+		return nil
+	}
+	key, err := keypath.ToKey(ao.prefix, in, keypath.Dir)
+	if err != nil || key == "" {
+		return nil
+	}
+	unlock := e.keys.lock(ao.bucket, key)
+	defer unlock()
+	if sta, err := e.cfg.Store.Lstat(origin); err == nil && sta.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if mine, err := e.cfg.Store.At(origin, f); err != nil || mine {
+			return err
+		}
+		exported, o, err := e.cfg.Store.DirOrigin(origin)
+		if err != nil && !gone(err) {
+			return err
+		}
+		if exported && (o == "" || o == origin) {
+			return nil // another directory's object now
+		}
+	} else if err != nil && !gone(err) {
+		return err
+	}
+	_, err = e.cfg.S3.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(ao.bucket), Key: aws.String(key)})
+	if err != nil && !notFound(err) {
+		return e.cfg.S3.Explain(err, "delete", ao.bucket, key)
+	}
+	if err == nil {
+		e.stats.deleted.Add(1)
+	}
+	return nil
 }

@@ -79,6 +79,8 @@ func TestChainedDirectoryRenames(t *testing.T) {
 	e.mustNone("a", 3)
 	e.mustNone("b", 3)
 	e.mustGet(prefix + "c/")
+	e.mustMissing(prefix + "a/") // directory objects move too (store.DirXattr)
+	e.mustMissing(prefix + "b/")
 	for i := range 3 {
 		st := e.state(fmt.Sprintf("ExtData/c/f%d", i))
 		if st.Origin != "" || st.Stale != "" || st.Flags != hsm.Exists|hsm.Archived {
@@ -97,6 +99,9 @@ func TestChainedDirectoryRenames(t *testing.T) {
 	e.mustHold("a", "a", 3)
 	e.mustNone("c", 3)
 	e.mustNone("x", 3)
+	e.mustGet(prefix + "a/")
+	e.mustMissing(prefix + "c/")
+	e.mustMissing(prefix + "x/")
 }
 
 // TestParentRenamedDuringChildMove: the child directory's move is in
@@ -106,7 +111,10 @@ func TestParentRenamedDuringChildMove(t *testing.T) {
 	e := newEnv(t, nil, api.EventNew, api.EventChanged)
 	e.start()
 	must(t, e.st.MkdirAll("ExtData/p", 0o755))
+	e.appendJ("ExtData/p", catalog.KindNew, "", false)
 	e.exportedTree("ExtData/p/d", 2)
+	e.mustGet(prefix + "p/")
+	e.mustGet(prefix + "p/d/")
 	e.stop()
 	e.rename("ExtData/p/d", "ExtData/p/e")
 	e.appendJ("ExtData/p/e", catalog.KindRename, "ExtData/p/d", true)
@@ -118,6 +126,10 @@ func TestParentRenamedDuringChildMove(t *testing.T) {
 	e.mustHold("q/e", "p/d", 2)
 	e.mustNone("p/d", 2)
 	e.mustNone("p/e", 2)
+	e.mustGet(prefix + "q/e/")
+	for _, k := range []string{"p/", "p/d/", "p/e/", "q/d/"} {
+		e.mustMissing(prefix + k)
+	}
 }
 
 // TestRenameBetweenAssociations: a directory of exported files moves into

@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -26,6 +28,9 @@ import (
 // one origin cannot describe them (the exporter moves their objects by the
 // journal entry's old name).
 //
+// Directories whose object the exporter wrote (DirXattr) get the same
+// record, rel itself and every directory below it.
+//
 // A directory is walked depth first, one batch of entries per level in
 // memory: the cost grows with the number of entries below rel, one lstat
 // each and one state read and write per file the repository has.
@@ -38,6 +43,9 @@ func (s *Store) MarkOrigins(ctx context.Context, rel string) error {
 	case unix.S_IFREG:
 		return s.markOrigin(rel, &st)
 	case unix.S_IFDIR:
+		if err := s.markDirOrigin(rel); err != nil {
+			return err
+		}
 		return s.markOriginsBelow(ctx, rel)
 	}
 	return nil
@@ -81,7 +89,9 @@ func (s *Store) markOriginsBelow(ctx context.Context, dir string) error {
 			p := keypath.Join(dir, e.Name)
 			switch e.Type {
 			case unix.S_IFDIR:
-				err = s.markOriginsBelow(ctx, p)
+				if err = s.markDirOrigin(p); err == nil {
+					err = s.markOriginsBelow(ctx, p)
+				}
 			case unix.S_IFREG:
 				var sta unix.Stat_t
 				if sta, err = s.Lstat(p); err == nil {
@@ -93,4 +103,75 @@ func (s *Store) markOriginsBelow(ctx context.Context, dir string) error {
 			}
 		}
 	}
+}
+
+// DirXattr marks a directory whose object (the `dir/` key) the exporter
+// wrote. Its value says where that object is: the store-relative path whose
+// directory key holds it, empty for the directory's own path — the
+// directory's counterpart of State.Origin, so that a chain of directory
+// renames moves the directory objects too. Directories carry no State.
+const DirXattr = "user.ferry.dir"
+
+// DirOrigin returns whether directory rel has an object (DirXattr) and the
+// path whose key holds it ("" for rel's own).
+func (s *Store) DirOrigin(rel string) (exported bool, origin string, err error) {
+	err = s.pathState("get directory origin", rel, func(proc string, st *unix.Stat_t) error {
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return unix.ENOTDIR
+		}
+		exported, origin, err = getDirXattr(-1, proc)
+		return err
+	})
+	return exported, origin, err
+}
+
+// FileDirOrigin is DirOrigin for a directory open as f.
+func (s *Store) FileDirOrigin(f *os.File) (exported bool, origin string, err error) {
+	err = withFd(f, func(fd int) error {
+		exported, origin, err = getDirXattr(fd, "")
+		return err
+	})
+	return exported, origin, pathErr("get directory origin", f.Name(), err)
+}
+
+// SetFileDirOrigin records that directory f has an object, under the key of
+// origin ("" for its own path). Callers other than MarkOrigins hold
+// MoveLock shared and check where f is (At) under it.
+func (s *Store) SetFileDirOrigin(f *os.File, origin string) error {
+	if len(origin) > maxOriginLen {
+		return pathErr("set directory origin", f.Name(), fmt.Errorf("origin of %d bytes; at most %d", len(origin), maxOriginLen))
+	}
+	return pathErr("set directory origin", f.Name(), withFd(f, func(fd int) error {
+		return unix.Fsetxattr(fd, DirXattr, []byte(origin), 0)
+	}))
+}
+
+func getDirXattr(fd int, proc string) (bool, string, error) {
+	buf := make([]byte, maxOriginLen+1)
+	var n int
+	var err error
+	if proc != "" {
+		n, err = unix.Getxattr(proc, DirXattr, buf)
+	} else {
+		n, err = unix.Fgetxattr(fd, DirXattr, buf)
+	}
+	switch {
+	case err == unix.ENODATA:
+		return false, "", nil
+	case err != nil:
+		return false, "", err
+	}
+	return true, string(buf[:n]), nil
+}
+
+// markDirOrigin records rel as the origin of directory rel's object, if it
+// has one and no origin yet.
+func (s *Store) markDirOrigin(rel string) error {
+	return s.pathState("mark directory origin", rel, func(proc string, _ *unix.Stat_t) error {
+		exported, origin, err := getDirXattr(-1, proc)
+		if err != nil || !exported || origin != "" {
+			return err
+		}
+		return unix.Setxattr(proc, DirXattr, []byte(rel), 0)
+	})
 }
