@@ -157,4 +157,8 @@ CREATE TABLE links (
 ) WITHOUT ROWID;
 CREATE INDEX links_path ON links (path);
 `,
+	// 3: pending renames by old path (RenamedFrom).
+	`
+CREATE INDEX journal_renamed_from ON journal (old_path) WHERE kind = 'RENAME';
+`,
 }

@@ -78,7 +78,27 @@ func (e *Exporter) exportEntry(ctx context.Context, je catalog.JournalEntry) (sk
 	if skip, err := admit(a, ok, ev); skip || err != nil {
 		return skip, err
 	}
+	if held, err := e.cfg.Catalog.RenamedFrom(ctx, ancestors(je.Path, a.dir)); err != nil {
+		return false, err
+	} else if held {
+		return false, errRenamePending
+	}
 	return e.exportPath(ctx, a, in, rel, "")
+}
+
+// ancestors returns catalog path p and its parents up to and including
+// the association directory dir (store form, "." for the root).
+func ancestors(p, dir string) []string {
+	out := []string{p}
+	for p != "" && p != dir {
+		i := strings.LastIndexByte(p, '/')
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+		out = append(out, p)
+	}
+	return out
 }
 
 // Export writes rel's current content and metadata to its association's

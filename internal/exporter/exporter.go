@@ -338,6 +338,12 @@ var ErrWriterOpen = errors.New("busy: a writer the daemon cannot see (passthroug
 // whose old path is still being uploaded).
 var errDeferred = errors.New("waiting for the export in flight of the old name")
 
+// errRenamePending: an upload to a key whose object a pending rename is
+// still to move away (for example a released file renamed, and its old name
+// written again) waits for that move, or the released file's data would be
+// overwritten before it is copied.
+var errRenamePending = fmt.Errorf("%w: the object under this name is still to be moved to the name it was renamed to", errDeferred)
+
 // PermanentError is a failure that retrying cannot cure; its entry is
 // parked (see package doc).
 type PermanentError struct {

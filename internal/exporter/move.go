@@ -257,11 +257,15 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 	newRel, oldRel := storeRel(je.Path), storeRel(je.OldPath)
 	// The old name's upload in flight lands before the file moves on, so
 	// the object it writes is the one the move finds (through the Origin
-	// that upload records).
-	if p, err := e.cfg.Catalog.Pending(ctx, je.OldPath, "", 1); err != nil {
-		return false, err
-	} else if len(p) == 1 && p[0].Path == je.OldPath && p[0].Owner != "" && p[0].ReadyAt.After(time.Now()) {
-		return false, errDeferred
+	// that upload records). Only while nothing is at the old name: an
+	// entry there then is of the file renamed; a file at the old name is
+	// another one, whose upload waits for this move (errRenamePending).
+	if _, err := e.cfg.Store.Lstat(oldRel); gone(err) {
+		if p, err := e.cfg.Catalog.Pending(ctx, je.OldPath, "", 1); err != nil {
+			return false, err
+		} else if len(p) == 1 && p[0].Path == je.OldPath && p[0].Owner != "" && p[0].ReadyAt.After(time.Now()) {
+			return false, errDeferred
+		}
 	}
 	an, inNew, okN := e.assocFor(newRel)
 	ao, inOld, okO := e.assocFor(oldRel)

@@ -253,3 +253,39 @@ func TestRenameOutAndBackIn(t *testing.T) {
 		t.Fatalf("moving exported files back in uploaded %d bytes; want copies", b-bytesBefore)
 	}
 }
+
+// TestReleasedRenamedNameReused: a released file (its data only in the
+// repository) is renamed and a new file is written under its old name; the
+// new file's upload must not overwrite the object before the released
+// file's move has copied it (errRenamePending). The rename's move is held
+// up (claimed elsewhere) so the new file's entry comes first.
+func TestReleasedRenamedNameReused(t *testing.T) {
+	e := newEnv(t, nil, api.EventNew, api.EventChanged)
+	e.start()
+	e.write("ExtData/in.nc", []byte("input data"), catalog.KindNew)
+	e.drain()
+	e.stop()
+	// Released: the data is the object's only.
+	_, err := e.st.UpdateState("ExtData/in.nc", func(st *store.State) error {
+		b, err := store.NewBitmap(st.Size, 4)
+		st.Flags |= hsm.Released
+		st.Chunks = b
+		return err
+	})
+	must(t, err)
+	e.rename("ExtData/in.nc", "ExtData/in.nc.bak")
+	e.appendJ("ExtData/in.nc.bak", catalog.KindRename, "ExtData/in.nc", false)
+	e.claimAway()
+	e.write("ExtData/in.nc", []byte("new input"), catalog.KindNew)
+	e.start()
+	e.drain()
+	if o := e.mustGet(prefix + "in.nc.bak"); string(o.body) != "input data" {
+		t.Fatalf("in.nc.bak: %q", o.body)
+	}
+	if o := e.mustGet(prefix + "in.nc"); string(o.body) != "new input" {
+		t.Fatalf("in.nc: %q", o.body)
+	}
+	if st := e.state("ExtData/in.nc.bak"); st.Origin != "" || st.ETag != e.mustGet(prefix+"in.nc.bak").etag {
+		t.Fatalf("in.nc.bak state %+v", st)
+	}
+}

@@ -67,6 +67,7 @@ func Run(t *testing.T, open Open) {
 		{"JournalRenameTree", testJournalRenameTree},
 		{"JournalPark", testJournalPark},
 		{"JournalReschedule", testJournalReschedule},
+		{"JournalRenamedFrom", testJournalRenamedFrom},
 		{"AccessTimes", testAccess},
 		{"Moves", testMoves},
 		{"Links", testLinks},
@@ -1256,4 +1257,40 @@ func testLinks(t *testing.T, c catalog.Catalog, clk *Clock) {
 	if err := c.AddLinks(ctx, 1, "bad/"); err == nil {
 		t.Fatal("AddLinks accepted a path with a trailing slash")
 	}
+}
+
+// testJournalRenamedFrom: RenamedFrom finds pending RENAMEs by old path,
+// claimed or not, and forgets completed and parked ones.
+func testJournalRenamedFrom(t *testing.T, c catalog.Catalog, clk *Clock) {
+	check := func(want bool, paths ...string) {
+		t.Helper()
+		got, err := c.RenamedFrom(ctx, paths)
+		must(t, err)
+		if got != want {
+			t.Fatalf("RenamedFrom(%q) = %v, want %v", paths, got, want)
+		}
+	}
+	check(false)
+	check(false, "a")
+	must(t, c.Append(ctx, catalog.JournalAppend{Path: "b", Kind: catalog.KindRename, OldPath: "a"}))
+	must(t, c.Append(ctx, catalog.JournalAppend{Path: "d2", Kind: catalog.KindRename, OldPath: "d", Tree: true}))
+	appendOne(t, c, "x", catalog.KindChanged, 1)
+	check(true, "a")
+	check(true, "zz", "d")
+	check(false, "b", "x", "d2", "a/b")
+	es, err := c.Claim(ctx, "A", 10, time.Hour)
+	must(t, err)
+	check(true, "a") // in flight: still to be moved
+	for _, e := range es {
+		switch e.Path {
+		case "b":
+			if _, err := c.Complete(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		case "d2":
+			must(t, c.Park(ctx, e, "PathSizeTooLong: key too long"))
+		}
+	}
+	check(false, "a")
+	check(false, "d") // parked: never moves, must not hold others back
 }
