@@ -269,6 +269,11 @@ func MountOptions(st *store.Store, opt Options) *fs.Options {
 		EntryTimeout:    timeout(opt.EntryTimeout),
 		AttrTimeout:     timeout(opt.AttrTimeout),
 		NegativeTimeout: timeout(opt.NegativeTimeout),
+		// A file or directory of mode 0000 is shown as 0000: go-fuse
+		// would otherwise show 0644 (0755 for a directory), and the
+		// kernel's permission checks (default_permissions) would follow
+		// the wrong bits (TestZeroMode).
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			FsName:            name,
 			Name:              Name,

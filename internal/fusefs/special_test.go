@@ -210,3 +210,22 @@ func TestLongPathsInMount(t *testing.T) {
 	wantErrno(t, "rmdir of a name over NAME_MAX", unix.Unlinkat(dfd, long, unix.AT_REMOVEDIR), syscall.ENAMETOOLONG)
 	wantErrno(t, "rename to a name over NAME_MAX", unix.Renameat(dfd, comps[0], dfd, long), syscall.ENAMETOOLONG)
 }
+
+// TestZeroMode: a file, directory or FIFO made with mode 0000 shows 0000
+// (go-fuse would show 0644 or 0755 without Options.NullPermissions), and
+// chmod 0 too.
+func TestZeroMode(t *testing.T) {
+	e := mount(t, Options{})
+	fd, err := unix.Open(e.m("f"), unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	must(t, err)
+	unix.Close(fd)
+	must(t, unix.Mkdir(e.m("d"), 0))
+	must(t, unix.Mkfifo(e.m("p"), 0))
+	write(t, e.m("g"), "g")
+	must(t, os.Chmod(e.m("g"), 0))
+	for _, name := range []string{"f", "d", "p", "g"} {
+		if st := lstat(t, e.m(name)); st.Mode&0o7777 != 0 {
+			t.Errorf("%s made with mode 0: shown %o", name, st.Mode&0o7777)
+		}
+	}
+}
