@@ -110,12 +110,15 @@ for place in $PLACES; do
   mkdir -p "$dir"
   log "$place: prove -rv $TESTS in $dir"
   (cd "$dir" && prove -rv "$pjd/$TESTS") >"$logs/$place.log" 2>&1 || true
-  # Subtests: every "ok"/"not ok" line of the verbose output.
-  pass=$(grep -c '^ok ' "$logs/$place.log" || true)
-  fail=$(grep -c '^not ok ' "$logs/$place.log" || true)
-  total=$((pass + fail))
+  # Subtests: every "ok"/"not ok" line of the verbose output. As prove
+  # counts them, a "not ok … # TODO" (a failure pjdfstest expects on this
+  # OS) is not a failure.
+  total=$(grep -c '^\(not \)\?ok ' "$logs/$place.log" || true)
+  fail=$(grep '^not ok ' "$logs/$place.log" | grep -vc '# TODO' || true)
+  todo=$(grep '^not ok ' "$logs/$place.log" | grep -c '# TODO' || true)
+  pass=$((total - fail))
   pct=$(awk -v p="$pass" -v t="$total" 'BEGIN { if (t) printf "%.2f", 100 * p / t; else print "n/a" }')
-  line="$place: $pass of $total subtests pass ($pct %)"
+  line="$place: $pass of $total subtests pass ($pct %; $todo of them expected failures marked TODO)"
   summary="$summary$line"$'\n'
   echo "$line"
   # The failing files with the subtests that failed (prove's summary).

@@ -83,6 +83,11 @@
 // path with RESOLVE_NO_SYMLINKS); a process that follows a symlink in the
 // mount does so in its own kernel, against its own view of the file system,
 // with its own permissions — exactly as with a symlink on a local disk.
+// FIFOs, unix sockets and devices (Mknod) are shown and served by the
+// kernel like on a local disk; they stay in the store, never exported (see
+// Node.Mknod). Paths have no length limit (the store resolves long ones in
+// steps); a name over NAME_MAX is ENAMETOOLONG. A mode of 0000 is shown as
+// it is (go-fuse's NullPermissions).
 //
 // # Options (see MountOptions)
 //
