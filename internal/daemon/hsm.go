@@ -124,6 +124,18 @@ func fileError(path string, err error) api.HSMFile {
 	return api.HSMFile{Path: path, Error: err.Error(), Errno: errnoText(err)}
 }
 
+// special reports whether rel is a FIFO, socket or device. Such a file
+// has no state (user.* extended attributes are for regular files and
+// directories only) and is never exported (see store.Mknod): hsm state
+// shows it never_archive, and hsm archive refuses it.
+func (d *Daemon) special(rel string) (bool, error) {
+	st, err := d.store.Lstat(rel)
+	if err != nil {
+		return false, err
+	}
+	return store.Special(st.Mode), nil
+}
+
 func (d *Daemon) hsmOne(ctx context.Context, op, path string) api.HSMFile {
 	rel, err := d.relPath(path)
 	if err != nil {
@@ -134,6 +146,11 @@ func (d *Daemon) hsmOne(ctx context.Context, op, path string) api.HSMFile {
 	}
 	switch op {
 	case HSMState:
+		if special, err := d.special(rel); err != nil {
+			return fileError(path, err)
+		} else if special {
+			return api.HSMFile{Path: path, Flags: uint32(hsm.NoArchive)}
+		}
 		st, err := d.store.GetState(rel)
 		if errors.Is(err, store.ErrNoState) {
 			if _, lerr := d.store.Lstat(rel); lerr != nil {

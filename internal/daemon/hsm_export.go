@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/store"
 )
 
 // archiveParallel bounds the files one archive request exports at once.
@@ -52,8 +54,14 @@ func (d *Daemon) archiveOne(ctx context.Context, path string) api.HSMFile {
 	if err := d.ensureListed(ctx, rel); err != nil {
 		return fileError(path, err)
 	}
-	if _, err := d.store.Lstat(rel); err != nil {
+	lst, err := d.store.Lstat(rel)
+	if err != nil {
 		return fileError(path, fmt.Errorf("cannot archive %s: %w", path, err))
+	}
+	if store.Special(lst.Mode) {
+		f := fileError(path, fmt.Errorf("cannot archive %s: a FIFO, socket or device has no content a repository can hold; it stays in the store, never archived: %w", path, unix.EOPNOTSUPP))
+		f.Flags = uint32(hsm.NoArchive)
+		return f
 	}
 	if _, err := d.exp.Export(ctx, rel); err != nil {
 		return fileError(path, fmt.Errorf("cannot archive %s: %w", path, err))

@@ -83,6 +83,11 @@
 // path with RESOLVE_NO_SYMLINKS); a process that follows a symlink in the
 // mount does so in its own kernel, against its own view of the file system,
 // with its own permissions — exactly as with a symlink on a local disk.
+// FIFOs, unix sockets and devices (Mknod) are shown and served by the
+// kernel like on a local disk; they stay in the store, never exported (see
+// Node.Mknod). Paths have no length limit (the store resolves long ones in
+// steps); a name over NAME_MAX is ENAMETOOLONG. A mode of 0000 is shown as
+// it is (go-fuse's NullPermissions).
 //
 // # Options (see MountOptions)
 //
@@ -269,6 +274,11 @@ func MountOptions(st *store.Store, opt Options) *fs.Options {
 		EntryTimeout:    timeout(opt.EntryTimeout),
 		AttrTimeout:     timeout(opt.AttrTimeout),
 		NegativeTimeout: timeout(opt.NegativeTimeout),
+		// A file or directory of mode 0000 is shown as 0000: go-fuse
+		// would otherwise show 0644 (0755 for a directory), and the
+		// kernel's permission checks (default_permissions) would follow
+		// the wrong bits (TestZeroMode).
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			FsName:            name,
 			Name:              Name,

@@ -46,6 +46,7 @@ var (
 	_ fs.NodeRmdirer        = (*Node)(nil)
 	_ fs.NodeRenamer        = (*Node)(nil)
 	_ fs.NodeSymlinker      = (*Node)(nil)
+	_ fs.NodeMknoder        = (*Node)(nil)
 	_ fs.NodeReadlinker     = (*Node)(nil)
 	_ fs.NodeLinker         = (*Node)(nil)
 	_ fs.NodeStatfser       = (*Node)(nil)
@@ -301,7 +302,26 @@ func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 	return n.madeNew(ctx, rel, out, n.fsys.store.Unlink)
 }
 
-// madeNew is made for a directory or symlink, journaled NEW once it has
+// Mknod makes a FIFO, a unix socket (bind(2) of a socket in the mount
+// comes here), a device (the kernel lets only CAP_MKNOD callers ask), or an
+// empty regular file (mknod(2) with S_IFREG). A special file lives in the
+// store only: the exporter skips its entries (counted as skipped, as
+// exporter.exportPath decides by the file's type), an export task never
+// picks it, and `ferry hsm state` shows it never_archive. Its NEW entry is
+// journaled all the same, like every name made through the mount, so the
+// export counters show it.
+func (n *Node) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	if e := tooLong(name); e != 0 {
+		return nil, e
+	}
+	rel := n.child(name)
+	if err := n.fsys.store.Mknod(rel, mode&(unix.S_IFMT|0o7777), uint64(dev)); err != nil {
+		return nil, errno(err)
+	}
+	return n.madeNew(ctx, rel, out, n.fsys.store.Unlink)
+}
+
+// madeNew is made for a directory, symlink or mknod's file, journaled NEW once it has
 // its owner.
 func (n *Node) madeNew(ctx context.Context, rel string, out *fuse.EntryOut, undo func(string) error) (*fs.Inode, syscall.Errno) {
 	in, e := n.made(ctx, rel, out, undo)

@@ -95,6 +95,38 @@ func (s *Store) MkdirAll(rel string, mode uint32) error {
 	return nil
 }
 
+// Mknod creates the special file rel: a FIFO, a socket, a character or
+// block device (dev: the device number, for devices only; making one needs
+// CAP_MKNOD), or an empty regular file; mode holds the type and the
+// permission bits. Directories and symlinks have their own calls (EINVAL).
+// Special files carry no state (Linux allows user.* extended attributes on
+// regular files and directories only) and are never exported: S3 cannot
+// hold them, and the FSx metadata format describes files, directories and
+// symlinks only.
+func (s *Store) Mknod(rel string, mode uint32, dev uint64) error {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFCHR, unix.S_IFBLK, unix.S_IFREG:
+	default:
+		return pathErr("mknod", rel, unix.EINVAL)
+	}
+	fd, base, release, err := s.parent(rel, true)
+	if err != nil {
+		return pathErr("mknod", rel, err)
+	}
+	defer release()
+	return pathErr("mknod", rel, unix.Mknodat(fd, base, mode, int(dev)))
+}
+
+// Special reports whether mode is a FIFO, socket or device: a file with no
+// content the store keeps, no state and no object.
+func Special(mode uint32) bool {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFCHR, unix.S_IFBLK:
+		return true
+	}
+	return false
+}
+
 // Symlink creates symlink rel with target stored verbatim. The target is
 // never interpreted or followed by the store.
 func (s *Store) Symlink(target, rel string) error {

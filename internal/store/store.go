@@ -18,9 +18,22 @@
 //
 // Relative paths are slash-separated names ("a/b/c"; "." is the root). A
 // path is refused (ErrInvalidPath, EINVAL) if it is absolute, empty, has
-// empty, "." or ".." components, a NUL byte, a component over
-// keypath.MaxNameLen bytes, or is longer than PATH_MAX. Every path keypath
-// produces is accepted; local names need not be UTF-8.
+// empty, "." or ".." components or a NUL byte; a component over NAME_MAX
+// (keypath.MaxNameLen) bytes is ENAMETOOLONG (ErrNameTooLong). Every path
+// keypath produces is accepted; local names need not be UTF-8.
+//
+// # Paths of any length
+//
+// A path has no length limit: the mount shows a tree of any depth, and a
+// process whose working directory is deep in it may use a relative path of
+// up to PATH_MAX from there (the kernel refuses longer ones before the
+// daemon sees them), so the store path — which also holds the working
+// directory's own path — can be longer than PATH_MAX. No path is ever
+// joined onto the store's own location: the root is a descriptor. A path of
+// PATH_MAX bytes or more is resolved in steps (resolve), each openat2 from
+// the directory the previous step opened with a part shorter than PATH_MAX,
+// so every kernel call gets less than PATH_MAX and the final operation is a
+// *at call on the parent's descriptor and a name of at most NAME_MAX.
 //
 // # Reserved names
 //
@@ -74,6 +87,9 @@ const (
 var (
 	// ErrInvalidPath: the path is not a plain relative path (EINVAL).
 	ErrInvalidPath = errors.New("not a plain relative path below the store root")
+	// ErrNameTooLong: a path component is longer than NAME_MAX
+	// (ENAMETOOLONG).
+	ErrNameTooLong = errors.New("a name in the path is longer than NAME_MAX (255 bytes)")
 	// ErrReserved: the name belongs to ferry's metadata (ENOENT for a
 	// lookup, EPERM for a creation).
 	ErrReserved = errors.New("name reserved for ferry's metadata")
@@ -232,14 +248,17 @@ func validate(rel string, create bool) (dir, base string, err error) {
 	if rel == "." {
 		return ".", ".", nil
 	}
-	if rel == "" || len(rel) >= pathMax || rel[0] == '/' {
+	// No limit on the whole length (see "Paths of any length").
+	if rel == "" || rel[0] == '/' {
 		return "", "", withErrno(ErrInvalidPath, unix.EINVAL)
 	}
 	first := true
 	for c := range strings.SplitSeq(rel, "/") {
 		switch {
-		case c == "" || c == "." || c == ".." || len(c) > keypath.MaxNameLen || strings.IndexByte(c, 0) >= 0:
+		case c == "" || c == "." || c == ".." || strings.IndexByte(c, 0) >= 0:
 			return "", "", withErrno(ErrInvalidPath, unix.EINVAL)
+		case len(c) > keypath.MaxNameLen:
+			return "", "", withErrno(ErrNameTooLong, unix.ENAMETOOLONG)
 		case (first && c == MetaDir) || strings.HasPrefix(c, TempPrefix):
 			if create {
 				return "", "", withErrno(ErrReserved, unix.EPERM)
@@ -260,16 +279,66 @@ func Reserved(dir, name string) bool {
 	return (dir == "." && name == MetaDir) || strings.HasPrefix(name, TempPrefix)
 }
 
-// openat2 resolves rel (already validated) below the root. EAGAIN, which the
-// kernel may answer when a concurrent rename races a RESOLVE_BENEATH lookup,
-// is retried.
+// openat2 resolves rel (already validated) below the root and opens it
+// with flags. A path of PATH_MAX bytes or more is resolved in steps (see
+// resolve).
 func (s *Store) openat2(rel string, flags int, mode uint32) (int, error) {
+	if len(rel) < pathMax {
+		return openBeneath(s.root, rel, flags, mode)
+	}
+	dfd, last, err := s.resolve(rel)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(dfd)
+	return openBeneath(dfd, last, flags, mode)
+}
+
+// resolve opens, O_PATH, the deepest directory of rel (validated, at least
+// PATH_MAX bytes long) that leaves a remainder shorter than PATH_MAX, and
+// returns it with that remainder. Each step is one openat2 with
+// resolveFlags from the directory the step before opened, of a part
+// shorter than PATH_MAX that ends at a '/': every step only descends
+// through plain names (validate refused "..", and symlinks are refused by
+// the kernel), so the result is below the root exactly as one openat2 of
+// the whole path would be, and it is a directory (O_DIRECTORY: ENOTDIR if
+// not).
+func (s *Store) resolve(rel string) (dfd int, rest string, err error) {
+	dfd = s.root
+	for len(rel) >= pathMax {
+		// validate bounds every name by NAME_MAX, so a '/' exists in
+		// the first PATH_MAX bytes.
+		cut := strings.LastIndexByte(rel[:pathMax-1], '/')
+		next, err := openBeneath(dfd, rel[:cut], unix.O_PATH|unix.O_DIRECTORY, 0)
+		if dfd != s.root {
+			unix.Close(dfd)
+		}
+		if err != nil {
+			return -1, "", err
+		}
+		dfd, rel = next, rel[cut+1:]
+	}
+	if dfd == s.root {
+		// Never returned shared: the caller closes what it gets.
+		d, err := unix.Dup(s.root)
+		if err != nil {
+			return -1, "", err
+		}
+		dfd = d
+	}
+	return dfd, rel, nil
+}
+
+// openBeneath is openat2(dfd, rel) confined below dfd (resolveFlags).
+// EAGAIN, which the kernel may answer when a concurrent rename races a
+// RESOLVE_BENEATH lookup, is retried, as is EINTR.
+func openBeneath(dfd int, rel string, flags int, mode uint32) (int, error) {
 	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Resolve: resolveFlags}
 	if flags&(unix.O_CREAT|unix.O_TMPFILE) != 0 {
 		how.Mode = uint64(mode)
 	}
 	for i := 0; ; i++ {
-		fd, err := unix.Openat2(s.root, rel, &how)
+		fd, err := unix.Openat2(dfd, rel, &how)
 		if err == unix.EAGAIN && i < 16 {
 			continue
 		}

@@ -68,7 +68,7 @@ func TestEscapesRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	invalid := []string{"", "/", "/etc/passwd", "../x", "a/../../x", "sub/..", "./sub", "sub/./f", "sub//f", "sub/", "a\x00b", strings.Repeat("n", 256), strings.Repeat("a/", 2100) + "x"}
+	invalid := []string{"", "/", "/etc/passwd", "../x", "a/../../x", "sub/..", "./sub", "sub/./f", "sub//f", "sub/", "a\x00b"}
 	for _, rel := range invalid {
 		_, err := s.Lstat(rel)
 		if !errors.Is(err, ErrInvalidPath) || !errors.Is(err, unix.EINVAL) {
