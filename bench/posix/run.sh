@@ -124,7 +124,9 @@ for place in $PLACES; do
   # The failing files with the subtests that failed (prove's summary).
   sed -n '/^Test Summary Report/,$p' "$logs/$place.log" | grep -E '^[^ ]|Failed tests' | grep -v '^Files=\|^Result' || true
   if [ "$place" = inside ]; then
-    "$ferry" hsm wait --timeout 120s "$mnt/assoc" >/dev/null 2>&1 || log "inside: hsm wait did not drain in 120 s"
+    # What is still pending (path, kind, attempts, last error) goes to the log.
+    "$ferry" hsm wait --timeout 120s "$mnt/assoc" >"$logs/hsm-wait.log" 2>&1 ||
+      log "inside: hsm wait did not drain in 120 s (pending entries: $logs/hsm-wait.log)"
   fi
 done
 echo "logs: $logs"

@@ -618,6 +618,10 @@ func (e *Exporter) deleteBatch(ctx context.Context, bucket string, keys []string
 	err := e.cfg.Engine.Delete(ctx, bucket, keys, func(key string, err error) {
 		if err == nil {
 			e.stats.deleted.Add(1)
+		} else if s3x.InvalidKey(err) {
+			// No object can have this key (a directory key of a name
+			// at the server's length limit): nothing to delete.
+			e.log.Debug("nothing to delete under a key the server refuses", "key", key, "err", err)
 		} else if first == nil {
 			first = err
 		}

@@ -2,6 +2,7 @@ package exporter
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -288,4 +289,22 @@ func TestReleasedRenamedNameReused(t *testing.T) {
 	if st := e.state("ExtData/in.nc.bak"); st.Origin != "" || st.ETag != e.mustGet(prefix+"in.nc.bak").etag {
 		t.Fatalf("in.nc.bak state %+v", st)
 	}
+}
+
+// TestDeleteLongName: the DELETED entry of a file whose name has NAME_MAX
+// bytes removes its object and ends, although the directory form of its key
+// (name + "/") is one the server refuses (MinIO: XMinioInvalidObjectName,
+// left out of a DeleteObjects answer): `hsm wait` hung on such entries after
+// pjdfstest.
+func TestDeleteLongName(t *testing.T) {
+	e := newEnv(t, nil, allEvents...)
+	e.start()
+	name := "ExtData/" + strings.Repeat("n", 255)
+	e.write(name, []byte("x"), catalog.KindNew)
+	e.drain()
+	e.mustGet(prefix + name[len("ExtData/"):])
+	must(t, e.st.Unlink(name))
+	e.appendJ(name, catalog.KindDeleted, "", false)
+	e.drain()
+	e.mustMissing(prefix + name[len("ExtData/"):])
 }

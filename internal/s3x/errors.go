@@ -23,6 +23,18 @@ const (
 	CodePrecondition   = "PreconditionFailed"
 )
 
+// InvalidKey reports whether err says the key can name no object on this
+// server (too long, or a name its backend refuses: MinIO answers
+// XMinioInvalidObjectName for a path component over 255 bytes). Nothing
+// can be stored under such a key, so there is nothing to delete there.
+func InvalidKey(err error) bool {
+	switch CodeOf(err) {
+	case "KeyTooLongError", "XMinioInvalidObjectName", "InvalidObjectName", "XMinioObjectNameTooLong":
+		return true
+	}
+	return false
+}
+
 // Error is an S3 failure with a message that names the bucket or endpoint
 // and what to do about it. Err keeps the SDK's error for errors.As/Is.
 type Error struct {

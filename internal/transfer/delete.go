@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -73,11 +74,27 @@ func (e *Engine) deleteBatch(ctx context.Context, bucket string, keys []string, 
 		code, msg := aws.ToString(f.Code), aws.ToString(f.Message)
 		settle(aws.ToString(f.Key), &s3x.Error{Code: code, Message: code + ": " + msg})
 	}
+	// A key the response leaves out (MinIO does so for some names it
+	// refuses) is deleted on its own, so its own answer is reported.
 	for _, k := range keys {
-		if owed[k] > 0 {
+		for owed[k] > 0 {
 			owed[k]--
-			report(k, errNoResult)
+			report(k, e.deleteOne(ctx, bucket, k))
 		}
+	}
+	return nil
+}
+
+// deleteOne removes one object with DeleteObject (nil also when there was
+// none: S3 answers success).
+func (e *Engine) deleteOne(ctx context.Context, bucket, key string) error {
+	if err := e.acquire(ctx); err != nil {
+		return err
+	}
+	defer e.release()
+	_, err := e.client.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return fmt.Errorf("%w: %w", errNoResult, e.client.Explain(err, "delete", bucket, key))
 	}
 	return nil
 }
