@@ -172,11 +172,11 @@ func (e *Exporter) metadata(attrs posixmeta.Attrs, prev map[string]string) (map[
 }
 
 // putDir writes the directory object of rel (in inside a) with its
-// attributes and records that it has one (store.DirXattr). When the
-// directory's object was under another key (it was renamed: the origin its
-// record names), that object goes, unless a directory there has it as its
-// own; the record is updated after that, so a crash in between only does
-// it again.
+// attributes. When the directory's object was under another key (it was
+// renamed: store.DirXattr names the path), that object goes, unless a
+// directory is at that path again, and the record is cleared (or names rel
+// if the directory moved on meanwhile); a crash in between only does it
+// again, since a directory object is rebuilt from the directory itself.
 func (e *Exporter) putDir(ctx context.Context, a assoc, in, rel string, sta unix.Stat_t) (bool, error) {
 	key, err := e.keyFor(a, in, keypath.Dir)
 	if err != nil {
@@ -193,7 +193,7 @@ func (e *Exporter) putDir(ctx context.Context, a assoc, in, rel string, sta unix
 		return false, err
 	}
 	defer f.Close()
-	_, origin, err := e.cfg.Store.FileDirOrigin(f)
+	origin, err := e.cfg.Store.FileDirOrigin(f)
 	if err != nil {
 		return false, err
 	}
@@ -204,11 +204,11 @@ func (e *Exporter) putDir(ctx context.Context, a assoc, in, rel string, sta unix
 	unlock := e.keys.lock(a.bucket, key)
 	err = e.put(ctx, a.bucket, key, "", meta)
 	unlock()
-	if err != nil {
+	if err != nil || origin == "" {
 		return false, err
 	}
-	if origin != "" && origin != rel {
-		if err := e.dropDirObject(ctx, a, origin, f); err != nil {
+	if origin != rel {
+		if err := e.dropDirObject(ctx, a, origin); err != nil {
 			return false, err
 		}
 	}

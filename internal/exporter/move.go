@@ -479,11 +479,11 @@ func (e *Exporter) dropOldPrefix(ctx context.Context, a assoc, inOld, oldRel, ne
 	return e.deleteBatch(ctx, a.bucket, batch)
 }
 
-// dropDirObject removes the directory object of origin, which directory f
-// (in association a now) left: only if the move may remove it (mayRemove)
-// and no directory at origin has it as its own (f itself renamed back, or
-// another directory exported there since).
-func (e *Exporter) dropDirObject(ctx context.Context, a assoc, origin string, f *os.File) error {
+// dropDirObject removes the directory object of origin, which a directory
+// of association a left by a rename: only if the move may remove it
+// (mayRemove) and no directory is at origin (renamed back, or made there
+// again: the object is, or will be, its own).
+func (e *Exporter) dropDirObject(ctx context.Context, a assoc, origin string) error {
 	ao, in, ok := e.assocFor(origin)
 	if !ok || !e.mayRemove(home{a: ao}, home{a: a}) {
 		return nil
@@ -495,16 +495,7 @@ func (e *Exporter) dropDirObject(ctx context.Context, a assoc, origin string, f 
 	unlock := e.keys.lock(ao.bucket, key)
 	defer unlock()
 	if sta, err := e.cfg.Store.Lstat(origin); err == nil && sta.Mode&unix.S_IFMT == unix.S_IFDIR {
-		if mine, err := e.cfg.Store.At(origin, f); err != nil || mine {
-			return err
-		}
-		exported, o, err := e.cfg.Store.DirOrigin(origin)
-		if err != nil && !gone(err) {
-			return err
-		}
-		if exported && (o == "" || o == origin) {
-			return nil // another directory's object now
-		}
+		return nil
 	} else if err != nil && !gone(err) {
 		return err
 	}

@@ -28,8 +28,8 @@ import (
 // one origin cannot describe them (the exporter moves their objects by the
 // journal entry's old name).
 //
-// Directories whose object the exporter wrote (DirXattr) get the same
-// record, rel itself and every directory below it.
+// Directories get the same record (DirXattr), rel itself and every
+// directory below it, whether or not the exporter wrote their objects yet.
 //
 // A directory is walked depth first, one batch of entries per level in
 // memory: the cost grows with the number of entries below rel, one lstat
@@ -105,48 +105,58 @@ func (s *Store) markOriginsBelow(ctx context.Context, dir string) error {
 	}
 }
 
-// DirXattr marks a directory whose object (the `dir/` key) the exporter
-// wrote. Its value says where that object is: the store-relative path whose
-// directory key holds it, empty for the directory's own path — the
-// directory's counterpart of State.Origin, so that a chain of directory
-// renames moves the directory objects too. Directories carry no State.
+// DirXattr is set on a directory whose object (the `dir/` key), if it has
+// one, is under another path's key: MarkOrigins records the path the
+// directory had before a rename, the exporter removes the attribute once it
+// has written the object under the current name (or sets the name it wrote
+// if the directory moved on meanwhile). The directory's counterpart of
+// State.Origin, so that a chain of directory renames moves the directory
+// objects too. Absent: the object, if any, is under the directory's own
+// key. Only renamed directories carry it, so exporting a directory changes
+// nothing on it (no ctime change).
 const DirXattr = "user.ferry.dir"
 
-// DirOrigin returns whether directory rel has an object (DirXattr) and the
-// path whose key holds it ("" for rel's own).
-func (s *Store) DirOrigin(rel string) (exported bool, origin string, err error) {
+// DirOrigin returns the path whose key holds directory rel's object, ""
+// for rel's own.
+func (s *Store) DirOrigin(rel string) (origin string, err error) {
 	err = s.pathState("get directory origin", rel, func(proc string, st *unix.Stat_t) error {
 		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
 			return unix.ENOTDIR
 		}
-		exported, origin, err = getDirXattr(-1, proc)
+		origin, err = getDirXattr(-1, proc)
 		return err
 	})
-	return exported, origin, err
+	return origin, err
 }
 
 // FileDirOrigin is DirOrigin for a directory open as f.
-func (s *Store) FileDirOrigin(f *os.File) (exported bool, origin string, err error) {
+func (s *Store) FileDirOrigin(f *os.File) (origin string, err error) {
 	err = withFd(f, func(fd int) error {
-		exported, origin, err = getDirXattr(fd, "")
+		origin, err = getDirXattr(fd, "")
 		return err
 	})
-	return exported, origin, pathErr("get directory origin", f.Name(), err)
+	return origin, pathErr("get directory origin", f.Name(), err)
 }
 
-// SetFileDirOrigin records that directory f has an object, under the key of
-// origin ("" for its own path). Callers other than MarkOrigins hold
-// MoveLock shared and check where f is (At) under it.
+// SetFileDirOrigin records that directory f's object is under origin's key
+// ("" removes the record: under its own). Callers other than MarkOrigins
+// hold MoveLock shared and check where f is (At) under it.
 func (s *Store) SetFileDirOrigin(f *os.File, origin string) error {
 	if len(origin) > maxOriginLen {
 		return pathErr("set directory origin", f.Name(), fmt.Errorf("origin of %d bytes; at most %d", len(origin), maxOriginLen))
 	}
 	return pathErr("set directory origin", f.Name(), withFd(f, func(fd int) error {
+		if origin == "" {
+			if err := unix.Fremovexattr(fd, DirXattr); err != nil && err != unix.ENODATA {
+				return err
+			}
+			return nil
+		}
 		return unix.Fsetxattr(fd, DirXattr, []byte(origin), 0)
 	}))
 }
 
-func getDirXattr(fd int, proc string) (bool, string, error) {
+func getDirXattr(fd int, proc string) (string, error) {
 	buf := make([]byte, maxOriginLen+1)
 	var n int
 	var err error
@@ -157,19 +167,19 @@ func getDirXattr(fd int, proc string) (bool, string, error) {
 	}
 	switch {
 	case err == unix.ENODATA:
-		return false, "", nil
+		return "", nil
 	case err != nil:
-		return false, "", err
+		return "", err
 	}
-	return true, string(buf[:n]), nil
+	return string(buf[:n]), nil
 }
 
-// markDirOrigin records rel as the origin of directory rel's object, if it
-// has one and no origin yet.
+// markDirOrigin records rel as the origin of directory rel's object unless
+// one is recorded.
 func (s *Store) markDirOrigin(rel string) error {
 	return s.pathState("mark directory origin", rel, func(proc string, _ *unix.Stat_t) error {
-		exported, origin, err := getDirXattr(-1, proc)
-		if err != nil || !exported || origin != "" {
+		origin, err := getDirXattr(-1, proc)
+		if err != nil || origin != "" {
 			return err
 		}
 		return unix.Setxattr(proc, DirXattr, []byte(rel), 0)
