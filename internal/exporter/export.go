@@ -249,6 +249,12 @@ func (e *Exporter) put(ctx context.Context, bucket, key, body string, meta map[s
 		Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(body),
 		ContentLength: aws.Int64(int64(len(body))), Metadata: meta,
 	})
+	if s3x.InvalidKey(err) {
+		// The server can store no object under this key (MinIO refuses a
+		// directory key whose last name has 254 or more bytes): retrying
+		// cannot help; parked and reported, as a key over 1,024 bytes is.
+		return permanent(CodeInvalidObjectName, e.cfg.S3.Explain(err, "upload", bucket, key))
+	}
 	if err != nil {
 		return e.cfg.S3.Explain(err, "upload", bucket, key)
 	}

@@ -362,8 +362,11 @@ const (
 	CodeMetadataTooLarge = "MetadataTooLarge"
 	CodeFileChanged      = "FileChanged"
 	CodeCorruptState     = "CorruptState"
-	CodeNotReady         = "AssociationNotAvailable" // waiting: CREATING or MISCONFIGURED
-	CodeUnknown          = "InternalError"
+	// CodeInvalidObjectName: the server refuses the key (a name it cannot
+	// store, though within S3's 1,024 bytes).
+	CodeInvalidObjectName = "InvalidObjectName"
+	CodeNotReady          = "AssociationNotAvailable" // waiting: CREATING or MISCONFIGURED
+	CodeUnknown           = "InternalError"
 )
 
 // MaxObjectSize is S3's largest object (5 TiB).
