@@ -53,6 +53,7 @@ type item struct {
 	seqStart int64            // where the current sequential run began
 	seqEnd   int64            // how far it got
 	changed  error            // the object changed: every read fails
+	gaveUp   *gaveUp          // the last fetch given up after FetchTimeout
 	moved    int64            // bytes landed (for hsm action)
 	reimport bool             // a re-import was started
 
@@ -61,6 +62,20 @@ type item struct {
 	pending    []pendingCommit
 	committing bool
 }
+
+// gaveUp is a fetch of chunks [first, end) given up after FetchTimeout.
+// A read of those chunks within failFast of it gets its error at once:
+// when a readahead request fails the kernel retries the page with a read
+// of its own straight away, which would otherwise wait a second bound.
+type gaveUp struct {
+	at         time.Duration // Importer.now
+	first, end int64
+	err        error
+}
+
+// failFast: see gaveUp. Short, so the next read by a user (or a program
+// retrying) goes to the repository again.
+const failFast = time.Second
 
 // pendingCommit is a landed range waiting for its fdatasync and mark.
 type pendingCommit struct {
@@ -225,6 +240,14 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 		it.mu.Unlock()
 		_, err := im.st.CommitChunks(it.wf, store.Range{})
 		return err
+	}
+	if g := it.gaveUp; g != nil && im.now()-g.at < failFast {
+		for _, r := range missing {
+			if r.Off/chunk < g.end && (r.End()+chunk-1)/chunk > g.first {
+				it.mu.Unlock()
+				return g.err
+			}
+		}
 	}
 	for _, r := range missing {
 		first, end := r.Off/chunk, (r.End()+chunk-1)/chunk
@@ -415,6 +438,9 @@ func (it *item) start(a assoc, key string, st store.State, first, end int64, ahe
 		it.mu.Lock()
 		for c := first; c < end; c++ {
 			delete(it.inflight, c)
+		}
+		if re := (*ReadError)(nil); errors.As(err, &re) && re.Code == CodeFetchTimeout {
+			it.gaveUp = &gaveUp{at: im.now(), first: first, end: end, err: err}
 		}
 		fe.err = err
 		it.mu.Unlock()

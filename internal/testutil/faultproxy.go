@@ -21,6 +21,9 @@ import (
 //   - Refuse: the listening socket is closed, so new connections are
 //     refused (ECONNREFUSED); the connections open are reset.
 //
+// HangAfter(n) passes n more bytes from the server and then hangs: a
+// response that stops in the middle of its body.
+//
 // Pass lets traffic flow again (connections held by Hang go on where they
 // stopped; after Refuse the same address listens again). Close stops it;
 // StartFaultProxy registers Close with the test.
@@ -31,6 +34,7 @@ type FaultProxy struct {
 
 	mu     sync.Mutex
 	mode   Fault
+	budget int64         // with mode Pass: bytes from the server until Hang; <0: no limit
 	change chan struct{} // closed and replaced at every mode change
 	ln     net.Listener  // nil while refusing
 	conns  map[net.Conn]struct{}
@@ -62,7 +66,7 @@ func StartFaultProxy(tb testing.TB, target string) *FaultProxy {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p := &FaultProxy{addr: ln.Addr().String(), target: target, change: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+	p := &FaultProxy{addr: ln.Addr().String(), target: target, change: make(chan struct{}), conns: map[net.Conn]struct{}{}, budget: -1}
 	p.URL = "http://" + p.addr
 	p.serve(ln)
 	tb.Cleanup(p.Close)
@@ -73,6 +77,22 @@ func StartFaultProxy(tb testing.TB, target string) *FaultProxy {
 func (p *FaultProxy) Set(m Fault) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.budget = -1
+	return p.setLocked(m)
+}
+
+// HangAfter passes n more bytes from the server to the clients, then hangs.
+func (p *FaultProxy) HangAfter(n int64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.setLocked(Pass); err != nil {
+		return err
+	}
+	p.budget = n
+	return nil
+}
+
+func (p *FaultProxy) setLocked(m Fault) error {
 	if p.closed || p.mode == m {
 		return nil
 	}
@@ -177,31 +197,33 @@ func (p *FaultProxy) handle(c net.Conn) {
 	// Both ends close when either pump fails, or when both saw EOF.
 	var once sync.Once
 	var eofs atomic.Int32
-	run := func(dst, src net.Conn) {
+	run := func(dst, src net.Conn, fromServer bool) {
 		defer p.wg.Done()
-		if p.pump(dst, src) && eofs.Add(1) < 2 {
+		if p.pump(dst, src, fromServer) && eofs.Add(1) < 2 {
 			return
 		}
 		once.Do(done)
 	}
-	go run(u, c)
-	go run(c, u)
+	go run(u, c, false)
+	go run(c, u, true)
 }
 
 // pump copies from src to dst, holding each piece while the proxy hangs.
 // It returns true when src ended cleanly (EOF, passed on as a half-close:
 // the other direction may still flow), false on any failure.
-func (p *FaultProxy) pump(dst, src net.Conn) bool {
+func (p *FaultProxy) pump(dst, src net.Conn, fromServer bool) bool {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
-		if n > 0 {
-			if !p.pass() {
+		for b := buf[:n]; len(b) > 0; {
+			k, ok := p.pass(len(b), fromServer)
+			if !ok {
 				return false
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
+			if _, werr := dst.Write(b[:k]); werr != nil {
 				return false
 			}
+			b = b[k:]
 		}
 		if errors.Is(err, io.EOF) {
 			if tc, ok := dst.(*net.TCPConn); ok {
@@ -215,17 +237,27 @@ func (p *FaultProxy) pump(dst, src net.Conn) bool {
 	}
 }
 
-// pass waits while the proxy hangs; false when the connection must end.
-func (p *FaultProxy) pass() bool {
+// pass waits while the proxy hangs and returns how many of n bytes may
+// go on now; false when the connection must end.
+func (p *FaultProxy) pass(n int, fromServer bool) (int, bool) {
 	for {
 		p.mu.Lock()
 		m, ch, closed := p.mode, p.change, p.closed
+		if m == Pass && fromServer && p.budget >= 0 {
+			if p.budget == 0 {
+				p.setLocked(Hang)
+				m, ch = p.mode, p.change
+			} else {
+				n = int(min(int64(n), p.budget))
+				p.budget -= int64(n)
+			}
+		}
 		p.mu.Unlock()
 		switch {
 		case closed || m == Refuse:
-			return false
+			return 0, false
 		case m == Pass:
-			return true
+			return n, true
 		}
 		<-ch
 	}
