@@ -17,6 +17,15 @@
 // restores) and the readahead fetches of each file (at most Readahead chunks
 // ahead per file). No lock is held across a network request.
 //
+// # Repository outages
+//
+// A fetch of file data retries with backoff and gives up once the
+// repository has sent no byte for Config.FetchTimeout; its readers get
+// EIO (a *ReadError with CodeFetchTimeout) and one log line names the
+// endpoint and the file. A reader stops waiting when its context ends
+// (FUSE_INTERRUPT); the fetch goes on under the importer's context within
+// the same bound. Stats shows fetches in flight and stalled.
+//
 // See docs/architecture.md ("Lazy import") for the measured choices.
 package importer
 
