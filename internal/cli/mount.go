@@ -13,12 +13,13 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/daemon"
 	"github.com/ferry-hpc/ferry/internal/fusefs"
+	"github.com/ferry-hpc/ferry/internal/importer"
 	"github.com/ferry-hpc/ferry/internal/tasks"
 )
 
 type mountOpts struct {
 	store, catalog, logLevel, metricsAddr string
-	repoCheck                             time.Duration
+	repoCheck, fetchTimeout               time.Duration
 	autoRelease                           float64
 	background, debug, noPassthrough      bool
 	entryTimeout, attrTimeout, negTimeout time.Duration
@@ -66,6 +67,19 @@ An AVAILABLE association's repository is checked every
 withdrawn makes it MISCONFIGURED, which pauses its import and export until
 the cause is gone.
 
+A read of a released file (data still in the repository) waits for the
+chunks it needs. When the repository is down (connection refused, a server
+that accepts and never answers, a body that stops), each fetch retries with
+backoff, every attempt abandoned after min(--fetch-timeout/3, 10s) without a
+byte; once the repository has sent nothing for --fetch-timeout (default 60s:
+long enough to ride out a server restart or a load balancer failover, short
+enough that a job fails within a minute instead of hanging) the read fails
+with EIO and the daemon logs the endpoint and the file. The next read tries
+again. A reader interrupted meanwhile (Ctrl-C) stops waiting at once. Reads
+of data already local, and listings of directories already listed, never
+wait on the repository. /metrics shows stalled fetches
+(ferry_importer_fetches_stalled).
+
 Data repository tasks (ferry fsx create-data-repository-task) run in the
 daemon; a task cut short by an unmount runs again at the next mount. With
 --auto-release-above F the daemon starts an AUTO_RELEASE_DATA task by itself
@@ -76,6 +90,7 @@ used archived files until it is below 80%.`,
   ferry mount --store /nvme/ferry --catalog sqlite:///var/lib/ferry/fsx.db /fsx
   ferry --endpoint-url http://127.0.0.1:9000 mount --background --store /nvme/ferry /fsx
   ferry mount --background --metrics-addr 9100 --store /nvme/ferry /fsx   # curl 127.0.0.1:9100/metrics
+  ferry mount --background --fetch-timeout 5m --store /nvme/ferry /fsx   # wait out longer outages
   ferry umount /fsx`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -93,6 +108,7 @@ used archived files until it is below 80%.`,
 	f.DurationVar(&o.negTimeout, "negative-timeout", time.Second, "how long the kernel caches failed lookups")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "also serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, or PORT for 127.0.0.1:PORT)")
 	f.DurationVar(&o.repoCheck, "repository-check-interval", daemon.DefaultAvailableCheckInterval, "how often an AVAILABLE association's repository is checked (0: never)")
+	f.DurationVar(&o.fetchTimeout, "fetch-timeout", importer.DefaultFetchTimeout, "how long a read of a released file waits while the repository sends nothing (refused, hung) before it fails with EIO, e.g. 30s or 5m")
 	f.Float64Var(&o.autoRelease, "auto-release-above", 0, "start an AUTO_RELEASE_DATA task by itself when the store's file system is fuller than this fraction (0.8–1, e.g. 0.9; 0: never)")
 	f.BoolVar(&o.noPassthrough, "no-passthrough", false, "serve every read and write in the daemon, even where the kernel offers FUSE passthrough")
 	for _, n := range []string{"entry-timeout", "attr-timeout", "negative-timeout", "no-passthrough"} {
@@ -131,6 +147,9 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 	if o.repoCheck < 0 {
 		return usageError("--repository-check-interval %v is negative: give a duration such as 5m, or 0 for never", o.repoCheck)
 	}
+	if o.fetchTimeout < time.Second {
+		return usageError("--fetch-timeout %v: give a duration of at least 1s, such as 60s or 5m", o.fetchTimeout)
+	}
 	if o.autoRelease != 0 && (o.autoRelease <= tasks.DefaultWatermark || o.autoRelease >= 1) {
 		return usageError("--auto-release-above %v: give a fraction above %v (the release watermark) and below 1, e.g. 0.9", o.autoRelease, tasks.DefaultWatermark)
 	}
@@ -149,7 +168,8 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 	if o.background {
 		args := []string{"mount", "--store", store, "--catalog", catalog, "--log-level", strings.ToLower(level.String()),
 			"--entry-timeout", o.entryTimeout.String(), "--attr-timeout", o.attrTimeout.String(),
-			"--negative-timeout", o.negTimeout.String(), "--repository-check-interval", o.repoCheck.String()}
+			"--negative-timeout", o.negTimeout.String(), "--repository-check-interval", o.repoCheck.String(),
+			"--fetch-timeout", o.fetchTimeout.String()}
 		if metricsAddr != "" {
 			args = append(args, "--metrics-addr", metricsAddr)
 		}
@@ -195,6 +215,7 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		Version:    Version,
 
 		AvailableCheckInterval: repoCheck,
+		FetchTimeout:           o.fetchTimeout,
 		MetricsAddr:            metricsAddr,
 		AutoReleaseAbove:       o.autoRelease,
 		FUSE: fusefs.Options{

@@ -35,6 +35,7 @@ func (p *slowPlane) Restore(context.Context, string, func(int64)) error { return
 func (p *slowPlane) Release(context.Context, string) error              { return nil }
 func (p *slowPlane) Action(string) hsm.CurrentAction                    { return hsm.Noop }
 func (p *slowPlane) Counters() (map[string]uint64, map[string]int64)    { return nil, nil }
+func (p *slowPlane) Gauges() map[string]float64                         { return nil }
 func (p *slowPlane) ImportAll(ctx context.Context, _ api.DataRepositoryAssociation, progress func(api.BatchImportStatus)) (api.BatchImportStatus, error) {
 	close(p.started)
 	s := api.BatchImportStatus{Objects: 1000, Files: 990, Directories: 10}

@@ -208,6 +208,9 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	for name, v := range counters {
 		counter("ferry_importer_"+name, "Importer counter "+name+".", v)
 	}
+	for name, v := range d.plane.Gauges() {
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("ferry_importer_"+name, importerGaugeHelp[name], nil, nil), prometheus.GaugeValue, v)
+	}
 	for code, v := range refused {
 		counter("ferry_importer_refused_keys_by_code_total", "S3 keys refused by the importer, by error code.", uint64(v), "code", code)
 	}
@@ -224,6 +227,13 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n[l]), string(l))
 		}
 	}
+}
+
+// importerGaugeHelp describes the importer's gauges.
+var importerGaugeHelp = map[string]string{
+	"fetches_in_flight":     "Fetches of released files' data from the repository running now (demand reads, readahead, restores).",
+	"fetches_stalled":       "Fetches that have received no byte from the repository for a whole attempt's timeout or longer; they fail with EIO after --fetch-timeout.",
+	"fetch_stalled_seconds": "The longest time without a byte among the stalled fetches (0: none stalled).",
 }
 
 // serveControl serves the control API until the listener closes.

@@ -80,6 +80,11 @@ type Config struct {
 	// MetricsAddr, when set, also serves /metrics over TCP on this
 	// address (ParseMetricsAddr: a port alone listens on 127.0.0.1).
 	MetricsAddr string
+	// FetchTimeout bounds a repository outage as a reader of a released
+	// file sees it: a fetch that received no byte for this long fails the
+	// reads waiting for it with EIO (importer.Config.FetchTimeout; 0 =
+	// importer.DefaultFetchTimeout).
+	FetchTimeout time.Duration
 	// Export tunes the exporter (zero fields take its defaults).
 	Export ExportOptions
 	// AutoReleaseAbove, when set (0.8–1), makes the task runner start an
@@ -200,6 +205,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	d.imp = importer.New(importer.Config{
 		Store: d.store, Catalog: d.cat, S3: d.s3, Logger: d.log,
+		FetchTimeout: cfg.FetchTimeout,
 		InUse: func(rel string) bool {
 			f := mounted.Load()
 			return f != nil && f.InUse(rel)

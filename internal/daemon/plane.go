@@ -23,6 +23,10 @@ type dataPlane interface {
 	// (without the ferry_importer_ prefix), and the refused keys by error
 	// code (S3ObjectPathNotPosixCompliant, S3ObjectTypeMismatch…).
 	Counters() (map[string]uint64, map[string]int64)
+	// Gauges are the importer's values of the moment for /metrics, by
+	// metric name (without the ferry_importer_ prefix): fetches in flight
+	// and stalled.
+	Gauges() map[string]float64
 }
 
 // importerPlane adapts internal/importer to dataPlane.
@@ -65,5 +69,16 @@ func (p importerPlane) Counters() (map[string]uint64, map[string]int64) {
 		"dedup_waits_total":      uint64(s.DedupWaits),
 		"readahead_chunks_total": uint64(s.Readahead),
 		"released_files_total":   uint64(s.Released),
+		"fetch_retries_total":    uint64(s.FetchRetries),
+		"fetch_timeouts_total":   uint64(s.FetchTimeouts),
 	}, s.RefusedByCode
+}
+
+func (p importerPlane) Gauges() map[string]float64 {
+	s := p.im.Stats()
+	return map[string]float64{
+		"fetches_in_flight":     float64(s.FetchesInFlight),
+		"fetches_stalled":       float64(s.FetchesStalled),
+		"fetch_stalled_seconds": s.StalledSeconds,
+	}
 }

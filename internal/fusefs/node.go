@@ -442,7 +442,23 @@ func (n *Node) local(f *os.File) bool {
 	return err == nil && !st.Flags.Has(hsm.Released)
 }
 
+// Open opens the file (open). A released file served by the daemon keeps
+// the kernel's cached pages (FOPEN_KEEP_CACHE): without it the kernel
+// drops the inode's pages at every open and waits for each locked one, so
+// while a read of a chunk waits for the repository (up to the importer's
+// FetchTimeout) every other open of the file waited too — even to read
+// chunks already local. Kept pages of a released file are the object's
+// bytes of the stub's ETag; whatever changes them behind the mount
+// (re-import, release) drops them explicitly (FS.Invalidate).
 func (n *Node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+	h, fl, e := n.open(ctx, flags)
+	if f := asFile(h); e == 0 && f != nil && !f.pt && !n.local(f.f) {
+		fl |= fuse.FOPEN_KEEP_CACHE
+	}
+	return h, fl, e
+}
+
+func (n *Node) open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	s, rel, of := n.fsys.store, n.rel(), openFlags(flags)
 	if wantsWrite(of) && of&unix.O_TRUNC == 0 {
 		// A released file is restored before anyone may write to it.

@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 	"golang.org/x/sys/unix"
@@ -49,6 +53,7 @@ type item struct {
 	seqStart int64            // where the current sequential run began
 	seqEnd   int64            // how far it got
 	changed  error            // the object changed: every read fails
+	gaveUp   *gaveUp          // the last fetch given up after FetchTimeout
 	moved    int64            // bytes landed (for hsm action)
 	reimport bool             // a re-import was started
 
@@ -57,6 +62,20 @@ type item struct {
 	pending    []pendingCommit
 	committing bool
 }
+
+// gaveUp is a fetch of chunks [first, end) given up after FetchTimeout.
+// A read of those chunks within failFast of it gets its error at once:
+// when a readahead request fails the kernel retries the page with a read
+// of its own straight away, which would otherwise wait a second bound.
+type gaveUp struct {
+	at         time.Duration // Importer.now
+	first, end int64
+	err        error
+}
+
+// failFast: see gaveUp. Short, so the next read by a user (or a program
+// retrying) goes to the repository again.
+const failFast = time.Second
 
 // pendingCommit is a landed range waiting for its fdatasync and mark.
 type pendingCommit struct {
@@ -80,6 +99,10 @@ type fetch struct {
 	nlanded    int             // landed[:nlanded] are closed (the fetch's goroutine only)
 	done       chan struct{}
 	err        error // set before done is closed
+
+	// last is when the fetch began or last received a byte from the
+	// repository (Importer.now): FetchTimeout counts from it.
+	last atomic.Int64
 }
 
 // wait is a chunk of a fetch a caller waits for: chunks land in order, so
@@ -218,6 +241,14 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 		_, err := im.st.CommitChunks(it.wf, store.Range{})
 		return err
 	}
+	if g := it.gaveUp; g != nil && im.now()-g.at < failFast {
+		for _, r := range missing {
+			if r.Off/chunk < g.end && (r.End()+chunk-1)/chunk > g.first {
+				it.mu.Unlock()
+				return g.err
+			}
+		}
+	}
 	for _, r := range missing {
 		first, end := r.Off/chunk, (r.End()+chunk-1)/chunk
 		for c := first; c < end; {
@@ -341,10 +372,19 @@ func (it *item) start(a assoc, key string, st store.State, first, end int64, ahe
 	chunk := st.Chunks.ChunkSize()
 	r := store.Range{Off: first * chunk, Len: min(end*chunk, st.Size) - first*chunk}
 	rel := it.rel
+	fe.last.Store(int64(im.now()))
+	im.fmu.Lock()
+	im.fetching[fe] = struct{}{}
+	im.fmu.Unlock()
 	im.wg.Add(1)
 	go func() {
 		defer im.wg.Done()
 		defer im.putItem(it)
+		defer func() {
+			im.fmu.Lock()
+			delete(im.fetching, fe)
+			im.fmu.Unlock()
+		}()
 		var alt func() (assoc, string, bool)
 		if st.Origin != "" {
 			alt = it.currentSource(a, key)
@@ -379,7 +419,7 @@ func (it *item) start(a assoc, key string, st store.State, first, end int64, ahe
 			}
 			fe.nlanded = n
 		}
-		err := it.get(a, key, rel, st.ETag, r, alt, func(w int64) { land(w, nil) })
+		err := it.get(fe, a, key, rel, st.ETag, r, alt, func(w int64) { land(w, nil) })
 		// The chunks that landed before a failure are the object's bytes
 		// of the one version: they are committed like a whole fetch.
 		ok := store.Range{Off: r.Off, Len: min((first+int64(fe.nlanded))*chunk, st.Size) - r.Off}
@@ -398,6 +438,9 @@ func (it *item) start(a assoc, key string, st store.State, first, end int64, ahe
 		it.mu.Lock()
 		for c := first; c < end; c++ {
 			delete(it.inflight, c)
+		}
+		if re := (*ReadError)(nil); errors.As(err, &re) && re.Code == CodeFetchTimeout {
+			it.gaveUp = &gaveUp{at: im.now(), first: first, end: end, err: err}
 		}
 		fe.err = err
 		it.mu.Unlock()
@@ -460,10 +503,135 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b 
 // one (412), before the failure counts.
 //
 // landed is called with the bytes written so far after each write.
-func (it *item) get(a assoc, key, rel, etag string, r store.Range, alt func() (assoc, string, bool), landed func(int64)) error {
+//
+// A repository outage is bounded here (docs/architecture.md, "Repository
+// outages"): an attempt that receives no byte for AttemptTimeout (no
+// connection, no answer, a body that stopped) is abandoned; a failure that
+// may pass (no connection, a reset, 5xx, 429, an abandoned attempt) is
+// retried with backoff, resuming after the bytes already written (the
+// If-Match keeps them of one version); the fetch gives up when it has
+// received no byte for FetchTimeout: logged with the endpoint and the
+// file, and its readers get EIO. The SDK's own retries are off for these
+// GETs: they would retry refused connections for ~27 s and wait on a hung
+// one without bound. The fetch runs under the importer's context, not a
+// reader's: a reader that is interrupted stops waiting (EnsureData returns
+// its context's error), and the fetch goes on for the others and the next
+// read, within the same bound.
+func (it *item) get(fe *fetch, a assoc, key, rel, etag string, r store.Range, alt func() (assoc, string, bool), landed func(int64)) error {
 	im := it.im
-	ctx := im.ctx
-	if err := im.acquire(ctx, im.req); err != nil {
+	var (
+		done     int64 // bytes of r written
+		attempts int
+		lastErr  error
+		backoff  = firstBackoff
+	)
+	for {
+		if err := im.acquireUntil(fe); err != nil {
+			if im.ctx.Err() != nil {
+				return im.ctx.Err() // Close
+			}
+			if lastErr == nil {
+				lastErr = err
+			}
+			return it.timedOut(fe, a, key, rel, r, attempts, lastErr)
+		}
+		attempts++
+		if attempts > 1 {
+			im.n.retries.Add(1)
+		}
+		n, err := it.attempt(fe, a, key, etag, store.Range{Off: r.Off + done, Len: r.Len - done}, func(w int64) { landed(done + w) })
+		<-im.req
+		done += n
+		if err == nil {
+			return nil
+		}
+		if im.ctx.Err() != nil {
+			return im.ctx.Err() // Close
+		}
+		err = im.s3.Explain(err, "get", a.bucket, key)
+		if c := s3x.CodeOf(err); alt != nil && (c == s3x.CodeNoSuchKey || c == s3x.CodePrecondition) {
+			if a2, key2, ok := alt(); ok {
+				a, key, alt = a2, key2, nil
+				continue
+			}
+		}
+		if !retryable(err) {
+			return it.failed(a, key, rel, err)
+		}
+		lastErr = err
+		quiet := im.now() - time.Duration(fe.last.Load())
+		left := im.cfg.FetchTimeout - quiet
+		if left <= 0 {
+			return it.timedOut(fe, a, key, rel, r, attempts, lastErr)
+		}
+		im.log.Debug("fetch failed, retrying", "key", key, "path", rel, "attempt", attempts, "err", err)
+		// Full jitter: fetches that failed together do not retry together.
+		t := time.NewTimer(min(time.Duration(rand.Int64N(int64(backoff)))+time.Millisecond, left))
+		select {
+		case <-t.C:
+		case <-im.ctx.Done():
+			t.Stop()
+			return im.ctx.Err()
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// Backoff between attempts of a fetch: doubling from firstBackoff up to
+// maxBackoff, each wait drawn at random below it. With a refused
+// connection (each attempt fails at once) that is ~15 attempts in 60 s.
+const (
+	firstBackoff = 200 * time.Millisecond
+	maxBackoff   = 5 * time.Second
+)
+
+// acquireUntil takes a request slot for an attempt of fe, waiting at most
+// until fe has received nothing for FetchTimeout: when every slot is held
+// by fetches the repository does not answer, waiting longer is waiting on
+// the repository too.
+func (im *Importer) acquireUntil(fe *fetch) error {
+	select {
+	case im.req <- struct{}{}:
+		return nil
+	default:
+	}
+	left := im.cfg.FetchTimeout - (im.now() - time.Duration(fe.last.Load()))
+	if left <= 0 {
+		return errNoSlot
+	}
+	t := time.NewTimer(left)
+	defer t.Stop()
+	select {
+	case im.req <- struct{}{}:
+		return nil
+	case <-t.C:
+		return errNoSlot
+	case <-im.ctx.Done():
+		return im.ctx.Err()
+	}
+}
+
+var errNoSlot = errors.New("every request slot is held by fetches the repository does not answer")
+
+// errAttemptStalled is the cause of an attempt abandoned by its watchdog.
+var errAttemptStalled = errors.New("attempt stalled")
+
+// attempt is one GET of range r (what is left of a fetch), streamed into
+// the file; it returns the bytes written. A watchdog abandons it when no
+// byte arrives for AttemptTimeout, before the response or within the body.
+func (it *item) attempt(fe *fetch, a assoc, key, etag string, r store.Range, landed func(int64)) (int64, error) {
+	im := it.im
+	ctx, cancel := context.WithCancelCause(im.ctx)
+	defer cancel(nil)
+	idle := im.AttemptTimeout()
+	dog := time.AfterFunc(idle, func() { cancel(errAttemptStalled) })
+	defer dog.Stop()
+	stalled := func(err error) error {
+		if errors.Is(context.Cause(ctx), errAttemptStalled) {
+			// Not wrapped: the SDK's error says "context canceled",
+			// which is not what happened (and would read as EINTR).
+			return fmt.Errorf("no byte from %s for %v: attempt abandoned", im.s3.Endpoint, idle)
+		}
 		return err
 	}
 	im.n.get.Add(1)
@@ -472,27 +640,70 @@ func (it *item) get(a assoc, key, rel, etag string, r store.Range, alt func() (a
 		Key:     aws.String(key),
 		Range:   aws.String(fmt.Sprintf("bytes=%d-%d", r.Off, r.End()-1)),
 		IfMatch: aws.String(etag),
-	})
+	}, func(o *s3.Options) { o.Retryer = aws.NopRetryer{} })
 	if err != nil {
-		<-im.req
-		err = im.s3.Explain(err, "get", a.bucket, key)
-		if c := s3x.CodeOf(err); alt != nil && (c == s3x.CodeNoSuchKey || c == s3x.CodePrecondition) {
-			if a2, key2, ok := alt(); ok {
-				return it.get(a2, key2, rel, etag, r, nil, landed)
-			}
-		}
-		return it.failed(a, key, rel, err)
+		return 0, stalled(err)
 	}
-	got, err := it.copyAt(out.Body, r, landed)
-	out.Body.Close()
-	<-im.req
-	if err == nil && got != r.Len {
-		err = fmt.Errorf("get s3://%s/%s %v: the body had %d bytes", a.bucket, key, r, got)
+	defer out.Body.Close()
+	heard := func() {
+		dog.Reset(idle)
+		fe.last.Store(int64(im.now()))
 	}
+	heard()
+	got, err := it.copyAt(&heardReader{r: out.Body, heard: heard}, r, landed)
 	if err != nil {
-		return &ReadError{Code: "ReadFailed", Path: rel, Err: err}
+		return got, stalled(err)
 	}
-	return nil
+	if got != r.Len {
+		return got, fmt.Errorf("get s3://%s/%s %v: the body ended after %d bytes", a.bucket, key, r, got)
+	}
+	return got, nil
+}
+
+// heardReader calls heard after every read that returned bytes.
+type heardReader struct {
+	r     io.Reader
+	heard func()
+}
+
+func (h *heardReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	if n > 0 {
+		h.heard()
+	}
+	return n, err
+}
+
+// retryable says whether a failed GET may succeed when tried again: yes
+// unless the repository answered with a client error that another try
+// gets again (no object, another object, no access, bad credentials, an
+// archived object). Timeouts (408) and throttling (429) pass.
+func retryable(err error) bool {
+	switch s3x.CodeOf(err) {
+	case s3x.CodeNoSuchKey, s3x.CodeNoSuchBucket, s3x.CodeAccessDenied, s3x.CodeBadCredentials,
+		s3x.CodeNoCredentials, s3x.CodePrecondition, "InvalidObjectState", "InvalidRange":
+		return false
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		s := re.HTTPStatusCode()
+		return s >= 500 || s == 429 || s == 408 || s == 0
+	}
+	return true
+}
+
+// timedOut ends a fetch that received no byte for FetchTimeout: counted,
+// logged with the endpoint and the file, and an EIO for its readers.
+func (it *item) timedOut(fe *fetch, a assoc, key, rel string, r store.Range, attempts int, last error) error {
+	im := it.im
+	im.n.timeouts.Add(1)
+	quiet := (im.now() - time.Duration(fe.last.Load())).Round(time.Millisecond)
+	im.log.Error("repository not answering: reads of the file fail with EIO",
+		"endpoint", im.s3.Endpoint, "dra", a.id, "key", "s3://"+a.bucket+"/"+key, "path", rel,
+		"range", r.String(), "no_byte_for", quiet, "attempts", attempts, "fetch_timeout", im.cfg.FetchTimeout, "err", last)
+	return &ReadError{Code: CodeFetchTimeout, Path: rel, Err: fmt.Errorf(
+		"s3://%s/%s at %s sent nothing for %v (%d attempts; last: %v): check that the repository is up and reachable; the next read tries again (ferry mount --fetch-timeout sets this bound)",
+		a.bucket, key, im.s3.Endpoint, quiet, attempts, last)}
 }
 
 // commit marks range r local once its bytes, already written, are durable.

@@ -17,6 +17,15 @@
 // restores) and the readahead fetches of each file (at most Readahead chunks
 // ahead per file). No lock is held across a network request.
 //
+// # Repository outages
+//
+// A fetch of file data retries with backoff and gives up once the
+// repository has sent no byte for Config.FetchTimeout; its readers get
+// EIO (a *ReadError with CodeFetchTimeout) and one log line names the
+// endpoint and the file. A reader stops waiting when its context ends
+// (FUSE_INTERRUPT); the fetch goes on under the importer's context within
+// the same bound. Stats shows fetches in flight and stalled.
+//
 // See docs/architecture.md ("Lazy import") for the measured choices.
 package importer
 
@@ -27,6 +36,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -61,6 +71,13 @@ type Config struct {
 	// Readahead is how many chunks a sequential reader of one file keeps
 	// fetching ahead of its reads (default DefaultReadahead; -1 = none).
 	Readahead int
+	// FetchTimeout bounds a repository outage as a reader sees it: a fetch
+	// of a released file's data that has received no byte from the
+	// repository for this long (connection refused, no answer, a body
+	// that stopped) gives up, and the reads waiting for it fail with EIO
+	// (default DefaultFetchTimeout). Until then it retries with backoff;
+	// each attempt is abandoned after AttemptTimeout() without a byte.
+	FetchTimeout time.Duration
 }
 
 // Defaults, chosen by measurement (docs/architecture.md, "Lazy import").
@@ -68,6 +85,16 @@ const (
 	DefaultConcurrency = 16
 	DefaultChunkSize   = 4 << 20
 	DefaultReadahead   = 16
+	// DefaultFetchTimeout: long enough to ride out what a repository
+	// recovers from by itself — a restarted MinIO or RGW node, a load
+	// balancer failing over, a burst of 503 SlowDown (tens of seconds) —
+	// and short enough that a job reading through an outage fails with a
+	// clear error within a minute instead of hanging (docs/architecture.md,
+	// "Repository outages").
+	DefaultFetchTimeout = 60 * time.Second
+	// maxAttemptTimeout caps one attempt's wait for a byte (see
+	// AttemptTimeout).
+	maxAttemptTimeout = 10 * time.Second
 	// maxItems is how many idle per-file hydration states are kept (each
 	// holds one descriptor) before idle ones are dropped.
 	maxItems = 256
@@ -79,6 +106,8 @@ const (
 	CodeUnsupportedTier = "S3ObjectInUnsupportedTier"
 	CodeChanged         = "S3ObjectChanged"
 	CodeLocalExists     = "LocalFileExists"
+	// CodeFetchTimeout: the repository sent nothing for FetchTimeout.
+	CodeFetchTimeout = "FetchTimeout"
 )
 
 // Stats are the importer's counters, for /metrics and tests.
@@ -100,11 +129,19 @@ type Stats struct {
 	Readahead       int64 // chunks fetched ahead of the reader
 	Commits         int64 // fdatasync+mark rounds (each commits one or more fetched ranges)
 	Released        int64
+	FetchRetries    int64 // GET attempts of file data repeated after a failure or a stall
+	FetchTimeouts   int64 // fetches given up after FetchTimeout without a byte (reads failed with EIO)
+
+	// Gauges, at the moment of the snapshot.
+	FetchesInFlight int64   // fetches of file data running (demand, readahead, restore)
+	FetchesStalled  int64   // of those, the ones that received no byte for AttemptTimeout or longer
+	StalledSeconds  float64 // the longest time without a byte among the stalled ones (0: none)
 }
 
 type counters struct {
 	list, head, get, bytes, stubs, dirs, links, listed, refused    atomic.Int64
 	local, reimports, changed, dedup, readahead, released, commits atomic.Int64
+	retries, timeouts                                              atomic.Int64
 
 	mu     sync.Mutex
 	byCode map[string]int64
@@ -137,6 +174,12 @@ type Importer struct {
 	rmu      sync.Mutex
 	restores map[string]*atomic.Int64 // rel → bytes moved by a running Restore
 
+	// Fetches running, for the stall gauges (see Stats); fetch.last is on
+	// the clock of epoch (monotonic).
+	fmu      sync.Mutex
+	fetching map[*fetch]struct{}
+	epoch    time.Time
+
 	n counters
 }
 
@@ -155,6 +198,9 @@ func New(cfg Config) *Importer {
 	if cfg.Readahead < 0 {
 		cfg.Readahead = 0
 	}
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = DefaultFetchTimeout
+	}
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
@@ -169,6 +215,8 @@ func New(cfg Config) *Importer {
 		listing:  map[string]*listCall{},
 		items:    map[fileKey]*item{},
 		restores: map[string]*atomic.Int64{},
+		fetching: map[*fetch]struct{}{},
+		epoch:    time.Now(),
 	}
 	im.n.byCode = map[string]int64{}
 	return im
@@ -197,9 +245,20 @@ func (im *Importer) Stats() Stats {
 		SymlinksCreated: n.links.Load(), DirsListed: n.listed.Load(), Refused: n.refused.Load(),
 		LocalConflicts: n.local.Load(), Reimports: n.reimports.Load(), Changed: n.changed.Load(),
 		DedupWaits: n.dedup.Load(), Readahead: n.readahead.Load(), Released: n.released.Load(),
-		Commits:       n.commits.Load(),
+		Commits: n.commits.Load(), FetchRetries: n.retries.Load(), FetchTimeouts: n.timeouts.Load(),
 		RefusedByCode: map[string]int64{},
 	}
+	stall := im.AttemptTimeout()
+	now := im.now()
+	im.fmu.Lock()
+	s.FetchesInFlight = int64(len(im.fetching))
+	for fe := range im.fetching {
+		if quiet := now - time.Duration(fe.last.Load()); quiet >= stall {
+			s.FetchesStalled++
+			s.StalledSeconds = max(s.StalledSeconds, quiet.Seconds())
+		}
+	}
+	im.fmu.Unlock()
 	n.mu.Lock()
 	for k, v := range n.byCode {
 		s.RefusedByCode[k] = v
@@ -207,6 +266,19 @@ func (im *Importer) Stats() Stats {
 	n.mu.Unlock()
 	return s
 }
+
+// AttemptTimeout is how long one attempt of a fetch waits for a byte (the
+// response's headers, then each piece of its body) before it is abandoned
+// and retried on a new connection: a third of FetchTimeout, at most 10 s,
+// so a server that accepted the connection and hangs costs a few attempts,
+// not the whole bound. A fetch without a byte for this long counts as
+// stalled in Stats.
+func (im *Importer) AttemptTimeout() time.Duration {
+	return min(im.cfg.FetchTimeout/3, maxAttemptTimeout)
+}
+
+// now is the importer's monotonic clock (fetch.last is on it).
+func (im *Importer) now() time.Duration { return time.Since(im.epoch) }
 
 // refuse counts and logs a repository entry that is not imported.
 func (im *Importer) refuse(code, key, reason string) {
