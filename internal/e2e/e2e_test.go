@@ -177,9 +177,16 @@ func (d *daemon) kill9() {
 // exporting every event, and waits until it is AVAILABLE.
 func (d *daemon) associate(path, repo string) {
 	d.t.Helper()
+	d.associateEvents(path, repo, "NEW,CHANGED,DELETED")
+}
+
+// associateEvents is associate with the AutoExportPolicy's events (a
+// comma-separated list such as "NEW,CHANGED").
+func (d *daemon) associateEvents(path, repo, events string) {
+	d.t.Helper()
 	out := d.ok("fsx", "create-data-repository-association", "--file-system-id", d.id,
 		"--file-system-path", path, "--data-repository-path", repo,
-		"--s3", "AutoExportPolicy={Events=[NEW,CHANGED,DELETED]}")
+		"--s3", "AutoExportPolicy={Events=["+events+"]}")
 	var resp api.CreateDataRepositoryAssociationResponse
 	if err := json.Unmarshal([]byte(out), &resp); err != nil || resp.Association == nil {
 		d.t.Fatalf("create: %v\n%s", err, out)
