@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
@@ -237,6 +238,27 @@ func TestCrashKill9(t *testing.T) {
 		}
 	}
 	sort.Strings(paths)
+	// whereIs says where in the bucket content sum is, if anywhere (a
+	// missing object's content under another key: a move that went wrong).
+	var bySum map[[32]byte][]string
+	whereIs := func(sum [32]byte) string {
+		if bySum == nil {
+			bySum = map[[32]byte][]string{}
+			err := srv.Client(t).List(context.Background(), bucket, s3x.ListOptions{Prefix: "crash/"}, func(o s3x.Object) error {
+				if s, ok := objectSum(t, srv, bucket, o.Key); ok {
+					bySum[s] = append(bySum[s], o.Key)
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Sprintf(" (listing the bucket: %v)", err)
+			}
+		}
+		if ks := bySum[sum]; len(ks) > 0 {
+			return fmt.Sprintf("; its content is under %s", strings.Join(ks, ", "))
+		}
+		return "; its content is nowhere in the bucket"
+	}
 	lost := 0
 	for _, p := range paths {
 		want := l.sums[p]
@@ -249,7 +271,7 @@ func TestCrashKill9(t *testing.T) {
 		}
 		switch {
 		case !ok:
-			t.Errorf("%s: closed before a kill, no object", p)
+			t.Errorf("%s: closed before a kill, no object%s", p, whereIs(want))
 			lost++
 		case got != want:
 			t.Errorf("%s: object %s, closed content %s (local %s %v)", p, short(got), short(want), short(local), lerr)
