@@ -427,9 +427,11 @@ func (s *seqRun) abs(p string) string { return filepath.Join(s.r.mp, p) }
 func (s *seqRun) run() {
 	for _, root := range modelRoots {
 		p := root + "/" + s.name
-		s.logf("mkdir %s", p)
-		if !s.mkdir(p) {
-			return
+		for s.nodes[p] == nil { // again if a kill cut it before it happened
+			s.logf("mkdir %s", p)
+			if !s.mkdir(p) {
+				return
+			}
 		}
 	}
 	nops := s.r.cfg.minOps + s.rng.IntN(s.r.cfg.maxOps-s.r.cfg.minOps+1)
