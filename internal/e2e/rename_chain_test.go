@@ -14,15 +14,12 @@ import (
 // (issue 10 item 1): a directory of exported files is renamed, and renamed
 // again while the exporter moves its objects (its new `dir/` object is
 // there: the move has begun). `ferry hsm wait` must not return before
-// every file is under its final key. On main it returns 0 with all but the
-// files already moved still under the first name: the claimed RENAME's
-// moves find the files' new names gone and leave them, and the second
-// RENAME lists the intermediate name's prefix. Skipped until the fix lands
-// (chainedDirRenamesFixed in model_test.go).
+// every file is under its final key. Before the exporter resolved moves
+// from the file's identity (49f9378) it returned 0 with 199 or 200 of the
+// 200 files still under the first name: the claimed RENAME found the new
+// names gone and left the objects, and the second RENAME listed the
+// intermediate name's prefix, where nothing was.
 func TestDirRenameDuringMove(t *testing.T) {
-	if !chainedDirRenamesFixed && os.Getenv("FERRY_MODEL_UNGUARDED") != "1" {
-		t.Skip("known failure on main: chainedDirRenamesFixed is false (FERRY_MODEL_UNGUARDED=1 runs it)")
-	}
 	srv := testutil.SharedMinIO(t)
 	bucket := srv.Bucket(t)
 	d := newDaemon(t, srv, t.TempDir())
