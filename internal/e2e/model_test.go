@@ -177,13 +177,13 @@ func TestModel(t *testing.T) {
 // the fix is on main (FERRY_MODEL_UNGUARDED=1 flips it for one run).
 //
 // Two more guards were here until main's rework of renames (c97d50b,
-// e895ebc) fixed what they hid; with the generator of the time, on 49f9378,
-// FERRY_MODEL_SEED=11 failed 6 of 1000 sequences (64, 159, 306, 686, 693,
-// 937) with "missing object" and "missing dir object": a directory
-// renamed again, or its parent renamed, while the exporter applied its
-// previous rename (TestDirRenameDuringMove, the TestCrashKill9 flake), and
-// a directory moved between two associations (only its own object was
-// written in the new one).
+// e895ebc) fixed what they hid. With a binary of 49f9378 (FERRY_E2E_BIN),
+// FERRY_MODEL_SEED=11 fails 5 of 1000 sequences (64, 159, 686, 693, 937;
+// 306 too with FERRY_MODEL_UNGUARDED=1) with "missing object" and
+// "missing dir object": a directory renamed again, or its parent renamed,
+// while the exporter applied its previous rename (TestDirRenameDuringMove,
+// the TestCrashKill9 flake), and a directory moved between two
+// associations (only its own object was written in the new one).
 const (
 	// A renamed directory is listed again under its new name at its first
 	// lookup or readdir there (listed_dirs is kept by path): objects under
