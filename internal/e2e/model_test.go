@@ -47,7 +47,7 @@ import (
 //     so the key is the path) with exactly its final content (sha256): never
 //     missing, never stale;
 //   - every live directory has its `dir/` object (the exporter writes one on
-//     mkdir and on a rename; semantics.md §4), except one whose mkdir was
+//     mkdir and on a rename; docs/architecture.md "Export"), except one whose mkdir was
 //     cut by a kill (then no entry may have been journaled for it);
 //   - after the last `hsm wait`, the mount shows exactly the model's files
 //     and directories with the model's content (nothing lost, nothing
