@@ -1072,7 +1072,7 @@ func (s *seqRun) checkBucket() bool {
 		}
 		want := sha256.Sum256(n.data)
 		if _, ok := objs[p]; !ok {
-			s.fail("missing object", "%s: the file %s exists, its object does not%s", p, desc(n.data), s.whereIs(want, objs))
+			s.fail("missing object", "%s: the file %s exists, its object does not%s; %s", p, desc(n.data), s.whereIs(want, objs), s.hsmState(p))
 			continue
 		}
 		o := objs[p]
@@ -1142,6 +1142,13 @@ func (s *seqRun) whereIs(sum [32]byte, objs map[string]listed) string {
 		}
 	}
 	return ""
+}
+
+// hsmState is `ferry hsm state` of p, for failure reports: whether the
+// daemon thinks the file is exported.
+func (s *seqRun) hsmState(p string) string {
+	_, out := s.r.ferry("hsm", "state", s.abs(p))
+	return "hsm state: " + strings.TrimSpace(strings.ReplaceAll(out, s.r.mp+"/", ""))
 }
 
 func nameOf(content map[[32]byte]string, sum [32]byte) string {
