@@ -1072,7 +1072,7 @@ func (s *seqRun) checkBucket() bool {
 		}
 		want := sha256.Sum256(n.data)
 		if _, ok := objs[p]; !ok {
-			s.fail("missing object", "%s: the file %s exists, its object does not%s; %s", p, desc(n.data), s.whereIs(want, objs), s.hsmState(p))
+			s.fail("missing object", "%s: the file %s exists, its object does not%s; %s; %s", p, desc(n.data), s.whereIs(want, objs), s.hsmState(p), s.later(p, want))
 			continue
 		}
 		o := objs[p]
@@ -1142,6 +1142,20 @@ func (s *seqRun) whereIs(sum [32]byte, objs map[string]listed) string {
 		}
 	}
 	return ""
+}
+
+// later says whether the object of p appears with content sum within 20
+// s after a check found it missing (still a failure: hsm wait returned
+// before it was there), for failure reports.
+func (s *seqRun) later(p string, sum [32]byte) string {
+	t0 := time.Now()
+	for time.Since(t0) < 20*time.Second {
+		if got, ok := s.get(p); ok {
+			return fmt.Sprintf("the object appeared %v after the check (same content: %v)", time.Since(t0).Round(time.Millisecond), got == sum)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return "the object did not appear within 20 s"
 }
 
 // hsmState is `ferry hsm state` of p, for failure reports: whether the
