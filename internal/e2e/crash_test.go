@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
@@ -27,7 +29,10 @@ type ledger struct {
 	dirty map[string]bool     // last operation on the path failed
 	// alt: the path the file has if a directory rename that failed (the
 	// daemon died under it) did not happen; sums has the renamed path.
-	alt     map[string]string
+	alt map[string]string
+	// from: a renamed directory's name before the rename (for failure
+	// reports: the chain of names a file's directory had).
+	from    map[string]string
 	acks    int
 	renames int // directory renames acknowledged
 }
@@ -40,6 +45,7 @@ func (l *ledger) moveTree(from, to string, maybe bool) {
 	if !maybe {
 		l.renames++
 	}
+	l.from[to] = from
 	for p, sum := range l.sums {
 		if rest, ok := strings.CutPrefix(p, from+"/"); ok {
 			np := to + "/" + rest
@@ -54,6 +60,18 @@ func (l *ledger) moveTree(from, to string, maybe bool) {
 			}
 		}
 	}
+}
+
+// history lists the names directory dir had before, newest first.
+func (l *ledger) history(dir string) string {
+	var names []string
+	for d, ok := l.from[dir]; ok && len(names) < 100; d, ok = l.from[d] {
+		names = append(names, d)
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return "; its directory was renamed from " + strings.Join(names, " ← ")
 }
 
 func (l *ledger) acked() int {
@@ -185,7 +203,7 @@ func TestCrashKill9(t *testing.T) {
 	if testing.Short() {
 		kills = 3
 	}
-	l := &ledger{sums: map[string][32]byte{}, dirty: map[string]bool{}, alt: map[string]string{}}
+	l := &ledger{sums: map[string][32]byte{}, dirty: map[string]bool{}, alt: map[string]string{}, from: map[string]string{}}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
 	seqs := make([]int, 4)
 	for k := range kills + 1 {
@@ -237,6 +255,27 @@ func TestCrashKill9(t *testing.T) {
 		}
 	}
 	sort.Strings(paths)
+	// whereIs says where in the bucket content sum is, if anywhere (a
+	// missing object's content under another key: a move that went wrong).
+	var bySum map[[32]byte][]string
+	whereIs := func(sum [32]byte) string {
+		if bySum == nil {
+			bySum = map[[32]byte][]string{}
+			err := srv.Client(t).List(context.Background(), bucket, s3x.ListOptions{Prefix: "crash/"}, func(o s3x.Object) error {
+				if s, ok := objectSum(t, srv, bucket, o.Key); ok {
+					bySum[s] = append(bySum[s], o.Key)
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Sprintf(" (listing the bucket: %v)", err)
+			}
+		}
+		if ks := bySum[sum]; len(ks) > 0 {
+			return fmt.Sprintf("; its content is under %s", strings.Join(ks, ", "))
+		}
+		return "; its content is nowhere in the bucket"
+	}
 	lost := 0
 	for _, p := range paths {
 		want := l.sums[p]
@@ -249,7 +288,7 @@ func TestCrashKill9(t *testing.T) {
 		}
 		switch {
 		case !ok:
-			t.Errorf("%s: closed before a kill, no object", p)
+			t.Errorf("%s: closed before a kill, no object%s%s", p, whereIs(want), l.history(path.Dir(p)))
 			lost++
 		case got != want:
 			t.Errorf("%s: object %s, closed content %s (local %s %v)", p, short(got), short(want), short(local), lerr)

@@ -61,7 +61,43 @@ func newDaemon(t *testing.T, srv *testutil.MinIO, store string) *daemon {
 	d := &daemon{t: t, srv: srv, rt: t.TempDir(), st: store, mp: t.TempDir()}
 	testutil.DetachOnCleanup(t, d.mp)
 	t.Cleanup(func() { d.run("umount", d.mp) })
+	t.Cleanup(d.keepOnFailure)
 	return d
+}
+
+// keepOnFailure, when the test failed, prints the end of the daemons' logs
+// and, with FERRY_E2E_KEEP=DIR, copies the logs and the store's catalog
+// to DIR/<test name>/ for a post-mortem (the temporary directories go when
+// the test ends).
+func (d *daemon) keepOnFailure() {
+	if !d.t.Failed() {
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(d.rt, "*.log"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		d.t.Logf("daemon log %s (last %d of %d lines):\n%s", filepath.Base(l), min(len(lines), 40), len(lines),
+			strings.Join(lines[max(0, len(lines)-40):], "\n"))
+	}
+	keep := os.Getenv("FERRY_E2E_KEEP")
+	if keep == "" {
+		return
+	}
+	dst := filepath.Join(keep, fmt.Sprintf("%s-%d", strings.ReplaceAll(d.t.Name(), "/", "_"), time.Now().UnixNano()))
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		d.t.Logf("FERRY_E2E_KEEP: %v", err)
+		return
+	}
+	for _, src := range append(logs, filepath.Join(d.st, ".ferry")) {
+		if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+			d.t.Logf("FERRY_E2E_KEEP: cp %s: %v %s", src, err, out)
+		}
+	}
+	d.t.Logf("logs and catalog kept in %s", dst)
 }
 
 func (d *daemon) env() []string {
@@ -141,9 +177,16 @@ func (d *daemon) kill9() {
 // exporting every event, and waits until it is AVAILABLE.
 func (d *daemon) associate(path, repo string) {
 	d.t.Helper()
+	d.associateEvents(path, repo, "NEW,CHANGED,DELETED")
+}
+
+// associateEvents is associate with the AutoExportPolicy's events (a
+// comma-separated list such as "NEW,CHANGED").
+func (d *daemon) associateEvents(path, repo, events string) {
+	d.t.Helper()
 	out := d.ok("fsx", "create-data-repository-association", "--file-system-id", d.id,
 		"--file-system-path", path, "--data-repository-path", repo,
-		"--s3", "AutoExportPolicy={Events=[NEW,CHANGED,DELETED]}")
+		"--s3", "AutoExportPolicy={Events=["+events+"]}")
 	var resp api.CreateDataRepositoryAssociationResponse
 	if err := json.Unmarshal([]byte(out), &resp); err != nil || resp.Association == nil {
 		d.t.Fatalf("create: %v\n%s", err, out)

@@ -188,7 +188,11 @@ func (m *MinIO) start(bin, console string) error {
 			return fmt.Errorf("minio exited at start: %s", tail(string(log)))
 		default:
 		}
-		resp, err := http.Get(m.Endpoint + "/minio/health/ready")
+		// Not /minio/health/ready: it answers 200 before the object layer
+		// is up, and S3 requests then fail with 503
+		// XMinioServerNotInitialized (TestStartMinIOServes). The cluster
+		// check answers 503 until the object layer serves.
+		resp, err := http.Get(m.Endpoint + "/minio/health/cluster")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
