@@ -103,6 +103,11 @@ type Catalog interface {
 	// ForgetListed drops the records of prefix and below (re-import,
 	// association deletion) and returns how many there were.
 	ForgetListed(ctx context.Context, prefix string) (int64, error)
+	// MoveListed moves the records of directory from and below to below to
+	// (a directory renamed): a renamed directory is not listed again under
+	// its new name, which would make files deleted since come back from
+	// their objects. Records that were at to and below are dropped first.
+	MoveListed(ctx context.Context, from, to string) error
 
 	// LoadChunkMap, SaveChunkMap and DeleteChunkMap implement
 	// store.MapStore; a missing map is ErrNotFound, deleting one is

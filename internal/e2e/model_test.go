@@ -176,9 +176,10 @@ func TestModel(t *testing.T) {
 	t.Errorf("%d of %d sequences failed (FERRY_MODEL_SEED=%d); failure classes:\n%s", len(r.failed), cfg.count(), cfg.seed, strings.Join(cs, "\n"))
 }
 
-// A known failure on main. While the guard is false the generator keeps
-// away from what exposes it, so that CI stays green; flip it to true once
-// the fix is on main (FERRY_MODEL_UNGUARDED=1 flips it for one run).
+// A guard for a failure once known on main: while false the generator
+// keeps away from what exposed it. It is true since the mount moves a
+// renamed directory's listed records with it (importer Renamed, catalog
+// MoveListed; TestUnlinkAfterDirRenameStaysDeleted fails without).
 //
 // Two more guards were here until main's rework of renames (c97d50b,
 // e895ebc) fixed what they hid. With a binary of 49f9378 (FERRY_E2E_BIN),
@@ -199,7 +200,7 @@ const (
 	// false there are no renames back to an old name, and a renamed
 	// directory is walked (listed) through the mount right after its
 	// rename, while its new prefix holds nothing yet.
-	relistAfterDirRenameFixed = false
+	relistAfterDirRenameFixed = true
 )
 
 type modelConfig struct {

@@ -39,7 +39,13 @@ func (f *FS) listed(ctx context.Context, rel string) error {
 		return nil
 	}
 	if err := f.imp.EnsureListed(ctx, rel); err != nil {
-		f.log.Warn("lazy listing failed", "dir", rel, "err", err)
+		if ctx.Err() != nil {
+			// The caller gave up (an interrupted request): the next
+			// lookup lists again; nothing failed.
+			f.log.Debug("lazy listing interrupted", "dir", rel, "err", err)
+		} else {
+			f.log.Warn("lazy listing failed", "dir", rel, "err", err)
+		}
 		return err
 	}
 	return nil

@@ -82,7 +82,11 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		return errno(err)
 	}
 	if !exports {
-		return errno(f.store.Rename(from, to, uint(flags)))
+		if err := f.store.Rename(from, to, uint(flags)); err != nil {
+			return errno(err)
+		}
+		f.movedListed(ctx, from, to, isDir)
+		return 0
 	}
 	ctx = context.WithoutCancel(ctx)
 	id, err := f.jnl.BeginMove(ctx, catPath(from), catPath(to))
@@ -99,7 +103,31 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		}
 		return errno(err)
 	}
+	f.movedListed(ctx, from, to, isDir)
 	return errno(f.journalMove(ctx, catalog.Move{ID: id, From: from, To: to}, isDir))
+}
+
+// listedMover is what an Importer may offer to keep its record of listed
+// directories right across a rename (internal/importer's Renamed).
+type listedMover interface {
+	Renamed(ctx context.Context, from, to string) error
+}
+
+// movedListed tells the importer that directory from is now to, so the
+// directory is not listed again under its new name: a listing would make
+// files deleted since come back from their objects. A failure is logged,
+// not returned: the rename happened, and a listing again only costs
+// requests unless such files were deleted meanwhile. (A daemon killed
+// between the rename and this leaves the same: the next lookup lists the
+// new name once.)
+func (f *FS) movedListed(ctx context.Context, from, to string, isDir bool) {
+	m, ok := f.imp.(listedMover)
+	if !isDir || !ok {
+		return
+	}
+	if err := m.Renamed(context.WithoutCancel(ctx), from, to); err != nil {
+		f.log.Error("listed directories not moved with a rename; the new name is listed again", "from", from, "to", to, "err", err)
+	}
 }
 
 // journalMove journals rename m, made in the store, and ends its move

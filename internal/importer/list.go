@@ -59,6 +59,23 @@ func (im *Importer) EnsureListed(ctx context.Context, dir string) error {
 	return err
 }
 
+// Renamed records that directory from (store-relative) is now to: its
+// listed records and those below it move with it (catalog MoveListed), so
+// the renamed directory is not listed again under its new name — a listing
+// would make files deleted there since come back from their objects. The
+// mount calls it after renaming a directory.
+func (im *Importer) Renamed(ctx context.Context, from, to string) error {
+	im.lmu.Lock()
+	for d := range im.listed {
+		_, underFrom := keypath.Within(from, d)
+		if _, underTo := keypath.Within(to, d); underFrom || underTo {
+			delete(im.listed, d)
+		}
+	}
+	im.lmu.Unlock()
+	return im.cat.MoveListed(ctx, catPath(from), catPath(to))
+}
+
 func (im *Importer) markListedMem(dir string) {
 	im.lmu.Lock()
 	im.rememberListed(dir)

@@ -56,6 +56,7 @@ func Run(t *testing.T, open Open) {
 		{"Tasks", testTasks},
 		{"TaskPaging", testTaskPaging},
 		{"ListedDirs", testListed},
+		{"MoveListed", testMoveListed},
 		{"ChunkMaps", testChunkMaps},
 		{"JournalDedup", testJournalDedup},
 		{"JournalClaimLease", testJournalLease},
@@ -1293,4 +1294,29 @@ func testJournalRenamedFrom(t *testing.T, c catalog.Catalog, clk *Clock) {
 	}
 	check(false, "a")
 	check(false, "d") // parked: never moves, must not hold others back
+}
+
+// testMoveListed: a renamed directory's listed records, its own and below,
+// move to the new name; what was listed under the new name goes; siblings
+// with the same leading bytes stay.
+func testMoveListed(t *testing.T, c catalog.Catalog, clk *Clock) {
+	for _, p := range []string{"a", "a/b", "a/b/c", "a.b", "ab", "x", "x/old"} {
+		must(t, c.MarkListed(ctx, catalog.ListedDir{Path: p, ListedAt: clk.Now(), Marker: "m-" + p}))
+	}
+	must(t, c.MoveListed(ctx, "a", "x"))
+	for p, want := range map[string]string{"x": "m-a", "x/b": "m-a/b", "x/b/c": "m-a/b/c", "a.b": "m-a.b", "ab": "m-ab"} {
+		d, ok, err := c.Listed(ctx, p)
+		must(t, err)
+		if !ok || d.Marker != want {
+			t.Fatalf("Listed(%q) = %+v, %v; want marker %q", p, d, ok, want)
+		}
+	}
+	for _, p := range []string{"a", "a/b", "a/b/c", "x/old"} {
+		if _, ok, _ := c.Listed(ctx, p); ok {
+			t.Fatalf("%q still listed after the move", p)
+		}
+	}
+	if err := c.MoveListed(ctx, "", "y"); err == nil {
+		t.Fatal("the root moved")
+	}
 }
