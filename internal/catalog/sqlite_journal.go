@@ -245,7 +245,13 @@ func (c *sqliteCatalog) settleRename(ctx context.Context, e JournalAppend, now i
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
 		return e, nil, err
-	case claimed || Kind(kind) == KindDeleted:
+	case claimed:
+		// The old name's export is in flight and may find the file gone;
+		// the content closed under it waits under the new name from the
+		// same place in the queue, so a barrier taken before this rename
+		// (hsm wait) still waits for it.
+		carry = &cr
+	case Kind(kind) == KindDeleted:
 	default:
 		if _, err := c.wexec(ctx, `DELETE FROM journal WHERE path = ?`, src); err != nil {
 			return e, nil, err
@@ -284,9 +290,10 @@ func (c *sqliteCatalog) moveBelow(ctx context.Context, src, origin, dst string, 
 	type row struct {
 		path, kind, oldPath string
 		claimed             bool
+		firstSeq, enqueued  int64
 	}
 	lo, hi := prefixRange(src)
-	rows, err := c.wc.QueryContext(ctx, `SELECT path, kind, old_path, owner IS NOT NULL AND ready_ns > ?3
+	rows, err := c.wc.QueryContext(ctx, `SELECT path, kind, old_path, owner IS NOT NULL AND ready_ns > ?3, first_seq, enqueued_ns
 		FROM journal WHERE path >= ?1 AND path < ?2 ORDER BY path`, lo, hi, now)
 	if err != nil {
 		return err
@@ -294,7 +301,7 @@ func (c *sqliteCatalog) moveBelow(ctx context.Context, src, origin, dst string, 
 	var below []row
 	for rows.Next() {
 		var r row
-		if err := rows.Scan(&r.path, &r.kind, &r.oldPath, &r.claimed); err != nil {
+		if err := rows.Scan(&r.path, &r.kind, &r.oldPath, &r.claimed, &r.firstSeq, &r.enqueued); err != nil {
 			rows.Close()
 			return err
 		}
@@ -314,8 +321,14 @@ func (c *sqliteCatalog) moveBelow(ctx context.Context, src, origin, dst string, 
 		case r.claimed:
 			// In flight: its upload writes the object under r.path, from
 			// where a RENAME moves it once that entry is gone.
+			// It keeps the claimed entry's place in the queue: a
+			// barrier taken before this rename still waits for it.
 			*seq++
 			if _, err := c.wexec(ctx, upsertJournal, to, *seq, string(KindRename), r.path, 0, now); err != nil {
+				return err
+			}
+			if _, err := c.wexec(ctx, `UPDATE journal SET first_seq = min(first_seq, ?), enqueued_ns = min(enqueued_ns, ?) WHERE path = ?`,
+				r.firstSeq, r.enqueued, to); err != nil {
 				return err
 			}
 			continue

@@ -416,14 +416,21 @@ func (e *Exporter) moveEntry(ctx context.Context, a assoc, pin, p string) error 
 		return e.putSymlink(ctx, a, pin, p, sta)
 	case unix.S_IFREG:
 		st, err := e.cfg.Store.GetState(p)
-		if errors.Is(err, store.ErrNoState) {
-			return nil // never exported: its NEW entry moved along
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, store.ErrNoState) || err == nil && hsm.Unexported(st.Flags):
+			// Content the repository lacks: its own entry (NEW or CHANGED,
+			// moved along by the rename) uploads it — unless it has none
+			// any more (an export that found the old name gone ended it):
+			// then it goes now.
+			if pending, err := e.cfg.Catalog.Pending(ctx, p, "", 1); err != nil {
+				return err
+			} else if len(pending) == 1 && pending[0].Path == p {
+				return nil
+			}
+		case err != nil:
 			return err
-		}
-		if hsm.Unexported(st.Flags) || (st.Origin == "" || st.Origin == p) && st.Stale == "" {
-			return nil // its own entry, or nothing to move
+		case (st.Origin == "" || st.Origin == p) && st.Stale == "":
+			return nil // nothing to move
 		}
 		_, err = e.exportPath(ctx, a, pin, p, "")
 		return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
@@ -318,5 +319,25 @@ func TestLongDirectoryName(t *testing.T) {
 	e.mustMissing(prefix + dir[len("ExtData/"):] + "/f")
 	if n, _ := e.cat.PendingCount(ctx, "", 0); n != 0 {
 		t.Fatalf("%d entries pending", n)
+	}
+}
+
+// TestTreeMoveExportsOrphanedContent: a file never exported whose own
+// entry is gone (an export that found its old name gone in a rename race
+// ended it) is exported by its directory's move, not left out.
+func TestTreeMoveExportsOrphanedContent(t *testing.T) {
+	e := newEnv(t, nil, api.EventNew, api.EventChanged)
+	e.start()
+	must(t, e.st.MkdirAll("ExtData/d", 0o755))
+	f, err := e.st.OpenFile("ExtData/d/orphan", unix.O_WRONLY|unix.O_CREAT, 0o644)
+	must(t, err)
+	_, err = f.Write([]byte("closed"))
+	must(t, err)
+	must(t, f.Close())
+	e.rename("ExtData/d", "ExtData/e")
+	e.appendJ("ExtData/e", catalog.KindRename, "ExtData/d", true)
+	e.drain()
+	if o := e.mustGet(prefix + "e/orphan"); string(o.body) != "closed" {
+		t.Fatalf("e/orphan: %q", o.body)
 	}
 }

@@ -69,6 +69,7 @@ func Run(t *testing.T, open Open) {
 		{"JournalPark", testJournalPark},
 		{"JournalReschedule", testJournalReschedule},
 		{"JournalRenamedFrom", testJournalRenamedFrom},
+		{"JournalRenameClaimedKeepsPlace", testJournalRenameClaimedKeepsPlace},
 		{"AccessTimes", testAccess},
 		{"Moves", testMoves},
 		{"Links", testLinks},
@@ -1104,11 +1105,14 @@ func testJournalRenameTree(t *testing.T, c catalog.Catalog, clk *Clock) {
 		"dd/other": "CHANGED",
 	})
 	m := pendingMap(t, c)
-	if m["e/s/t"].FirstSeq <= barrier || m["d/s/t"].FirstSeq != es[0].FirstSeq {
+	// The rename added for the claimed entry keeps its place in the
+	// queue: its export may find d/s/t gone, and a barrier taken before the
+	// rename (hsm wait) must still wait for the content under e/s/t.
+	if m["e/s/t"].FirstSeq != es[0].FirstSeq || m["d/s/t"].FirstSeq != es[0].FirstSeq {
 		t.Fatalf("claimed entry: %+v, added rename: %+v", m["d/s/t"], m["e/s/t"])
 	}
-	if n, _ := c.PendingCount(ctx, "e", barrier); n != 4 {
-		t.Fatalf("PendingCount(e, barrier) = %d, want 4 (moved entries keep their barrier)", n)
+	if n, _ := c.PendingCount(ctx, "e", barrier); n != 5 {
+		t.Fatalf("PendingCount(e, barrier) = %d, want 5 (moved entries and the rename of the claimed one keep their barrier)", n)
 	}
 	// A change after the first rename, then a second rename: the objects
 	// are still under d, where the first rename's entry moves them from.
@@ -1318,5 +1322,24 @@ func testMoveListed(t *testing.T, c catalog.Catalog, clk *Clock) {
 	}
 	if err := c.MoveListed(ctx, "", "y"); err == nil {
 		t.Fatal("the root moved")
+	}
+}
+
+// testJournalRenameClaimedKeepsPlace: a file renamed while its entry is in
+// flight: the RENAME keeps that entry's place in the queue, so `hsm wait`
+// begun before the rename waits for the content under the new name even
+// when the in-flight export finds the old name gone and completes.
+func testJournalRenameClaimedKeepsPlace(t *testing.T, c catalog.Catalog, clk *Clock) {
+	appendOne(t, c, "a", catalog.KindNew, 1)
+	barrier, _ := c.JournalSeq(ctx)
+	es, err := c.Claim(ctx, "A", 1, time.Hour)
+	must(t, err)
+	clk.Advance(time.Second)
+	must(t, c.Append(ctx, catalog.JournalAppend{Path: "b", Kind: catalog.KindRename, OldPath: "a"}))
+	if _, err := c.Complete(ctx, es[0]); err != nil { // found "a" gone
+		t.Fatal(err)
+	}
+	if n, _ := c.PendingCount(ctx, "", barrier); n != 1 {
+		t.Fatalf("PendingCount(barrier) = %d after the in-flight entry ended, want 1 (b)", n)
 	}
 }
