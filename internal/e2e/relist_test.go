@@ -55,3 +55,56 @@ func TestUnlinkAfterDirRenameStaysDeleted(t *testing.T) {
 		t.Errorf("ma/b holds %q after its only file was unlinked: made again from its object by a listing", ents[0].Name())
 	}
 }
+
+// TestMovedInDirectoryNotRelisted: a directory moved into an association
+// from outside (its files then exported under its new prefix) is the file
+// system's: a file renamed out of it through a cached name must not come
+// back from its object when the directory is first looked into (TestModel,
+// FERRY_MODEL_SEED=1796303421843603601 sequence 652: "unexpected local
+// entry"). The same holds for a directory made through the mount.
+func TestMovedInDirectoryNotRelisted(t *testing.T) {
+	srv := testutil.SharedMinIO(t)
+	bucket := srv.Bucket(t)
+	d := newDaemon(t, srv, t.TempDir())
+	d.extraArgs = []string{"--entry-timeout", "10m"}
+	d.mount()
+	d.associateEvents("/ma", "s3://"+bucket+"/ma/", "NEW,CHANGED")
+	for _, moved := range []bool{true, false} {
+		name := map[bool]string{true: "in", false: "made"}[moved]
+		dir := filepath.Join(d.mp, "ma", name)
+		if moved {
+			out := filepath.Join(d.mp, "outside")
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(out, "f"), []byte("moved in"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(out, dir); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "f"), []byte("made"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		testutil.Eventually(t, 60*time.Second, "ma/"+name+"/f exported", func() bool {
+			_, ok := objectSum(t, srv, bucket, "ma/"+name+"/f")
+			return ok
+		})
+		// The kernel has f's entry cached: the rename looks nothing up.
+		if err := os.Rename(filepath.Join(dir, "f"), filepath.Join(d.mp, "ma", name+"-f")); err != nil {
+			t.Fatal(err)
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ents) != 0 {
+			t.Errorf("ma/%s holds %q after its only file was renamed away: made again from its object by a listing", name, ents[0].Name())
+		}
+	}
+}

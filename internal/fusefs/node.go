@@ -288,7 +288,21 @@ func (n *Node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if err := n.fsys.store.Mkdir(rel, mode&0o7777); err != nil {
 		return nil, errno(err)
 	}
+	if m, ok := n.fsys.imp.(dirMaker); ok {
+		// Its content is the file system's: never listed from its
+		// prefix (which would bring back objects of files renamed or
+		// deleted in it since). Best effort: a failure costs a listing.
+		if err := m.Made(context.WithoutCancel(ctx), rel); err != nil {
+			n.fsys.log.Warn("made directory not recorded as listed; it is listed at its first lookup", "dir", rel, "err", err)
+		}
+	}
 	return n.madeNew(ctx, rel, out, n.fsys.store.Rmdir)
+}
+
+// dirMaker is what an Importer may offer to learn of directories made
+// through the mount (internal/importer's Made).
+type dirMaker interface {
+	Made(ctx context.Context, dir string) error
 }
 
 func (n *Node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {

@@ -73,7 +73,77 @@ func (im *Importer) Renamed(ctx context.Context, from, to string) error {
 		}
 	}
 	im.lmu.Unlock()
-	return im.cat.MoveListed(ctx, catPath(from), catPath(to))
+	if err := im.cat.MoveListed(ctx, catPath(from), catPath(to)); err != nil {
+		return err
+	}
+	// A directory moved in from where nothing is listed (outside every
+	// association that lists) has its content from the file system, not
+	// from the prefix it lands on: it and every directory below it count
+	// as listed, as a directory made there does (Made).
+	fa, _, fok := im.assocFor(from)
+	if ta, _, tok := im.assocFor(to); !tok || !ta.lists() || (fok && fa.lists()) {
+		return nil
+	}
+	return im.markTreeListed(ctx, to)
+}
+
+// Made records that directory dir was made through the mount: its content
+// is what the file system holds, so it counts as listed and is never
+// listed from its prefix — which would bring back, as stubs, objects of
+// files renamed or deleted there since (policy without DELETED).
+func (im *Importer) Made(ctx context.Context, dir string) error {
+	if a, _, ok := im.assocFor(dir); !ok || !a.lists() {
+		return nil
+	}
+	if err := im.cat.MarkListed(ctx, catalog.ListedDir{Path: catPath(dir), ListedAt: time.Now()}); err != nil {
+		return err
+	}
+	im.markListedMem(dir)
+	return nil
+}
+
+// markTreeListed marks dir and every directory below it listed, 256
+// records per catalog write; memory is one batch of entries per level.
+func (im *Importer) markTreeListed(ctx context.Context, dir string) error {
+	now := time.Now()
+	batch := []catalog.ListedDir{{Path: catPath(dir), ListedAt: now}}
+	var walk func(d string) error
+	walk = func(d string) error {
+		r, err := im.st.Readdir(d)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		for {
+			ents, err := r.Next(256)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			for _, e := range ents {
+				if e.Type != unix.S_IFDIR {
+					continue
+				}
+				p := keypath.Join(d, e.Name)
+				batch = append(batch, catalog.ListedDir{Path: catPath(p), ListedAt: now})
+				if len(batch) >= 256 {
+					if err := im.cat.MarkListed(ctx, batch...); err != nil {
+						return err
+					}
+					batch = batch[:0]
+				}
+				if err := walk(p); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := walk(dir); err != nil {
+		return err
+	}
+	return im.cat.MarkListed(ctx, batch...)
 }
 
 func (im *Importer) markListedMem(dir string) {
