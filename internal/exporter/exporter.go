@@ -375,7 +375,8 @@ const MaxObjectSize = 5 << 40
 // handle exports one claimed entry and settles it in the catalog.
 func (e *Exporter) handle(ctx context.Context, je catalog.JournalEntry) {
 	if _, dup := e.busy.LoadOrStore(je.Path, struct{}{}); dup {
-		e.cfg.Catalog.Fail(context.WithoutCancel(ctx), je, errDeferred.Error(), time.Now().Add(e.cfg.RetryBase))
+		// Busy, not failed: no attempt counted (catalog Defer).
+		e.cfg.Catalog.Defer(context.WithoutCancel(ctx), je, errDeferred.Error(), time.Now().Add(e.cfg.RetryBase))
 		return
 	}
 	defer e.busy.Delete(je.Path)

@@ -405,7 +405,10 @@ func TestChangedDuringUpload(t *testing.T) {
 			})
 		}
 	}
-	t.Cleanup(func() { testProgress = nil })
+	t.Cleanup(func() {
+		e.stop() // before the hook goes: the exporter's uploads read it
+		testProgress = nil
+	})
 	e.start()
 	e.drain()
 	if o := e.mustGet(prefix + "big"); !bytes.Equal(o.body, final) {
@@ -590,7 +593,10 @@ func TestLeaseExpiry(t *testing.T) {
 			time.Sleep(10 * time.Millisecond) // slow: the stop comes mid-upload
 		}
 	}
-	t.Cleanup(func() { testProgress = nil })
+	t.Cleanup(func() {
+		e.stop() // before the hook goes: the exporter's uploads read it
+		testProgress = nil
+	})
 	e.start()
 	<-started
 	e.stop()
@@ -724,17 +730,23 @@ func TestLeaseLost(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	t.Cleanup(func() { testProgress = nil })
+	t.Cleanup(func() {
+		e.stop() // before the hook goes: the exporter's uploads read it
+		testProgress = nil
+	})
 	e.start()
 	<-started
 	// Another exporter takes the entry over (as after an expired lease).
-	_, err := e.cat.ReleaseClaims(ctx, "A")
-	must(t, err)
-	stolen, err := e.cat.Claim(ctx, "thief", 1, time.Hour)
-	must(t, err)
-	if len(stolen) != 1 {
-		t.Fatalf("claim: %+v", stolen)
-	}
+	// A, still polling, may claim it back (and defer it: its upload still
+	// runs) between the release and the thief's claim: tried until the
+	// thief holds it.
+	testutil.Eventually(t, 20*time.Second, "the thief holds the claim", func() bool {
+		_, err := e.cat.ReleaseClaims(ctx, "A")
+		must(t, err)
+		stolen, err := e.cat.Claim(ctx, "thief", 1, time.Hour)
+		must(t, err)
+		return len(stolen) == 1
+	})
 	testutil.Eventually(t, 20*time.Second, "the upload stopped after its lease was lost", func() bool {
 		return e.ex.Stats().InFlight == 0
 	})
