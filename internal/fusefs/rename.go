@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"syscall"
 
@@ -12,7 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
-	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
@@ -219,37 +217,9 @@ func (f *FS) journalTree(ctx context.Context, dir string) error {
 	return flush()
 }
 
-// walkBelow calls fn for every entry below directory dir, depth first, a
-// directory before what it holds; memory is one DirReader batch per level.
+// walkBelow is the store's WalkBelow.
 func (f *FS) walkBelow(ctx context.Context, dir string, fn func(p string, typ uint32) error) error {
-	r, err := f.store.Readdir(dir)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ents, err := r.Next(256)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			p := keypath.Join(dir, e.Name)
-			if err := fn(p, e.Type); err != nil {
-				return err
-			}
-			if e.Type == unix.S_IFDIR {
-				if err := f.walkBelow(ctx, p, fn); err != nil {
-					return err
-				}
-			}
-		}
-	}
+	return f.store.WalkBelow(ctx, dir, fn)
 }
 
 // unexchangeable reports whether rel may not take part in an exchange

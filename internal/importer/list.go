@@ -107,40 +107,19 @@ func (im *Importer) Made(ctx context.Context, dir string) error {
 func (im *Importer) markTreeListed(ctx context.Context, dir string) error {
 	now := time.Now()
 	batch := []catalog.ListedDir{{Path: catPath(dir), ListedAt: now}}
-	var walk func(d string) error
-	walk = func(d string) error {
-		r, err := im.st.Readdir(d)
-		if err != nil {
-			return err
+	err := im.st.WalkBelow(ctx, dir, func(p string, typ uint32) error {
+		if typ != unix.S_IFDIR {
+			return nil
 		}
-		defer r.Close()
-		for {
-			ents, err := r.Next(256)
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			for _, e := range ents {
-				if e.Type != unix.S_IFDIR {
-					continue
-				}
-				p := keypath.Join(d, e.Name)
-				batch = append(batch, catalog.ListedDir{Path: catPath(p), ListedAt: now})
-				if len(batch) >= 256 {
-					if err := im.cat.MarkListed(ctx, batch...); err != nil {
-						return err
-					}
-					batch = batch[:0]
-				}
-				if err := walk(p); err != nil {
-					return err
-				}
-			}
+		batch = append(batch, catalog.ListedDir{Path: catPath(p), ListedAt: now})
+		if len(batch) < 256 {
+			return nil
 		}
-	}
-	if err := walk(dir); err != nil {
+		err := im.cat.MarkListed(ctx, batch...)
+		batch = batch[:0]
+		return err
+	})
+	if err != nil {
 		return err
 	}
 	return im.cat.MarkListed(ctx, batch...)

@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/hsm"
-	"github.com/ferry-hpc/ferry/internal/keypath"
 )
 
 // MarkOrigins records, in the state of rel (a regular file) or of every
@@ -69,40 +67,19 @@ func (s *Store) markOrigin(rel string, sta *unix.Stat_t) error {
 }
 
 func (s *Store) markOriginsBelow(ctx context.Context, dir string) error {
-	r, err := s.Readdir(dir)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		ents, err := r.Next(256)
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			p := keypath.Join(dir, e.Name)
-			switch e.Type {
-			case unix.S_IFDIR:
-				if err = s.markDirOrigin(p); err == nil {
-					err = s.markOriginsBelow(ctx, p)
-				}
-			case unix.S_IFREG:
-				var sta unix.Stat_t
-				if sta, err = s.Lstat(p); err == nil {
-					err = s.markOrigin(p, &sta)
-				}
-			}
+	return s.WalkBelow(ctx, dir, func(p string, typ uint32) error {
+		switch typ {
+		case unix.S_IFDIR:
+			return s.markDirOrigin(p)
+		case unix.S_IFREG:
+			sta, err := s.Lstat(p)
 			if err != nil {
 				return err
 			}
+			return s.markOrigin(p, &sta)
 		}
-	}
+		return nil
+	})
 }
 
 // DirXattr is set on a directory whose object (the `dir/` key), if it has

@@ -1,10 +1,14 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/keypath"
 )
 
 // Dirent is one directory entry.
@@ -129,4 +133,40 @@ func dtToMode(t uint8) uint32 {
 		return unix.S_IFBLK
 	}
 	return 0
+}
+
+// WalkBelow calls fn for every entry below directory dir (store-relative),
+// depth first, a directory before what it holds, with the entry's path and
+// file type bits (unix.S_IFREG, S_IFDIR, S_IFLNK…). Memory is one batch of
+// 256 entries per level, never the tree. It stops at the first error of fn
+// or of a directory read, and returns it; ctx is checked between batches.
+func (s *Store) WalkBelow(ctx context.Context, dir string, fn func(p string, typ uint32) error) error {
+	r, err := s.Readdir(dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := r.Next(256)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range ents {
+			p := keypath.Join(dir, e.Name)
+			if err := fn(p, e.Type); err != nil {
+				return err
+			}
+			if e.Type == unix.S_IFDIR {
+				if err := s.WalkBelow(ctx, p, fn); err != nil {
+					return err
+				}
+			}
+		}
+	}
 }
