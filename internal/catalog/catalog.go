@@ -293,9 +293,10 @@ func MergeKind(old Kind, oldPath string, new Kind, newOldPath string) (Kind, str
 // Path in the same transaction: NEW stays NEW, RENAME keeps its old path,
 // CHANGED becomes RENAME from where the object still is, DELETED stays where
 // it is (that object was never moved), and a claimed entry stays while a
-// RENAME from it is added under the new name. A directory's own NEW is not
-// collapsed: objects below it may exist already, and the exporter lists the
-// old prefix to move them.
+// RENAME from it is added under the new name, keeping the claimed entry's
+// place in the queue (first_seq). A directory's own NEW is not collapsed:
+// objects below it may exist already, and the exporter's tree move finds
+// them through the files' recorded origins (exporter move.go).
 
 // Parked is ReadyAt of an entry parked by Park: it is never claimed again
 // until a newer append for its path arrives.

@@ -41,6 +41,12 @@
 // (Config.VersionRead) so that the next write bumps the version again; the
 // transfer engine refuses to complete if size or mtime moved; afterwards
 // the state becomes hsm.Exported(V, current): clean only if nothing changed.
+//
+// # Renames
+//
+// A move is resolved from the file's identity, never from a name: each
+// file's state says where its object is (store.State.Origin), and the
+// exporter moves it from there to the file's current name (move.go).
 package exporter
 
 import (

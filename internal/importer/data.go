@@ -450,8 +450,9 @@ func (it *item) start(a assoc, key string, st store.State, first, end int64, ahe
 }
 
 // source returns the association and object key of the item's file: of
-// its origin when it has one (a released file renamed through the mount
-// keeps reading the object it was made from), else of its current path.
+// its origin when it has one (a file renamed through the mount whose
+// object the exporter has not moved yet: store.State.Origin), else of its
+// current path.
 func (it *item) source(origin string) (assoc, string, error) {
 	at := it.rel
 	if origin != "" {
