@@ -283,7 +283,11 @@ func MergeKind(old Kind, oldPath string, new Kind, newOldPath string) (Kind, str
 //	OldPath's entry   the RENAME becomes            OldPath's entry
 //	NEW               NEW at Path (file only)       dropped
 //	RENAME(← O)       RENAME(Path ← O),             dropped
-//	                  CHANGED if O = Path
+//	                  CHANGED if O = Path (a file),
+//	                  RENAME(Path ← OldPath) if O =
+//	                  Path (a directory: children
+//	                  may have been exported under
+//	                  OldPath meanwhile)
 //	CHANGED           RENAME(Path ← OldPath)        dropped
 //	DELETED           RENAME(Path ← OldPath)        kept
 //

@@ -236,7 +236,7 @@ type carried struct{ firstSeq, enqueued int64 }
 func (c *sqliteCatalog) settleRename(ctx context.Context, e JournalAppend, now int64, seq *int64) (JournalAppend, *carried, error) {
 	src := e.OldPath // the name being renamed now
 	var kind, oldPath string
-	var claimed bool
+	var claimed, renamedBack bool
 	var carry *carried
 	var cr carried
 	err := c.wrow(ctx, `SELECT kind, old_path, owner IS NOT NULL AND ready_ns > ?2, first_seq, enqueued_ns FROM journal WHERE path = ?1`, src, now).
@@ -263,9 +263,15 @@ func (c *sqliteCatalog) settleRename(ctx context.Context, e JournalAppend, now i
 				e.Kind, e.OldPath = KindNew, ""
 			}
 		case KindRename:
-			if oldPath == e.Path {
+			switch {
+			case oldPath == e.Path && e.Tree:
+				// A directory renamed back: what is below may have been
+				// exported under src meanwhile (entries of its own), so
+				// the tree move still runs, from src.
+				renamedBack = true
+			case oldPath == e.Path:
 				e.Kind, e.OldPath = KindChanged, ""
-			} else {
+			default:
 				e.OldPath = oldPath
 			}
 		}
@@ -276,10 +282,10 @@ func (c *sqliteCatalog) settleRename(ctx context.Context, e JournalAppend, now i
 	// origin is where the objects below src still are: src itself, or the
 	// older name of a directory renamed twice before its export ran.
 	origin := src
-	if e.Kind == KindRename {
+	if renamedBack {
+		origin = e.Path // renamed back: the objects not moved are where they were
+	} else if e.Kind == KindRename {
 		origin = e.OldPath
-	} else if e.Kind == KindChanged {
-		origin = e.Path // renamed back: the objects are where they were
 	}
 	return e, carry, c.moveBelow(ctx, src, origin, e.Path, now, seq)
 }

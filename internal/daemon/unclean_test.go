@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
@@ -70,10 +71,19 @@ func TestRecoverMovesAtStart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(e.mp, "data", "d", "f"), []byte("f"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Exported means recorded in the file's state too: the object alone
+	// can land before the state does, and a stop between the two leaves
+	// an object no file claims (the rename then leaves it under d).
+	sto, err := store.Open(e.st)
+	if err != nil {
+		t.Fatal(err)
+	}
 	testutil.Eventually(t, 60*time.Second, "d/f exported", func() bool {
 		_, ok := getObject(t, c, bucket, "p/d/f")
-		return ok
+		st, err := sto.GetState("data/d/f")
+		return ok && err == nil && st.Flags.Has(hsm.Exists|hsm.Archived)
 	})
+	sto.Close()
 	if err := e.d.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +108,7 @@ func TestRecoverMovesAtStart(t *testing.T) {
 	}
 	// The mount records where the objects are before it renames
 	// (store.MarkOrigins).
-	sto, err := store.Open(e.st)
+	sto, err = store.Open(e.st)
 	if err != nil {
 		t.Fatal(err)
 	}

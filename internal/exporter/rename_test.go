@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/store"
+	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
 // exportedTree writes files f0..f{n-1} below dir and exports them.
@@ -339,5 +340,63 @@ func TestTreeMoveExportsOrphanedContent(t *testing.T) {
 	e.drain()
 	if o := e.mustGet(prefix + "e/orphan"); string(o.body) != "closed" {
 		t.Fatalf("e/orphan: %q", o.body)
+	}
+}
+
+// TestRenamedBackAfterChildExport: mv d3 d4, then a file and a new
+// subdirectory below d4 are exported under d4 while the directory's own
+// RENAME is still waiting, then mv d4 d3. The files and the subdirectory
+// end under d3 and nothing stays under d4 (TestModel: the rename back was
+// folded into a CHANGED of d3, which moved nothing, and the file's object
+// stayed under d4).
+func TestRenamedBackAfterChildExport(t *testing.T) {
+	e := newEnv(t, nil, api.EventNew, api.EventChanged)
+	e.start()
+	e.exportedTree("ExtData/d3", 2)
+	e.stop()
+	e.rename("ExtData/d3", "ExtData/d4")
+	e.appendJ("ExtData/d4", catalog.KindRename, "ExtData/d3", true)
+	e.write("ExtData/d4/f0", []byte("ExtData/d3-0 changed"), catalog.KindChanged)
+	must(t, e.st.MkdirAll("ExtData/d4/sub", 0o755))
+	e.appendJ("ExtData/d4/sub", catalog.KindNew, "", false)
+	// Hold the directory's entry back; let the others go.
+	got, err := e.cat.Claim(ctx, "elsewhere", 10, time.Hour)
+	must(t, err)
+	for _, je := range got {
+		retry := time.Now()
+		if je.Path == "ExtData/d4" {
+			retry = retry.Add(time.Hour)
+		}
+		must(t, e.cat.Defer(ctx, je, "test", retry))
+	}
+	e.start()
+	testutil.Eventually(t, 30*time.Second, "d4/f0 and d4/sub exported", func() bool {
+		n, err := e.cat.PendingCount(ctx, "ExtData/d4/f0", 0)
+		m, err2 := e.cat.PendingCount(ctx, "ExtData/d4/sub", 0)
+		return err == nil && err2 == nil && n+m == 0
+	})
+	e.stop()
+	e.mustGet(prefix + "d4/f0")
+	e.mustGet(prefix + "d4/sub/")
+	e.rename("ExtData/d4", "ExtData/d3")
+	e.appendJ("ExtData/d3", catalog.KindRename, "ExtData/d4", true)
+	e.start()
+	e.drain()
+	if o := e.mustGet(prefix + "d3/f0"); string(o.body) != "ExtData/d3-0 changed" {
+		t.Fatalf("d3/f0: %q", o.body)
+	}
+	if o := e.mustGet(prefix + "d3/f1"); string(o.body) != "ExtData/d3-1" {
+		t.Fatalf("d3/f1: %q", o.body)
+	}
+	e.mustGet(prefix + "d3/sub/")
+	e.mustNone("d4", 2)
+	e.mustMissing(prefix + "d4/sub/")
+	e.mustMissing(prefix + "d4/")
+	for _, f := range []string{"f0", "f1"} {
+		// An Origin naming the file's own path means "here", as "" does.
+		p := "ExtData/d3/" + f
+		if st := e.state(p); (st.Origin != "" && st.Origin != p) || st.Stale != "" || st.Flags != hsm.Exists|hsm.Archived {
+			t.Fatalf("d3/%s state: %+v", f, st)
+		}
 	}
 }

@@ -1130,11 +1130,12 @@ func testJournalRenameTree(t *testing.T, c catalog.Catalog, clk *Clock) {
 		"f/s/t":    "RENAME<-d/s/t",
 		"dd/other": "CHANGED",
 	})
-	// Renamed back: the rename is a change and what is below is where its
-	// objects are.
+	// Renamed back: what is below is where its objects are, except what
+	// was exported under f meanwhile; the directory's RENAME from f moves
+	// that (a file's origin says where its object is).
 	rename(t, c, "f", "d", true)
 	wantEntries(t, c, map[string]string{
-		"d":        "CHANGED",
+		"d":        "RENAME<-f",
 		"d/n":      "NEW",
 		"d/c":      "CHANGED",
 		"d/r":      "RENAME<-d/q",
