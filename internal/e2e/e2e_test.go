@@ -139,6 +139,11 @@ func (d *daemon) ok(args ...string) string {
 func (d *daemon) mount() {
 	d.t.Helper()
 	args := append(append([]string{"mount", "--background"}, d.extraArgs...), "--store", d.st, d.mp)
+	if l := os.Getenv("FERRY_E2E_LOG_LEVEL"); l != "" {
+		// For a post-mortem with FERRY_E2E_KEEP: e.g. debug logs every
+		// export and object move.
+		args = append([]string{"mount", "--log-level", l}, args[1:]...)
+	}
 	d.id = strings.TrimSpace(d.ok(args...))
 }
 

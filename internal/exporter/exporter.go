@@ -415,6 +415,8 @@ func (e *Exporter) handle(ctx context.Context, je catalog.JournalEntry) {
 			return
 		}
 		e.stats.finish(skipped, je)
+		e.log.Debug("export entry done", "path", je.Path, "kind", je.Kind, "old_path", je.OldPath,
+			"seq", je.Seq, "first_seq", je.FirstSeq, "skipped", skipped, "removed", removed)
 		if !removed {
 			e.Notify() // written meanwhile: its entry is ready again now
 		}

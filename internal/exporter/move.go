@@ -151,6 +151,8 @@ func (e *Exporter) placed(f *os.File, rel string, before *store.State, src, dst 
 		if sameOrigin && cur.Stale == "" && before.Flags.Has(hsm.Exists) && !src.same(dst) && src.path != "" && e.mayRemove(src, dst) {
 			cur.Stale, cur.StaleETag = src.path, before.ETag
 		}
+		e.log.Debug("object placed", "path", rel, "key", dst.key, "from", src.key, "here", here,
+			"origin", cur.Origin, "stale", cur.Stale, "flags", cur.Flags)
 		return nil
 	})
 	return err
@@ -218,6 +220,7 @@ func (e *Exporter) removeIfOurs(ctx context.Context, a assoc, key, p, etag strin
 	}
 	if err == nil {
 		e.stats.deleted.Add(1)
+		e.log.Debug("stale object deleted", "key", key, "path", p)
 	}
 	return nil
 }
@@ -473,6 +476,7 @@ func (e *Exporter) dropOldPrefix(ctx context.Context, a assoc, inOld, oldRel, ne
 			}
 		}
 		batch = append(batch, o.Key)
+		e.log.Debug("old prefix object deleted", "key", o.Key)
 		if len(batch) == 1000 {
 			err := e.deleteBatch(ctx, a.bucket, batch)
 			batch = batch[:0]
@@ -512,6 +516,7 @@ func (e *Exporter) dropDirObject(ctx context.Context, a assoc, origin string) er
 	}
 	if err == nil {
 		e.stats.deleted.Add(1)
+		e.log.Debug("directory object deleted", "key", key, "origin", origin)
 	}
 	return nil
 }

@@ -241,5 +241,6 @@ func (f *FS) originBeforeRename(ctx context.Context, rel string, exports bool) e
 	if f.imp == nil && !exports {
 		return nil
 	}
+	f.log.Debug("origins marked before a rename", "path", rel)
 	return f.store.MarkOrigins(ctx, rel)
 }
