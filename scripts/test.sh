@@ -7,4 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/tools.sh minio
 export FERRY_MINIO="$PWD/.tools/bin/minio"
 go vet ./...
+# Formatting and go.mod stay tidy: a diff here fails the run.
+unformatted=$(gofmt -l cmd internal bench)
+if [ -n "$unformatted" ]; then echo "gofmt needed: $unformatted" >&2; exit 1; fi
+go mod tidy -diff
 go test -race -count=1 -timeout 30m ./...
