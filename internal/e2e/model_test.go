@@ -566,8 +566,12 @@ func (s *seqRun) step() bool {
 		sort.Slice(below, func(i, j int) bool { return below[i] > below[j] })
 		s.logf("rm -r %s (%d entries below)", p, len(below))
 		for _, q := range append(below, p) {
-			if s.nodes[q] != nil && !s.remove(q) {
-				return false
+			// A remove cut by a kill may not have happened: then it is
+			// done again, as a user would run rm -r again.
+			for s.nodes[q] != nil {
+				if !s.remove(q) {
+					return false
+				}
 			}
 		}
 		return true
