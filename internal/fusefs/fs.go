@@ -23,7 +23,11 @@
 // later fetch; an O_TRUNC open or a truncate to 0 marks it hsm.Truncated
 // instead, so nothing is fetched into it. FS.InUse tells the importer
 // whether a file is open (release refuses it), and FS.Invalidate pushes its
-// changes behind the mount to the kernel's caches.
+// changes behind the mount to the kernel's caches. A listing or a fetch the
+// repository does not answer fails after the importer's fetch timeout, and
+// the lookup, readdir or read answers EIO; a request the kernel interrupts
+// (FUSE_INTERRUPT: go-fuse cancels its context) answers EINTR at once while
+// the listing or fetch goes on for the others waiting for it.
 //
 // # Write path (Options.Journal, FS.VersionRead)
 //

@@ -39,13 +39,11 @@ func (f *FS) listed(ctx context.Context, rel string) error {
 		return nil
 	}
 	if err := f.imp.EnsureListed(ctx, rel); err != nil {
-		if ctx.Err() != nil {
-			// The caller gave up (an interrupted request): the next
-			// lookup lists again; nothing failed.
-			f.log.Debug("lazy listing interrupted", "dir", rel, "err", err)
-		} else {
-			f.log.Warn("lazy listing failed", "dir", rel, "err", err)
-		}
+		// Debug only: the importer logs each failed listing once, with
+		// the endpoint and the prefix, however many lookups waited for
+		// it (an interrupted caller is no failure: its errno is EINTR
+		// and the next lookup lists again).
+		f.log.Debug("lazy listing failed or interrupted", "dir", rel, "interrupted", ctx.Err() != nil, "err", err)
 		return err
 	}
 	return nil

@@ -41,7 +41,7 @@ type lazyEnv struct {
 }
 
 // mountLazy mounts a store with an importer serving "/ExtData" ↔
-// s3://<bucket>/data/.
+// s3://<bucket>/data/, through icfg.S3 when it is set.
 func mountLazy(t testing.TB, opt Options, icfg importer.Config) *lazyEnv {
 	t.Helper()
 	testutil.NeedFUSE(t)
@@ -59,7 +59,10 @@ func mountLazy(t testing.TB, opt Options, icfg importer.Config) *lazyEnv {
 	if err := e.st.MkdirAll("ExtData", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	icfg.Store, icfg.Catalog, icfg.S3 = e.st, le.cat, le.s3
+	icfg.Store, icfg.Catalog = e.st, le.cat
+	if icfg.S3 == nil {
+		icfg.S3 = le.s3 // else the test's (a fault proxy's); le.put writes to MinIO directly
+	}
 	var fsys *FS
 	icfg.InUse = func(rel string) bool { return fsys != nil && fsys.InUse(rel) }
 	icfg.Invalidate = func(rel string) {

@@ -587,32 +587,12 @@ const (
 )
 
 // acquireUntil takes a request slot for an attempt of fe, waiting at most
-// until fe has received nothing for FetchTimeout: when every slot is held
-// by fetches the repository does not answer, waiting longer is waiting on
-// the repository too.
+// until fe has received nothing for FetchTimeout (acquireWithin).
 func (im *Importer) acquireUntil(fe *fetch) error {
-	select {
-	case im.req <- struct{}{}:
-		return nil
-	default:
-	}
-	left := im.cfg.FetchTimeout - (im.now() - time.Duration(fe.last.Load()))
-	if left <= 0 {
-		return errNoSlot
-	}
-	t := time.NewTimer(left)
-	defer t.Stop()
-	select {
-	case im.req <- struct{}{}:
-		return nil
-	case <-t.C:
-		return errNoSlot
-	case <-im.ctx.Done():
-		return im.ctx.Err()
-	}
+	return im.acquireWithin(im.ctx, im.cfg.FetchTimeout-(im.now()-time.Duration(fe.last.Load())))
 }
 
-var errNoSlot = errors.New("every request slot is held by fetches the repository does not answer")
+var errNoSlot = errors.New("every request slot is held by requests the repository does not answer")
 
 // errAttemptStalled is the cause of an attempt abandoned by its watchdog.
 var errAttemptStalled = errors.New("attempt stalled")
@@ -838,7 +818,7 @@ func (im *Importer) reimport(a assoc, key, rel string, old *os.File) {
 	if err != nil {
 		return
 	}
-	out, found, err := im.head(ctx, a.bucket, key)
+	out, found, err := im.head(ctx, im.newWatch(&im.n.retries), a.bucket, key)
 	if err != nil || !found {
 		im.log.Warn("re-import after change: object unreadable", "key", key, "err", err)
 		return

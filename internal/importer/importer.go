@@ -22,9 +22,14 @@
 // A fetch of file data retries with backoff and gives up once the
 // repository has sent no byte for Config.FetchTimeout; its readers get
 // EIO (a *ReadError with CodeFetchTimeout) and one log line names the
-// endpoint and the file. A reader stops waiting when its context ends
-// (FUSE_INTERRUPT); the fetch goes on under the importer's context within
-// the same bound. Stats shows fetches in flight and stalled.
+// endpoint and the file. A directory's first listing is bounded the same
+// way, its pages and HEADs together: it fails with a *ListError (EIO) and
+// one log line naming the endpoint, the prefix and the directory, and the
+// directory stays unlisted, so the next lookup lists it again. A caller
+// stops waiting when its context ends (FUSE_INTERRUPT); the fetch or
+// listing goes on under the importer's context within the same bound, for
+// the other callers waiting for it. Stats shows fetches and listings in
+// flight and stalled.
 //
 // See docs/architecture.md ("Lazy import") for the measured choices.
 package importer
@@ -72,11 +77,12 @@ type Config struct {
 	// fetching ahead of its reads (default DefaultReadahead; -1 = none).
 	Readahead int
 	// FetchTimeout bounds a repository outage as a reader sees it: a fetch
-	// of a released file's data that has received no byte from the
-	// repository for this long (connection refused, no answer, a body
-	// that stopped) gives up, and the reads waiting for it fail with EIO
-	// (default DefaultFetchTimeout). Until then it retries with backoff;
-	// each attempt is abandoned after AttemptTimeout() without a byte.
+	// of a released file's data, or a directory's listing, that has
+	// received no byte from the repository for this long (connection
+	// refused, no answer, a body that stopped) gives up, and the reads,
+	// lookups and readdirs waiting for it fail with EIO (default
+	// DefaultFetchTimeout). Until then it retries with backoff; each
+	// attempt is abandoned after AttemptTimeout() without a byte.
 	FetchTimeout time.Duration
 }
 
@@ -129,19 +135,29 @@ type Stats struct {
 	Readahead       int64 // chunks fetched ahead of the reader
 	Commits         int64 // fdatasync+mark rounds (each commits one or more fetched ranges)
 	Released        int64
-	FetchRetries    int64 // GET attempts of file data repeated after a failure or a stall
-	FetchTimeouts   int64 // fetches given up after FetchTimeout without a byte (reads failed with EIO)
+	// Requests repeated after a failure or a stall: GETs of file data,
+	// and the requests of listings (ListRetries).
+	FetchRetries int64
+	// Fetches and listings given up after FetchTimeout without a byte
+	// (reads, lookups, readdirs failed with EIO); ListTimeouts of them
+	// listings.
+	FetchTimeouts int64
+	ListRetries   int64 // of FetchRetries: ListObjectsV2 pages, HEADs and symlink GETs of listings
+	ListTimeouts  int64 // of FetchTimeouts: directory listings given up
 
-	// Gauges, at the moment of the snapshot.
-	FetchesInFlight int64   // fetches of file data running (demand, readahead, restore)
-	FetchesStalled  int64   // of those, the ones that received no byte for AttemptTimeout or longer
-	StalledSeconds  float64 // the longest time without a byte among the stalled ones (0: none)
+	// Gauges, at the moment of the snapshot. Listings count as fetches
+	// (the /metrics names say fetches), and are also given apart.
+	FetchesInFlight  int64   // fetches of file data (demand, readahead, restore) and directory listings running
+	FetchesStalled   int64   // of those, the ones that received no byte for AttemptTimeout or longer
+	StalledSeconds   float64 // the longest time without a byte among the stalled ones (0: none)
+	ListingsInFlight int64   // of FetchesInFlight, directory listings
+	ListingsStalled  int64   // of FetchesStalled, directory listings
 }
 
 type counters struct {
 	list, head, get, bytes, stubs, dirs, links, listed, refused    atomic.Int64
 	local, reimports, changed, dedup, readahead, released, commits atomic.Int64
-	retries, timeouts                                              atomic.Int64
+	retries, timeouts, listRetries, listTimeouts                   atomic.Int64
 
 	mu     sync.Mutex
 	byCode map[string]int64
@@ -174,10 +190,12 @@ type Importer struct {
 	rmu      sync.Mutex
 	restores map[string]*atomic.Int64 // rel → bytes moved by a running Restore
 
-	// Fetches running, for the stall gauges (see Stats); fetch.last is on
-	// the clock of epoch (monotonic).
+	// Fetches and listings running, for the stall gauges (see Stats) and
+	// the listing slots' wait (acquireList); fetch.last and watch.last
+	// are on the clock of epoch (monotonic).
 	fmu      sync.Mutex
 	fetching map[*fetch]struct{}
+	listings map[*watch]struct{}
 	epoch    time.Time
 
 	n counters
@@ -216,6 +234,7 @@ func New(cfg Config) *Importer {
 		items:    map[fileKey]*item{},
 		restores: map[string]*atomic.Int64{},
 		fetching: map[*fetch]struct{}{},
+		listings: map[*watch]struct{}{},
 		epoch:    time.Now(),
 	}
 	im.n.byCode = map[string]int64{}
@@ -245,17 +264,31 @@ func (im *Importer) Stats() Stats {
 		SymlinksCreated: n.links.Load(), DirsListed: n.listed.Load(), Refused: n.refused.Load(),
 		LocalConflicts: n.local.Load(), Reimports: n.reimports.Load(), Changed: n.changed.Load(),
 		DedupWaits: n.dedup.Load(), Readahead: n.readahead.Load(), Released: n.released.Load(),
-		Commits: n.commits.Load(), FetchRetries: n.retries.Load(), FetchTimeouts: n.timeouts.Load(),
+		Commits: n.commits.Load(), ListRetries: n.listRetries.Load(), ListTimeouts: n.listTimeouts.Load(),
 		RefusedByCode: map[string]int64{},
 	}
+	s.FetchRetries = n.retries.Load() + s.ListRetries
+	s.FetchTimeouts = n.timeouts.Load() + s.ListTimeouts
 	stall := im.AttemptTimeout()
 	now := im.now()
+	stalled := func(last int64) bool {
+		quiet := now - time.Duration(last)
+		if quiet < stall {
+			return false
+		}
+		s.FetchesStalled++
+		s.StalledSeconds = max(s.StalledSeconds, quiet.Seconds())
+		return true
+	}
 	im.fmu.Lock()
-	s.FetchesInFlight = int64(len(im.fetching))
+	s.ListingsInFlight = int64(len(im.listings))
+	s.FetchesInFlight = int64(len(im.fetching)) + s.ListingsInFlight
 	for fe := range im.fetching {
-		if quiet := now - time.Duration(fe.last.Load()); quiet >= stall {
-			s.FetchesStalled++
-			s.StalledSeconds = max(s.StalledSeconds, quiet.Seconds())
+		stalled(fe.last.Load())
+	}
+	for w := range im.listings {
+		if stalled(w.last.Load()) {
+			s.ListingsStalled++
 		}
 	}
 	im.fmu.Unlock()
@@ -371,16 +404,6 @@ func (im *Importer) assocByID(id string) (assoc, bool) {
 	return assoc{}, false
 }
 
-// acquire takes a request slot, or fails when ctx ends first.
-func (im *Importer) acquire(ctx context.Context, sem chan struct{}) error {
-	select {
-	case sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // ReadError is a failed read of a released file. The mount answers EIO
 // whatever the cause (a network errno from S3 must not reach a reader as if
 // the file system said it).
@@ -397,6 +420,31 @@ func (e *ReadError) Unwrap() error { return e.Err }
 
 // As makes store.Errno (errors.As with *unix.Errno) answer EIO.
 func (e *ReadError) As(target any) bool {
+	if p, ok := target.(*unix.Errno); ok {
+		*p = unix.EIO
+		return true
+	}
+	return false
+}
+
+// ListError is a failed listing of a directory from its repository. The
+// mount answers EIO whatever the cause, as for a ReadError: a network errno
+// of the S3 client (ECONNREFUSED…) must not reach `ls` as if the file
+// system said it. The directory stays unlisted: the next lookup or readdir
+// lists it again.
+type ListError struct {
+	Code string // CodeFetchTimeout, or the S3 code
+	Dir  string // store-relative directory
+	Err  error
+}
+
+func (e *ListError) Error() string {
+	return fmt.Sprintf("list %s: %v", e.Dir, e.Err)
+}
+func (e *ListError) Unwrap() error { return e.Err }
+
+// As makes store.Errno (errors.As with *unix.Errno) answer EIO.
+func (e *ListError) As(target any) bool {
 	if p, ok := target.(*unix.Errno); ok {
 		*p = unix.EIO
 		return true

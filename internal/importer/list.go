@@ -3,6 +3,7 @@ package importer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -147,6 +148,13 @@ func (im *Importer) rememberListed(dir string) {
 // listOnce lists dir unless a listing of it is running, in which case it
 // waits for that one. onDir, if not nil, receives the subdirectories the
 // listing found (only when this call did the listing).
+//
+// Invariant: a directory is recorded listed (in memory here, in the
+// catalog by listDir) only after a listing that saw every entry of its
+// prefix and made each one (or counted why not). A listing that fails
+// midway — the repository stopped answering after some pages or HEADs —
+// leaves what it created and records nothing, so the next call lists the
+// directory again, keeping those entries (TestPartialListingNotListed).
 func (im *Importer) listOnce(ctx context.Context, a assoc, in, dir string, onDir func(in string)) (bool, error) {
 	im.lmu.Lock()
 	if c, ok := im.listing[dir]; ok {
@@ -164,7 +172,8 @@ func (im *Importer) listOnce(ctx context.Context, a assoc, in, dir string, onDir
 
 	// The listing runs under the importer's context, not the caller's:
 	// other callers wait for it, and an interrupted ls must not leave them
-	// an error.
+	// an error. It is bounded by FetchTimeout without a byte from the
+	// repository (listDir), so nobody waits on it longer than that.
 	res := make(chan error, 1)
 	im.wg.Add(1)
 	go func() {
@@ -192,6 +201,15 @@ func (im *Importer) listOnce(ctx context.Context, a assoc, in, dir string, onDir
 // "/" and creates what it finds, HEADing objects in parallel for their
 // POSIX metadata, then marks dir listed.
 //
+// A repository outage is bounded as for a fetch (docs/architecture.md,
+// "Repository outages"): every request of the listing (pages, HEADs,
+// symlink bodies) is retried with backoff, each attempt abandoned after
+// AttemptTimeout without a byte, and the listing gives up once none of its
+// requests has received a byte for FetchTimeout — one log line names the
+// endpoint, the prefix and the directory, and the callers get a *ListError
+// (EIO). Waiting for a listing slot counts while the listings holding the
+// slots hear nothing (acquireList).
+//
 // Why HEAD: ListObjectsV2 carries no user metadata, and `ls -l` must show
 // the mode, owner and mtime of the headers from the first listing. MinIO's
 // metadata=true listing extension is not part of the S3 API; ferry stays on
@@ -199,10 +217,15 @@ func (im *Importer) listOnce(ctx context.Context, a assoc, in, dir string, onDir
 // listing streams (see docs/architecture.md for the measurement).
 func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) error {
 	ctx := im.ctx
-	if err := im.acquire(ctx, im.lists); err != nil {
-		return err
-	}
-	defer func() { <-im.lists }()
+	w := im.newWatch(&im.n.listRetries)
+	im.fmu.Lock()
+	im.listings[w] = struct{}{}
+	im.fmu.Unlock()
+	defer func() {
+		im.fmu.Lock()
+		delete(im.listings, w)
+		im.fmu.Unlock()
+	}()
 	prefix := a.prefix
 	if in != "." {
 		k, err := keypath.ToKey(a.prefix, in, keypath.Dir)
@@ -214,7 +237,15 @@ func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) erro
 		}
 		prefix = k
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	if err := im.acquireList(ctx, w); err != nil {
+		return im.listFailed(a, prefix, dir, err)
+	}
+	defer func() { <-im.lists }()
+	// stop ends the HEADs when the pages fail; a HEAD that fails ends
+	// the pages through gctx.
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	g, gctx := errgroup.WithContext(lctx)
 	g.SetLimit(im.cfg.Concurrency)
 	// The HEADs run Concurrency at a time, the entries are created at most
 	// createSlots at a time: creating files in one directory from many
@@ -222,7 +253,7 @@ func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) erro
 	// VM 5,000 temp-create-and-renames took 6.4–7.0 s from 16 threads,
 	// 2.3–3.6 s from 4, 3.0–4.1 s from 1; docs/architecture.md, "Listing").
 	mk := make(slots, createSlots)
-	err := im.list(gctx, a.bucket, s3x.ListOptions{
+	err := im.list(gctx, w, a.bucket, s3x.ListOptions{
 		Prefix: prefix, Delimiter: "/",
 		OnPrefix: func(p string) error {
 			sub, kind, err := keypath.ToPath(a.prefix, p)
@@ -234,10 +265,11 @@ func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) erro
 				return nil
 			}
 			g.Go(func() error {
-				if im.importDir(gctx, a, p, sub, mk) && onDir != nil {
+				made, err := im.importDir(gctx, w, a, p, sub, mk)
+				if made && onDir != nil {
 					onDir(sub)
 				}
-				return nil
+				return err
 			})
 			return nil
 		},
@@ -256,14 +288,19 @@ func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) erro
 			// prefix itself (handled above).
 			return nil
 		}
-		g.Go(func() error { return im.importFile(gctx, a, o, sub, mk) })
+		g.Go(func() error { return im.importFile(gctx, w, a, o, sub, mk) })
 		return nil
 	})
-	if gerr := g.Wait(); err == nil {
+	if err != nil {
+		stop()
+	}
+	// The first failure is the one to report: the pages' error is only
+	// the cancel when a HEAD failed first.
+	if gerr := g.Wait(); err == nil || gerr != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
 		err = gerr
 	}
 	if err != nil {
-		return err
+		return im.listFailed(a, prefix, dir, err)
 	}
 	if err := im.st.SyncDir(dir); err != nil {
 		return err
@@ -275,6 +312,71 @@ func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) erro
 	return nil
 }
 
+// listFailed turns the failure of dir's listing (of prefix, association a)
+// into its callers' error, logged once whatever the number of callers.
+// The importer stopping (Close) is returned as it is.
+func (im *Importer) listFailed(a assoc, prefix, dir string, err error) error {
+	if im.ctx.Err() != nil {
+		return im.ctx.Err()
+	}
+	loc := "s3://" + a.bucket + "/" + prefix
+	var se *stallError
+	if errors.As(err, &se) {
+		im.n.listTimeouts.Add(1)
+		im.log.Error("repository not answering: the listing of the directory fails with EIO",
+			"endpoint", im.s3.Endpoint, "dra", a.id, "prefix", loc, "dir", dir,
+			"no_byte_for", se.quiet.Round(time.Millisecond), "attempts", se.attempts, "fetch_timeout", im.cfg.FetchTimeout, "err", se.last)
+		return &ListError{Code: CodeFetchTimeout, Dir: dir, Err: fmt.Errorf(
+			"%s at %s sent nothing for %v (%d attempts; last: %s): check that the repository is up and reachable; the next lookup lists the directory again (ferry mount --fetch-timeout sets this bound)",
+			loc, im.s3.Endpoint, se.quiet.Round(time.Millisecond), se.attempts, se.last)}
+	}
+	im.log.Warn("listing of the directory failed", "endpoint", im.s3.Endpoint, "dra", a.id, "prefix", loc, "dir", dir, "err", err)
+	return &ListError{Code: s3x.CodeOf(err), Dir: dir, Err: err}
+}
+
+// acquireList takes a listing slot for the listing of w. While every slot
+// is held, the wait counts as the listing's silence as long as the
+// listings holding them hear nothing either (a listing queued behind
+// listings the repository does not answer fails with them, after one
+// bound, not one bound per round of slots); listings that make progress
+// are waited for.
+func (im *Importer) acquireList(ctx context.Context, w *watch) error {
+	began := im.now()
+	for {
+		select {
+		case im.lists <- struct{}{}:
+			w.holds.Store(true)
+			return nil
+		default:
+		}
+		heard := began
+		im.fmu.Lock()
+		for o := range im.listings {
+			if o.holds.Load() {
+				heard = max(heard, time.Duration(o.last.Load()))
+			}
+		}
+		im.fmu.Unlock()
+		left := im.cfg.FetchTimeout - (im.now() - heard)
+		if left <= 0 {
+			return &stallError{quiet: im.now() - heard, last: errNoListSlot.Error()}
+		}
+		t := time.NewTimer(left)
+		select {
+		case im.lists <- struct{}{}:
+			t.Stop()
+			w.holds.Store(true)
+			return nil
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+var errNoListSlot = errors.New("every listing slot is held by listings the repository does not answer")
+
 // createSlots bounds the entries one listing creates at once.
 const createSlots = 4
 
@@ -284,31 +386,27 @@ type slots chan struct{}
 func (s slots) Lock()   { s <- struct{}{} }
 func (s slots) Unlock() { <-s }
 
-// list is s3x.Client.List with its requests counted. s3x.List pages
-// internally, so the count is one request plus one per 1000 entries seen
-// (exact unless a page ends early).
-func (im *Importer) list(ctx context.Context, bucket string, opts s3x.ListOptions, fn func(s3x.Object) error) error {
-	var seen int64
-	im.n.list.Add(1)
-	count := func() {
-		seen++
-		if seen%1000 == 0 {
+// list is s3x.Client.List with each page's request bounded as a request
+// of w (request) and counted.
+func (im *Importer) list(ctx context.Context, w *watch, bucket string, opts s3x.ListOptions, fn func(s3x.Object) error) error {
+	opts.Send = func(ctx context.Context, page func(context.Context, ...func(*s3.Options)) error) error {
+		return im.request(ctx, w, false, func(ctx context.Context, o func(*s3.Options)) error {
 			im.n.list.Add(1)
-		}
+			return page(ctx, o)
+		})
 	}
-	onPrefix := opts.OnPrefix
-	opts.OnPrefix = func(p string) error { count(); return onPrefix(p) }
-	return im.s3.List(ctx, bucket, opts, func(o s3x.Object) error { count(); return fn(o) })
+	return im.s3.List(ctx, bucket, opts, fn)
 }
 
-// head HEADs key; found is false for a missing object (404).
-func (im *Importer) head(ctx context.Context, bucket, key string) (*s3.HeadObjectOutput, bool, error) {
-	if err := im.acquire(ctx, im.req); err != nil {
-		return nil, false, err
-	}
-	defer func() { <-im.req }()
-	im.n.head.Add(1)
-	out, err := im.s3.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+// head HEADs key as a request of w (bounded: request); found is false for
+// a missing object (404).
+func (im *Importer) head(ctx context.Context, w *watch, bucket, key string) (*s3.HeadObjectOutput, bool, error) {
+	var out *s3.HeadObjectOutput
+	err := im.request(ctx, w, true, func(ctx context.Context, o func(*s3.Options)) (err error) {
+		im.n.head.Add(1)
+		out, err = im.s3.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}, o)
+		return err
+	})
 	if err != nil {
 		var re *awshttp.ResponseError
 		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
@@ -319,16 +417,30 @@ func (im *Importer) head(ctx context.Context, bucket, key string) (*s3.HeadObjec
 	return out, true, nil
 }
 
+// giveUp says whether a request's failure must fail the listing rather than
+// be logged and passed over: the repository not answering (or the listing
+// ending), which a later listing may not meet. Passing over it would record
+// the directory listed without the entry, or with default attributes, for
+// good.
+func giveUp(ctx context.Context, err error) bool {
+	var se *stallError
+	return errors.As(err, &se) || ctx.Err() != nil
+}
+
 // importDir creates directory sub of association a for the common prefix p,
 // with the attributes of the directory object p when there is one. It
 // reports whether the directory is there (created now or before) to be
-// descended into. it creates holding mk.
-func (im *Importer) importDir(ctx context.Context, a assoc, p, sub string, mk sync.Locker) bool {
+// descended into. it creates holding mk. An error (the repository not
+// answering the HEAD) fails the listing: the directory is not made with
+// default attributes it would keep.
+func (im *Importer) importDir(ctx context.Context, w *watch, a assoc, p, sub string, mk sync.Locker) (bool, error) {
 	// A prefix without a directory object has no time of its own: the
 	// directory gets the time it appeared (the listing's).
 	attrs := posixmeta.Defaults(true, time.Now())
-	out, found, err := im.head(ctx, a.bucket, p)
+	out, found, err := im.head(ctx, w, a.bucket, p)
 	switch {
+	case err != nil && giveUp(ctx, err):
+		return false, err
 	case err != nil:
 		im.log.Warn("directory object unreadable; default attributes", "dra", a.id, "key", p, "err", err)
 	case found:
@@ -340,7 +452,7 @@ func (im *Importer) importDir(ctx context.Context, a assoc, p, sub string, mk sy
 	}
 	mk.Lock()
 	defer mk.Unlock()
-	return im.ensureDir(a, p, a.storePath(sub), attrs)
+	return im.ensureDir(a, p, a.storePath(sub), attrs), nil
 }
 
 // ensureDir makes rel a directory with attrs unless something is there.
@@ -409,9 +521,9 @@ const maxSymlinkBody = posixmeta.MaxSymlinkTarget
 
 // importFile creates the stub or symlink of object o at sub; it creates holding mk
 // while it creates.
-func (im *Importer) importFile(ctx context.Context, a assoc, o s3x.Object, sub string, mk sync.Locker) error {
+func (im *Importer) importFile(ctx context.Context, w *watch, a assoc, o s3x.Object, sub string, mk sync.Locker) error {
 	rel := a.storePath(sub)
-	out, found, err := im.head(ctx, a.bucket, o.Key)
+	out, found, err := im.head(ctx, w, a.bucket, o.Key)
 	if err != nil {
 		return err
 	}
@@ -434,7 +546,7 @@ func (im *Importer) importFile(ctx context.Context, a assoc, o s3x.Object, sub s
 		im.log.Info("object in an archive storage class: imported, but reads fail until it is restored in S3", "code", CodeUnsupportedTier, "dra", a.id, "key", o.Key, "storage_class", sc)
 	}
 	if attrs.IsSymlink() {
-		return im.importSymlink(ctx, a, o.Key, etag, aws.ToInt64(out.ContentLength), rel, attrs, mk)
+		return im.importSymlink(ctx, w, a, o.Key, etag, aws.ToInt64(out.ContentLength), rel, attrs, mk)
 	}
 	mk.Lock()
 	err = im.st.CreateStub(rel, store.Stub{
@@ -451,7 +563,10 @@ func (im *Importer) importFile(ctx context.Context, a assoc, o s3x.Object, sub s
 	case err == nil:
 		im.n.stubs.Add(1)
 	case errors.Is(err, unix.EEXIST):
-		im.existing(a, o.Key, rel)
+		im.existing(a, o.Key, rel, func() bool {
+			st, err := im.st.GetState(rel)
+			return err == nil && st.ETag == etag && !hsm.Unexported(st.Flags)
+		})
 	default:
 		im.log.Error("cannot create stub", "dra", a.id, "key", o.Key, "path", rel, "err", err)
 	}
@@ -460,9 +575,15 @@ func (im *Importer) importFile(ctx context.Context, a assoc, o s3x.Object, sub s
 
 // existing reports why a file object was not created at rel: a directory
 // there (a type clash, the directory wins) or a local entry (local wins).
-func (im *Importer) existing(a assoc, key, rel string) {
+// ours says whether the entry is the one the object makes, left by an
+// earlier listing (one cut by an outage, or a batch import's re-listing):
+// nothing to report.
+func (im *Importer) existing(a assoc, key, rel string, ours func() bool) {
 	if st, err := im.st.Lstat(rel); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		im.refuse(CodeTypeMismatch, key, "a file object and a directory share the name; the directory wins")
+		return
+	}
+	if ours() {
 		return
 	}
 	im.localConflict(a, key, rel)
@@ -470,13 +591,19 @@ func (im *Importer) existing(a assoc, key, rel string) {
 
 // importSymlink GETs the body of a symlink object and creates the link.
 // The target is stored verbatim and never followed by the daemon
-// (invariant 4: the store resolves nothing through symlinks).
-func (im *Importer) importSymlink(ctx context.Context, a assoc, key, etag string, size int64, rel string, attrs posixmeta.Attrs, mk sync.Locker) error {
+// (invariant 4: the store resolves nothing through symlinks). The
+// repository not answering the GET fails the listing (the link would be
+// missing for good from a directory recorded listed); an object changed or
+// gone since the HEAD is passed over.
+func (im *Importer) importSymlink(ctx context.Context, w *watch, a assoc, key, etag string, size int64, rel string, attrs posixmeta.Attrs, mk sync.Locker) error {
 	if size > maxSymlinkBody {
 		im.refuse(keypath.CodeNotPOSIXCompliant, key, "symlink object body longer than PATH_MAX")
 		return nil
 	}
-	body, err := im.getSmall(ctx, a.bucket, key, etag)
+	body, err := im.getSmall(ctx, w, a.bucket, key, etag)
+	if err != nil && giveUp(ctx, err) {
+		return err
+	}
 	if err != nil {
 		im.log.Error("cannot read symlink object", "dra", a.id, "key", key, "err", err)
 		return nil
@@ -489,7 +616,10 @@ func (im *Importer) importSymlink(ctx context.Context, a assoc, key, etag string
 	defer mk.Unlock()
 	switch err := im.st.Symlink(string(body), rel); {
 	case errors.Is(err, unix.EEXIST):
-		im.existing(a, key, rel)
+		im.existing(a, key, rel, func() bool {
+			t, err := im.st.Readlink(rel)
+			return err == nil && t == string(body)
+		})
 		return nil
 	case err != nil:
 		im.log.Error("cannot create symlink", "dra", a.id, "key", key, "path", rel, "err", err)
@@ -505,19 +635,24 @@ func (im *Importer) importSymlink(ctx context.Context, a assoc, key, etag string
 	return nil
 }
 
-// getSmall GETs a whole small object, if it still has etag.
-func (im *Importer) getSmall(ctx context.Context, bucket, key, etag string) ([]byte, error) {
-	if err := im.acquire(ctx, im.req); err != nil {
-		return nil, err
-	}
-	defer func() { <-im.req }()
-	im.n.get.Add(1)
-	out, err := im.s3.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), IfMatch: aws.String(etag)})
+// getSmall GETs a whole small object, if it still has etag, as a request
+// of w (bounded: request).
+func (im *Importer) getSmall(ctx context.Context, w *watch, bucket, key, etag string) ([]byte, error) {
+	var body []byte
+	err := im.request(ctx, w, true, func(ctx context.Context, o func(*s3.Options)) error {
+		im.n.get.Add(1)
+		out, err := im.s3.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), IfMatch: aws.String(etag)}, o)
+		if err != nil {
+			return err
+		}
+		defer out.Body.Close()
+		body, err = io.ReadAll(io.LimitReader(out.Body, maxSymlinkBody+1))
+		return err
+	})
 	if err != nil {
 		return nil, im.s3.Explain(err, "get", bucket, key)
 	}
-	defer out.Body.Close()
-	return io.ReadAll(io.LimitReader(out.Body, maxSymlinkBody+1))
+	return body, nil
 }
 
 // ImportCounts are the progress and result of ImportAll.

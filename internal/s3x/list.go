@@ -27,6 +27,12 @@ type ListOptions struct {
 	Delimiter string // "" lists recursively
 	// OnPrefix receives each common prefix when Delimiter is set.
 	OnPrefix func(prefix string) error
+	// Send, when set, sends each page's request: it calls page (again for
+	// each retry) with the context and SDK options of that attempt, and
+	// returns the page's final error. nil sends each page once, with the
+	// client's own retryer. The importer bounds its listings through it
+	// (a repository that does not answer).
+	Send func(ctx context.Context, page func(context.Context, ...func(*s3.Options)) error) error
 }
 
 // List streams the objects under opts.Prefix to fn, one page at a time, in
@@ -41,8 +47,20 @@ func (c *Client) List(ctx context.Context, bucket string, opts ListOptions, fn f
 		in.Delimiter = aws.String(opts.Delimiter)
 	}
 	p := s3.NewListObjectsV2Paginator(c.S3, in)
+	send := opts.Send
+	if send == nil {
+		send = func(ctx context.Context, page func(context.Context, ...func(*s3.Options)) error) error {
+			return page(ctx)
+		}
+	}
 	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
+		// A failed request leaves the paginator on the same page, so
+		// page may be called again.
+		var page *s3.ListObjectsV2Output
+		err := send(ctx, func(ctx context.Context, o ...func(*s3.Options)) (err error) {
+			page, err = p.NextPage(ctx, o...)
+			return err
+		})
 		if err != nil {
 			return c.Explain(err, "list", bucket, opts.Prefix)
 		}

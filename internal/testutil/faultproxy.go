@@ -22,7 +22,8 @@ import (
 //     refused (ECONNREFUSED); the connections open are reset.
 //
 // HangAfter(n) passes n more bytes from the server and then hangs: a
-// response that stops in the middle of its body.
+// response that stops in the middle of its body. Delay(d) holds each
+// piece from the server for d: a server that answers, slowly.
 //
 // Pass lets traffic flow again (connections held by Hang go on where they
 // stopped; after Refuse the same address listens again). Close stops it;
@@ -35,11 +36,13 @@ type FaultProxy struct {
 	mu     sync.Mutex
 	mode   Fault
 	budget int64         // with mode Pass: bytes from the server until Hang; <0: no limit
+	delay  time.Duration // with mode Pass: each piece from the server is held this long
 	change chan struct{} // closed and replaced at every mode change
 	ln     net.Listener  // nil while refusing
 	conns  map[net.Conn]struct{}
 	closed bool
 	wg     sync.WaitGroup // the accept loop and every connection's pumps
+	served atomic.Int64   // bytes passed from the server to the clients
 }
 
 // Fault is a FaultProxy mode.
@@ -127,6 +130,19 @@ func (p *FaultProxy) setLocked(m Fault) error {
 	p.change = make(chan struct{})
 	return nil
 }
+
+// Delay holds every piece of data from the server for d before passing it
+// on (0: no delay), while the proxy passes traffic.
+func (p *FaultProxy) Delay(d time.Duration) {
+	p.mu.Lock()
+	p.delay = d
+	p.mu.Unlock()
+}
+
+// Served is how many bytes the proxy has passed from the server to its
+// clients so far: a test measures what a request sequence costs, to hang
+// a later one partway with HangAfter.
+func (p *FaultProxy) Served() int64 { return p.served.Load() }
 
 // Mode is the proxy's mode now.
 func (p *FaultProxy) Mode() Fault {
@@ -223,6 +239,9 @@ func (p *FaultProxy) pump(dst, src net.Conn, fromServer bool) bool {
 			if _, werr := dst.Write(b[:k]); werr != nil {
 				return false
 			}
+			if fromServer {
+				p.served.Add(int64(k))
+			}
 			b = b[k:]
 		}
 		if errors.Is(err, io.EOF) {
@@ -242,7 +261,7 @@ func (p *FaultProxy) pump(dst, src net.Conn, fromServer bool) bool {
 func (p *FaultProxy) pass(n int, fromServer bool) (int, bool) {
 	for {
 		p.mu.Lock()
-		m, ch, closed := p.mode, p.change, p.closed
+		m, ch, closed, delay := p.mode, p.change, p.closed, p.delay
 		if m == Pass && fromServer && p.budget >= 0 {
 			if p.budget == 0 {
 				p.setLocked(Hang)
@@ -257,6 +276,9 @@ func (p *FaultProxy) pass(n int, fromServer bool) (int, bool) {
 		case closed || m == Refuse:
 			return 0, false
 		case m == Pass:
+			if fromServer && delay > 0 {
+				time.Sleep(delay)
+			}
 			return n, true
 		}
 		<-ch
