@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/posixmeta"
@@ -27,43 +28,30 @@ import (
 
 // What each journal entry kind does (semantics.md §4).
 
-// storeRel converts a catalog path ("" for the root) to a store path.
-func storeRel(p string) string {
-	if p == "" {
-		return "."
-	}
-	return p
-}
-
 // errNotReady: the association exists but does not export now (CREATING,
 // MISCONFIGURED); its entries wait.
-type errNotReady struct{ a assoc }
+type errNotReady struct{ a *dra.Assoc }
 
 func (e errNotReady) Error() string {
-	return fmt.Sprintf("association %s does not export now (it is not AVAILABLE); export resumes when it is", e.a.id)
+	return fmt.Sprintf("association %s does not export now (it is not AVAILABLE); export resumes when it is", e.a.ID())
 }
 
 // admit says whether an entry under a (found: ok) with event ev is
 // exported by auto-export: skip when it is not, an error when it must wait.
-func admit(a assoc, ok bool, ev ...api.EventType) (skip bool, err error) {
+func admit(a *dra.Assoc, ok bool, ev ...api.EventType) (skip bool, err error) {
 	switch {
-	case !ok || a.gone:
+	case !ok || a.Gone():
 		return true, nil
-	case !a.exporting:
+	case !a.Serves():
 		return false, errNotReady{a}
 	}
-	for _, x := range ev {
-		if a.events[x] {
-			return false, nil
-		}
-	}
-	return true, nil
+	return !a.Exports(ev...), nil
 }
 
 // exportEntry does what je asks; skipped reports that nothing was
 // exported (and nothing needs to be).
 func (e *Exporter) exportEntry(ctx context.Context, je catalog.JournalEntry) (skipped bool, err error) {
-	rel := storeRel(je.Path)
+	rel := keypath.FromCatalog(je.Path)
 	switch je.Kind {
 	case catalog.KindDeleted:
 		return e.exportDelete(ctx, rel)
@@ -78,7 +66,7 @@ func (e *Exporter) exportEntry(ctx context.Context, je catalog.JournalEntry) (sk
 	if skip, err := admit(a, ok, ev); skip || err != nil {
 		return skip, err
 	}
-	if held, err := e.cfg.Catalog.RenamedFrom(ctx, ancestors(je.Path, a.dir)); err != nil {
+	if held, err := e.cfg.Catalog.RenamedFrom(ctx, ancestors(je.Path, a.Dir)); err != nil {
 		return false, err
 	} else if held {
 		return false, errRenamePending
@@ -111,7 +99,7 @@ func (e *Exporter) Export(ctx context.Context, rel string) (exported bool, err e
 	if !ok {
 		return false, fmt.Errorf("export %s: not below any data repository association", rel)
 	}
-	if !a.exporting {
+	if !a.Serves() {
 		return false, fmt.Errorf("export %s: %w", rel, errNotReady{a})
 	}
 	skipped, err := e.exportPath(ctx, a, in, rel, "")
@@ -121,7 +109,7 @@ func (e *Exporter) Export(ctx context.Context, rel string) (exported bool, err e
 // exportPath writes the object of rel (in inside a) from its local
 // content. fromKey, when set, is where the object is now (a rename): its
 // metadata is carried over and a clean file is copied from it.
-func (e *Exporter) exportPath(ctx context.Context, a assoc, in, rel, fromKey string) (skipped bool, err error) {
+func (e *Exporter) exportPath(ctx context.Context, a *dra.Assoc, in, rel, fromKey string) (skipped bool, err error) {
 	sta, err := e.cfg.Store.Lstat(rel)
 	if gone(err) {
 		return true, nil // a later entry covers what happened to it
@@ -146,8 +134,8 @@ func gone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP)
 }
 
-func (e *Exporter) keyFor(a assoc, in string, k keypath.Kind) (string, error) {
-	key, err := keypath.ToKey(a.prefix, in, k)
+func (e *Exporter) keyFor(a *dra.Assoc, in string, k keypath.Kind) (string, error) {
+	key, err := keypath.ToKey(a.Prefix, in, k)
 	if err != nil {
 		return "", permanent(keypath.CodeOf(err), err)
 	}
@@ -177,7 +165,7 @@ func (e *Exporter) metadata(attrs posixmeta.Attrs, prev map[string]string) (map[
 // directory is at that path again, and the record is cleared (or names rel
 // if the directory moved on meanwhile); a crash in between only does it
 // again, since a directory object is rebuilt from the directory itself.
-func (e *Exporter) putDir(ctx context.Context, a assoc, in, rel string, sta unix.Stat_t) (bool, error) {
+func (e *Exporter) putDir(ctx context.Context, a *dra.Assoc, in, rel string, sta unix.Stat_t) (bool, error) {
 	key, err := e.keyFor(a, in, keypath.Dir)
 	if err != nil {
 		return false, err
@@ -201,8 +189,8 @@ func (e *Exporter) putDir(ctx context.Context, a assoc, in, rel string, sta unix
 	if err != nil {
 		return false, err
 	}
-	unlock := e.keys.lock(a.bucket, key)
-	err = e.put(ctx, a.bucket, key, "", meta)
+	unlock := e.keys.lock(a.Bucket, key)
+	err = e.put(ctx, a.Bucket, key, "", meta)
 	unlock()
 	if err != nil || origin == "" {
 		return false, err
@@ -227,7 +215,7 @@ func (e *Exporter) putDir(ctx context.Context, a assoc, in, rel string, sta unix
 
 // putSymlink writes a symlink object: file-permissions 0120777 (the link's
 // own mode), body = the target. Symlinks carry no state xattr.
-func (e *Exporter) putSymlink(ctx context.Context, a assoc, in, rel string, sta unix.Stat_t) error {
+func (e *Exporter) putSymlink(ctx context.Context, a *dra.Assoc, in, rel string, sta unix.Stat_t) error {
 	key, err := e.keyFor(a, in, keypath.File)
 	if err != nil {
 		return err
@@ -240,7 +228,7 @@ func (e *Exporter) putSymlink(ctx context.Context, a assoc, in, rel string, sta 
 	if err != nil {
 		return err
 	}
-	return e.put(ctx, a.bucket, key, target, meta)
+	return e.put(ctx, a.Bucket, key, target, meta)
 }
 
 // put writes a small object from memory (directory and symlink objects).
@@ -280,7 +268,7 @@ func (e *Exporter) openForExport(rel string) (*os.File, error) {
 // (its Origin after a rename, see move.go; fromKey for a multiply linked
 // file); anything else is uploaded from a stable snapshot (invariant 2, see
 // package doc).
-func (e *Exporter) exportFile(ctx context.Context, a assoc, in, rel, fromKey string) (skipped bool, err error) {
+func (e *Exporter) exportFile(ctx context.Context, a *dra.Assoc, in, rel, fromKey string) (skipped bool, err error) {
 	key, err := e.keyFor(a, in, keypath.File)
 	if err != nil {
 		return false, err
@@ -305,8 +293,8 @@ func (e *Exporter) exportFile(ctx context.Context, a assoc, in, rel, fromKey str
 }
 
 // exportOpen is exportFile for the file open as f, to key.
-func (e *Exporter) exportOpen(ctx context.Context, a assoc, f *os.File, rel, key, fromKey string) (skipped bool, err error) {
-	unlock := e.keys.lock(a.bucket, key)
+func (e *Exporter) exportOpen(ctx context.Context, a *dra.Assoc, f *os.File, rel, key, fromKey string) (skipped bool, err error) {
+	unlock := e.keys.lock(a.Bucket, key)
 	defer unlock()
 	fd := int(f.Fd())
 	var sta unix.Stat_t
@@ -346,7 +334,7 @@ func (e *Exporter) exportOpen(ctx context.Context, a assoc, f *os.File, rel, key
 	if srcOK && (st.Flags.Has(hsm.Released) || (st.Flags.Has(hsm.Exists|hsm.Archived) && !st.Flags.Has(hsm.Dirty))) {
 		// The repository holds this content: write the metadata (and move
 		// the object on a rename) without moving the bytes.
-		etag, ok, err := e.copyMeta(ctx, src.a.bucket, src.key, a.bucket, key, st.ETag, attrs)
+		etag, ok, err := e.copyMeta(ctx, src.a.Bucket, src.key, a.Bucket, key, st.ETag, attrs)
 		if err != nil {
 			return false, err
 		}
@@ -367,7 +355,7 @@ func (e *Exporter) exportOpen(ctx context.Context, a assoc, f *os.File, rel, key
 		if st.Flags.Has(hsm.Released) {
 			// Nothing local and the object is gone or changed: the
 			// importer's business (lost_from_hsm or a re-import).
-			e.log.Warn("released file's object is gone or changed; nothing to export", "path", rel, "bucket", src.a.bucket, "key", src.key)
+			e.log.Warn("released file's object is gone or changed; nothing to export", "path", rel, "bucket", src.a.Bucket, "key", src.key)
 			return true, nil
 		}
 	}
@@ -376,7 +364,7 @@ func (e *Exporter) exportOpen(ctx context.Context, a assoc, f *os.File, rel, key
 	if st.Flags.Has(hsm.Exists) && srcOK {
 		// Cost: one HEAD per re-export of a file the repository knew, to
 		// carry its foreign metadata and Content-Type over (issue 4 item 9).
-		if h, err := e.head(ctx, src.a.bucket, src.key); err == nil {
+		if h, err := e.head(ctx, src.a.Bucket, src.key); err == nil {
 			prev, ctype = h.Metadata, aws.ToString(h.ContentType)
 		} else if !notFound(err) {
 			return false, err
@@ -392,7 +380,7 @@ func (e *Exporter) exportOpen(ctx context.Context, a assoc, f *os.File, rel, key
 		// /proc/self/fd reopens exactly this inode: the upload stays inside
 		// the store's openat2 confinement.
 		Path:   fmt.Sprintf("/proc/self/fd/%d", fd),
-		Bucket: a.bucket, Key: key, Size: sta.Size, ModTime: time.Unix(sta.Mtim.Unix()),
+		Bucket: a.Bucket, Key: key, Size: sta.Size, ModTime: time.Unix(sta.Mtim.Unix()),
 		Metadata: meta, ContentType: ctype,
 	}, func(n int64) {
 		moved.Add(n)
@@ -408,7 +396,7 @@ func (e *Exporter) exportOpen(ctx context.Context, a assoc, f *os.File, rel, key
 	// The upload does not return the new ETag; the state needs it for the
 	// If-Match of later ranged reads once the file is released.
 	etag := ""
-	if h, err := e.head(ctx, a.bucket, key); err == nil && aws.ToInt64(h.ContentLength) == sta.Size {
+	if h, err := e.head(ctx, a.Bucket, key); err == nil && aws.ToInt64(h.ContentLength) == sta.Size {
 		etag = aws.ToString(h.ETag)
 	} else {
 		e.log.Warn("exported object's ETag unknown; a later release re-reads it", "path", rel, "key", key, "err", err)
@@ -606,14 +594,14 @@ func (e *Exporter) exportDelete(ctx context.Context, rel string) (bool, error) {
 
 // deleteKeys removes the object of in, as a file and as a directory
 // object (the journal does not say which it was).
-func (e *Exporter) deleteKeys(ctx context.Context, a assoc, in string) error {
+func (e *Exporter) deleteKeys(ctx context.Context, a *dra.Assoc, in string) error {
 	var keys []string
 	for _, k := range []keypath.Kind{keypath.File, keypath.Dir} {
-		if key, err := keypath.ToKey(a.prefix, in, k); err == nil && key != "" {
+		if key, err := keypath.ToKey(a.Prefix, in, k); err == nil && key != "" {
 			keys = append(keys, key)
 		}
 	}
-	return e.deleteBatch(ctx, a.bucket, keys)
+	return e.deleteBatch(ctx, a.Bucket, keys)
 }
 
 func (e *Exporter) deleteBatch(ctx context.Context, bucket string, keys []string) error {

@@ -56,9 +56,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/keypath"
@@ -115,8 +115,7 @@ type Exporter struct {
 	wake  chan struct{}
 	stats stats
 
-	amu    sync.RWMutex
-	assocs []assoc
+	assocs atomic.Pointer[dra.Table]
 
 	// inflight maps a path being uploaded to its bytes moved so far
 	// (hsm action).
@@ -162,97 +161,45 @@ func New(cfg Config) (*Exporter, error) {
 	return e, nil
 }
 
-// assoc is an association as the exporter uses it.
-type assoc struct {
-	id        string
-	dir       string // store-relative directory, "." for the root
-	bucket    string
-	prefix    string // key prefix, "" or ending in "/"
-	exporting bool   // AVAILABLE or UPDATING
-	gone      bool   // DELETING or FAILED: its entries are dropped
-	events    map[api.EventType]bool
-}
-
-// inside returns rel's path inside a ("." for a's directory).
-func (a assoc) inside(rel string) (string, bool) { return keypath.Within(a.dir, rel) }
-
 // SetAssociations gives the exporter every association of the file system
 // (call it again on every change). Only associations in AVAILABLE or
 // UPDATING export; auto-export obeys each one's AutoExportPolicy. Entries
 // under an association still CREATING or MISCONFIGURED wait (they are
 // retried with backoff); entries under one DELETING or FAILED, or under
 // none, are dropped and counted as skipped.
-func (e *Exporter) SetAssociations(as []api.DataRepositoryAssociation) {
-	out := make([]assoc, 0, len(as))
-	for _, a := range as {
-		x, err := parseAssoc(a)
-		if err != nil {
-			e.log.Error("association ignored by the exporter", "dra", a.AssociationId, "err", err)
-			continue
-		}
-		out = append(out, x)
+func (e *Exporter) SetAssociations(t *dra.Table) {
+	was := make(map[string]bool)
+	for _, a := range e.table().All() {
+		was[a.ID()] = a.Serves()
 	}
-	e.amu.Lock()
-	was := make(map[string]bool, len(e.assocs))
-	for _, a := range e.assocs {
-		was[a.id] = a.exporting
-	}
-	e.assocs = out
-	e.amu.Unlock()
+	e.assocs.Store(t)
 	// An association that exports again (CREATING or MISCONFIGURED →
 	// AVAILABLE): its entries that waited with a growing backoff go now,
 	// so export resumes at once, not up to RetryMax later.
-	for _, a := range out {
-		if !a.exporting || was[a.id] {
+	for _, a := range t.All() {
+		if !a.Serves() || was[a.ID()] {
 			continue
 		}
-		prefix := a.dir
-		if prefix == "." {
-			prefix = ""
-		}
+		prefix := keypath.ToCatalog(a.Dir)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		n, err := e.cfg.Catalog.Reschedule(ctx, prefix)
 		cancel()
 		if err != nil {
-			e.log.Error("export entries not rescheduled; they resume after their backoff", "dra", a.id, "err", err)
+			e.log.Error("export entries not rescheduled; they resume after their backoff", "dra", a.ID(), "err", err)
 		} else if n > 0 {
-			e.log.Info("association exports again; waiting entries resume", "dra", a.id, "entries", n)
+			e.log.Info("association exports again; waiting entries resume", "dra", a.ID(), "entries", n)
 		}
 	}
 	e.Notify()
 }
 
-func parseAssoc(a api.DataRepositoryAssociation) (assoc, error) {
-	loc, err := dra.Locate(a)
-	if err != nil {
-		return assoc{}, err
-	}
-	x := assoc{id: a.AssociationId, dir: loc.Dir, bucket: loc.Bucket, prefix: loc.Prefix, events: map[api.EventType]bool{}}
-	switch a.Lifecycle {
-	case api.LifecycleAvailable, api.LifecycleUpdating:
-		x.exporting = true
-	case api.LifecycleDeleting, api.LifecycleFailed:
-		x.gone = true
-	}
-	if a.S3 != nil && a.S3.AutoExportPolicy != nil {
-		for _, ev := range a.S3.AutoExportPolicy.Events {
-			x.events[ev] = true
-		}
-	}
-	return x, nil
+// assocFor returns the association holding rel and rel's path inside it.
+func (e *Exporter) assocFor(rel string) (*dra.Assoc, string, bool) {
+	return e.table().Holder(rel)
 }
 
-// assocFor returns the association holding rel and rel's path inside it.
-func (e *Exporter) assocFor(rel string) (assoc, string, bool) {
-	e.amu.RLock()
-	defer e.amu.RUnlock()
-	for _, a := range e.assocs {
-		if in, ok := a.inside(rel); ok {
-			return a, in, true
-		}
-	}
-	return assoc{}, "", false
-}
+// table is the associations as last given (an empty table before).
+func (e *Exporter) table() *dra.Table { return e.assocs.Load() }
 
 // Notify wakes Run to claim at once (the mount calls it after an Append).
 // It never blocks.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/posixmeta"
 	"github.com/ferry-hpc/ferry/internal/s3x"
@@ -90,11 +91,11 @@ func (e *env) newExporter(owner string) *Exporter {
 }
 
 func (e *env) setPolicy(events ...api.EventType) {
-	e.ex.SetAssociations([]api.DataRepositoryAssociation{{
+	e.ex.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{{
 		AssociationId: "dra-00000001", FileSystemPath: "/ExtData", DataRepositoryPath: "s3://" + e.bucket + "/" + prefix,
 		Lifecycle: api.LifecycleAvailable,
 		S3:        &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: events}},
-	}})
+	}}, nil))
 }
 
 func (e *env) start() {
@@ -662,12 +663,12 @@ func TestPermanentFailures(t *testing.T) {
 func TestAssociationNotReady(t *testing.T) {
 	e := newEnv(t, nil, allEvents...)
 	set := func(life api.DataRepositoryLifecycle, events ...api.EventType) {
-		e.ex.SetAssociations([]api.DataRepositoryAssociation{
+		e.ex.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{
 			{AssociationId: "dra-00000001", FileSystemPath: "/ExtData", DataRepositoryPath: "s3://" + e.bucket + "/" + prefix, Lifecycle: life,
 				S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: events}}},
 			{AssociationId: "dra-00000002", FileSystemPath: "/Other", DataRepositoryPath: "s3://" + e.bucket + "/other", Lifecycle: api.LifecycleAvailable,
 				S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: []api.EventType{api.EventNew}}}},
-		})
+		}, nil))
 	}
 	set(api.LifecycleMisconfigured, allEvents...)
 	e.start()
@@ -802,7 +803,7 @@ func TestResumeAtOnce(t *testing.T) {
 	a := api.DataRepositoryAssociation{AssociationId: "dra-00000001", FileSystemPath: "/ExtData",
 		DataRepositoryPath: "s3://" + e.bucket + "/" + prefix, Lifecycle: api.LifecycleMisconfigured,
 		S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: allEvents}}}
-	ex.SetAssociations([]api.DataRepositoryAssociation{a})
+	ex.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{a}, nil))
 	e.start()
 	e.write("ExtData/f", []byte("f"), catalog.KindNew)
 	testutil.Eventually(t, 10*time.Second, "a failed attempt while misconfigured", func() bool {
@@ -813,7 +814,7 @@ func TestResumeAtOnce(t *testing.T) {
 		t.Fatalf("failures by code %v: the wait is not counted as %s", ex.Stats().Failures, CodeNotReady)
 	}
 	a.Lifecycle = api.LifecycleAvailable
-	ex.SetAssociations([]api.DataRepositoryAssociation{a})
+	ex.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{a}, nil))
 	testutil.Eventually(t, 10*time.Second, "export right after the association is AVAILABLE again", func() bool {
 		n, _ := e.cat.PendingCount(ctx, "", 0)
 		return n == 0

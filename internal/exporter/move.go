@@ -43,6 +43,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/s3x"
@@ -52,25 +53,25 @@ import (
 // home is where an object is: a key in an association's bucket, and the
 // store path the key belongs to.
 type home struct {
-	a    assoc
+	a    *dra.Assoc
 	path string // store-relative; "" when only the key is known
 	key  string
 }
 
-func (h home) same(o home) bool { return h.a.bucket == o.a.bucket && h.key == o.key }
+func (h home) same(o home) bool { return h.a.Bucket == o.a.Bucket && h.key == o.key }
 
 // homeOf returns where the object of a file at rel (key in a) with state st
 // is. fromKey, when set, is used for a file without an Origin (a multiply
 // linked file renamed: see fusefs originBeforeRename). ok is false when the
 // origin is outside every association (nothing to copy from).
-func (e *Exporter) homeOf(a assoc, rel, key string, st *store.State, fromKey string) (h home, ok bool) {
+func (e *Exporter) homeOf(a *dra.Assoc, rel, key string, st *store.State, fromKey string) (h home, ok bool) {
 	switch {
 	case st.Origin != "" && st.Origin != rel:
 		ao, in, found := e.assocFor(st.Origin)
 		if !found {
 			return home{}, false
 		}
-		k, err := keypath.ToKey(ao.prefix, in, keypath.File)
+		k, err := keypath.ToKey(ao.Prefix, in, keypath.File)
 		if err != nil || k == "" {
 			return home{}, false
 		}
@@ -163,7 +164,7 @@ func (e *Exporter) placed(f *os.File, rel string, before *store.State, src, dst 
 // object (semantics.md §4); out of another association only with DELETED
 // in that association's policy (invariant 5).
 func (e *Exporter) mayRemove(src, dst home) bool {
-	if src.a.id == dst.a.id {
+	if src.a.ID() == dst.a.ID() {
 		return true
 	}
 	skip, err := admit(src.a, true, api.EventDeleted)
@@ -181,7 +182,7 @@ func (e *Exporter) dropStale(ctx context.Context, f *os.File, rel string) error 
 		return nil
 	}
 	if a, in, ok := e.assocFor(st.Stale); ok {
-		if key, err := keypath.ToKey(a.prefix, in, keypath.File); err == nil && key != "" {
+		if key, err := keypath.ToKey(a.Prefix, in, keypath.File); err == nil && key != "" {
 			if err := e.removeIfOurs(ctx, a, key, st.Stale, st.StaleETag, f); err != nil {
 				return err
 			}
@@ -198,10 +199,10 @@ func (e *Exporter) dropStale(ctx context.Context, f *os.File, rel string) error 
 
 // removeIfOurs deletes key (the object of path p, left by the content of
 // f) if it still has etag and no other file at p owns it.
-func (e *Exporter) removeIfOurs(ctx context.Context, a assoc, key, p, etag string, f *os.File) error {
-	unlock := e.keys.lock(a.bucket, key)
+func (e *Exporter) removeIfOurs(ctx context.Context, a *dra.Assoc, key, p, etag string, f *os.File) error {
+	unlock := e.keys.lock(a.Bucket, key)
 	defer unlock()
-	h, err := e.head(ctx, a.bucket, key)
+	h, err := e.head(ctx, a.Bucket, key)
 	if notFound(err) {
 		return nil
 	}
@@ -214,9 +215,9 @@ func (e *Exporter) removeIfOurs(ctx context.Context, a assoc, key, p, etag strin
 	if owned, err := e.ownedAt(p, f, etag); err != nil || owned {
 		return err
 	}
-	_, err = e.cfg.S3.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(a.bucket), Key: aws.String(key), IfMatch: h.ETag})
+	_, err = e.cfg.S3.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(a.Bucket), Key: aws.String(key), IfMatch: h.ETag})
 	if err != nil && !notFound(err) && s3x.CodeOf(err) != s3x.CodePrecondition {
-		return e.cfg.S3.Explain(err, "delete", a.bucket, key)
+		return e.cfg.S3.Explain(err, "delete", a.Bucket, key)
 	}
 	if err == nil {
 		e.stats.deleted.Add(1)
@@ -257,7 +258,7 @@ func (e *Exporter) ownedAt(p string, f *os.File, etag string) (bool, error) {
 // exportRename applies a RENAME entry: the object(s) of what is now at
 // je.Path move there from wherever they are.
 func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (bool, error) {
-	newRel, oldRel := storeRel(je.Path), storeRel(je.OldPath)
+	newRel, oldRel := keypath.FromCatalog(je.Path), keypath.FromCatalog(je.OldPath)
 	// The old name's upload in flight lands before the file moves on, so
 	// the object it writes is the one the move finds (through the Origin
 	// that upload records). Only while nothing is at the old name: an
@@ -272,7 +273,7 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 	}
 	an, inNew, okN := e.assocFor(newRel)
 	ao, inOld, okO := e.assocFor(oldRel)
-	sameAssoc := okN && okO && an.id == ao.id
+	sameAssoc := okN && okO && an.ID() == ao.ID()
 	if skip, err := admit(an, okN, api.EventNew, api.EventChanged); err != nil {
 		return false, err
 	} else if skip {
@@ -302,7 +303,7 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 	case unix.S_IFREG:
 		fromKey := ""
 		if sta.Nlink > 1 && sameAssoc {
-			fromKey, _ = keypath.ToKey(an.prefix, inOld, keypath.File)
+			fromKey, _ = keypath.ToKey(an.Prefix, inOld, keypath.File)
 		}
 		skipped, err = e.exportPath(ctx, an, inNew, newRel, fromKey)
 		if err == nil && fromKey != "" {
@@ -311,7 +312,7 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 	case unix.S_IFLNK:
 		skipped, err = e.exportPath(ctx, an, inNew, newRel, "")
 		if err == nil && sameAssoc {
-			if k, kerr := keypath.ToKey(an.prefix, inOld, keypath.File); kerr == nil && k != "" {
+			if k, kerr := keypath.ToKey(an.Prefix, inOld, keypath.File); kerr == nil && k != "" {
 				err = e.dropOldName(ctx, an, k, oldRel)
 			}
 		}
@@ -332,7 +333,7 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 // leftAssoc handles the old side of a rename out of association ao: its
 // objects are removed only with DELETED in its policy (invariant 5), and
 // only while nothing local is at the old name again.
-func (e *Exporter) leftAssoc(ctx context.Context, ao assoc, ok bool, inOld, oldRel string) (bool, error) {
+func (e *Exporter) leftAssoc(ctx context.Context, ao *dra.Assoc, ok bool, inOld, oldRel string) (bool, error) {
 	if skip, err := admit(ao, ok, api.EventDeleted); skip || err != nil {
 		return skip, err
 	}
@@ -344,13 +345,13 @@ func (e *Exporter) leftAssoc(ctx context.Context, ao assoc, ok bool, inOld, oldR
 
 // dropOldName removes key, the object of old name oldRel of a symlink or
 // multiply linked file that moved, unless something is at oldRel again.
-func (e *Exporter) dropOldName(ctx context.Context, a assoc, key, oldRel string) error {
-	unlock := e.keys.lock(a.bucket, key)
+func (e *Exporter) dropOldName(ctx context.Context, a *dra.Assoc, key, oldRel string) error {
+	unlock := e.keys.lock(a.Bucket, key)
 	defer unlock()
 	if _, err := e.cfg.Store.Lstat(oldRel); err == nil || !gone(err) {
 		return err // present again (nil): its own entries cover it
 	}
-	return e.deleteBatch(ctx, a.bucket, []string{key})
+	return e.deleteBatch(ctx, a.Bucket, []string{key})
 }
 
 // moveTree exports what a directory rename (or a move into association a)
@@ -360,7 +361,7 @@ func (e *Exporter) dropOldName(ctx context.Context, a assoc, key, oldRel string)
 // Files with unexported content are left to their own entries (the rename
 // moved them along), which upload them and drop their old objects. The
 // walk holds one batch of entries per level.
-func (e *Exporter) moveTree(ctx context.Context, a assoc, in, rel string, sta unix.Stat_t) error {
+func (e *Exporter) moveTree(ctx context.Context, a *dra.Assoc, in, rel string, sta unix.Stat_t) error {
 	if _, err := e.putDir(ctx, a, in, rel, sta); err != nil {
 		return err
 	}
@@ -407,7 +408,7 @@ func (e *Exporter) moveTree(ctx context.Context, a assoc, in, rel string, sta un
 }
 
 // moveEntry is moveTree's step for one entry p (pin inside a).
-func (e *Exporter) moveEntry(ctx context.Context, a assoc, pin, p string) error {
+func (e *Exporter) moveEntry(ctx context.Context, a *dra.Assoc, pin, p string) error {
 	sta, err := e.cfg.Store.Lstat(p)
 	if err != nil {
 		return err
@@ -446,8 +447,8 @@ func (e *Exporter) moveEntry(ctx context.Context, a assoc, pin, p string) error 
 // their old path any more, and the same kind of entry is at the new one).
 // Regular files' objects are never removed here: each file knows where its
 // object is, and its move drops the old one.
-func (e *Exporter) dropOldPrefix(ctx context.Context, a assoc, inOld, oldRel, newRel string) error {
-	oldKey, err := keypath.ToKey(a.prefix, inOld, keypath.Dir)
+func (e *Exporter) dropOldPrefix(ctx context.Context, a *dra.Assoc, inOld, oldRel, newRel string) error {
+	oldKey, err := keypath.ToKey(a.Prefix, inOld, keypath.Dir)
 	if err != nil || oldKey == "" {
 		return nil
 	}
@@ -455,7 +456,7 @@ func (e *Exporter) dropOldPrefix(ctx context.Context, a assoc, inOld, oldRel, ne
 		return nil // a directory is there again: its objects are its own
 	}
 	var batch []string
-	err = e.cfg.S3.List(ctx, a.bucket, s3x.ListOptions{Prefix: oldKey}, func(o s3x.Object) error {
+	err = e.cfg.S3.List(ctx, a.Bucket, s3x.ListOptions{Prefix: oldKey}, func(o s3x.Object) error {
 		suffix := o.Key[len(oldKey):]
 		isDir := suffix == "" || suffix[len(suffix)-1] == '/'
 		sub, _, err := keypath.ToPath(oldKey, o.Key)
@@ -478,7 +479,7 @@ func (e *Exporter) dropOldPrefix(ctx context.Context, a assoc, inOld, oldRel, ne
 		batch = append(batch, o.Key)
 		e.log.Debug("old prefix object deleted", "key", o.Key)
 		if len(batch) == 1000 {
-			err := e.deleteBatch(ctx, a.bucket, batch)
+			err := e.deleteBatch(ctx, a.Bucket, batch)
 			batch = batch[:0]
 			return err
 		}
@@ -487,32 +488,32 @@ func (e *Exporter) dropOldPrefix(ctx context.Context, a assoc, inOld, oldRel, ne
 	if err != nil {
 		return err
 	}
-	return e.deleteBatch(ctx, a.bucket, batch)
+	return e.deleteBatch(ctx, a.Bucket, batch)
 }
 
 // dropDirObject removes the directory object of origin, which a directory
 // of association a left by a rename: only if the move may remove it
 // (mayRemove) and no directory is at origin (renamed back, or made there
 // again: the object is, or will be, its own).
-func (e *Exporter) dropDirObject(ctx context.Context, a assoc, origin string) error {
+func (e *Exporter) dropDirObject(ctx context.Context, a *dra.Assoc, origin string) error {
 	ao, in, ok := e.assocFor(origin)
 	if !ok || !e.mayRemove(home{a: ao}, home{a: a}) {
 		return nil
 	}
-	key, err := keypath.ToKey(ao.prefix, in, keypath.Dir)
+	key, err := keypath.ToKey(ao.Prefix, in, keypath.Dir)
 	if err != nil || key == "" {
 		return nil
 	}
-	unlock := e.keys.lock(ao.bucket, key)
+	unlock := e.keys.lock(ao.Bucket, key)
 	defer unlock()
 	if sta, err := e.cfg.Store.Lstat(origin); err == nil && sta.Mode&unix.S_IFMT == unix.S_IFDIR {
 		return nil
 	} else if err != nil && !gone(err) {
 		return err
 	}
-	_, err = e.cfg.S3.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(ao.bucket), Key: aws.String(key)})
+	_, err = e.cfg.S3.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(ao.Bucket), Key: aws.String(key)})
 	if err != nil && !notFound(err) {
-		return e.cfg.S3.Explain(err, "delete", ao.bucket, key)
+		return e.cfg.S3.Explain(err, "delete", ao.Bucket, key)
 	}
 	if err == nil {
 		e.stats.deleted.Add(1)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/testutil"
@@ -141,12 +142,12 @@ func TestParentRenamedDuringChildMove(t *testing.T) {
 // old association's policy has no DELETED (invariant 5).
 func TestRenameBetweenAssociations(t *testing.T) {
 	e := newEnv(t, nil, api.EventNew, api.EventChanged)
-	e.ex.SetAssociations([]api.DataRepositoryAssociation{
+	e.ex.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{
 		{AssociationId: "dra-00000001", FileSystemPath: "/ExtData", DataRepositoryPath: "s3://" + e.bucket + "/" + prefix, Lifecycle: api.LifecycleAvailable,
 			S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: []api.EventType{api.EventNew, api.EventChanged}}}},
 		{AssociationId: "dra-00000002", FileSystemPath: "/Other", DataRepositoryPath: "s3://" + e.bucket + "/other/", Lifecycle: api.LifecycleAvailable,
 			S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: []api.EventType{api.EventNew, api.EventChanged}}}},
-	})
+	}, nil))
 	e.start()
 	must(t, e.st.MkdirAll("Other", 0o755))
 	e.exportedTree("ExtData/a", 2)

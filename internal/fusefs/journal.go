@@ -2,9 +2,8 @@ package fusefs
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 
-	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/keypath"
@@ -38,8 +37,7 @@ type CatalogJournal struct {
 	cat    catalog.Catalog
 	notify func()
 
-	mu   sync.RWMutex
-	dirs []string // store directories of associations that auto-export
+	assocs atomic.Pointer[dra.Table]
 }
 
 // NewCatalogJournal returns a journal appending to cat and calling notify
@@ -49,39 +47,15 @@ func NewCatalogJournal(cat catalog.Catalog, notify func()) *CatalogJournal {
 }
 
 // SetAssociations gives the journal every association of the file system.
-// Paths are journaled below associations with an AutoExportPolicy that
-// are not DELETING or FAILED (entries of one still CREATING or
-// MISCONFIGURED wait in the journal until it exports).
-func (j *CatalogJournal) SetAssociations(as []api.DataRepositoryAssociation) {
-	var dirs []string
-	for _, a := range as {
-		if a.S3 == nil || a.S3.AutoExportPolicy == nil || len(a.S3.AutoExportPolicy.Events) == 0 {
-			continue
-		}
-		if a.Lifecycle == api.LifecycleDeleting || a.Lifecycle == api.LifecycleFailed {
-			continue
-		}
-		loc, err := dra.Locate(a)
-		if err != nil {
-			continue // the exporter logs it
-		}
-		dirs = append(dirs, loc.Dir)
-	}
-	j.mu.Lock()
-	j.dirs = dirs
-	j.mu.Unlock()
-}
+// Paths are journaled below associations that journal (dra.Assoc.Journals:
+// an AutoExportPolicy, not DELETING or FAILED; entries of one still
+// CREATING or MISCONFIGURED wait in the journal until it exports).
+func (j *CatalogJournal) SetAssociations(t *dra.Table) { j.assocs.Store(t) }
 
 // Exports implements Journal.
 func (j *CatalogJournal) Exports(rel string) bool {
-	j.mu.RLock()
-	defer j.mu.RUnlock()
-	for _, d := range j.dirs {
-		if _, ok := keypath.Within(d, rel); ok {
-			return true
-		}
-	}
-	return false
+	a, _, ok := j.assocs.Load().Holder(rel)
+	return ok && a.Journals()
 }
 
 // Append implements Journal.
@@ -94,22 +68,6 @@ func (j *CatalogJournal) Notify() {
 	if j.notify != nil {
 		j.notify()
 	}
-}
-
-// catPath is the catalog's form of store path rel ("" for the root).
-func catPath(rel string) string {
-	if rel == "." {
-		return ""
-	}
-	return rel
-}
-
-// storeRel is the store path of catalog path p.
-func storeRel(p string) string {
-	if p == "" {
-		return "."
-	}
-	return p
 }
 
 // journal appends entries whose paths the journal exports (a RENAME when
@@ -129,7 +87,7 @@ func (f *FS) journal(ctx context.Context, entries ...catalog.JournalAppend) erro
 	keep := entries[:0:0]
 	for _, e := range entries {
 		if j.Exports(e.Path) || (e.Kind == catalog.KindRename && j.Exports(e.OldPath)) {
-			e.Path, e.OldPath = catPath(e.Path), catPath(e.OldPath)
+			e.Path, e.OldPath = keypath.ToCatalog(e.Path), keypath.ToCatalog(e.OldPath)
 			if e.Kind != catalog.KindRename {
 				e.OldPath = ""
 			}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/importer"
 	"github.com/ferry-hpc/ferry/internal/s3x"
@@ -71,11 +72,11 @@ func mountLazy(t testing.TB, opt Options, icfg importer.Config) *lazyEnv {
 		}
 	}
 	le.im = importer.New(icfg)
-	le.im.SetAssociations([]api.DataRepositoryAssociation{{
+	le.im.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{{
 		AssociationId: "dra-0123456789abcdef0", FileSystemPath: "/ExtData",
 		DataRepositoryPath: "s3://" + le.bucket + "/data/", ImportedFileChunkSize: 1024,
 		Lifecycle: api.LifecycleAvailable,
-	}})
+	}}, nil))
 	opt.Importer = le.im
 	testutil.DetachOnCleanup(t, e.mnt)
 	if e.srv, e.fsys, err = Mount(e.mnt, e.st, opt); err != nil {

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/keypath"
 )
 
 // Hard links. The export journal names paths, but content and metadata
@@ -75,7 +76,7 @@ func (f *FS) noteLinks(ctx context.Context, ino uint64, rels ...string) {
 	var add []string
 	for _, rel := range rels {
 		if f.jnl.Exports(rel) && f.links.first(linkKey{ino, rel}) {
-			add = append(add, catPath(rel))
+			add = append(add, keypath.ToCatalog(rel))
 		}
 	}
 	if len(add) == 0 {
@@ -83,7 +84,7 @@ func (f *FS) noteLinks(ctx context.Context, ino uint64, rels ...string) {
 	}
 	if err := f.jnl.AddLinks(context.WithoutCancel(ctx), ino, add...); err != nil {
 		for _, p := range add {
-			f.links.forget(linkKey{ino, storeRel(p)})
+			f.links.forget(linkKey{ino, keypath.FromCatalog(p)})
 		}
 		f.log.Warn("hard link names not recorded; their objects follow at the next export task", "paths", add, "err", err)
 	}
@@ -104,7 +105,7 @@ func (f *FS) journalLinks(ctx context.Context, st *unix.Stat_t, rel string, kind
 	var entries []catalog.JournalAppend
 	var stale []string
 	for _, p := range names {
-		other := storeRel(p)
+		other := keypath.FromCatalog(p)
 		if other == rel {
 			continue
 		}

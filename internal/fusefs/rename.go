@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
@@ -87,7 +88,7 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 		return 0
 	}
 	ctx = context.WithoutCancel(ctx)
-	id, err := f.jnl.BeginMove(ctx, catPath(from), catPath(to))
+	id, err := f.jnl.BeginMove(ctx, keypath.ToCatalog(from), keypath.ToCatalog(to))
 	if err != nil {
 		f.log.Error("rename not begun: the move record failed", "from", from, "to", to, "err", err)
 		return syscall.EIO
@@ -168,7 +169,7 @@ func RecoverMoves(ctx context.Context, st *store.Store, j Journal, log *slog.Log
 	f := &FS{store: st, jnl: j, log: log}
 	n := 0
 	for _, m := range ms {
-		from, to := storeRel(m.From), storeRel(m.To)
+		from, to := keypath.FromCatalog(m.From), keypath.FromCatalog(m.To)
 		_, ferr := st.Lstat(from)
 		sto, terr := st.Lstat(to)
 		switch {

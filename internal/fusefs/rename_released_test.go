@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/exporter"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/importer"
@@ -49,9 +50,9 @@ func TestRenameReleasedFile(t *testing.T) {
 					S3: &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{
 						Events: []api.EventType{api.EventNew, api.EventChanged, api.EventDeleted}}},
 				}}
-				ex.SetAssociations(as)
+				ex.SetAssociations(dra.NewTable(as, nil))
 				*jnl = *NewCatalogJournal(le.cat, ex.Notify)
-				jnl.SetAssociations(as)
+				jnl.SetAssociations(dra.NewTable(as, nil))
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan struct{})
 				go func() { defer close(done); _ = ex.Run(ctx) }()

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/exporter"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/s3x"
@@ -101,11 +102,11 @@ func mountJournalAt(t testing.TB, dir string, opt Options, withExporter bool) *j
 		if err != nil {
 			t.Fatal(err)
 		}
-		je.ex.SetAssociations(je.assocs)
+		je.ex.SetAssociations(dra.NewTable(je.assocs, nil))
 		notify = func() { je.notify.Add(1); je.ex.Notify() }
 	}
 	je.jnl = NewCatalogJournal(je.cat, notify)
-	je.jnl.SetAssociations(je.assocs)
+	je.jnl.SetAssociations(dra.NewTable(je.assocs, nil))
 	opt.Journal = je.jnl
 	testutil.DetachOnCleanup(t, e.mnt)
 	if e.srv, e.fsys, err = Mount(e.mnt, e.st, opt); err != nil {

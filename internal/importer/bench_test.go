@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
@@ -45,7 +46,7 @@ func BenchmarkEnsureListed5000(b *testing.B) {
 					b.Fatal(err)
 				}
 				im := New(Config{Store: st, Catalog: cat, S3: e.cfg.S3, Concurrency: conc})
-				im.SetAssociations([]api.DataRepositoryAssociation{e.a})
+				im.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{e.a}, nil))
 				b.StartTimer()
 				if err := im.EnsureListed(context.Background(), "ExtData/many"); err != nil {
 					b.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/smithy-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/posixmeta"
@@ -323,7 +324,7 @@ const aheadRun = 8
 // window, when smaller), and a GET shorter than that starts only when the
 // file's end or a chunk already here or in flight ends the run: while the
 // window slides one chunk at a time, the GETs stay long.
-func (it *item) readahead(a assoc, src string, st store.State, end, window int64) {
+func (it *item) readahead(a *dra.Assoc, src string, st store.State, end, window int64) {
 	im := it.im
 	chunk := st.Chunks.ChunkSize()
 	nchunks := st.Chunks.Len()
@@ -356,7 +357,7 @@ func (it *item) readahead(a assoc, src string, st store.State, end, window int64
 }
 
 // start launches the fetch of chunks [first, end); it.mu is held.
-func (it *item) start(a assoc, key string, st store.State, first, end int64, ahead bool) *fetch {
+func (it *item) start(a *dra.Assoc, key string, st store.State, first, end int64, ahead bool) *fetch {
 	im := it.im
 	fe := &fetch{first: first, end: end, landed: make([]chan struct{}, end-first), lerr: make([]error, end-first), done: make(chan struct{})}
 	for c := first; c < end; c++ {
@@ -385,7 +386,7 @@ func (it *item) start(a assoc, key string, st store.State, first, end int64, ahe
 			delete(im.fetching, fe)
 			im.fmu.Unlock()
 		}()
-		var alt func() (assoc, string, bool)
+		var alt func() (*dra.Assoc, string, bool)
 		if st.Origin != "" {
 			alt = it.currentSource(a, key)
 		}
@@ -453,7 +454,7 @@ func (it *item) start(a assoc, key string, st store.State, first, end int64, ahe
 // its origin when it has one (a file renamed through the mount whose
 // object the exporter has not moved yet: store.State.Origin), else of its
 // current path.
-func (it *item) source(origin string) (assoc, string, error) {
+func (it *item) source(origin string) (*dra.Assoc, string, error) {
 	at := it.rel
 	if origin != "" {
 		at = origin
@@ -462,10 +463,10 @@ func (it *item) source(origin string) (assoc, string, error) {
 	if !ok {
 		return a, "", &ReadError{Code: "NoAssociation", Path: it.rel, Err: errors.New("released file outside every data repository association: its data cannot be fetched")}
 	}
-	if !a.reads() {
-		return a, "", &ReadError{Code: "AssociationUnavailable", Path: it.rel, Err: fmt.Errorf("association %s is %s: its repository is not read", a.id, a.life)}
+	if !a.Reads() {
+		return a, "", &ReadError{Code: "AssociationUnavailable", Path: it.rel, Err: fmt.Errorf("association %s is %s: its repository is not read", a.ID(), a.API.Lifecycle)}
 	}
-	key, err := keypath.ToKey(a.prefix, in, keypath.File)
+	key, err := keypath.ToKey(a.Prefix, in, keypath.File)
 	if err != nil {
 		return a, "", &ReadError{Code: keypath.CodeOf(err), Path: it.rel, Err: err}
 	}
@@ -475,12 +476,12 @@ func (it *item) source(origin string) (assoc, string, error) {
 // currentSource returns the source of the item's current path when it is
 // not (a, key), the origin's: after a rename the exporter moves the object
 // to the new name (same content, so the same ETag's If-Match holds it).
-func (it *item) currentSource(a assoc, key string) func() (assoc, string, bool) {
-	return func() (assoc, string, bool) {
+func (it *item) currentSource(a *dra.Assoc, key string) func() (*dra.Assoc, string, bool) {
+	return func() (*dra.Assoc, string, bool) {
 		it.mu.Lock()
 		a2, key2, err := it.source("")
 		it.mu.Unlock()
-		return a2, key2, err == nil && (a2.bucket != a.bucket || key2 != key)
+		return a2, key2, err == nil && (a2.Bucket != a.Bucket || key2 != key)
 	}
 }
 
@@ -518,7 +519,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b 
 // reader's: a reader that is interrupted stops waiting (EnsureData returns
 // its context's error), and the fetch goes on for the others and the next
 // read, within the same bound.
-func (it *item) get(fe *fetch, a assoc, key, rel, etag string, r store.Range, alt func() (assoc, string, bool), landed func(int64)) error {
+func (it *item) get(fe *fetch, a *dra.Assoc, key, rel, etag string, r store.Range, alt func() (*dra.Assoc, string, bool), landed func(int64)) error {
 	im := it.im
 	var (
 		done     int64 // bytes of r written
@@ -549,7 +550,7 @@ func (it *item) get(fe *fetch, a assoc, key, rel, etag string, r store.Range, al
 		if im.ctx.Err() != nil {
 			return im.ctx.Err() // Close
 		}
-		err = im.s3.Explain(err, "get", a.bucket, key)
+		err = im.s3.Explain(err, "get", a.Bucket, key)
 		if c := s3x.CodeOf(err); alt != nil && (c == s3x.CodeNoSuchKey || c == s3x.CodePrecondition) {
 			if a2, key2, ok := alt(); ok {
 				a, key, alt = a2, key2, nil
@@ -600,7 +601,7 @@ var errAttemptStalled = errors.New("attempt stalled")
 // attempt is one GET of range r (what is left of a fetch), streamed into
 // the file; it returns the bytes written. A watchdog abandons it when no
 // byte arrives for AttemptTimeout, before the response or within the body.
-func (it *item) attempt(fe *fetch, a assoc, key, etag string, r store.Range, landed func(int64)) (int64, error) {
+func (it *item) attempt(fe *fetch, a *dra.Assoc, key, etag string, r store.Range, landed func(int64)) (int64, error) {
 	im := it.im
 	ctx, cancel := context.WithCancelCause(im.ctx)
 	defer cancel(nil)
@@ -617,7 +618,7 @@ func (it *item) attempt(fe *fetch, a assoc, key, etag string, r store.Range, lan
 	}
 	im.n.get.Add(1)
 	out, err := im.s3.S3.GetObject(ctx, &s3.GetObjectInput{
-		Bucket:  aws.String(a.bucket),
+		Bucket:  aws.String(a.Bucket),
 		Key:     aws.String(key),
 		Range:   aws.String(fmt.Sprintf("bytes=%d-%d", r.Off, r.End()-1)),
 		IfMatch: aws.String(etag),
@@ -636,7 +637,7 @@ func (it *item) attempt(fe *fetch, a assoc, key, etag string, r store.Range, lan
 		return got, stalled(err)
 	}
 	if got != r.Len {
-		return got, fmt.Errorf("get s3://%s/%s %v: the body ended after %d bytes", a.bucket, key, r, got)
+		return got, fmt.Errorf("get s3://%s/%s %v: the body ended after %d bytes", a.Bucket, key, r, got)
 	}
 	return got, nil
 }
@@ -675,16 +676,16 @@ func retryable(err error) bool {
 
 // timedOut ends a fetch that received no byte for FetchTimeout: counted,
 // logged with the endpoint and the file, and an EIO for its readers.
-func (it *item) timedOut(fe *fetch, a assoc, key, rel string, r store.Range, attempts int, last error) error {
+func (it *item) timedOut(fe *fetch, a *dra.Assoc, key, rel string, r store.Range, attempts int, last error) error {
 	im := it.im
 	im.n.timeouts.Add(1)
 	quiet := (im.now() - time.Duration(fe.last.Load())).Round(time.Millisecond)
 	im.log.Error("repository not answering: reads of the file fail with EIO",
-		"endpoint", im.s3.Endpoint, "dra", a.id, "key", "s3://"+a.bucket+"/"+key, "path", rel,
+		"endpoint", im.s3.Endpoint, "dra", a.ID(), "key", "s3://"+a.Bucket+"/"+key, "path", rel,
 		"range", r.String(), "no_byte_for", quiet, "attempts", attempts, "fetch_timeout", im.cfg.FetchTimeout, "err", last)
 	return &ReadError{Code: CodeFetchTimeout, Path: rel, Err: fmt.Errorf(
 		"s3://%s/%s at %s sent nothing for %v (%d attempts; last: %v): check that the repository is up and reachable; the next read tries again (ferry mount --fetch-timeout sets this bound)",
-		a.bucket, key, im.s3.Endpoint, quiet, attempts, last)}
+		a.Bucket, key, im.s3.Endpoint, quiet, attempts, last)}
 }
 
 // commit marks range r local once its bytes, already written, are durable.
@@ -775,7 +776,7 @@ func (it *item) copyAt(body io.Reader, r store.Range, landed func(int64)) (int64
 
 // failed turns a GET error into the reader's error, and starts a
 // re-import when the object changed.
-func (it *item) failed(a assoc, key, rel string, err error) error {
+func (it *item) failed(a *dra.Assoc, key, rel string, err error) error {
 	im := it.im
 	code := s3x.CodeOf(err)
 	var ae smithy.APIError
@@ -786,7 +787,7 @@ func (it *item) failed(a assoc, key, rel string, err error) error {
 	case s3x.CodePrecondition:
 		im.n.changed.Add(1)
 		re := &ReadError{Code: CodeChanged, Path: rel, Err: ErrObjectChanged}
-		im.log.Warn("object changed during hydration: reads fail, file re-imported", "dra", a.id, "key", key, "path", rel)
+		im.log.Warn("object changed during hydration: reads fail, file re-imported", "dra", a.ID(), "key", key, "path", rel)
 		it.mu.Lock()
 		it.changed = re
 		start := !it.reimport
@@ -801,7 +802,7 @@ func (it *item) failed(a assoc, key, rel string, err error) error {
 		}
 		return re
 	case "InvalidObjectState":
-		im.log.Error("object in an archive storage class cannot be read", "code", CodeUnsupportedTier, "dra", a.id, "key", key, "path", rel)
+		im.log.Error("object in an archive storage class cannot be read", "code", CodeUnsupportedTier, "dra", a.ID(), "key", key, "path", rel)
 		return &ReadError{Code: CodeUnsupportedTier, Path: rel, Err: ErrUnsupportedTier}
 	default:
 		return &ReadError{Code: code, Path: rel, Err: err}
@@ -812,13 +813,13 @@ func (it *item) failed(a assoc, key, rel string, err error) error {
 // object as it is now, if the file at rel is still the released inode old
 // (invariant 6: a file with unexported content is never replaced; a
 // released file has none).
-func (im *Importer) reimport(a assoc, key, rel string, old *os.File) {
+func (im *Importer) reimport(a *dra.Assoc, key, rel string, old *os.File) {
 	ctx := im.ctx
 	oldSt, err := im.st.FileState(old)
 	if err != nil {
 		return
 	}
-	out, found, err := im.head(ctx, im.newWatch(&im.n.retries), a.bucket, key)
+	out, found, err := im.head(ctx, im.newWatch(&im.n.retries), a.Bucket, key)
 	if err != nil || !found {
 		im.log.Warn("re-import after change: object unreadable", "key", key, "err", err)
 		return
@@ -848,7 +849,7 @@ func (im *Importer) reimport(a assoc, key, rel string, old *os.File) {
 	err = im.st.ReplaceStub(rel, store.Stub{
 		Size: aws.ToInt64(out.ContentLength), Mode: attrs.Perm(),
 		UID: int(attrs.UID), GID: int(attrs.GID), Mtime: attrs.Mtime, Atime: attrs.Atime,
-		ETag: aws.ToString(out.ETag), Flags: flags, ChunkSize: a.chunk,
+		ETag: aws.ToString(out.ETag), Flags: flags, ChunkSize: im.chunkOf(a),
 	}, func(o store.State) error {
 		if o.ETag != oldSt.ETag || !o.Flags.Has(hsm.Released) {
 			return store.ErrChanged
@@ -861,7 +862,7 @@ func (im *Importer) reimport(a assoc, key, rel string, old *os.File) {
 		return
 	}
 	im.n.reimports.Add(1)
-	im.log.Info("file re-imported after its object changed", "dra", a.id, "key", key, "path", rel)
+	im.log.Info("file re-imported after its object changed", "dra", a.ID(), "key", key, "path", rel)
 	if im.cfg.Invalidate != nil {
 		im.cfg.Invalidate(rel)
 	}

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
@@ -143,7 +144,7 @@ func (im *Importer) Release(ctx context.Context, rel string) error {
 
 // releaseLocked is Release's work with the item's lock held; done is false
 // when the file was released already.
-func (im *Importer) releaseLocked(a assoc, rel string, f *os.File, fst *unix.Stat_t) (done bool, err error) {
+func (im *Importer) releaseLocked(a *dra.Assoc, rel string, f *os.File, fst *unix.Stat_t) (done bool, err error) {
 	inUse := im.cfg.InUse != nil && im.cfg.InUse(rel)
 	var was bool
 	_, err = im.st.UpdateFileState(f, func(st *store.State) error {
@@ -158,7 +159,7 @@ func (im *Importer) releaseLocked(a assoc, rel string, f *os.File, fst *unix.Sta
 		if fst.Size != st.Size {
 			return fmt.Errorf("release %s: the file has %d bytes but its archived object %d; export it first", rel, fst.Size, st.Size)
 		}
-		m, err := store.NewBitmap(st.Size, a.chunk)
+		m, err := store.NewBitmap(st.Size, im.chunkOf(a))
 		if err != nil {
 			return err
 		}

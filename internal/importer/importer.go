@@ -45,10 +45,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/dra"
-	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
@@ -177,8 +175,7 @@ type Importer struct {
 	req   chan struct{} // S3 HEAD/GET requests in flight
 	lists chan struct{} // directory listings in flight
 
-	amu    sync.RWMutex
-	assocs []assoc
+	assocs atomic.Pointer[dra.Table]
 
 	lmu     sync.RWMutex
 	listed  map[string]bool      // store-relative directories known listed
@@ -322,86 +319,27 @@ func (im *Importer) refuse(code, key, reason string) {
 	im.log.Warn("repository entry not imported", "code", code, "key", key, "reason", reason)
 }
 
-// assoc is an association as the importer uses it.
-type assoc struct {
-	id     string
-	dir    string // store-relative directory ("." for "/")
-	bucket string
-	prefix string // key prefix, "" or ending in "/"
-	chunk  int64  // chunk map unit of its stubs, bytes
-	life   api.DataRepositoryLifecycle
-}
-
-// lists says whether lazy listing serves the association now.
-func (a *assoc) lists() bool {
-	return a.life == api.LifecycleAvailable || a.life == api.LifecycleUpdating
-}
-
-// reads says whether released files of the association may be fetched.
-func (a *assoc) reads() bool {
-	return a.lists() || a.life == api.LifecycleMisconfigured
-}
-
-// inside returns rel's path relative to the association's directory, or
-// false when rel is not below it.
-func (a *assoc) inside(rel string) (string, bool) { return keypath.Within(a.dir, rel) }
-
-// storePath is the store-relative path of in, a path inside the association.
-func (a *assoc) storePath(in string) string { return keypath.Join(a.dir, in) }
-
 // SetAssociations gives the importer every association of the file system,
-// whatever its lifecycle (see the package contract in docs). Associations
-// whose paths do not parse are logged and ignored.
-func (im *Importer) SetAssociations(as []api.DataRepositoryAssociation) {
-	out := make([]assoc, 0, len(as))
-	for _, a := range as {
-		x, err := im.parseAssoc(a)
-		if err != nil {
-			im.log.Error("association ignored by the importer", "dra", a.AssociationId, "err", err)
-			continue
-		}
-		out = append(out, x)
-	}
-	im.amu.Lock()
-	im.assocs = out
-	im.amu.Unlock()
-}
+// whatever its lifecycle (see the package contract in docs).
+func (im *Importer) SetAssociations(t *dra.Table) { im.assocs.Store(t) }
 
-func (im *Importer) parseAssoc(a api.DataRepositoryAssociation) (assoc, error) {
-	loc, err := dra.Locate(a)
-	if err != nil {
-		return assoc{}, err
-	}
-	chunk := im.cfg.ChunkSize
-	if c := int64(a.ImportedFileChunkSize) << 20; c > 0 && c < chunk {
-		chunk = c
-	}
-	return assoc{id: a.AssociationId, dir: loc.Dir, bucket: loc.Bucket, prefix: loc.Prefix, chunk: chunk, life: a.Lifecycle}, nil
-}
+// table is the associations as last given (an empty table before).
+func (im *Importer) table() *dra.Table { return im.assocs.Load() }
 
 // assocFor returns the association whose directory holds rel and rel's
 // path inside it.
-func (im *Importer) assocFor(rel string) (assoc, string, bool) {
-	im.amu.RLock()
-	defer im.amu.RUnlock()
-	for _, a := range im.assocs {
-		if in, ok := a.inside(rel); ok {
-			return a, in, true
-		}
-	}
-	return assoc{}, "", false
+func (im *Importer) assocFor(rel string) (*dra.Assoc, string, bool) {
+	return im.table().Holder(rel)
 }
 
-// assocByID returns the association with id.
-func (im *Importer) assocByID(id string) (assoc, bool) {
-	im.amu.RLock()
-	defer im.amu.RUnlock()
-	for _, a := range im.assocs {
-		if a.id == id {
-			return a, true
-		}
+// chunkOf is the chunk map unit of a's stubs: the importer's ChunkSize, or
+// the association's ImportedFileChunkSize when smaller.
+func (im *Importer) chunkOf(a *dra.Assoc) int64 {
+	chunk := im.cfg.ChunkSize
+	if c := int64(a.API.ImportedFileChunkSize) << 20; c > 0 && c < chunk {
+		chunk = c
 	}
-	return assoc{}, false
+	return chunk
 }
 
 // ReadError is a failed read of a released file. The mount answers EIO
@@ -457,11 +395,3 @@ var ErrObjectChanged = errors.New("the object changed in the repository since th
 
 // ErrUnsupportedTier: the object is in an archive storage class.
 var ErrUnsupportedTier = errors.New("the object is in an archive storage class (GLACIER or DEEP_ARCHIVE); restore it in S3 first (aws s3api restore-object), then read again")
-
-// catPath is the catalog's form of a store-relative path ("" for the root).
-func catPath(rel string) string {
-	if rel == "." {
-		return ""
-	}
-	return rel
-}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/testutil"
@@ -69,7 +70,7 @@ func newEnv(t testing.TB, cfg Config) *env {
 // start makes a new importer over the env's store and catalog.
 func (e *env) start() *Importer {
 	im := New(e.cfg)
-	im.SetAssociations([]api.DataRepositoryAssociation{e.a})
+	im.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{e.a}, nil))
 	e.t.Cleanup(func() { im.Close() })
 	return im
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/posixmeta"
@@ -47,10 +48,10 @@ func (im *Importer) EnsureListed(ctx context.Context, dir string) error {
 		return nil
 	}
 	a, in, ok := im.assocFor(dir)
-	if !ok || !a.lists() {
+	if !ok || !a.Serves() {
 		return nil
 	}
-	if _, ok, err := im.cat.Listed(ctx, catPath(dir)); err != nil {
+	if _, ok, err := im.cat.Listed(ctx, keypath.ToCatalog(dir)); err != nil {
 		return err
 	} else if ok {
 		im.markListedMem(dir)
@@ -74,7 +75,7 @@ func (im *Importer) Renamed(ctx context.Context, from, to string) error {
 		}
 	}
 	im.lmu.Unlock()
-	if err := im.cat.MoveListed(ctx, catPath(from), catPath(to)); err != nil {
+	if err := im.cat.MoveListed(ctx, keypath.ToCatalog(from), keypath.ToCatalog(to)); err != nil {
 		return err
 	}
 	// A directory moved in from where nothing is listed (outside every
@@ -82,7 +83,7 @@ func (im *Importer) Renamed(ctx context.Context, from, to string) error {
 	// from the prefix it lands on: it and every directory below it count
 	// as listed, as a directory made there does (Made).
 	fa, _, fok := im.assocFor(from)
-	if ta, _, tok := im.assocFor(to); !tok || !ta.lists() || (fok && fa.lists()) {
+	if ta, _, tok := im.assocFor(to); !tok || !ta.Serves() || (fok && fa.Serves()) {
 		return nil
 	}
 	return im.markTreeListed(ctx, to)
@@ -93,10 +94,10 @@ func (im *Importer) Renamed(ctx context.Context, from, to string) error {
 // listed from its prefix — which would bring back, as stubs, objects of
 // files renamed or deleted there since (policy without DELETED).
 func (im *Importer) Made(ctx context.Context, dir string) error {
-	if a, _, ok := im.assocFor(dir); !ok || !a.lists() {
+	if a, _, ok := im.assocFor(dir); !ok || !a.Serves() {
 		return nil
 	}
-	if err := im.cat.MarkListed(ctx, catalog.ListedDir{Path: catPath(dir), ListedAt: time.Now()}); err != nil {
+	if err := im.cat.MarkListed(ctx, catalog.ListedDir{Path: keypath.ToCatalog(dir), ListedAt: time.Now()}); err != nil {
 		return err
 	}
 	im.markListedMem(dir)
@@ -107,12 +108,12 @@ func (im *Importer) Made(ctx context.Context, dir string) error {
 // records per catalog write; memory is one batch of entries per level.
 func (im *Importer) markTreeListed(ctx context.Context, dir string) error {
 	now := time.Now()
-	batch := []catalog.ListedDir{{Path: catPath(dir), ListedAt: now}}
+	batch := []catalog.ListedDir{{Path: keypath.ToCatalog(dir), ListedAt: now}}
 	err := im.st.WalkBelow(ctx, dir, func(p string, typ uint32) error {
 		if typ != unix.S_IFDIR {
 			return nil
 		}
-		batch = append(batch, catalog.ListedDir{Path: catPath(p), ListedAt: now})
+		batch = append(batch, catalog.ListedDir{Path: keypath.ToCatalog(p), ListedAt: now})
 		if len(batch) < 256 {
 			return nil
 		}
@@ -155,7 +156,7 @@ func (im *Importer) rememberListed(dir string) {
 // midway — the repository stopped answering after some pages or HEADs —
 // leaves what it created and records nothing, so the next call lists the
 // directory again, keeping those entries (TestPartialListingNotListed).
-func (im *Importer) listOnce(ctx context.Context, a assoc, in, dir string, onDir func(in string)) (bool, error) {
+func (im *Importer) listOnce(ctx context.Context, a *dra.Assoc, in, dir string, onDir func(in string)) (bool, error) {
 	im.lmu.Lock()
 	if c, ok := im.listing[dir]; ok {
 		im.lmu.Unlock()
@@ -215,7 +216,7 @@ func (im *Importer) listOnce(ctx context.Context, a assoc, in, dir string, onDir
 // metadata=true listing extension is not part of the S3 API; ferry stays on
 // the API every store serves. The HEADs run Concurrency at a time while the
 // listing streams (see docs/architecture.md for the measurement).
-func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) error {
+func (im *Importer) listDir(a *dra.Assoc, in, dir string, onDir func(in string)) error {
 	ctx := im.ctx
 	w := im.newWatch(&im.n.listRetries)
 	im.fmu.Lock()
@@ -226,9 +227,9 @@ func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) erro
 		delete(im.listings, w)
 		im.fmu.Unlock()
 	}()
-	prefix := a.prefix
+	prefix := a.Prefix
 	if in != "." {
-		k, err := keypath.ToKey(a.prefix, in, keypath.Dir)
+		k, err := keypath.ToKey(a.Prefix, in, keypath.Dir)
 		if err != nil {
 			// A local directory whose name no key can have: nothing in
 			// the repository can be under it.
@@ -253,10 +254,10 @@ func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) erro
 	// VM 5,000 temp-create-and-renames took 6.4–7.0 s from 16 threads,
 	// 2.3–3.6 s from 4, 3.0–4.1 s from 1; docs/architecture.md, "Listing").
 	mk := make(slots, createSlots)
-	err := im.list(gctx, w, a.bucket, s3x.ListOptions{
+	err := im.list(gctx, w, a.Bucket, s3x.ListOptions{
 		Prefix: prefix, Delimiter: "/",
 		OnPrefix: func(p string) error {
-			sub, kind, err := keypath.ToPath(a.prefix, p)
+			sub, kind, err := keypath.ToPath(a.Prefix, p)
 			if err != nil {
 				im.refuse(keypath.CodeOf(err), p, err.Error())
 				return nil
@@ -277,7 +278,7 @@ func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) erro
 		if o.Key == prefix {
 			return nil // the directory's own object: applied when its parent listed it
 		}
-		sub, kind, err := keypath.ToPath(a.prefix, o.Key)
+		sub, kind, err := keypath.ToPath(a.Prefix, o.Key)
 		if err != nil {
 			im.refuse(keypath.CodeOf(err), o.Key, err.Error())
 			return nil
@@ -305,7 +306,7 @@ func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) erro
 	if err := im.st.SyncDir(dir); err != nil {
 		return err
 	}
-	if err := im.cat.MarkListed(ctx, catalog.ListedDir{Path: catPath(dir), ListedAt: time.Now()}); err != nil {
+	if err := im.cat.MarkListed(ctx, catalog.ListedDir{Path: keypath.ToCatalog(dir), ListedAt: time.Now()}); err != nil {
 		return err
 	}
 	im.n.listed.Add(1)
@@ -315,22 +316,22 @@ func (im *Importer) listDir(a assoc, in, dir string, onDir func(in string)) erro
 // listFailed turns the failure of dir's listing (of prefix, association a)
 // into its callers' error, logged once whatever the number of callers.
 // The importer stopping (Close) is returned as it is.
-func (im *Importer) listFailed(a assoc, prefix, dir string, err error) error {
+func (im *Importer) listFailed(a *dra.Assoc, prefix, dir string, err error) error {
 	if im.ctx.Err() != nil {
 		return im.ctx.Err()
 	}
-	loc := "s3://" + a.bucket + "/" + prefix
+	loc := "s3://" + a.Bucket + "/" + prefix
 	var se *stallError
 	if errors.As(err, &se) {
 		im.n.listTimeouts.Add(1)
 		im.log.Error("repository not answering: the listing of the directory fails with EIO",
-			"endpoint", im.s3.Endpoint, "dra", a.id, "prefix", loc, "dir", dir,
+			"endpoint", im.s3.Endpoint, "dra", a.ID(), "prefix", loc, "dir", dir,
 			"no_byte_for", se.quiet.Round(time.Millisecond), "attempts", se.attempts, "fetch_timeout", im.cfg.FetchTimeout, "err", se.last)
 		return &ListError{Code: CodeFetchTimeout, Dir: dir, Err: fmt.Errorf(
 			"%s at %s sent nothing for %v (%d attempts; last: %s): check that the repository is up and reachable; the next lookup lists the directory again (ferry mount --fetch-timeout sets this bound)",
 			loc, im.s3.Endpoint, se.quiet.Round(time.Millisecond), se.attempts, se.last)}
 	}
-	im.log.Warn("listing of the directory failed", "endpoint", im.s3.Endpoint, "dra", a.id, "prefix", loc, "dir", dir, "err", err)
+	im.log.Warn("listing of the directory failed", "endpoint", im.s3.Endpoint, "dra", a.ID(), "prefix", loc, "dir", dir, "err", err)
 	return &ListError{Code: s3x.CodeOf(err), Dir: dir, Err: err}
 }
 
@@ -433,26 +434,26 @@ func giveUp(ctx context.Context, err error) bool {
 // descended into. it creates holding mk. An error (the repository not
 // answering the HEAD) fails the listing: the directory is not made with
 // default attributes it would keep.
-func (im *Importer) importDir(ctx context.Context, w *watch, a assoc, p, sub string, mk sync.Locker) (bool, error) {
+func (im *Importer) importDir(ctx context.Context, w *watch, a *dra.Assoc, p, sub string, mk sync.Locker) (bool, error) {
 	// A prefix without a directory object has no time of its own: the
 	// directory gets the time it appeared (the listing's).
 	attrs := posixmeta.Defaults(true, time.Now())
-	out, found, err := im.head(ctx, w, a.bucket, p)
+	out, found, err := im.head(ctx, w, a.Bucket, p)
 	switch {
 	case err != nil && giveUp(ctx, err):
 		return false, err
 	case err != nil:
-		im.log.Warn("directory object unreadable; default attributes", "dra", a.id, "key", p, "err", err)
+		im.log.Warn("directory object unreadable; default attributes", "dra", a.ID(), "key", p, "err", err)
 	case found:
 		d := posixmeta.Decode(out.Metadata, true, aws.ToTime(out.LastModified))
 		if err := d.Err(); err != nil {
-			im.log.Warn("invalid POSIX metadata on directory object; defaults used for it", "dra", a.id, "key", p, "err", err)
+			im.log.Warn("invalid POSIX metadata on directory object; defaults used for it", "dra", a.ID(), "key", p, "err", err)
 		}
 		attrs = d.Attrs
 	}
 	mk.Lock()
 	defer mk.Unlock()
-	return im.ensureDir(a, p, a.storePath(sub), attrs), nil
+	return im.ensureDir(a, p, a.StorePath(sub), attrs), nil
 }
 
 // ensureDir makes rel a directory with attrs unless something is there.
@@ -462,7 +463,7 @@ func (im *Importer) importDir(ctx context.Context, w *watch, a assoc, p, sub str
 // the file object is refused as S3ObjectTypeMismatch. A clean stub already
 // made from the file object (its data not local, nothing to lose) is
 // replaced by the directory; a local file of the name keeps its place.
-func (im *Importer) ensureDir(a assoc, key, rel string, attrs posixmeta.Attrs) bool {
+func (im *Importer) ensureDir(a *dra.Assoc, key, rel string, attrs posixmeta.Attrs) bool {
 	for range 2 {
 		st, err := im.st.Lstat(rel)
 		switch {
@@ -478,12 +479,12 @@ func (im *Importer) ensureDir(a assoc, key, rel string, attrs posixmeta.Attrs) b
 				}
 			}
 			if err != nil {
-				im.log.Error("cannot create directory", "dra", a.id, "key", key, "path", rel, "err", err)
+				im.log.Error("cannot create directory", "dra", a.ID(), "key", key, "path", rel, "err", err)
 				return false
 			}
 			return true
 		case err != nil:
-			im.log.Error("cannot create directory", "dra", a.id, "key", key, "path", rel, "err", err)
+			im.log.Error("cannot create directory", "dra", a.ID(), "key", key, "path", rel, "err", err)
 			return false
 		case st.Mode&unix.S_IFMT == unix.S_IFDIR:
 			return true
@@ -511,9 +512,9 @@ func (im *Importer) cleanStub(rel string) bool {
 	return err == nil && st.Flags.Has(hsm.Released) && !hsm.Unexported(st.Flags)
 }
 
-func (im *Importer) localConflict(a assoc, key, rel string) {
+func (im *Importer) localConflict(a *dra.Assoc, key, rel string) {
 	im.n.local.Add(1)
-	im.log.Info("local entry hides a repository entry of the same name (local wins)", "dra", a.id, "key", key, "path", rel)
+	im.log.Info("local entry hides a repository entry of the same name (local wins)", "dra", a.ID(), "key", key, "path", rel)
 }
 
 // maxSymlinkBody bounds the body read of a symlink object.
@@ -521,9 +522,9 @@ const maxSymlinkBody = posixmeta.MaxSymlinkTarget
 
 // importFile creates the stub or symlink of object o at sub; it creates holding mk
 // while it creates.
-func (im *Importer) importFile(ctx context.Context, w *watch, a assoc, o s3x.Object, sub string, mk sync.Locker) error {
-	rel := a.storePath(sub)
-	out, found, err := im.head(ctx, w, a.bucket, o.Key)
+func (im *Importer) importFile(ctx context.Context, w *watch, a *dra.Assoc, o s3x.Object, sub string, mk sync.Locker) error {
+	rel := a.StorePath(sub)
+	out, found, err := im.head(ctx, w, a.Bucket, o.Key)
 	if err != nil {
 		return err
 	}
@@ -538,12 +539,12 @@ func (im *Importer) importFile(ctx context.Context, w *watch, a assoc, o s3x.Obj
 		}
 	}
 	if err := d.Err(); err != nil {
-		im.log.Warn("invalid POSIX metadata; defaults used for it", "dra", a.id, "key", o.Key, "err", err)
+		im.log.Warn("invalid POSIX metadata; defaults used for it", "dra", a.ID(), "key", o.Key, "err", err)
 	}
 	attrs := d.Attrs
 	etag := aws.ToString(out.ETag)
 	if sc := out.StorageClass; sc == "GLACIER" || sc == "DEEP_ARCHIVE" {
-		im.log.Info("object in an archive storage class: imported, but reads fail until it is restored in S3", "code", CodeUnsupportedTier, "dra", a.id, "key", o.Key, "storage_class", sc)
+		im.log.Info("object in an archive storage class: imported, but reads fail until it is restored in S3", "code", CodeUnsupportedTier, "dra", a.ID(), "key", o.Key, "storage_class", sc)
 	}
 	if attrs.IsSymlink() {
 		return im.importSymlink(ctx, w, a, o.Key, etag, aws.ToInt64(out.ContentLength), rel, attrs, mk)
@@ -556,7 +557,7 @@ func (im *Importer) importFile(ctx context.Context, w *watch, a assoc, o s3x.Obj
 		Mtime: attrs.Mtime, Atime: attrs.Atime,
 		ETag:      etag,
 		Flags:     hsm.Imported(),
-		ChunkSize: a.chunk,
+		ChunkSize: im.chunkOf(a),
 	})
 	mk.Unlock()
 	switch {
@@ -568,7 +569,7 @@ func (im *Importer) importFile(ctx context.Context, w *watch, a assoc, o s3x.Obj
 			return err == nil && st.ETag == etag && !hsm.Unexported(st.Flags)
 		})
 	default:
-		im.log.Error("cannot create stub", "dra", a.id, "key", o.Key, "path", rel, "err", err)
+		im.log.Error("cannot create stub", "dra", a.ID(), "key", o.Key, "path", rel, "err", err)
 	}
 	return nil
 }
@@ -578,7 +579,7 @@ func (im *Importer) importFile(ctx context.Context, w *watch, a assoc, o s3x.Obj
 // ours says whether the entry is the one the object makes, left by an
 // earlier listing (one cut by an outage, or a batch import's re-listing):
 // nothing to report.
-func (im *Importer) existing(a assoc, key, rel string, ours func() bool) {
+func (im *Importer) existing(a *dra.Assoc, key, rel string, ours func() bool) {
 	if st, err := im.st.Lstat(rel); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 		im.refuse(CodeTypeMismatch, key, "a file object and a directory share the name; the directory wins")
 		return
@@ -595,17 +596,17 @@ func (im *Importer) existing(a assoc, key, rel string, ours func() bool) {
 // repository not answering the GET fails the listing (the link would be
 // missing for good from a directory recorded listed); an object changed or
 // gone since the HEAD is passed over.
-func (im *Importer) importSymlink(ctx context.Context, w *watch, a assoc, key, etag string, size int64, rel string, attrs posixmeta.Attrs, mk sync.Locker) error {
+func (im *Importer) importSymlink(ctx context.Context, w *watch, a *dra.Assoc, key, etag string, size int64, rel string, attrs posixmeta.Attrs, mk sync.Locker) error {
 	if size > maxSymlinkBody {
 		im.refuse(keypath.CodeNotPOSIXCompliant, key, "symlink object body longer than PATH_MAX")
 		return nil
 	}
-	body, err := im.getSmall(ctx, w, a.bucket, key, etag)
+	body, err := im.getSmall(ctx, w, a.Bucket, key, etag)
 	if err != nil && giveUp(ctx, err) {
 		return err
 	}
 	if err != nil {
-		im.log.Error("cannot read symlink object", "dra", a.id, "key", key, "err", err)
+		im.log.Error("cannot read symlink object", "dra", a.ID(), "key", key, "err", err)
 		return nil
 	}
 	if err := posixmeta.CheckSymlinkTarget(body); err != nil {
@@ -622,7 +623,7 @@ func (im *Importer) importSymlink(ctx context.Context, w *watch, a assoc, key, e
 		})
 		return nil
 	case err != nil:
-		im.log.Error("cannot create symlink", "dra", a.id, "key", key, "path", rel, "err", err)
+		im.log.Error("cannot create symlink", "dra", a.ID(), "key", key, "path", rel, "err", err)
 		return nil
 	}
 	im.n.links.Add(1)
@@ -669,12 +670,15 @@ type ImportCounts struct {
 // is called after each directory with the counts so far (from one
 // goroutine at a time).
 func (im *Importer) ImportAll(ctx context.Context, ra api.DataRepositoryAssociation, progress func(ImportCounts)) (ImportCounts, error) {
-	a, err := im.parseAssoc(ra)
-	if err != nil {
-		return ImportCounts{}, err
-	}
-	if b, ok := im.assocByID(ra.AssociationId); ok {
-		a.chunk = b.chunk
+	// The association as published (its chunk size may have been updated
+	// since ra was read), or ra itself before it is.
+	a, ok := im.table().ByID(ra.AssociationId)
+	if !ok {
+		loc, err := dra.Locate(ra)
+		if err != nil {
+			return ImportCounts{}, err
+		}
+		a = &dra.Assoc{API: ra, Location: loc}
 	}
 	start := im.Stats()
 	var pmu sync.Mutex
@@ -693,7 +697,7 @@ func (im *Importer) ImportAll(ctx context.Context, ra api.DataRepositoryAssociat
 		c.Objects = c.Files + c.Dirs + c.Symlinks + c.Refused
 		return c
 	}
-	if err := im.st.MkdirAll(a.dir, 0o755); err != nil {
+	if err := im.st.MkdirAll(a.Dir, 0o755); err != nil {
 		return ImportCounts{}, err
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -704,7 +708,7 @@ func (im *Importer) ImportAll(ctx context.Context, ra api.DataRepositoryAssociat
 		if gctx.Err() != nil {
 			return
 		}
-		dir := a.storePath(in)
+		dir := a.StorePath(in)
 		var subs []string
 		var smu sync.Mutex
 		var err error

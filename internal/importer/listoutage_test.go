@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
@@ -39,7 +40,7 @@ func (o *outageEnv) within(ch <-chan error, limit time.Duration, what string) er
 // isListed says whether the catalog records dir listed.
 func (o *outageEnv) isListed(dir string) bool {
 	o.t.Helper()
-	_, ok, err := o.cat.Listed(context.Background(), catPath(dir))
+	_, ok, err := o.cat.Listed(context.Background(), keypath.ToCatalog(dir))
 	if err != nil {
 		o.t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"golang.org/x/sys/unix"
@@ -151,7 +152,7 @@ func TestRefusedKeysCountedNeverFollowed(t *testing.T) {
 	defer im.Close()
 	a := api.DataRepositoryAssociation{AssociationId: "dra-0123456789abcdef0", FileSystemPath: "/ExtData",
 		DataRepositoryPath: "s3://bucket/data/", Lifecycle: api.LifecycleAvailable}
-	im.SetAssociations([]api.DataRepositoryAssociation{a})
+	im.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{a}, nil))
 	counts, err := im.ImportAll(context.Background(), a, nil)
 	if err != nil {
 		t.Fatal(err)

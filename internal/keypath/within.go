@@ -48,3 +48,37 @@ func StoreDir(fileSystemPath string) (string, error) {
 	}
 	return dir, nil
 }
+
+// The three forms of a path in the file system:
+//   - a store path, relative to the store's root, "." for the root (what
+//     the store and the mount's nodes use);
+//   - a catalog path, the same with "" for the root, so that the catalog's
+//     paths compare and prefix-match as plain strings;
+//   - a file system path as FSx requests give it: with or without a
+//     leading "/", "/" or "" for the root.
+
+// FromCatalog is the store path of catalog path p.
+func FromCatalog(p string) string {
+	if p == "" {
+		return "."
+	}
+	return p
+}
+
+// ToCatalog is the catalog path of store path rel.
+func ToCatalog(rel string) string {
+	if rel == "." {
+		return ""
+	}
+	return rel
+}
+
+// FromFSx is the store path of an FSx file system path ("/ExtData/a" and
+// "ExtData/a/" are "ExtData/a"; "/" and "" are ".").
+func FromFSx(p string) string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return "."
+	}
+	return p
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/exporter"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/keypath"
@@ -43,7 +44,7 @@ func (j *job) export() error {
 		return err
 	}
 	j.forEach(roots, func(ctx context.Context, e entry) {
-		a, in, ok := holder(as, e.rel)
+		a, in, ok := as.Holder(e.rel)
 		if !ok {
 			return
 		}
@@ -143,7 +144,7 @@ func (j *job) exportSettled(ctx context.Context, rel string) (bool, error) {
 
 // objectCurrent reports whether the object of directory or symlink e has
 // the local POSIX attributes already.
-func (j *job) objectCurrent(ctx context.Context, a assoc, in string, e entry) (bool, error) {
+func (j *job) objectCurrent(ctx context.Context, a *dra.Assoc, in string, e entry) (bool, error) {
 	if j.r.cfg.S3 == nil {
 		return false, nil
 	}
@@ -151,7 +152,7 @@ func (j *job) objectCurrent(ctx context.Context, a assoc, in string, e entry) (b
 	if e.typ == unix.S_IFDIR {
 		kind = keypath.Dir
 	}
-	key, err := keypath.ToKey(a.prefix, in, kind)
+	key, err := keypath.ToKey(a.Prefix, in, kind)
 	if err != nil {
 		return false, err
 	}
@@ -166,9 +167,9 @@ func (j *job) objectCurrent(ctx context.Context, a assoc, in string, e entry) (b
 	if err != nil {
 		return false, nil // let the export report it
 	}
-	h, err := j.r.cfg.S3.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(a.bucket), Key: aws.String(key)})
+	h, err := j.r.cfg.S3.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(a.Bucket), Key: aws.String(key)})
 	if err != nil {
-		xerr := j.r.cfg.S3.Explain(err, "head", a.bucket, key)
+		xerr := j.r.cfg.S3.Explain(err, "head", a.Bucket, key)
 		if c := s3x.CodeOf(xerr); c == "NotFound" || c == s3x.CodeNoSuchKey {
 			return false, nil
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/importer"
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/s3x"
@@ -31,16 +32,16 @@ func (j *job) importMeta() error {
 	if err != nil {
 		return err
 	}
-	if len(as) == 0 {
+	if len(as.All()) == 0 {
 		return errors.New("the file system has no data repository association to import into: create one with create-data-repository-association")
 	}
 	type unit struct {
-		a   assoc
+		a   *dra.Assoc
 		sub string // below the association's directory, "." for all of it
 	}
 	var units []unit
 	if len(j.task.Paths) == 0 {
-		for _, a := range as {
+		for _, a := range as.All() {
 			units = append(units, unit{a, "."})
 		}
 	}
@@ -51,13 +52,13 @@ func (j *job) importMeta() error {
 		}
 		u = u.Dir()
 		found := false
-		for _, a := range as {
-			if u.Bucket != a.bucket || !strings.HasPrefix(u.Key, a.prefix) {
+		for _, a := range as.All() {
+			if u.Bucket != a.Bucket || !strings.HasPrefix(u.Key, a.Prefix) {
 				continue
 			}
 			sub := "."
-			if rest := strings.TrimPrefix(u.Key, a.prefix); rest != "" {
-				rel, _, err := keypath.ToPath(a.prefix, u.Key)
+			if rest := strings.TrimPrefix(u.Key, a.Prefix); rest != "" {
+				rel, _, err := keypath.ToPath(a.Prefix, u.Key)
 				if err != nil {
 					return fmt.Errorf("path %q cannot be a file system path: %w", p, err)
 				}
@@ -87,10 +88,10 @@ func (j *job) importMeta() error {
 		if j.feed.Err() != nil {
 			return nil
 		}
-		view := un.a.api
+		view := un.a.API
 		if un.sub != "." {
 			view.FileSystemPath = strings.TrimSuffix(view.FileSystemPath, "/") + "/" + un.sub
-			view.DataRepositoryPath = "s3://" + un.a.bucket + "/" + un.a.prefix + un.sub + "/"
+			view.DataRepositoryPath = "s3://" + un.a.Bucket + "/" + un.a.Prefix + un.sub + "/"
 		}
 		var last importer.ImportCounts
 		account := func(c importer.ImportCounts) {

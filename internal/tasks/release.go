@@ -71,7 +71,7 @@ func (j *job) release() error {
 		if e.typ != unix.S_IFREG {
 			return
 		}
-		if _, _, ok := holder(as, e.rel); !ok {
+		if _, _, ok := as.Holder(e.rel); !ok {
 			return
 		}
 		alloc, st, ok := j.candidate(e.rel)
@@ -133,7 +133,7 @@ func (j *job) autoRelease() error {
 	if err != nil {
 		return err
 	}
-	inAssoc := func(rel string) bool { _, _, ok := holder(as, rel); return ok }
+	inAssoc := func(rel string) bool { _, _, ok := as.Holder(rel); return ok }
 
 	// 1. The catalog's access records, oldest first.
 	var after *catalog.Access
@@ -171,9 +171,9 @@ func (j *job) autoRelease() error {
 	}
 
 	// 2. Walks: the oldest files by their own times, a batch at a time.
-	roots := make([]string, 0, len(as))
-	for _, a := range as {
-		roots = append(roots, a.dir)
+	roots := make([]string, 0, len(as.All()))
+	for _, a := range as.All() {
+		roots = append(roots, a.Dir)
 	}
 	for {
 		if o, err := over(); err != nil || !o || j.feed.Err() != nil {

@@ -48,7 +48,7 @@ func AssociationIDs(t api.DataRepositoryTask, as []api.DataRepositoryAssociation
 				r, err2 := s3x.ParseURL(a.DataRepositoryPath)
 				match = err1 == nil && err2 == nil && u.Bucket == r.Bucket && strings.HasPrefix(u.Dir().Key, r.Dir().Key)
 			} else {
-				rel := storeRel(p)
+				rel := keypath.FromFSx(p)
 				_, in := keypath.Within(dir, rel)
 				_, above := keypath.Within(rel, dir)
 				match = in || above

@@ -85,9 +85,9 @@ func newEnvAt(t testing.TB, dir string, tune ...func(*Config)) *env {
 	must(t, st.MkdirAll(dir, 0o755))
 	e.ex, err = exporter.New(exporter.Config{Store: st, Catalog: cat, S3: e.s3, Engine: e.eng, Version: "test"})
 	must(t, err)
-	e.ex.SetAssociations([]api.DataRepositoryAssociation{a})
+	e.ex.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{a}, nil))
 	e.im = importer.New(importer.Config{Store: st, Catalog: cat, S3: e.s3})
-	e.im.SetAssociations([]api.DataRepositoryAssociation{a})
+	e.im.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{a}, nil))
 	t.Cleanup(func() {
 		e.stop()
 		e.im.Close()
@@ -655,7 +655,7 @@ func TestReleaseTaskInUse(t *testing.T) {
 	e.im = importer.New(importer.Config{Store: e.st, Catalog: e.cat, S3: e.s3, InUse: func(rel string) bool { return rel == "ExtData/busy.bin" }})
 	as, err := e.cat.Associations(ctx)
 	must(t, err)
-	e.im.SetAssociations(as)
+	e.im.SetAssociations(dra.NewTable(as, nil))
 	e.stop()
 	e.cfg.Importer = e.im
 	e.start()
@@ -956,8 +956,8 @@ func TestTasksWaitForSettlingAssociations(t *testing.T) {
 		must(t, err)
 		all, err := e.cat.Associations(ctx)
 		must(t, err)
-		e.ex.SetAssociations(all)
-		e.im.SetAssociations(all)
+		e.ex.SetAssociations(dra.NewTable(all, nil))
+		e.im.SetAssociations(dra.NewTable(all, nil))
 	}
 	e.write("ExtData/a.txt", "a")
 	e.write("Two/b.txt", "b")

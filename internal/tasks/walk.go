@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 
 	"github.com/ferry-hpc/ferry/internal/api"
@@ -15,75 +14,42 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// assoc is an association as tasks see it.
-type assoc struct {
-	api    api.DataRepositoryAssociation
-	dir    string // store-relative, "." for "/"
-	bucket string
-	prefix string // with its trailing "/" ("" for a whole bucket)
-}
-
 // associations returns the file system's associations a task may work on:
 // every one but those DELETING or FAILED.
-func (j *job) associations() ([]assoc, error) {
+func (j *job) associations() (*dra.Table, error) {
 	as, err := j.r.cfg.Catalog.Associations(j.work)
 	if err != nil {
 		return nil, err
 	}
-	var out []assoc
+	live := as[:0:0]
 	for _, a := range as {
-		if a.Lifecycle == api.LifecycleDeleting || a.Lifecycle == api.LifecycleFailed {
-			continue
+		if a.Lifecycle != api.LifecycleDeleting && a.Lifecycle != api.LifecycleFailed {
+			live = append(live, a)
 		}
-		loc, err := dra.Locate(a)
-		if err != nil {
-			continue
-		}
-		out = append(out, assoc{api: a, dir: loc.Dir, bucket: loc.Bucket, prefix: loc.Prefix})
 	}
-	return out, nil
+	return dra.NewTable(live, nil), nil
 }
 
 // usable fails when an association a task needs cannot reach its
 // repository (MISCONFIGURED): every file would fail for the same reason.
-func usable(a assoc) error {
-	if a.api.Lifecycle != api.LifecycleMisconfigured {
+func usable(a *dra.Assoc) error {
+	if a.API.Lifecycle != api.LifecycleMisconfigured {
 		return nil
 	}
 	why := ""
-	if fd := a.api.FailureDetails; fd != nil && fd.Message != "" {
+	if fd := a.API.FailureDetails; fd != nil && fd.Message != "" {
 		why = ": " + fd.Message
 	}
-	return fmt.Errorf("association %s (%s) is MISCONFIGURED%s; fix the repository, then create the task again", a.api.AssociationId, a.api.FileSystemPath, why)
+	return fmt.Errorf("association %s (%s) is MISCONFIGURED%s; fix the repository, then create the task again", a.API.AssociationId, a.API.FileSystemPath, why)
 }
 
 // check is usable for tasks that reach the repository (release works on
 // local data only and needs none).
-func (j *job) check(a assoc) error {
+func (j *job) check(a *dra.Assoc) error {
 	if releases(j.task.Type) {
 		return nil
 	}
 	return usable(a)
-}
-
-// storeRel turns a task path ("" or "a/b", as dra normalizes file system
-// paths of tasks) into a store path ("." for the root).
-func storeRel(p string) string {
-	p = strings.Trim(p, "/")
-	if p == "" {
-		return "."
-	}
-	return p
-}
-
-// holder returns the association whose directory holds rel.
-func holder(as []assoc, rel string) (assoc, string, bool) {
-	for _, a := range as {
-		if in, ok := keypath.Within(a.dir, rel); ok {
-			return a, in, true
-		}
-	}
-	return assoc{}, "", false
 }
 
 // roots returns the associations and resolves a file-system-path task's
@@ -91,7 +57,7 @@ func holder(as []assoc, rel string) (assoc, string, bool) {
 // neither inside an association nor above one, is invalid: it fails the
 // task before any file is touched (FSx: "If a path that you provide isn't
 // valid, the task fails").
-func (j *job) roots() ([]assoc, []string, error) {
+func (j *job) roots() (*dra.Table, []string, error) {
 	as, err := j.associations()
 	if err != nil {
 		return nil, nil, err
@@ -100,24 +66,24 @@ func (j *job) roots() ([]assoc, []string, error) {
 	return as, roots, err
 }
 
-func (j *job) rootsIn(as []assoc) ([]string, error) {
+func (j *job) rootsIn(as *dra.Table) ([]string, error) {
 	paths := j.task.Paths
 	if len(paths) == 0 {
 		paths = []string{""}
 	}
-	if len(as) == 0 {
+	if len(as.All()) == 0 {
 		return nil, fmt.Errorf("the file system has no data repository association to work on: create one with create-data-repository-association")
 	}
 	var out []string
 	for _, p := range paths {
-		rel := storeRel(p)
+		rel := keypath.FromFSx(p)
 		if _, err := j.r.cfg.Store.Lstat(rel); err != nil {
 			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 				return nil, fmt.Errorf("path %q does not exist in the file system: give paths relative to the file system root", p)
 			}
 			return nil, fmt.Errorf("path %q: %w", p, err)
 		}
-		if a, _, ok := holder(as, rel); ok {
+		if a, _, ok := as.Holder(rel); ok {
 			out = append(out, rel)
 			if err := j.check(a); err != nil {
 				return nil, err
@@ -125,13 +91,13 @@ func (j *job) rootsIn(as []assoc) ([]string, error) {
 			continue
 		}
 		found := false
-		for _, a := range as {
-			if _, ok := keypath.Within(rel, a.dir); ok {
+		for _, a := range as.All() {
+			if _, ok := keypath.Within(rel, a.Dir); ok {
 				if err := j.check(a); err != nil {
 					return nil, err
 				}
-				if _, err := j.r.cfg.Store.Lstat(a.dir); err == nil {
-					out = append(out, a.dir)
+				if _, err := j.r.cfg.Store.Lstat(a.Dir); err == nil {
+					out = append(out, a.Dir)
 				}
 				found = true
 			}
