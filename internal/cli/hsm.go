@@ -165,9 +165,9 @@ func (o *hsmOpts) runEach(ctx context.Context, op, prefix string, args []string,
 // hsmFailure words a failed file as lfs does: "can't get hsm state for
 // PATH: No such file or directory"; a refusal keeps the daemon's reason.
 func hsmFailure(op, user string, f api.HSMFile) string {
-	if f.Errno != "" && (op == daemon.HSMState || op == daemon.HSMAction) {
+	if f.Errno != "" && (op == api.HSMState || op == api.HSMAction) {
 		what := "hsm state"
-		if op == daemon.HSMAction {
+		if op == api.HSMAction {
 			what = "hsm action"
 		}
 		return fmt.Sprintf("can't get %s for %s: %s", what, user, f.Errno)

@@ -20,15 +20,6 @@ import (
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
-// Operation names of the control API (FSx's).
-const (
-	OpCreateAssociation    = "CreateDataRepositoryAssociation"
-	OpDescribeAssociations = "DescribeDataRepositoryAssociations"
-	OpUpdateAssociation    = "UpdateDataRepositoryAssociation"
-	OpDeleteAssociation    = "DeleteDataRepositoryAssociation"
-	OpDescribeFileSystems  = "DescribeFileSystems"
-)
-
 // DefaultRecheckInterval is how often a MISCONFIGURED association checks
 // its repository again (semantics §1: ferry recovers within a minute).
 const DefaultRecheckInterval = 20 * time.Second
@@ -164,7 +155,7 @@ func (m *associations) Create(ctx context.Context, req api.CreateDataRepositoryA
 		}
 		return api.CreateDataRepositoryAssociationResponse{Association: &a}, nil
 	}
-	if id, ok, err := dra.CheckToken(ctx, m.cat, OpCreateAssociation, n.ClientRequestToken, fp); err != nil {
+	if id, ok, err := dra.CheckToken(ctx, m.cat, api.OpCreateAssociation, n.ClientRequestToken, fp); err != nil {
 		return out, err
 	} else if ok {
 		return replay(id)
@@ -184,7 +175,7 @@ func (m *associations) Create(ctx context.Context, req api.CreateDataRepositoryA
 	}
 	var tok *dra.TokenRecord
 	if n.ClientRequestToken != "" {
-		tok = &dra.TokenRecord{Operation: OpCreateAssociation, Token: n.ClientRequestToken, Fingerprint: fp, ResourceID: a.AssociationId}
+		tok = &dra.TokenRecord{Operation: api.OpCreateAssociation, Token: n.ClientRequestToken, Fingerprint: fp, ResourceID: a.AssociationId}
 	}
 	_, created, err := m.cat.CreateAssociation(ctx, a, tok)
 	m.createMu.Unlock()
@@ -192,7 +183,7 @@ func (m *associations) Create(ctx context.Context, req api.CreateDataRepositoryA
 		return out, err
 	}
 	if !created { // the same token won a race: answer as its replay
-		id, _, err := dra.CheckToken(ctx, m.cat, OpCreateAssociation, n.ClientRequestToken, fp)
+		id, _, err := dra.CheckToken(ctx, m.cat, api.OpCreateAssociation, n.ClientRequestToken, fp)
 		if err != nil {
 			return out, err
 		}
@@ -240,7 +231,7 @@ func (m *associations) Update(ctx context.Context, req api.UpdateDataRepositoryA
 	fp := dra.UpdateFingerprint(req)
 	var tok *dra.TokenRecord
 	if req.ClientRequestToken != "" {
-		tok = &dra.TokenRecord{Operation: OpUpdateAssociation, Token: req.ClientRequestToken, Fingerprint: fp, ResourceID: req.AssociationId}
+		tok = &dra.TokenRecord{Operation: api.OpUpdateAssociation, Token: req.ClientRequestToken, Fingerprint: fp, ResourceID: req.AssociationId}
 	}
 	a, prev, updated, err := m.cat.UpdateAssociation(ctx, req.AssociationId, tok, func(a *api.DataRepositoryAssociation) error {
 		if err := dra.CanUpdate(*a); err != nil {
@@ -260,7 +251,7 @@ func (m *associations) Update(ctx context.Context, req api.UpdateDataRepositoryA
 	}
 	if !updated {
 		if prev.Fingerprint != fp || prev.ResourceID != req.AssociationId {
-			_, _, err := dra.CheckToken(ctx, m.cat, OpUpdateAssociation, req.ClientRequestToken, fp)
+			_, _, err := dra.CheckToken(ctx, m.cat, api.OpUpdateAssociation, req.ClientRequestToken, fp)
 			if err == nil {
 				err = api.Errorf(api.CodeIncompatibleParameterError, "ClientRequestToken %q was used for another request", req.ClientRequestToken)
 			}
@@ -291,7 +282,7 @@ func (m *associations) Delete(ctx context.Context, req api.DeleteDataRepositoryA
 	fp := dra.DeleteFingerprint(req)
 	var tok *dra.TokenRecord
 	if req.ClientRequestToken != "" {
-		tok = &dra.TokenRecord{Operation: OpDeleteAssociation, Token: req.ClientRequestToken, Fingerprint: fp, ResourceID: req.AssociationId}
+		tok = &dra.TokenRecord{Operation: api.OpDeleteAssociation, Token: req.ClientRequestToken, Fingerprint: fp, ResourceID: req.AssociationId}
 	}
 	del := req.DeleteDataInFileSystem != nil && *req.DeleteDataInFileSystem
 	a, prev, updated, err := m.cat.UpdateAssociation(ctx, req.AssociationId, tok, func(a *api.DataRepositoryAssociation) error {
@@ -315,7 +306,7 @@ func (m *associations) Delete(ctx context.Context, req api.DeleteDataRepositoryA
 		return out, notFound(req.AssociationId, err)
 	}
 	if !updated && (prev.Fingerprint != fp || prev.ResourceID != req.AssociationId) {
-		_, _, err := dra.CheckToken(ctx, m.cat, OpDeleteAssociation, req.ClientRequestToken, fp)
+		_, _, err := dra.CheckToken(ctx, m.cat, api.OpDeleteAssociation, req.ClientRequestToken, fp)
 		if err == nil {
 			err = api.Errorf(api.CodeIncompatibleParameterError, "ClientRequestToken %q was used for another request", req.ClientRequestToken)
 		}

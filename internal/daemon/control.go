@@ -104,26 +104,24 @@ func call[Req, Resp any](w http.ResponseWriter, r *http.Request, op string, fn f
 func (d *Daemon) serveFSx(w http.ResponseWriter, r *http.Request) {
 	op := r.PathValue("op")
 	switch op {
-	case OpCreateAssociation:
+	case api.OpCreateAssociation:
 		call(w, r, op, d.assoc.Create)
-	case OpDescribeAssociations:
+	case api.OpDescribeAssociations:
 		call(w, r, op, d.assoc.Describe)
-	case OpUpdateAssociation:
+	case api.OpUpdateAssociation:
 		call(w, r, op, d.assoc.Update)
-	case OpDeleteAssociation:
+	case api.OpDeleteAssociation:
 		call(w, r, op, d.assoc.Delete)
-	case OpDescribeFileSystems:
+	case api.OpDescribeFileSystems:
 		call(w, r, op, d.describeFileSystems)
-	case OpCreateTask:
+	case api.OpCreateTask:
 		call(w, r, op, d.createTask)
-	case OpDescribeTasks:
+	case api.OpDescribeTasks:
 		call(w, r, op, d.describeTasks)
-	case OpCancelTask:
+	case api.OpCancelTask:
 		call(w, r, op, d.cancelTask)
 	default:
-		writeError(w, api.BadRequestf("unknown operation %q: this daemon serves %s", op, strings.Join([]string{
-			OpCreateAssociation, OpDescribeAssociations, OpUpdateAssociation, OpDeleteAssociation, OpDescribeFileSystems,
-			OpCreateTask, OpDescribeTasks, OpCancelTask}, ", ")))
+		writeError(w, api.BadRequestf("unknown operation %q: this daemon serves %s", op, strings.Join(api.FSxOps, ", ")))
 	}
 }
 

@@ -20,17 +20,6 @@ import (
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
-// HSM operations of the control API (ferry hsm
-// state|action|release|restore|archive|wait).
-const (
-	HSMState   = "State"
-	HSMAction  = "Action"
-	HSMRelease = "Release"
-	HSMRestore = "Restore"
-	HSMArchive = "Archive"
-	HSMWait    = "Wait"
-)
-
 // maxHSMPaths bounds the paths of one request (xargs sends a few thousand
 // at most; a tree is one path with Recursive).
 const maxHSMPaths = 100000
@@ -51,20 +40,20 @@ func (d *Daemon) serveHSM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch op {
-	case HSMState, HSMAction, HSMRelease:
+	case api.HSMState, api.HSMAction, api.HSMRelease:
 		out := api.HSMResponse{Files: make([]api.HSMFile, 0, len(req.Paths))}
 		for _, p := range req.Paths {
 			out.Files = append(out.Files, d.hsmOne(r.Context(), op, p))
 		}
 		writeJSON(w, out)
-	case HSMRestore:
+	case api.HSMRestore:
 		d.hsmRestore(w, r, req)
-	case HSMArchive:
+	case api.HSMArchive:
 		d.hsmArchive(w, r, req)
-	case HSMWait:
+	case api.HSMWait:
 		d.hsmWait(w, r, req)
 	default:
-		writeError(w, api.BadRequestf("unknown hsm operation %q: use %s, %s, %s, %s, %s or %s", op, HSMState, HSMAction, HSMRelease, HSMRestore, HSMArchive, HSMWait))
+		writeError(w, api.BadRequestf("unknown hsm operation %q: use %s, %s, %s, %s, %s or %s", op, api.HSMState, api.HSMAction, api.HSMRelease, api.HSMRestore, api.HSMArchive, api.HSMWait))
 	}
 }
 
@@ -145,7 +134,7 @@ func (d *Daemon) hsmOne(ctx context.Context, op, path string) api.HSMFile {
 		return fileError(path, err)
 	}
 	switch op {
-	case HSMState:
+	case api.HSMState:
 		if special, err := d.special(rel); err != nil {
 			return fileError(path, err)
 		} else if special {
@@ -162,13 +151,13 @@ func (d *Daemon) hsmOne(ctx context.Context, op, path string) api.HSMFile {
 			return fileError(path, err)
 		}
 		return api.HSMFile{Path: path, Flags: uint32(st.Flags)}
-	case HSMAction:
+	case api.HSMAction:
 		if _, err := d.store.Lstat(rel); err != nil {
 			return fileError(path, err)
 		}
 		const p = "x"
 		return api.HSMFile{Path: path, Action: strings.TrimPrefix(hsm.FormatAction(p, d.action(ctx, rel)), p+": ")}
-	case HSMRelease:
+	case api.HSMRelease:
 		if err := d.plane.Release(ctx, rel); err != nil {
 			if !errors.As(err, new(*hsm.Error)) {
 				err = fmt.Errorf("cannot release %s: %w", path, err)

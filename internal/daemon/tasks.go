@@ -4,14 +4,6 @@ import (
 	"context"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/tasks"
-)
-
-// Task operations of the control API (FSx's).
-const (
-	OpCreateTask    = tasks.OpCreateTask // "CreateDataRepositoryTask"
-	OpDescribeTasks = "DescribeDataRepositoryTasks"
-	OpCancelTask    = "CancelDataRepositoryTask"
 )
 
 // startTasks runs the task runner until stopTasks: tasks left PENDING,
