@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 )
 
 func newFsxDeleteDRACmd(o *fsxOpts) *cobra.Command {
@@ -69,7 +69,7 @@ func (o *fsxOpts) pickByAssociation(ctx context.Context, id string) (daemonTarge
 // pickHolder is pickAmong where, among several daemons, the one for which
 // holds is true is chosen; none is notFound.
 func (o *fsxOpts) pickHolder(holds func(daemonTarget) bool, notFound error) (daemonTarget, error) {
-	return o.pickAmong("", func(regs []daemon.Registration) (daemonTarget, error) {
+	return o.pickAmong("", func(regs []mounts.Registration) (daemonTarget, error) {
 		for _, r := range regs {
 			t := newTarget(r)
 			if holds(t) {

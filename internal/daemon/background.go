@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/mounts"
 )
 
 // ReadyFDEnv, set in a --background child's environment, names the
@@ -69,7 +71,7 @@ func Background(ctx context.Context, args []string, stderr io.Writer) (string, e
 	defer stop()
 	msg, _ := io.ReadAll(io.LimitReader(ready, 4096))
 	id, ok := strings.CutPrefix(strings.TrimSpace(string(msg)), "ready ")
-	if ok && ValidID(id) {
+	if ok && mounts.ValidID(id) {
 		<-copied
 		cmd.Process.Release()
 		return id, nil

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 )
 
 // The control API (design.md "Control plane"; wire protocol in
@@ -24,16 +24,13 @@ import (
 // Unix socket <runtime dir>/<fs-id>.sock, mode 0600, so only the daemon's
 // owner (and root) can manage the file system.
 
-// socketPath is the control socket of file system id in dir.
-func socketPath(dir, id string) string { return filepath.Join(dir, id+".sock") }
-
 // listenControl creates the socket with mode 0600 from the start: it is
 // bound under a temporary name, restricted, then renamed into place, so no
 // one can connect through a wider mode in between. A socket left by a
 // killed daemon is replaced (register already made sure no live daemon
 // owns the id).
 func listenControl(dir, id string) (net.Listener, string, error) {
-	p := socketPath(dir, id)
+	p := mounts.SocketPath(dir, id)
 	tmp := p + ".tmp." + strconv.Itoa(os.Getpid())
 	os.Remove(tmp)
 	l, err := net.Listen("unix", tmp)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
@@ -52,7 +53,7 @@ func (e *env) startWith(recheck time.Duration) {
 		e.t.Fatal(err)
 	}
 	e.d = d
-	e.c = api.NewClient(socketPath(e.rt, d.ID()))
+	e.c = api.NewClient(mounts.SocketPath(e.rt, d.ID()))
 	e.t.Cleanup(func() { e.c.Close(); d.Stop() })
 }
 
@@ -87,12 +88,12 @@ func (e *env) waitState(id string, want api.DataRepositoryLifecycle) api.DataRep
 
 func TestControlSocketAndRegistration(t *testing.T) {
 	e := startEnv(t)
-	sock := socketPath(e.rt, e.d.ID())
+	sock := mounts.SocketPath(e.rt, e.d.ID())
 	fi, err := os.Stat(sock)
 	if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket %v mode %v", err, fi.Mode())
 	}
-	regs, _ := List(e.rt)
+	regs, _ := mounts.List(e.rt)
 	if len(regs) != 1 || regs[0].Socket != sock {
 		t.Fatalf("registration %+v", regs)
 	}

@@ -44,14 +44,14 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"golang.org/x/sys/unix"
-
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/exporter"
 	"github.com/ferry-hpc/ferry/internal/fusefs"
 	"github.com/ferry-hpc/ferry/internal/importer"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/tasks"
@@ -65,7 +65,7 @@ type Config struct {
 	Catalog    string // catalog URL (ParseCatalog); "" = the default SQLite file
 	FUSE       fusefs.Options
 	Logger     *slog.Logger
-	RuntimeDir string // default RuntimeDir()
+	RuntimeDir string // default mounts.RuntimeDir()
 	// S3 selects the repository's account, region and endpoint (the
 	// standard AWS chain fills what is empty), as for ferry s3.
 	S3 s3x.Config
@@ -135,7 +135,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.RuntimeDir == "" {
-		cfg.RuntimeDir = RuntimeDir()
+		cfg.RuntimeDir = mounts.RuntimeDir()
 	}
 	if cfg.Store, err = filepath.Abs(cfg.Store); err != nil {
 		return nil, err
@@ -253,7 +253,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	d.logFile = backgroundLog(cfg.RuntimeDir, d.id.FileSystemId)
 	// Register before mounting, so two mounts of one store race on the
 	// registration, not on the mountpoint.
-	if d.reg, err = register(cfg.RuntimeDir, Registration{
+	if d.reg, err = mounts.Register(cfg.RuntimeDir, mounts.Registration{
 		FileSystemId: d.id.FileSystemId,
 		Pid:          os.Getpid(),
 		Store:        cfg.Store,
@@ -261,13 +261,13 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		Catalog:      cfg.Catalog,
 		StartTime:    time.Now().UTC(),
 		LogFile:      d.logFile,
-		Socket:       socketPath(cfg.RuntimeDir, d.id.FileSystemId),
+		Socket:       mounts.SocketPath(cfg.RuntimeDir, d.id.FileSystemId),
 	}); err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			unregister(d.reg, os.Getpid())
+			mounts.Unregister(d.reg, os.Getpid())
 		}
 	}()
 	// The control API and the association worker start before the mount:
@@ -339,7 +339,7 @@ func (d *Daemon) serve() {
 	d.stopControl()
 	d.stopTasks()
 	d.stopExporter()
-	unregister(d.reg, os.Getpid())
+	mounts.Unregister(d.reg, os.Getpid())
 	d.imp.Close()
 	if err := d.cat.Close(); err != nil {
 		d.log.Error("close catalog", "err", err)
@@ -365,7 +365,7 @@ func (d *Daemon) stopControl() {
 		}
 	}
 	<-d.workDone
-	removeSocket(d.sock, d.reg, os.Getpid())
+	mounts.RemoveSocket(d.sock, d.reg, os.Getpid())
 }
 
 // background runs fn in a goroutine; the returned stop cancels its

@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
@@ -62,7 +63,7 @@ func (e *env) startExport(mod func(*Config)) {
 		e.t.Fatal(err)
 	}
 	e.d = d
-	e.c = api.NewClient(socketPath(e.rt, d.ID()))
+	e.c = api.NewClient(mounts.SocketPath(e.rt, d.ID()))
 	e.t.Cleanup(func() { e.c.Close(); d.Stop() })
 }
 
