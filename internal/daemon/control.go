@@ -10,9 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ferry-hpc/ferry/internal/api"
@@ -165,70 +163,6 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// newMetrics registers the daemon's metrics: FUSE counters, importer and
-// exporter counters, the export journal's backlog, associations by
-// lifecycle.
-func (d *Daemon) newMetrics() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector())
-	reg.MustRegister(metricsCollector{d})
-	return reg
-}
-
-// metricsCollector reads the counters when scraped (an unchecked
-// collector: the importer's counter names come from the importer).
-type metricsCollector struct{ d *Daemon }
-
-func (metricsCollector) Describe(chan<- *prometheus.Desc) {}
-
-func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
-	d := c.d
-	counter := func(name, help string, v uint64, labels ...string) {
-		var keys, vals []string
-		for i := 0; i+1 < len(labels); i += 2 {
-			keys, vals = append(keys, labels[i]), append(vals, labels[i+1])
-		}
-		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, help, keys, nil), prometheus.CounterValue, float64(v), vals...)
-	}
-	if d.fsys != nil {
-		s := &d.fsys.Stats
-		counter("ferry_fuse_opens_total", "Opens served by the daemon.", s.Opens.Load())
-		counter("ferry_fuse_passthrough_opens_total", "Opens handed to the kernel's FUSE passthrough.", s.PassthroughOpens.Load())
-		counter("ferry_fuse_reads_total", "Reads served by the daemon (passthrough reads never reach it).", s.Reads.Load())
-		counter("ferry_fuse_writes_total", "Writes served by the daemon.", s.Writes.Load())
-	}
-	counters, refused := d.plane.Counters()
-	for name, v := range counters {
-		counter("ferry_importer_"+name, "Importer counter "+name+".", v)
-	}
-	for name, v := range d.plane.Gauges() {
-		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("ferry_importer_"+name, importerGaugeHelp[name], nil, nil), prometheus.GaugeValue, v)
-	}
-	for code, v := range refused {
-		counter("ferry_importer_refused_keys_by_code_total", "S3 keys refused by the importer, by error code.", uint64(v), "code", code)
-	}
-	d.collectExport(ch, counter)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if all, err := d.cat.Associations(ctx); err == nil {
-		n := map[api.DataRepositoryLifecycle]int{}
-		for _, a := range all {
-			n[a.Lifecycle]++
-		}
-		desc := prometheus.NewDesc("ferry_associations", "Data repository associations by lifecycle.", []string{"lifecycle"}, nil)
-		for _, l := range []api.DataRepositoryLifecycle{api.LifecycleCreating, api.LifecycleAvailable, api.LifecycleMisconfigured, api.LifecycleUpdating, api.LifecycleDeleting, api.LifecycleFailed} {
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n[l]), string(l))
-		}
-	}
-}
-
-// importerGaugeHelp describes the importer's gauges.
-var importerGaugeHelp = map[string]string{
-	"fetches_in_flight":     "Fetches of released files' data from the repository running now (demand reads, readahead, restores).",
-	"fetches_stalled":       "Fetches that have received no byte from the repository for a whole attempt's timeout or longer; they fail with EIO after --fetch-timeout.",
-	"fetch_stalled_seconds": "The longest time without a byte among the stalled fetches (0: none stalled).",
 }
 
 // serveControl serves the control API until the listener closes.

@@ -47,6 +47,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/associations"
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/exporter"
 	"github.com/ferry-hpc/ferry/internal/fusefs"
@@ -70,12 +72,12 @@ type Config struct {
 	// standard AWS chain fills what is empty), as for ferry s3.
 	S3 s3x.Config
 	// RecheckInterval is how often a MISCONFIGURED association checks its
-	// repository again (default DefaultRecheckInterval).
+	// repository again (default associations.DefaultRecheckInterval).
 	RecheckInterval time.Duration
 	// AvailableCheckInterval is how often an AVAILABLE association's
 	// repository is checked cheaply (one ListObjectsV2 of one key), so a
 	// bucket that disappears is noticed (default
-	// DefaultAvailableCheckInterval; negative: never).
+	// associations.DefaultAvailableCheckInterval; negative: never).
 	AvailableCheckInterval time.Duration
 	// MetricsAddr, when set, also serves /metrics over TCP on this
 	// address (ParseMetricsAddr: a port alone listens on 127.0.0.1).
@@ -106,12 +108,11 @@ type Daemon struct {
 	sock     string // control socket
 	cat      catalog.Catalog
 	s3       *s3x.Client
-	plane    dataPlane
 	imp      *importer.Importer
 	mounted  atomic.Pointer[fusefs.FS] // set once the mount exists
 	eng      *transfer.Engine
 	exp      *exporter.Exporter
-	assoc    *associations
+	assoc    *associations.Worker
 	http     *http.Server
 	metrics  *prometheus.Registry
 	metricsL net.Listener // --metrics-addr
@@ -217,7 +218,6 @@ func Start(cfg Config) (_ *Daemon, err error) {
 			d.imp.Close()
 		}
 	}()
-	d.plane = importerPlane{d.imp}
 	// One transfer engine (one bound on S3 requests in flight) for exports
 	// and task reports.
 	d.eng = transfer.New(d.s3, transfer.Options{Concurrency: cfg.Export.Concurrency})
@@ -231,14 +231,17 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	d.assoc = newAssociations(d.id.FileSystemId, d.cat, d.store, d.s3, d.plane, d.log, cfg.RecheckInterval)
-	d.assoc.invalidate = invalidate
 	// The mount's write hooks append to the export journal below
 	// associations that auto-export, and wake the exporter.
 	jnl := fusefs.NewCatalogJournal(d.cat, d.exp.Notify)
-	d.assoc.listeners = append(d.assoc.listeners, d.exp.SetAssociations, jnl.SetAssociations)
-	d.assoc.availableCheck = cfg.AvailableCheckInterval
-	d.assoc.exportFailures = func() map[string]int64 { return d.exp.Stats().Failures }
+	d.assoc = associations.New(associations.Config{
+		FileSystemId: d.id.FileSystemId, Catalog: d.cat, Store: d.store, S3: d.s3, Importer: d.imp, Logger: d.log,
+		RecheckInterval:        cfg.RecheckInterval,
+		AvailableCheckInterval: cfg.AvailableCheckInterval,
+		ExportFailures:         func() map[string]int64 { return d.exp.Stats().Failures },
+		Invalidate:             invalidate,
+		Listeners:              []func([]api.DataRepositoryAssociation){d.exp.SetAssociations, jnl.SetAssociations},
+	})
 	d.metrics = d.newMetrics()
 	if cfg.MetricsAddr != "" {
 		if d.metricsL, err = listenMetrics(cfg.MetricsAddr); err != nil {
@@ -282,10 +285,10 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	go d.serveControl(ctl)
 	wctx, stopWork := context.WithCancel(context.Background())
 	d.stopWork, d.workDone = stopWork, make(chan struct{})
-	d.assoc.publish(wctx)
+	d.assoc.Publish(wctx)
 	go func() {
 		defer close(d.workDone)
-		d.assoc.run(wctx)
+		d.assoc.Run(wctx)
 	}()
 	// Renames the last mount made but did not journal (it died in
 	// between) are journaled before the exporter could drop the pending

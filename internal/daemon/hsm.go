@@ -79,7 +79,7 @@ func (d *Daemon) ensureListed(ctx context.Context, rel string) error {
 	dir := "."
 	parts := strings.Split(rel, "/")
 	for i, name := range parts {
-		if err := d.plane.EnsureListed(ctx, dir); err != nil {
+		if err := d.imp.EnsureListed(ctx, dir); err != nil {
 			return err
 		}
 		if i == len(parts)-1 || rel == "." {
@@ -158,7 +158,7 @@ func (d *Daemon) hsmOne(ctx context.Context, op, path string) api.HSMFile {
 		const p = "x"
 		return api.HSMFile{Path: path, Action: strings.TrimPrefix(hsm.FormatAction(p, d.action(ctx, rel)), p+": ")}
 	case api.HSMRelease:
-		if err := d.plane.Release(ctx, rel); err != nil {
+		if err := d.imp.Release(ctx, rel); err != nil {
 			if !errors.As(err, new(*hsm.Error)) {
 				err = fmt.Errorf("cannot release %s: %w", path, err)
 			}
@@ -222,7 +222,7 @@ func (d *Daemon) hsmRestore(w http.ResponseWriter, r *http.Request, req api.HSMR
 	for range par {
 		g.Go(func() error {
 			for j := range jobs {
-				err := d.plane.Restore(ctx, j.rel, func(n int64) { doneBytes.Add(n) })
+				err := d.imp.Restore(ctx, j.rel, func(n int64) { doneBytes.Add(n) })
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -304,7 +304,7 @@ func (d *Daemon) planRestore(ctx context.Context, path, rel string, recursive, t
 	default:
 		return nil // symlinks and special files have no data to restore
 	}
-	if err := d.plane.EnsureListed(ctx, rel); err != nil {
+	if err := d.imp.EnsureListed(ctx, rel); err != nil {
 		fail(fileError(path, err))
 		return nil
 	}

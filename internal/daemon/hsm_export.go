@@ -74,7 +74,7 @@ func (d *Daemon) archiveOne(ctx context.Context, path string) api.HSMFile {
 // an export uploading it (ARCHIVE running, bytes moved), else a pending
 // journal entry for it (ARCHIVE waiting), else NOOP.
 func (d *Daemon) action(ctx context.Context, rel string) hsm.CurrentAction {
-	if a := d.plane.Action(rel); a != hsm.Noop {
+	if a := d.imp.Action(rel); a != hsm.Noop {
 		return a
 	}
 	if moved, ok := d.exp.Progress(rel); ok {
