@@ -84,10 +84,17 @@ func Background(ctx context.Context, args []string, stderr io.Writer) (string, e
 	return "", fmt.Errorf("%w (%v)", ErrChildFailed, werr)
 }
 
-// notifyReady is the child's side of Background, called once the mount
-// serves: output goes to the log file from now on, and the parent learns
-// the id. It does nothing in a daemon not started by Background.
+// notifyReady is the child's side of Background, the last start step:
+// output goes to the log file from now on, and the parent learns the id.
+// It does nothing in a daemon not started by Background.
 func (d *Daemon) notifyReady() error {
+	if err := d.tellParent(); err != nil {
+		return fmt.Errorf("background daemon: %w", err)
+	}
+	return nil
+}
+
+func (d *Daemon) tellParent() error {
 	v := os.Getenv(ReadyFDEnv)
 	if v == "" {
 		return nil

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,8 +16,8 @@ import (
 	"github.com/ferry-hpc/ferry/internal/mounts"
 )
 
-// The control API (design.md "Control plane"; wire protocol in
-// docs/architecture.md and internal/api/client.go): HTTP/1.1 + JSON on the
+// The control API (wire protocol in docs/architecture.md, "Control plane",
+// and internal/api/client.go): HTTP/1.1 + JSON on the
 // Unix socket <runtime dir>/<fs-id>.sock, mode 0600, so only the daemon's
 // owner (and root) can manage the file system.
 
@@ -163,12 +162,4 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// serveControl serves the control API until the listener closes.
-func (d *Daemon) serveControl(l net.Listener) {
-	err := d.http.Serve(l)
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		d.log.Error("control API stopped", "err", err)
-	}
 }

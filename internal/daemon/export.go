@@ -51,26 +51,20 @@ func (d *Daemon) newExporter() (*exporter.Exporter, error) {
 // versionRead is the exporter's Config.VersionRead: the mount clears the
 // file's "bumped" bit (store.BumpVersion's protocol), so that its next write
 // through the mount bumps the content version again and an export never
-// marks a file clean that changed after its version was read (invariant
-// 2). Before the mount exists nothing writes through it.
+// marks a file clean that changed after its version was read. Before the
+// mount exists nothing writes through it.
 func (d *Daemon) versionRead(dev, ino uint64) {
 	if f := d.mounted.Load(); f != nil {
 		f.VersionRead(dev, ino)
 	}
 }
 
-// startExporter runs the exporter until stopExporter.
-func (d *Daemon) startExporter() { d.stopExp = d.background("exporter", d.exp.Run) }
-
-// stopExporter stops the exporter and waits for it: exports in flight are
-// cut short and their claims released; everything not exported stays in
-// the journal for the next mount (the journal is never dropped). It must
-// return before the catalog closes.
-func (d *Daemon) stopExporter() {
-	if d.stopExp == nil {
-		return
-	}
-	d.stopExp()
+// stopExporter stops the exporter (stop is its runner's) and waits for it:
+// exports in flight are cut short and their claims released; everything
+// not exported stays in the journal for the next mount (the journal is
+// never dropped). It must return before the catalog closes.
+func (d *Daemon) stopExporter(stop func()) {
+	stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if n, err := d.cat.Depth(ctx); err == nil && n > 0 {

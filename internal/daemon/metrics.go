@@ -176,16 +176,26 @@ func ParseMetricsAddr(s string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-func listenMetrics(addr string) (net.Listener, error) {
-	a, err := ParseMetricsAddr(addr)
-	if err != nil {
-		return nil, err
+// listenMetrics builds the metrics registry and, with --metrics-addr,
+// opens its TCP listener (served from the metrics step), so a port in use
+// fails the start before the daemon registers.
+func (d *Daemon) listenMetrics() error {
+	d.metrics = d.newMetrics()
+	if d.cfg.MetricsAddr == "" {
+		return nil
 	}
-	l, err := net.Listen("tcp", a)
+	a, err := ParseMetricsAddr(d.cfg.MetricsAddr)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr: %w", err)
+		return err
 	}
-	return l, nil
+	if d.metricsL, err = net.Listen("tcp", a); err != nil {
+		return fmt.Errorf("--metrics-addr: %w", err)
+	}
+	d.closers.push("metrics listener", func() error {
+		d.metricsL.Close() // closed already if the metrics server ran
+		return nil
+	})
+	return nil
 }
 
 // MetricsAddr is the TCP address /metrics is served on ("" without
@@ -198,17 +208,25 @@ func (d *Daemon) MetricsAddr() string {
 }
 
 // serveMetrics serves GET /metrics (and nothing else) on the
-// --metrics-addr listener until stopControl.
-func (d *Daemon) serveMetrics() {
+// --metrics-addr listener.
+func (d *Daemon) serveMetrics() error {
 	if d.metricsL == nil {
-		return
+		return nil
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET "+api.MetricsPath, promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
-	d.metricsS = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan struct{})
 	go func() {
-		if err := d.metricsS.Serve(d.metricsL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		defer close(served)
+		if err := srv.Serve(d.metricsL); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("metrics listener stopped", "err", err)
 		}
 	}()
+	d.closers.push("metrics", func() error {
+		shutdown(srv)
+		<-served
+		return nil
+	})
+	return nil
 }
