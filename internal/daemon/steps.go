@@ -22,19 +22,14 @@ import (
 	"github.com/ferry-hpc/ferry/internal/transfer"
 )
 
-// A daemon is built by named steps, one per layer, run in order by Start.
-// A step that starts something pushes, at once, the closer that stops it;
-// a failed start and a stop run the same closers, last pushed first. So
-// the stop order is the start order reversed, written once:
-//
-//	start: store, identity, running marker, catalog, S3 client, importer,
-//	       exporter, task runner, associations, metrics listener,
-//	       registration, renames, export, tasks, unclean boot, control API,
-//	       metrics, association worker, FUSE mount, ready
-//	stop:  unmount (the mount's last access records), association worker,
-//	       metrics, control API (and its socket), task runner, exporter,
-//	       registration, metrics listener, importer, catalog, running
-//	       marker, store
+// A daemon is built by named steps, one per layer, run in order by Start
+// (Daemon.steps). A step that starts something pushes, at once, the closer
+// that stops it; a failed start and a stop run the same closers, last
+// pushed first. So the stop order is the start order reversed, and the
+// list in Daemon.steps is the one place the code keeps either
+// (docs/architecture.md, "Start order", describes it). A step whose closer
+// forgets something fails TestFailedStartLeavesNothing, which makes each
+// step fail in turn (Config.StepHook) and looks for what stayed open.
 //
 // The orderings that matter, and why:
 //   - the catalog is opened (SQLite recovers its WAL) before anything

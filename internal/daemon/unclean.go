@@ -99,7 +99,8 @@ func (d *Daemon) writeRunningMarker() error {
 // still holds: the id of a crashed boot whose export task was not queued,
 // this boot's id when the catalog was opened but not closed cleanly
 // (entries committed relaxed may not be on disk), or, when the catalog
-// was never opened, what it held before this start.
+// was never opened, what it held before this start
+// (TestFailedStartKeepsCrashedBoot, TestUncleanBootExportTask).
 func (d *Daemon) settleRunningMarker() error {
 	meta := d.store.MetaPath()
 	m := d.marker
