@@ -66,9 +66,10 @@ func (g *globals) s3Config(maxConns int) s3x.Config {
 	return s3x.Config{Profile: g.profile, Region: g.region, EndpointURL: g.endpointURL, MaxConns: maxConns}
 }
 
-// NewRoot builds the ferry command tree.
+// NewRoot builds the ferry command tree for the process's own arguments
+// (os.Args, which `ferry mount --background` runs again).
 func NewRoot(stdout, stderr io.Writer) *cobra.Command {
-	return newRoot(&globals{stdout: stdout, stderr: stderr})
+	return newRoot(&globals{stdout: stdout, stderr: stderr, args: os.Args[1:]})
 }
 
 func newRoot(g *globals) *cobra.Command {
