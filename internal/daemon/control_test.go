@@ -264,8 +264,8 @@ func TestDeleteDataInFileSystem(t *testing.T) {
 	}
 }
 
-// Invariant 7: work left CREATING or DELETING when the daemon died is
-// finished by the next mount.
+// Work left CREATING or DELETING when the daemon died is finished by the
+// next mount: the catalog, not the process, holds it.
 func TestRecoveryResumesWork(t *testing.T) {
 	e := startEnv(t)
 	bucket := e.srv.Bucket(t)

@@ -609,7 +609,7 @@ var (
 // local the file stops being released (hsm.Fetched) and its map is dropped.
 // It returns the new state.
 //
-// Invariant 3 (design.md: a read never returns zeros from a hole as data)
+// A read never returns zeros from a hole as data (invariant 3): that rule
 // is kept by this order, and only by it:
 //
 //  1. the caller writes the chunk's bytes into the store file;
