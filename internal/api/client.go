@@ -186,13 +186,13 @@ func (c *Client) HSM(ctx context.Context, operation string, req HSMRequest) (HSM
 
 // Restore runs hsm Restore and calls fn for each event of its stream.
 func (c *Client) Restore(ctx context.Context, req HSMRequest, fn func(HSMEvent)) error {
-	return stream(ctx, c, "Restore", req, fn, func(ev HSMEvent) bool { return ev.Done })
+	return stream(ctx, c, HSMRestore, req, fn, func(ev HSMEvent) bool { return ev.Done })
 }
 
 // Wait runs hsm Wait and calls fn for each event of its stream; the last
 // one has Done set.
 func (c *Client) Wait(ctx context.Context, req HSMRequest, fn func(WaitEvent)) error {
-	return stream(ctx, c, "Wait", req, fn, func(ev WaitEvent) bool { return ev.Done })
+	return stream(ctx, c, HSMWait, req, fn, func(ev WaitEvent) bool { return ev.Done })
 }
 
 // stream posts an hsm operation answered by a stream of JSON lines and

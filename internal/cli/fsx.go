@@ -12,7 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 	"github.com/ferry-hpc/ferry/internal/output"
 	"github.com/ferry-hpc/ferry/internal/shorthand"
 )
@@ -104,22 +104,22 @@ func (o *fsxOpts) serviceError(op string, err error) error {
 
 // daemonTarget is a running daemon a command talks to.
 type daemonTarget struct {
-	reg    daemon.Registration
+	reg    mounts.Registration
 	client *api.Client
 }
 
-func newTarget(r daemon.Registration) daemonTarget {
+func newTarget(r mounts.Registration) daemonTarget {
 	return daemonTarget{reg: r, client: api.NewClient(r.Socket)}
 }
 
 // notRunning says which daemon was looked for, where, and how to start it.
 func notRunning(what string) error {
-	return api.Errorf(api.CodeFileSystemNotFound, "no running ferry daemon serves %s (looked in %s, set by $%s): mount the file system first with `ferry mount --store DIR MOUNTPOINT`", what, daemon.RuntimeDir(), daemon.RuntimeDirEnv)
+	return api.Errorf(api.CodeFileSystemNotFound, "no running ferry daemon serves %s (looked in %s, set by $%s): mount the file system first with `ferry mount --store DIR MOUNTPOINT`", what, mounts.RuntimeDir(), mounts.RuntimeDirEnv)
 }
 
 // running lists the live daemons that have a control socket.
-func running() ([]daemon.Registration, error) {
-	regs, err := daemon.List(daemon.RuntimeDir())
+func running() ([]mounts.Registration, error) {
+	regs, err := mounts.List(mounts.RuntimeDir())
 	if err != nil {
 		return nil, err
 	}
@@ -133,8 +133,8 @@ func running() ([]daemon.Registration, error) {
 }
 
 // byMount returns the daemon whose mount holds path (the deepest one).
-func byMount(regs []daemon.Registration, path string) (daemon.Registration, bool) {
-	var best daemon.Registration
+func byMount(regs []mounts.Registration, path string) (mounts.Registration, bool) {
+	var best mounts.Registration
 	found := false
 	for _, r := range regs {
 		if (path == r.MountPoint || strings.HasPrefix(path, r.MountPoint+"/")) && len(r.MountPoint) > len(best.MountPoint) {
@@ -183,7 +183,7 @@ func (o *fsxOpts) pick(fsID string) (t daemonTarget, ok bool, err error) {
 // pickOne is pick for commands that need exactly one daemon: with nothing
 // selecting one, the only running daemon is used.
 func (o *fsxOpts) pickOne(fsID string) (daemonTarget, error) {
-	return o.pickAmong(fsID, func(regs []daemon.Registration) (daemonTarget, error) {
+	return o.pickAmong(fsID, func(regs []mounts.Registration) (daemonTarget, error) {
 		ids := make([]string, len(regs))
 		for i, r := range regs {
 			ids[i] = r.FileSystemId
@@ -194,7 +194,7 @@ func (o *fsxOpts) pickOne(fsID string) (daemonTarget, error) {
 
 // pickAmong is pick, then the only running daemon, then several's choice
 // among the running ones.
-func (o *fsxOpts) pickAmong(fsID string, several func([]daemon.Registration) (daemonTarget, error)) (daemonTarget, error) {
+func (o *fsxOpts) pickAmong(fsID string, several func([]mounts.Registration) (daemonTarget, error)) (daemonTarget, error) {
 	t, ok, err := o.pick(fsID)
 	if err != nil || ok {
 		return t, err

@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
 )
 
 func newFsxCancelTaskCmd(o *fsxOpts) *cobra.Command {
@@ -24,7 +23,7 @@ DataRepositoryTaskNotFound.`,
 			if err := o.validate(); err != nil {
 				return err
 			}
-			op := daemon.OpCancelTask
+			op := api.OpCancelTask
 			var req api.CancelDataRepositoryTaskRequest
 			if err := readInputJSON(op, input, &req); err != nil {
 				return err
@@ -54,7 +53,7 @@ DataRepositoryTaskNotFound.`,
 func (o *fsxOpts) pickByTask(ctx context.Context, id string) (daemonTarget, error) {
 	return o.pickHolder(func(t daemonTarget) bool {
 		var resp api.DescribeDataRepositoryTasksResponse
-		err := t.client.Call(ctx, daemon.OpDescribeTasks, api.DescribeDataRepositoryTasksRequest{TaskIds: []string{id}}, &resp)
+		err := t.client.Call(ctx, api.OpDescribeTasks, api.DescribeDataRepositoryTasksRequest{TaskIds: []string{id}}, &resp)
 		return err == nil && len(resp.DataRepositoryTasks) == 1
 	}, api.Errorf(api.CodeDataRepositoryTaskNotFound, "task %s does not exist on any running file system: check the id (ferry fsx describe-data-repository-tasks lists them)", id))
 }

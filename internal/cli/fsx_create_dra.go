@@ -4,7 +4,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
 )
 
 func newFsxCreateDRACmd(o *fsxOpts) *cobra.Command {
@@ -44,7 +43,7 @@ it is an IncompatibleParameterError.`,
 				return err
 			}
 			var req api.CreateDataRepositoryAssociationRequest
-			if err := readInputJSON(daemon.OpCreateAssociation, input, &req); err != nil {
+			if err := readInputJSON(api.OpCreateAssociation, input, &req); err != nil {
 				return err
 			}
 			f := cmd.Flags()
@@ -87,10 +86,10 @@ it is an IncompatibleParameterError.`,
 			}
 			t, err := o.pickOne(req.FileSystemId)
 			if err != nil {
-				return o.serviceError(daemon.OpCreateAssociation, err)
+				return o.serviceError(api.OpCreateAssociation, err)
 			}
 			var resp api.CreateDataRepositoryAssociationResponse
-			return o.call(cmd.Context(), t, daemon.OpCreateAssociation, req, &resp)
+			return o.call(cmd.Context(), t, api.OpCreateAssociation, req, &resp)
 		},
 	}
 	f := cmd.Flags()

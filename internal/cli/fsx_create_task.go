@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
 )
 
 func newFsxCreateTaskCmd(o *fsxOpts) *cobra.Command {
@@ -56,7 +55,7 @@ export journal keeps them from exporting a file twice).`,
 			if err := o.validate(); err != nil {
 				return err
 			}
-			op := daemon.OpCreateTask
+			op := api.OpCreateTask
 			var req api.CreateDataRepositoryTaskRequest
 			if err := readInputJSON(op, input, &req); err != nil {
 				return err

@@ -6,7 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 )
 
 func newFsxDeleteDRACmd(o *fsxOpts) *cobra.Command {
@@ -26,7 +26,7 @@ path are deleted from the file system too; with --no-delete-data-in-file-system
 				return err
 			}
 			var req api.DeleteDataRepositoryAssociationRequest
-			if err := readInputJSON(daemon.OpDeleteAssociation, input, &req); err != nil {
+			if err := readInputJSON(api.OpDeleteAssociation, input, &req); err != nil {
 				return err
 			}
 			f := cmd.Flags()
@@ -44,7 +44,7 @@ path are deleted from the file system too; with --no-delete-data-in-file-system
 				req.ClientRequestToken = token
 			}
 			var resp api.DeleteDataRepositoryAssociationResponse
-			return o.callAssociation(cmd.Context(), daemon.OpDeleteAssociation, req.AssociationId, req, &resp)
+			return o.callAssociation(cmd.Context(), api.OpDeleteAssociation, req.AssociationId, req, &resp)
 		},
 	}
 	f := cmd.Flags()
@@ -61,7 +61,7 @@ path are deleted from the file system too; with --no-delete-data-in-file-system
 func (o *fsxOpts) pickByAssociation(ctx context.Context, id string) (daemonTarget, error) {
 	return o.pickHolder(func(t daemonTarget) bool {
 		var resp api.DescribeDataRepositoryAssociationsResponse
-		err := t.client.Call(ctx, daemon.OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{id}}, &resp)
+		err := t.client.Call(ctx, api.OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{id}}, &resp)
 		return err == nil && len(resp.Associations) == 1
 	}, api.Errorf(api.CodeDataRepositoryAssociationNotFound, "association %s does not exist on any running file system: check the id (ferry fsx describe-data-repository-associations lists them)", id))
 }
@@ -69,7 +69,7 @@ func (o *fsxOpts) pickByAssociation(ctx context.Context, id string) (daemonTarge
 // pickHolder is pickAmong where, among several daemons, the one for which
 // holds is true is chosen; none is notFound.
 func (o *fsxOpts) pickHolder(holds func(daemonTarget) bool, notFound error) (daemonTarget, error) {
-	return o.pickAmong("", func(regs []daemon.Registration) (daemonTarget, error) {
+	return o.pickAmong("", func(regs []mounts.Registration) (daemonTarget, error) {
 		for _, r := range regs {
 			t := newTarget(r)
 			if holds(t) {

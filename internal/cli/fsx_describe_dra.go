@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
 )
 
 func newFsxDescribeDRACmd(o *fsxOpts) *cobra.Command {
@@ -37,7 +36,7 @@ of the machine is described.`,
 				return err
 			}
 			var req api.DescribeDataRepositoryAssociationsRequest
-			if err := df.read(cmd, daemon.OpDescribeAssociations, &req, &req.AssociationIds, &req.Filters, &req.MaxResults, &req.NextToken); err != nil {
+			if err := df.read(cmd, api.OpDescribeAssociations, &req, &req.AssociationIds, &req.Filters, &req.MaxResults, &req.NextToken); err != nil {
 				return err
 			}
 			return o.describeDRAs(cmd.Context(), req)
@@ -92,7 +91,7 @@ func (df *describeFlags) read(cmd *cobra.Command, op string, req any, ids *[]str
 // selects, or to every running daemon (merged; paging then needs one).
 func (o *fsxOpts) describeDRAs(ctx context.Context, req api.DescribeDataRepositoryAssociationsRequest) error {
 	return describeAcross(ctx, o, describeSpec[api.DescribeDataRepositoryAssociationsRequest, api.DescribeDataRepositoryAssociationsResponse]{
-		op: daemon.OpDescribeAssociations, what: "associations", flag: "--association-ids",
+		op: api.OpDescribeAssociations, what: "associations", flag: "--association-ids",
 		filters: req.Filters, ids: req.AssociationIds, paged: req.NextToken != "" || req.MaxResults != nil,
 		notFound: api.CodeDataRepositoryAssociationNotFound,
 		empty: func() api.DescribeDataRepositoryAssociationsResponse {

@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
 )
 
 func newFsxDescribeFSCmd(o *fsxOpts) *cobra.Command {
@@ -26,7 +25,7 @@ catalog engine, control socket and daemon process.`,
   ferry fsx describe-file-systems --query "FileSystems[*].[FileSystemId,FerryConfiguration.MountPoint]" --output text`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			op := daemon.OpDescribeFileSystems
+			op := api.OpDescribeFileSystems
 			if err := o.validate(); err != nil {
 				return err
 			}

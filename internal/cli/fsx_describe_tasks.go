@@ -4,7 +4,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
 )
 
 func newFsxDescribeTasksCmd(o *fsxOpts) *cobra.Command {
@@ -33,11 +32,11 @@ machine is described.`,
 				return err
 			}
 			var req api.DescribeDataRepositoryTasksRequest
-			if err := df.read(cmd, daemon.OpDescribeTasks, &req, &req.TaskIds, &req.Filters, &req.MaxResults, &req.NextToken); err != nil {
+			if err := df.read(cmd, api.OpDescribeTasks, &req, &req.TaskIds, &req.Filters, &req.MaxResults, &req.NextToken); err != nil {
 				return err
 			}
 			return describeAcross(cmd.Context(), o, describeSpec[api.DescribeDataRepositoryTasksRequest, api.DescribeDataRepositoryTasksResponse]{
-				op: daemon.OpDescribeTasks, what: "tasks", flag: "--task-ids",
+				op: api.OpDescribeTasks, what: "tasks", flag: "--task-ids",
 				filters: req.Filters, ids: req.TaskIds, paged: req.NextToken != "" || req.MaxResults != nil,
 				notFound: api.CodeDataRepositoryTaskNotFound,
 				empty: func() api.DescribeDataRepositoryTasksResponse {

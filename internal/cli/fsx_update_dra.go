@@ -4,7 +4,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
 )
 
 func newFsxUpdateDRACmd(o *fsxOpts) *cobra.Command {
@@ -29,7 +28,7 @@ association at once).`,
 				return err
 			}
 			var req api.UpdateDataRepositoryAssociationRequest
-			if err := readInputJSON(daemon.OpUpdateAssociation, input, &req); err != nil {
+			if err := readInputJSON(api.OpUpdateAssociation, input, &req); err != nil {
 				return err
 			}
 			f := cmd.Flags()
@@ -46,7 +45,7 @@ association at once).`,
 				req.ClientRequestToken = token
 			}
 			var resp api.UpdateDataRepositoryAssociationResponse
-			return o.callAssociation(cmd.Context(), daemon.OpUpdateAssociation, req.AssociationId, req, &resp)
+			return o.callAssociation(cmd.Context(), api.OpUpdateAssociation, req.AssociationId, req, &resp)
 		},
 	}
 	f := cmd.Flags()

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 )
 
 // hsmOpts are the options of every hsm command.
@@ -80,7 +80,7 @@ func (o *hsmOpts) route(prefix string, args []string) (groups []*hsmGroup, faile
 			failed++
 			continue
 		}
-		var r daemon.Registration
+		var r mounts.Registration
 		ok := false
 		if fixed != nil {
 			r, ok = fixed.reg, true
@@ -93,7 +93,7 @@ func (o *hsmOpts) route(prefix string, args []string) (groups []*hsmGroup, faile
 			}
 		}
 		if !ok {
-			fmt.Fprintf(o.g.stderr, "%s: %s is not under a running ferry mount (looked in %s): mount its file system with `ferry mount --store DIR MOUNTPOINT`, or name it with --file-system-id\n", prefix, a, daemon.RuntimeDir())
+			fmt.Fprintf(o.g.stderr, "%s: %s is not under a running ferry mount (looked in %s): mount its file system with `ferry mount --store DIR MOUNTPOINT`, or name it with --file-system-id\n", prefix, a, mounts.RuntimeDir())
 			failed++
 			continue
 		}
@@ -165,9 +165,9 @@ func (o *hsmOpts) runEach(ctx context.Context, op, prefix string, args []string,
 // hsmFailure words a failed file as lfs does: "can't get hsm state for
 // PATH: No such file or directory"; a refusal keeps the daemon's reason.
 func hsmFailure(op, user string, f api.HSMFile) string {
-	if f.Errno != "" && (op == daemon.HSMState || op == daemon.HSMAction) {
+	if f.Errno != "" && (op == api.HSMState || op == api.HSMAction) {
 		what := "hsm state"
-		if op == daemon.HSMAction {
+		if op == api.HSMAction {
 			what = "hsm action"
 		}
 		return fmt.Sprintf("can't get %s for %s: %s", what, user, f.Errno)

@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
 )
 
 func newHsmActionCmd(o *hsmOpts) *cobra.Command {
@@ -18,7 +17,7 @@ func newHsmActionCmd(o *hsmOpts) *cobra.Command {
 		Example: `  ferry hsm action /fsx/ExtData/big.nc`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.runEach(cmd.Context(), daemon.HSMAction, "ferry hsm action", args, func(user string, f api.HSMFile) {
+			return o.runEach(cmd.Context(), api.HSMAction, "ferry hsm action", args, func(user string, f api.HSMFile) {
 				fmt.Fprintf(o.g.stdout, "%s: %s\n", user, f.Action)
 			})
 		},

@@ -4,7 +4,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
 )
 
 func newHsmArchiveCmd(o *hsmOpts) *cobra.Command {
@@ -25,7 +24,7 @@ or under one that is not AVAILABLE, fails with the reason and exit status 1.`,
   find /fsx/ExtData/run42 -type f -print0 | xargs -0 ferry hsm archive`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.runEach(cmd.Context(), daemon.HSMArchive, "ferry hsm archive", args, func(string, api.HSMFile) {})
+			return o.runEach(cmd.Context(), api.HSMArchive, "ferry hsm archive", args, func(string, api.HSMFile) {})
 		},
 	}
 }

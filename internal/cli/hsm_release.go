@@ -4,7 +4,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
 )
 
 func newHsmReleaseCmd(o *hsmOpts) *cobra.Command {
@@ -20,7 +19,7 @@ the exit status is 1.`,
   find /fsx/ExtData -name '*.nc' -print0 | xargs -0 ferry hsm release`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.runEach(cmd.Context(), daemon.HSMRelease, "ferry hsm release", args, func(string, api.HSMFile) {})
+			return o.runEach(cmd.Context(), api.HSMRelease, "ferry hsm release", args, func(string, api.HSMFile) {})
 		},
 	}
 }

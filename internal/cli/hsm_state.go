@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/daemon"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 )
 
@@ -20,7 +19,7 @@ func newHsmStateCmd(o *hsmOpts) *cobra.Command {
   find /fsx/ExtData -type f -exec ferry hsm state {} +`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return o.runEach(cmd.Context(), daemon.HSMState, "ferry hsm state", args, func(user string, f api.HSMFile) {
+			return o.runEach(cmd.Context(), api.HSMState, "ferry hsm state", args, func(user string, f api.HSMFile) {
 				fmt.Fprintln(o.g.stdout, hsm.FormatState(user, hsm.Flags(f.Flags), f.ArchiveId))
 			})
 		},

@@ -5,12 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/ferry-hpc/ferry/internal/associations"
 	"github.com/ferry-hpc/ferry/internal/daemon"
 	"github.com/ferry-hpc/ferry/internal/fusefs"
 	"github.com/ferry-hpc/ferry/internal/importer"
@@ -107,7 +108,7 @@ used archived files until it is below 80%.`,
 	f.DurationVar(&o.attrTimeout, "attr-timeout", time.Second, "how long the kernel caches attributes")
 	f.DurationVar(&o.negTimeout, "negative-timeout", time.Second, "how long the kernel caches failed lookups")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "also serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, or PORT for 127.0.0.1:PORT)")
-	f.DurationVar(&o.repoCheck, "repository-check-interval", daemon.DefaultAvailableCheckInterval, "how often an AVAILABLE association's repository is checked (0: never)")
+	f.DurationVar(&o.repoCheck, "repository-check-interval", associations.DefaultAvailableCheckInterval, "how often an AVAILABLE association's repository is checked (0: never)")
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", importer.DefaultFetchTimeout, "how long a read of a released file, or a directory's first listing, waits while the repository sends nothing (refused, hung) before it fails with EIO, e.g. 30s or 5m")
 	f.Float64Var(&o.autoRelease, "auto-release-above", 0, "start an AUTO_RELEASE_DATA task by itself when the store's file system is fuller than this fraction (0.8–1, e.g. 0.9; 0: never)")
 	f.BoolVar(&o.noPassthrough, "no-passthrough", false, "serve every read and write in the daemon, even where the kernel offers FUSE passthrough")
@@ -166,28 +167,10 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		return err
 	}
 	if o.background {
-		args := []string{"mount", "--store", store, "--catalog", catalog, "--log-level", strings.ToLower(level.String()),
-			"--entry-timeout", o.entryTimeout.String(), "--attr-timeout", o.attrTimeout.String(),
-			"--negative-timeout", o.negTimeout.String(), "--repository-check-interval", o.repoCheck.String(),
-			"--fetch-timeout", o.fetchTimeout.String()}
-		if metricsAddr != "" {
-			args = append(args, "--metrics-addr", metricsAddr)
-		}
-		if o.autoRelease != 0 {
-			args = append(args, "--auto-release-above", strconv.FormatFloat(o.autoRelease, 'g', -1, 64))
-		}
-		if o.debug {
-			args = append(args, "--debug")
-		}
-		if o.noPassthrough {
-			args = append(args, "--no-passthrough")
-		}
-		for _, f := range []struct{ name, val string }{{"--profile", g.profile}, {"--region", g.region}, {"--endpoint-url", g.endpointURL}} {
-			if f.val != "" {
-				args = append(args, f.name, f.val)
-			}
-		}
-		id, err := daemon.Background(cmd.Context(), append(args, "--", mp), g.stderr)
+		// The daemon is this command again, as the user typed it, without
+		// --background: every flag reaches it, those added later too.
+		args := withoutBackground(g.args, cmd.Flags())
+		id, err := daemon.Background(cmd.Context(), args, g.stderr)
 		if err != nil {
 			if errors.Is(err, daemon.ErrChildFailed) {
 				return &exitError{code: ExitFailed}
@@ -237,4 +220,35 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		logger.Info("signal: unmounting", "mountpoint", mp)
 		return d.Stop()
 	}
+}
+
+// withoutBackground returns args without --background (and
+// --background=VALUE) wherever it appears before "--"; a value given to
+// another flag (--store --background) and everything after "--" stay as
+// they are. flags are the mount command's (its own and the inherited
+// ones), to tell the flags that take a value.
+func withoutBackground(args []string, flags *pflag.FlagSet) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if a == "--background" || strings.HasPrefix(a, "--background=") {
+			continue
+		}
+		out = append(out, a)
+		var f *pflag.Flag
+		switch {
+		case strings.HasPrefix(a, "--") && !strings.Contains(a, "="):
+			f = flags.Lookup(a[2:])
+		case len(a) == 2 && a[0] == '-' && a[1] != '-':
+			f = flags.ShorthandLookup(a[1:])
+		}
+		if f != nil && f.NoOptDefVal == "" && i+1 < len(args) {
+			i++
+			out = append(out, args[i]) // the flag's value
+		}
+	}
+	return out
 }

@@ -1,12 +1,18 @@
 package cli_test
 
 import (
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/ferry-hpc/ferry/internal/cli"
+	"github.com/ferry-hpc/ferry/internal/mounts"
+	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
 // TestMountFetchTimeoutFlag: --fetch-timeout is documented with its
@@ -23,5 +29,57 @@ func TestMountFetchTimeoutFlag(t *testing.T) {
 		if r.code != cli.ExitSkipped || !strings.Contains(r.stderr, "--fetch-timeout") || !strings.Contains(r.stderr, "60s") {
 			t.Errorf("mount --fetch-timeout %s: exit %d (want %s), stderr:\n%s", v, r.code, strconv.Itoa(cli.ExitSkipped), r.stderr)
 		}
+	}
+}
+
+// TestMountBackgroundArgs: the daemon of `ferry mount --background` runs
+// with the arguments the user gave, --background left out, so no flag is
+// lost on the way; relative paths are taken from the directory ferry was
+// run in, and the daemon leaves it once its mount is ready.
+func TestMountBackgroundArgs(t *testing.T) {
+	testutil.NeedFUSE(t)
+	srv := testutil.SharedMinIO(t)
+	rt, work := t.TempDir(), t.TempDir()
+	for _, d := range []string{"st", "mp"} {
+		if err := os.Mkdir(filepath.Join(work, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mp := filepath.Join(work, "mp")
+	testutil.DetachOnCleanup(t, mp)
+	env := append(append(os.Environ(), srv.Env()...), "FERRY_RUNTIME_DIR="+rt)
+	args := []string{"--endpoint-url", srv.Endpoint, "mount", "--store", "st", "--background=true",
+		"--log-level", "debug", "--fetch-timeout", "90s", "--repository-check-interval", "7m",
+		"--metrics-addr", "0", "--auto-release-above", "0.95", "--entry-timeout", "2s", "--no-passthrough",
+		"--catalog", "sqlite://cat.db", "--", "mp"}
+	cmd := exec.Command(ferryBin, args...)
+	cmd.Dir, cmd.Env = work, env
+	if r := runCmd(t, cmd); r.code != 0 {
+		t.Fatalf("mount: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	t.Cleanup(func() {
+		cmd := exec.Command(ferryBin, "umount", mp)
+		cmd.Env = env
+		runCmd(t, cmd)
+	})
+	regs, err := mounts.List(rt)
+	if err != nil || len(regs) != 1 {
+		t.Fatalf("registrations: %+v %v", regs, err)
+	}
+	reg := regs[0]
+	if reg.Store != filepath.Join(work, "st") || reg.MountPoint != mp || reg.Catalog != "sqlite://"+filepath.Join(work, "cat.db") {
+		t.Errorf("relative paths not taken from ferry's directory: %+v", reg)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", reg.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")[1:]
+	want := slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--background=true" })
+	if !slices.Equal(got, want) {
+		t.Errorf("the background daemon runs with\n %q\nwant the mount's arguments without --background:\n %q", got, want)
+	}
+	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", reg.Pid)); err != nil || cwd != "/" {
+		t.Errorf("the daemon's working directory is %q (%v), want /", cwd, err)
 	}
 }

@@ -56,6 +56,9 @@ type globals struct {
 	cpuProfile  string
 	stdout      io.Writer
 	stderr      io.Writer
+	// args are the arguments ferry was run with (Main's), as given: a
+	// --background mount runs them again, without --background.
+	args []string
 }
 
 // s3Config returns the S3 configuration the global flags select.
@@ -63,9 +66,14 @@ func (g *globals) s3Config(maxConns int) s3x.Config {
 	return s3x.Config{Profile: g.profile, Region: g.region, EndpointURL: g.endpointURL, MaxConns: maxConns}
 }
 
-// NewRoot builds the ferry command tree.
+// NewRoot builds the ferry command tree for the process's own arguments
+// (os.Args, which `ferry mount --background` runs again).
 func NewRoot(stdout, stderr io.Writer) *cobra.Command {
-	g := &globals{stdout: stdout, stderr: stderr}
+	return newRoot(&globals{stdout: stdout, stderr: stderr, args: os.Args[1:]})
+}
+
+func newRoot(g *globals) *cobra.Command {
+	stdout, stderr := g.stdout, g.stderr
 	root := &cobra.Command{
 		Use:   "ferry",
 		Short: "Move data between POSIX file systems and S3-compatible stores",
@@ -100,13 +108,13 @@ Credentials, region and endpoint come from the standard AWS chain
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := NewRoot(stdout, stderr)
+	root := newRoot(&globals{stdout: stdout, stderr: stderr, args: args})
 	root.SetArgs(expandListFlags(args))
 	var stopProfile func()
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		path, _ := cmd.Flags().GetString("cpuprofile")
-		if path == "" {
-			return nil
+		if bg, _ := cmd.Flags().GetBool("background"); path == "" || bg {
+			return nil // a --background mount: the daemon it starts profiles
 		}
 		f, err := os.Create(path)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/daemon"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 )
 
 func newUmountCmd(g *globals) *cobra.Command {
@@ -42,7 +43,7 @@ the mount at once and lets the daemon exit when the last open file is closed.`,
 			if err != nil {
 				return err
 			}
-			reg, registered := daemon.Lookup(daemon.RuntimeDir(), mp)
+			reg, registered := mounts.Lookup(mounts.RuntimeDir(), mp)
 			err = daemon.UnmountAndWait("", mp, lazy, timeout)
 			if errors.Is(err, daemon.ErrNotMounted) || errors.Is(err, daemon.ErrNotFerry) || errors.Is(err, daemon.ErrBusy) {
 				return &exitError{code: ExitFailed, err: err}
@@ -64,7 +65,7 @@ the mount at once and lets the daemon exit when the last open file is closed.`,
 // reportPending says how many exports a stopped daemon left in the journal
 // (read from its catalog), or, after --lazy, how many the daemon still has
 // to do while it runs on.
-func reportPending(ctx context.Context, g *globals, reg daemon.Registration, lazy bool) {
+func reportPending(ctx context.Context, g *globals, reg mounts.Registration, lazy bool) {
 	if lazy {
 		c := api.NewClient(reg.Socket)
 		defer c.Close()

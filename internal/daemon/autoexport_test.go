@@ -13,7 +13,8 @@ import (
 // Writes through the mount reach the repository with nothing else done:
 // the mount journals them (write hooks), the exporter exports them, hsm
 // wait drains; a rename moves the object; an unlink without DELETED in the
-// policy leaves it (invariant 5).
+// policy leaves it (ferry deletes an object only with DELETED in the
+// policy).
 func TestAutoExportThroughTheMount(t *testing.T) {
 	e := startExportEnv(t, nil)
 	bucket := e.srv.Bucket(t)

@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/mounts"
 )
 
 // ReadyFDEnv, set in a --background child's environment, names the
@@ -24,13 +26,15 @@ const ReadyFDEnv = "FERRY_MOUNT_READY_FD"
 // What it printed has already been copied to the caller's stderr.
 var ErrChildFailed = errors.New("the background daemon exited before the mount was ready")
 
-// Background runs this executable with args (a `ferry mount` command line
-// without --background) as a detached daemon: a new session, stdin from
-// /dev/null, working directory "/" (so it pins no file system). Until the
-// mount is ready the child's output is copied to stderr, so errors reach the
-// user; then the child moves its output to <runtime dir>/<id>.log, writes
-// "ready <id>" on the pipe named by ReadyFDEnv and closes it. Background
-// returns the FileSystemId then. If ctx ends first, the child is killed.
+// Background runs this executable with args (the `ferry mount` command
+// line as the user gave it, without --background) as a detached daemon: a
+// new session, stdin from /dev/null, in the caller's working directory, so
+// relative paths mean what they meant to the user (the daemon moves to "/"
+// once its mount is ready, and pins no file system). Until the mount is
+// ready the child's output is copied to stderr, so errors reach the user;
+// then the child moves its output to <runtime dir>/<id>.log, writes "ready
+// <id>" on the pipe named by ReadyFDEnv and closes it. Background returns
+// the FileSystemId then. If ctx ends first, the child is killed.
 func Background(ctx context.Context, args []string, stderr io.Writer) (string, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -47,7 +51,6 @@ func Background(ctx context.Context, args []string, stderr io.Writer) (string, e
 		return "", err
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Dir = "/"
 	cmd.Env = append(os.Environ(), ReadyFDEnv+"=3")
 	cmd.ExtraFiles = []*os.File{readyW}
 	cmd.Stdout, cmd.Stderr = outW, outW
@@ -69,7 +72,7 @@ func Background(ctx context.Context, args []string, stderr io.Writer) (string, e
 	defer stop()
 	msg, _ := io.ReadAll(io.LimitReader(ready, 4096))
 	id, ok := strings.CutPrefix(strings.TrimSpace(string(msg)), "ready ")
-	if ok && ValidID(id) {
+	if ok && mounts.ValidID(id) {
 		<-copied
 		cmd.Process.Release()
 		return id, nil
@@ -82,10 +85,17 @@ func Background(ctx context.Context, args []string, stderr io.Writer) (string, e
 	return "", fmt.Errorf("%w (%v)", ErrChildFailed, werr)
 }
 
-// notifyReady is the child's side of Background, called once the mount
-// serves: output goes to the log file from now on, and the parent learns
-// the id. It does nothing in a daemon not started by Background.
+// notifyReady is the child's side of Background, the last start step:
+// output goes to the log file from now on, and the parent learns the id.
+// It does nothing in a daemon not started by Background.
 func (d *Daemon) notifyReady() error {
+	if err := d.tellParent(); err != nil {
+		return fmt.Errorf("background daemon: %w", err)
+	}
+	return nil
+}
+
+func (d *Daemon) tellParent() error {
 	v := os.Getenv(ReadyFDEnv)
 	if v == "" {
 		return nil
@@ -97,6 +107,10 @@ func (d *Daemon) notifyReady() error {
 	}
 	ready := os.NewFile(uintptr(fd), "ready")
 	defer ready.Close()
+	// Every path is absolute by now (Start made them so).
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
 	logf, err := os.OpenFile(d.logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return fmt.Errorf("log file: %w", err)

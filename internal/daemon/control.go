@@ -3,29 +3,23 @@ package daemon
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 )
 
-// The control API (design.md "Control plane"; wire protocol in
-// docs/architecture.md and internal/api/client.go): HTTP/1.1 + JSON on the
+// The control API (wire protocol in docs/architecture.md, "Control plane",
+// and internal/api/client.go): HTTP/1.1 + JSON on the
 // Unix socket <runtime dir>/<fs-id>.sock, mode 0600, so only the daemon's
 // owner (and root) can manage the file system.
-
-// socketPath is the control socket of file system id in dir.
-func socketPath(dir, id string) string { return filepath.Join(dir, id+".sock") }
 
 // listenControl creates the socket with mode 0600 from the start: it is
 // bound under a temporary name, restricted, then renamed into place, so no
@@ -33,7 +27,7 @@ func socketPath(dir, id string) string { return filepath.Join(dir, id+".sock") }
 // killed daemon is replaced (register already made sure no live daemon
 // owns the id).
 func listenControl(dir, id string) (net.Listener, string, error) {
-	p := socketPath(dir, id)
+	p := mounts.SocketPath(dir, id)
 	tmp := p + ".tmp." + strconv.Itoa(os.Getpid())
 	os.Remove(tmp)
 	l, err := net.Listen("unix", tmp)
@@ -104,26 +98,24 @@ func call[Req, Resp any](w http.ResponseWriter, r *http.Request, op string, fn f
 func (d *Daemon) serveFSx(w http.ResponseWriter, r *http.Request) {
 	op := r.PathValue("op")
 	switch op {
-	case OpCreateAssociation:
+	case api.OpCreateAssociation:
 		call(w, r, op, d.assoc.Create)
-	case OpDescribeAssociations:
+	case api.OpDescribeAssociations:
 		call(w, r, op, d.assoc.Describe)
-	case OpUpdateAssociation:
+	case api.OpUpdateAssociation:
 		call(w, r, op, d.assoc.Update)
-	case OpDeleteAssociation:
+	case api.OpDeleteAssociation:
 		call(w, r, op, d.assoc.Delete)
-	case OpDescribeFileSystems:
+	case api.OpDescribeFileSystems:
 		call(w, r, op, d.describeFileSystems)
-	case OpCreateTask:
+	case api.OpCreateTask:
 		call(w, r, op, d.createTask)
-	case OpDescribeTasks:
+	case api.OpDescribeTasks:
 		call(w, r, op, d.describeTasks)
-	case OpCancelTask:
+	case api.OpCancelTask:
 		call(w, r, op, d.cancelTask)
 	default:
-		writeError(w, api.BadRequestf("unknown operation %q: this daemon serves %s", op, strings.Join([]string{
-			OpCreateAssociation, OpDescribeAssociations, OpUpdateAssociation, OpDeleteAssociation, OpDescribeFileSystems,
-			OpCreateTask, OpDescribeTasks, OpCancelTask}, ", ")))
+		writeError(w, api.BadRequestf("unknown operation %q: this daemon serves %s", op, strings.Join(api.FSxOps, ", ")))
 	}
 }
 
@@ -170,76 +162,4 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// newMetrics registers the daemon's metrics: FUSE counters, importer and
-// exporter counters, the export journal's backlog, associations by
-// lifecycle.
-func (d *Daemon) newMetrics() *prometheus.Registry {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector())
-	reg.MustRegister(metricsCollector{d})
-	return reg
-}
-
-// metricsCollector reads the counters when scraped (an unchecked
-// collector: the importer's counter names come from the importer).
-type metricsCollector struct{ d *Daemon }
-
-func (metricsCollector) Describe(chan<- *prometheus.Desc) {}
-
-func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
-	d := c.d
-	counter := func(name, help string, v uint64, labels ...string) {
-		var keys, vals []string
-		for i := 0; i+1 < len(labels); i += 2 {
-			keys, vals = append(keys, labels[i]), append(vals, labels[i+1])
-		}
-		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, help, keys, nil), prometheus.CounterValue, float64(v), vals...)
-	}
-	if d.fsys != nil {
-		s := &d.fsys.Stats
-		counter("ferry_fuse_opens_total", "Opens served by the daemon.", s.Opens.Load())
-		counter("ferry_fuse_passthrough_opens_total", "Opens handed to the kernel's FUSE passthrough.", s.PassthroughOpens.Load())
-		counter("ferry_fuse_reads_total", "Reads served by the daemon (passthrough reads never reach it).", s.Reads.Load())
-		counter("ferry_fuse_writes_total", "Writes served by the daemon.", s.Writes.Load())
-	}
-	counters, refused := d.plane.Counters()
-	for name, v := range counters {
-		counter("ferry_importer_"+name, "Importer counter "+name+".", v)
-	}
-	for name, v := range d.plane.Gauges() {
-		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc("ferry_importer_"+name, importerGaugeHelp[name], nil, nil), prometheus.GaugeValue, v)
-	}
-	for code, v := range refused {
-		counter("ferry_importer_refused_keys_by_code_total", "S3 keys refused by the importer, by error code.", uint64(v), "code", code)
-	}
-	d.collectExport(ch, counter)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if all, err := d.cat.Associations(ctx); err == nil {
-		n := map[api.DataRepositoryLifecycle]int{}
-		for _, a := range all {
-			n[a.Lifecycle]++
-		}
-		desc := prometheus.NewDesc("ferry_associations", "Data repository associations by lifecycle.", []string{"lifecycle"}, nil)
-		for _, l := range []api.DataRepositoryLifecycle{api.LifecycleCreating, api.LifecycleAvailable, api.LifecycleMisconfigured, api.LifecycleUpdating, api.LifecycleDeleting, api.LifecycleFailed} {
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, float64(n[l]), string(l))
-		}
-	}
-}
-
-// importerGaugeHelp describes the importer's gauges.
-var importerGaugeHelp = map[string]string{
-	"fetches_in_flight":     "Fetches of released files' data from the repository running now (demand reads, readahead, restores).",
-	"fetches_stalled":       "Fetches that have received no byte from the repository for a whole attempt's timeout or longer; they fail with EIO after --fetch-timeout.",
-	"fetch_stalled_seconds": "The longest time without a byte among the stalled fetches (0: none stalled).",
-}
-
-// serveControl serves the control API until the listener closes.
-func (d *Daemon) serveControl(l net.Listener) {
-	err := d.http.Serve(l)
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		d.log.Error("control API stopped", "err", err)
-	}
 }

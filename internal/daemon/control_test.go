@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
@@ -52,14 +53,14 @@ func (e *env) startWith(recheck time.Duration) {
 		e.t.Fatal(err)
 	}
 	e.d = d
-	e.c = api.NewClient(socketPath(e.rt, d.ID()))
+	e.c = api.NewClient(mounts.SocketPath(e.rt, d.ID()))
 	e.t.Cleanup(func() { e.c.Close(); d.Stop() })
 }
 
 func (e *env) create(req api.CreateDataRepositoryAssociationRequest) (api.DataRepositoryAssociation, error) {
 	req.FileSystemId = e.d.ID()
 	var resp api.CreateDataRepositoryAssociationResponse
-	err := e.c.Call(context.Background(), OpCreateAssociation, req, &resp)
+	err := e.c.Call(context.Background(), api.OpCreateAssociation, req, &resp)
 	if err != nil {
 		return api.DataRepositoryAssociation{}, err
 	}
@@ -69,7 +70,7 @@ func (e *env) create(req api.CreateDataRepositoryAssociationRequest) (api.DataRe
 func (e *env) describe(id string) api.DataRepositoryAssociation {
 	e.t.Helper()
 	var resp api.DescribeDataRepositoryAssociationsResponse
-	if err := e.c.Call(context.Background(), OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{id}}, &resp); err != nil {
+	if err := e.c.Call(context.Background(), api.OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{id}}, &resp); err != nil {
 		e.t.Fatal(err)
 	}
 	return resp.Associations[0]
@@ -87,17 +88,17 @@ func (e *env) waitState(id string, want api.DataRepositoryLifecycle) api.DataRep
 
 func TestControlSocketAndRegistration(t *testing.T) {
 	e := startEnv(t)
-	sock := socketPath(e.rt, e.d.ID())
+	sock := mounts.SocketPath(e.rt, e.d.ID())
 	fi, err := os.Stat(sock)
 	if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket %v mode %v", err, fi.Mode())
 	}
-	regs, _ := List(e.rt)
+	regs, _ := mounts.List(e.rt)
 	if len(regs) != 1 || regs[0].Socket != sock {
 		t.Fatalf("registration %+v", regs)
 	}
 	var fsr api.DescribeFileSystemsResponse
-	if err := e.c.Call(context.Background(), OpDescribeFileSystems, api.DescribeFileSystemsRequest{}, &fsr); err != nil {
+	if err := e.c.Call(context.Background(), api.OpDescribeFileSystems, api.DescribeFileSystemsRequest{}, &fsr); err != nil {
 		t.Fatal(err)
 	}
 	if len(fsr.FileSystems) != 1 || fsr.FileSystems[0].FileSystemId != e.d.ID() || fsr.FileSystems[0].FerryConfiguration.MountPoint != e.mp {
@@ -108,12 +109,12 @@ func TestControlSocketAndRegistration(t *testing.T) {
 	if !api.IsCode(err, api.CodeBadRequest) {
 		t.Errorf("unknown operation: %v", err)
 	}
-	err = e.c.Call(context.Background(), OpCreateAssociation, map[string]any{"FileSystemID": "x"}, &struct{}{})
+	err = e.c.Call(context.Background(), api.OpCreateAssociation, map[string]any{"FileSystemID": "x"}, &struct{}{})
 	if !api.IsCode(err, api.CodeBadRequest) || !strings.Contains(err.Error(), "FileSystemID") {
 		t.Errorf("misspelt member: %v", err)
 	}
 	var cr api.CreateDataRepositoryAssociationResponse
-	err = e.c.Call(context.Background(), OpCreateAssociation, api.CreateDataRepositoryAssociationRequest{FileSystemId: "fs-0123456789abcdef0", FileSystemPath: "/z", DataRepositoryPath: "s3://bbb/z"}, &cr)
+	err = e.c.Call(context.Background(), api.OpCreateAssociation, api.CreateDataRepositoryAssociationRequest{FileSystemId: "fs-0123456789abcdef0", FileSystemPath: "/z", DataRepositoryPath: "s3://bbb/z"}, &cr)
 	if !api.IsCode(err, api.CodeFileSystemNotFound) {
 		t.Errorf("other file system: %v", err)
 	}
@@ -173,7 +174,7 @@ func TestUpdateRechecksAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ur api.UpdateDataRepositoryAssociationResponse
-	if err := e.c.Call(context.Background(), OpUpdateAssociation, api.UpdateDataRepositoryAssociationRequest{AssociationId: a.AssociationId, S3: &api.S3DataRepositoryConfiguration{}}, &ur); err != nil {
+	if err := e.c.Call(context.Background(), api.OpUpdateAssociation, api.UpdateDataRepositoryAssociationRequest{AssociationId: a.AssociationId, S3: &api.S3DataRepositoryConfiguration{}}, &ur); err != nil {
 		t.Fatal(err)
 	}
 	e.waitState(a.AssociationId, api.LifecycleAvailable)
@@ -198,7 +199,7 @@ func TestRepositoryCheckWriteAndUpdate(t *testing.T) {
 	}
 	chunk := int32(64)
 	var ur api.UpdateDataRepositoryAssociationResponse
-	if err := e.c.Call(context.Background(), OpUpdateAssociation, api.UpdateDataRepositoryAssociationRequest{AssociationId: a.AssociationId, ImportedFileChunkSize: &chunk}, &ur); err != nil {
+	if err := e.c.Call(context.Background(), api.OpUpdateAssociation, api.UpdateDataRepositoryAssociationRequest{AssociationId: a.AssociationId, ImportedFileChunkSize: &chunk}, &ur); err != nil {
 		t.Fatal(err)
 	}
 	if ur.Association.Lifecycle != api.LifecycleUpdating || ur.Association.ImportedFileChunkSize != 64 {
@@ -210,7 +211,7 @@ func TestRepositoryCheckWriteAndUpdate(t *testing.T) {
 	}
 	// Delete without data: the directory stays; the association goes.
 	var dr api.DeleteDataRepositoryAssociationResponse
-	if err := e.c.Call(context.Background(), OpDeleteAssociation, api.DeleteDataRepositoryAssociationRequest{AssociationId: a.AssociationId}, &dr); err != nil {
+	if err := e.c.Call(context.Background(), api.OpDeleteAssociation, api.DeleteDataRepositoryAssociationRequest{AssociationId: a.AssociationId}, &dr); err != nil {
 		t.Fatal(err)
 	}
 	if dr.Lifecycle != api.LifecycleDeleting || dr.DeleteDataInFileSystem {
@@ -218,7 +219,7 @@ func TestRepositoryCheckWriteAndUpdate(t *testing.T) {
 	}
 	testutil.Eventually(t, 20*time.Second, "association gone", func() bool {
 		var resp api.DescribeDataRepositoryAssociationsResponse
-		err := e.c.Call(context.Background(), OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{a.AssociationId}}, &resp)
+		err := e.c.Call(context.Background(), api.OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{a.AssociationId}}, &resp)
 		return api.IsCode(err, api.CodeDataRepositoryAssociationNotFound)
 	})
 	if _, err := os.Stat(filepath.Join(e.st, "w")); err != nil {
@@ -239,7 +240,7 @@ func TestDeleteDataInFileSystem(t *testing.T) {
 	os.WriteFile(filepath.Join(e.mp, "gone/keep"), []byte("x"), 0o644)
 	yes := true
 	var dr api.DeleteDataRepositoryAssociationResponse
-	if err := e.c.Call(context.Background(), OpDeleteAssociation, api.DeleteDataRepositoryAssociationRequest{AssociationId: a.AssociationId, DeleteDataInFileSystem: &yes, ClientRequestToken: "del-1"}, &dr); err != nil {
+	if err := e.c.Call(context.Background(), api.OpDeleteAssociation, api.DeleteDataRepositoryAssociationRequest{AssociationId: a.AssociationId, DeleteDataInFileSystem: &yes, ClientRequestToken: "del-1"}, &dr); err != nil {
 		t.Fatal(err)
 	}
 	if !dr.DeleteDataInFileSystem {
@@ -253,18 +254,18 @@ func TestDeleteDataInFileSystem(t *testing.T) {
 		t.Errorf("a file outside the association went: %v", err)
 	}
 	// The same token with the same request replays; with another, it is refused.
-	if err := e.c.Call(context.Background(), OpDeleteAssociation, api.DeleteDataRepositoryAssociationRequest{AssociationId: a.AssociationId, DeleteDataInFileSystem: &yes, ClientRequestToken: "del-1"}, &dr); err != nil {
+	if err := e.c.Call(context.Background(), api.OpDeleteAssociation, api.DeleteDataRepositoryAssociationRequest{AssociationId: a.AssociationId, DeleteDataInFileSystem: &yes, ClientRequestToken: "del-1"}, &dr); err != nil {
 		t.Errorf("replayed delete: %v", err)
 	}
 	no := false
-	err = e.c.Call(context.Background(), OpDeleteAssociation, api.DeleteDataRepositoryAssociationRequest{AssociationId: a.AssociationId, DeleteDataInFileSystem: &no, ClientRequestToken: "del-1"}, &dr)
+	err = e.c.Call(context.Background(), api.OpDeleteAssociation, api.DeleteDataRepositoryAssociationRequest{AssociationId: a.AssociationId, DeleteDataInFileSystem: &no, ClientRequestToken: "del-1"}, &dr)
 	if !api.IsCode(err, api.CodeIncompatibleParameterError) {
 		t.Errorf("delete with a reused token: %v", err)
 	}
 }
 
-// Invariant 7: work left CREATING or DELETING when the daemon died is
-// finished by the next mount.
+// Work left CREATING or DELETING when the daemon died is finished by the
+// next mount: the catalog, not the process, holds it.
 func TestRecoveryResumesWork(t *testing.T) {
 	e := startEnv(t)
 	bucket := e.srv.Bucket(t)
@@ -296,7 +297,7 @@ func TestRecoveryResumesWork(t *testing.T) {
 	e.waitState("dra-00000000000000001", api.LifecycleAvailable)
 	testutil.Eventually(t, 20*time.Second, "deleting association gone", func() bool {
 		var resp api.DescribeDataRepositoryAssociationsResponse
-		err := e.c.Call(ctx, OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{"dra-00000000000000002"}}, &resp)
+		err := e.c.Call(ctx, api.OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{"dra-00000000000000002"}}, &resp)
 		return api.IsCode(err, api.CodeDataRepositoryAssociationNotFound)
 	})
 	if _, err := os.Stat(filepath.Join(e.st, "d")); !errors.Is(err, os.ErrNotExist) {
@@ -327,12 +328,12 @@ func TestFailedAndDeleteMisconfigured(t *testing.T) {
 	e.waitState(m.AssociationId, api.LifecycleMisconfigured)
 	for _, id := range []string{a.AssociationId, m.AssociationId} {
 		var dr api.DeleteDataRepositoryAssociationResponse
-		if err := e.c.Call(context.Background(), OpDeleteAssociation, api.DeleteDataRepositoryAssociationRequest{AssociationId: id}, &dr); err != nil {
+		if err := e.c.Call(context.Background(), api.OpDeleteAssociation, api.DeleteDataRepositoryAssociationRequest{AssociationId: id}, &dr); err != nil {
 			t.Fatal(err)
 		}
 		testutil.Eventually(t, 20*time.Second, id+" gone", func() bool {
 			var resp api.DescribeDataRepositoryAssociationsResponse
-			err := e.c.Call(context.Background(), OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{id}}, &resp)
+			err := e.c.Call(context.Background(), api.OpDescribeAssociations, api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{id}}, &resp)
 			return api.IsCode(err, api.CodeDataRepositoryAssociationNotFound)
 		})
 	}

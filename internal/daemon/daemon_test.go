@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-hpc/ferry/internal/mounts"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
@@ -38,13 +39,13 @@ func TestFileSystemIDShape(t *testing.T) {
 	seen := map[string]bool{}
 	for range 100 {
 		id, err := NewFileSystemID()
-		if err != nil || !ValidID(id) || len(id) != 20 || seen[id] {
+		if err != nil || !mounts.ValidID(id) || len(id) != 20 || seen[id] {
 			t.Fatalf("id %q err %v", id, err)
 		}
 		seen[id] = true
 	}
 	for _, bad := range []string{"fs-0123456789abcdef", "fs-0123456789abcdefA", "fs-0123456789ABCDEF0", "xx-0123456789abcdef0", "fs-0123456789abcdef01"} {
-		if ValidID(bad) {
+		if mounts.ValidID(bad) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
@@ -58,7 +59,7 @@ func TestIdentityStable(t *testing.T) {
 	}
 	defer st.Close()
 	a, created, err := LoadIdentity(st)
-	if err != nil || !created || !ValidID(a.FileSystemId) || a.FormatVersion != 1 {
+	if err != nil || !created || !mounts.ValidID(a.FileSystemId) || a.FormatVersion != 1 {
 		t.Fatalf("first load %+v created=%v err=%v", a, created, err)
 	}
 	b, created, err := LoadIdentity(st)
@@ -132,7 +133,7 @@ func TestStartStop(t *testing.T) {
 	if !d.Created() {
 		t.Error("first mount did not initialise the store")
 	}
-	regs, err := List(rt)
+	regs, err := mounts.List(rt)
 	if err != nil || len(regs) != 1 || regs[0].FileSystemId != d.ID() || regs[0].Pid != os.Getpid() || regs[0].MountPoint != mp || regs[0].Store != st {
 		t.Fatalf("registrations %+v %v", regs, err)
 	}
@@ -142,7 +143,7 @@ func TestStartStop(t *testing.T) {
 	// A second mount of the same store is refused while this one runs.
 	mp2 := t.TempDir()
 	testutil.DetachOnCleanup(t, mp2)
-	if _, err := Start(Config{Store: st, MountPoint: mp2, RuntimeDir: rt}); !errors.Is(err, ErrAlreadyMounted) {
+	if _, err := Start(Config{Store: st, MountPoint: mp2, RuntimeDir: rt}); !errors.Is(err, mounts.ErrAlreadyMounted) {
 		t.Fatalf("second mount of the store: %v", err)
 	}
 	if err := d.Stop(); err != nil {
@@ -153,10 +154,10 @@ func TestStartStop(t *testing.T) {
 	default:
 		t.Fatal("Stop returned before the daemon finished")
 	}
-	if _, ok, _ := Mounted(mp); ok {
+	if _, ok, _ := mounts.Mounted(mp); ok {
 		t.Fatal("still mounted")
 	}
-	if regs, _ := List(rt); len(regs) != 0 {
+	if regs, _ := mounts.List(rt); len(regs) != 0 {
 		t.Fatalf("registration left behind: %+v", regs)
 	}
 	if _, err := os.Stat(filepath.Join(rt, d.ID()+".json")); !errors.Is(err, os.ErrNotExist) {
@@ -170,7 +171,7 @@ func TestStartStop(t *testing.T) {
 // ferry runs the built binary with the runtime directory rt.
 func ferry(rt string, args ...string) *exec.Cmd {
 	cmd := exec.Command(ferryBin, args...)
-	cmd.Env = append(os.Environ(), RuntimeDirEnv+"="+rt)
+	cmd.Env = append(os.Environ(), mounts.RuntimeDirEnv+"="+rt)
 	return cmd
 }
 
@@ -220,17 +221,17 @@ func TestForegroundSIGTERM(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatalf("no id printed; stderr: %s", stderr.String())
 	}
-	if !ValidID(id) {
+	if !mounts.ValidID(id) {
 		t.Fatalf("printed %q; stderr: %s", id, stderr.String())
 	}
 	// The id is printed once the mount serves.
-	if m, ok, _ := Mounted(mp); !ok || m.FSType != FSType {
+	if m, ok, _ := mounts.Mounted(mp); !ok || m.FSType != FSType {
 		t.Fatalf("not mounted when the id was printed: %+v", m)
 	}
 	if err := os.WriteFile(filepath.Join(mp, "f"), []byte("data"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if reg, ok := Lookup(rt, mp); !ok || reg.Pid != cmd.Process.Pid || reg.FileSystemId != id {
+	if reg, ok := mounts.Lookup(rt, mp); !ok || reg.Pid != cmd.Process.Pid || reg.FileSystemId != id {
 		t.Fatalf("registration %+v %v", reg, ok)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -245,7 +246,7 @@ func TestForegroundSIGTERM(t *testing.T) {
 		cmd.Process.Kill()
 		t.Fatalf("no exit after SIGTERM; stderr: %s", stderr.String())
 	}
-	if _, ok, _ := Mounted(mp); ok {
+	if _, ok, _ := mounts.Mounted(mp); ok {
 		t.Fatal("still mounted after SIGTERM")
 	}
 	if _, err := os.Stat(filepath.Join(rt, id+".json")); !errors.Is(err, os.ErrNotExist) {
@@ -271,7 +272,7 @@ func TestBackgroundRemountUmount(t *testing.T) {
 			t.Fatalf("mount --background: exit %d: %s", code, errOut)
 		}
 		id := strings.TrimSpace(out)
-		if !ValidID(id) {
+		if !mounts.ValidID(id) {
 			t.Fatalf("printed %q", out)
 		}
 		ids = append(ids, id)
@@ -280,7 +281,7 @@ func TestBackgroundRemountUmount(t *testing.T) {
 		if err := unix.Stat(mp, &now); err != nil || now.Dev == before.Dev {
 			t.Fatalf("mountpoint not mounted on return (dev %d → %d, %v)", before.Dev, now.Dev, err)
 		}
-		reg, ok := Lookup(rt, mp)
+		reg, ok := mounts.Lookup(rt, mp)
 		if !ok || reg.FileSystemId != id || reg.LogFile == "" {
 			t.Fatalf("registration %+v %v", reg, ok)
 		}
@@ -300,10 +301,10 @@ func TestBackgroundRemountUmount(t *testing.T) {
 			t.Fatalf("umount: exit %d: %s", code, errOut)
 		}
 		// umount waits for the daemon.
-		if alive(reg.Pid) {
+		if mounts.Alive(reg.Pid) {
 			t.Fatalf("daemon %d still running after umount", reg.Pid)
 		}
-		if _, ok, _ := Mounted(mp); ok {
+		if _, ok, _ := mounts.Mounted(mp); ok {
 			t.Fatal("still mounted")
 		}
 		if log, err := os.ReadFile(reg.LogFile); err != nil || !strings.Contains(string(log), "unmounted") {
@@ -357,7 +358,7 @@ func TestUmountErrors(t *testing.T) {
 	if _, errOut, code := run(t, rt, "mount", "--background", "--store", st, mp); code != 0 {
 		t.Fatalf("mount: %s", errOut)
 	}
-	reg, _ := Lookup(rt, mp)
+	reg, _ := mounts.Lookup(rt, mp)
 	f, err := os.Create(filepath.Join(mp, "open"))
 	if err != nil {
 		t.Fatal(err)
@@ -371,18 +372,18 @@ func TestUmountErrors(t *testing.T) {
 		f.Close()
 		t.Fatalf("lazy: exit %d: %s", code, errOut)
 	}
-	if _, ok, _ := Mounted(mp); ok {
+	if _, ok, _ := mounts.Mounted(mp); ok {
 		t.Fatal("still mounted after a lazy umount")
 	}
 	// The open file keeps working; the daemon exits once it is closed.
 	if _, err := f.WriteString("after detach"); err != nil {
 		t.Fatal(err)
 	}
-	if !alive(reg.Pid) {
+	if !mounts.Alive(reg.Pid) {
 		t.Fatal("daemon exited with a file still open")
 	}
 	f.Close()
-	testutil.Eventually(t, 30*time.Second, "the daemon to exit", func() bool { return !alive(reg.Pid) })
+	testutil.Eventually(t, 30*time.Second, "the daemon to exit", func() bool { return !mounts.Alive(reg.Pid) })
 	if b, _ := os.ReadFile(filepath.Join(st, "open")); string(b) != "after detach" {
 		t.Fatalf("store file %q", b)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
@@ -62,7 +63,7 @@ func (e *env) startExport(mod func(*Config)) {
 		e.t.Fatal(err)
 	}
 	e.d = d
-	e.c = api.NewClient(socketPath(e.rt, d.ID()))
+	e.c = api.NewClient(mounts.SocketPath(e.rt, d.ID()))
 	e.t.Cleanup(func() { e.c.Close(); d.Stop() })
 }
 
@@ -224,7 +225,7 @@ func TestWaitTimeoutAndParked(t *testing.T) {
 		t.Errorf("pending entry: %+v", f)
 	}
 	// hsm action shows the pending export as lfs shows a queued archive.
-	resp, err := e.c.HSM(context.Background(), HSMAction, api.HSMRequest{Paths: []string{filepath.Join(e.mp, "bad/stuck.txt"), filepath.Join(e.mp, "good")}})
+	resp, err := e.c.HSM(context.Background(), api.HSMAction, api.HSMRequest{Paths: []string{filepath.Join(e.mp, "bad/stuck.txt"), filepath.Join(e.mp, "good")}})
 	if err != nil || resp.Files[0].Action != "ARCHIVE waiting (from 0 to EOF)" || resp.Files[1].Action != "NOOP" {
 		t.Errorf("hsm action: %+v %v", resp, err)
 	}
@@ -259,7 +260,7 @@ func TestArchive(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	resp, err := e.c.HSM(context.Background(), HSMArchive, api.HSMRequest{Paths: []string{p, filepath.Join(e.mp, "data/missing"), filepath.Join(e.mp, "outside.txt")}})
+	resp, err := e.c.HSM(context.Background(), api.HSMArchive, api.HSMRequest{Paths: []string{p, filepath.Join(e.mp, "data/missing"), filepath.Join(e.mp, "outside.txt")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,17 +20,6 @@ import (
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
-// HSM operations of the control API (ferry hsm
-// state|action|release|restore|archive|wait).
-const (
-	HSMState   = "State"
-	HSMAction  = "Action"
-	HSMRelease = "Release"
-	HSMRestore = "Restore"
-	HSMArchive = "Archive"
-	HSMWait    = "Wait"
-)
-
 // maxHSMPaths bounds the paths of one request (xargs sends a few thousand
 // at most; a tree is one path with Recursive).
 const maxHSMPaths = 100000
@@ -51,20 +40,20 @@ func (d *Daemon) serveHSM(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch op {
-	case HSMState, HSMAction, HSMRelease:
+	case api.HSMState, api.HSMAction, api.HSMRelease:
 		out := api.HSMResponse{Files: make([]api.HSMFile, 0, len(req.Paths))}
 		for _, p := range req.Paths {
 			out.Files = append(out.Files, d.hsmOne(r.Context(), op, p))
 		}
 		writeJSON(w, out)
-	case HSMRestore:
+	case api.HSMRestore:
 		d.hsmRestore(w, r, req)
-	case HSMArchive:
+	case api.HSMArchive:
 		d.hsmArchive(w, r, req)
-	case HSMWait:
+	case api.HSMWait:
 		d.hsmWait(w, r, req)
 	default:
-		writeError(w, api.BadRequestf("unknown hsm operation %q: use %s, %s, %s, %s, %s or %s", op, HSMState, HSMAction, HSMRelease, HSMRestore, HSMArchive, HSMWait))
+		writeError(w, api.BadRequestf("unknown hsm operation %q: use %s, %s, %s, %s, %s or %s", op, api.HSMState, api.HSMAction, api.HSMRelease, api.HSMRestore, api.HSMArchive, api.HSMWait))
 	}
 }
 
@@ -90,7 +79,7 @@ func (d *Daemon) ensureListed(ctx context.Context, rel string) error {
 	dir := "."
 	parts := strings.Split(rel, "/")
 	for i, name := range parts {
-		if err := d.plane.EnsureListed(ctx, dir); err != nil {
+		if err := d.imp.EnsureListed(ctx, dir); err != nil {
 			return err
 		}
 		if i == len(parts)-1 || rel == "." {
@@ -145,7 +134,7 @@ func (d *Daemon) hsmOne(ctx context.Context, op, path string) api.HSMFile {
 		return fileError(path, err)
 	}
 	switch op {
-	case HSMState:
+	case api.HSMState:
 		if special, err := d.special(rel); err != nil {
 			return fileError(path, err)
 		} else if special {
@@ -162,14 +151,14 @@ func (d *Daemon) hsmOne(ctx context.Context, op, path string) api.HSMFile {
 			return fileError(path, err)
 		}
 		return api.HSMFile{Path: path, Flags: uint32(st.Flags)}
-	case HSMAction:
+	case api.HSMAction:
 		if _, err := d.store.Lstat(rel); err != nil {
 			return fileError(path, err)
 		}
 		const p = "x"
 		return api.HSMFile{Path: path, Action: strings.TrimPrefix(hsm.FormatAction(p, d.action(ctx, rel)), p+": ")}
-	case HSMRelease:
-		if err := d.plane.Release(ctx, rel); err != nil {
+	case api.HSMRelease:
+		if err := d.imp.Release(ctx, rel); err != nil {
 			if !errors.As(err, new(*hsm.Error)) {
 				err = fmt.Errorf("cannot release %s: %w", path, err)
 			}
@@ -233,7 +222,7 @@ func (d *Daemon) hsmRestore(w http.ResponseWriter, r *http.Request, req api.HSMR
 	for range par {
 		g.Go(func() error {
 			for j := range jobs {
-				err := d.plane.Restore(ctx, j.rel, func(n int64) { doneBytes.Add(n) })
+				err := d.imp.Restore(ctx, j.rel, func(n int64) { doneBytes.Add(n) })
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -315,7 +304,7 @@ func (d *Daemon) planRestore(ctx context.Context, path, rel string, recursive, t
 	default:
 		return nil // symlinks and special files have no data to restore
 	}
-	if err := d.plane.EnsureListed(ctx, rel); err != nil {
+	if err := d.imp.EnsureListed(ctx, rel); err != nil {
 		fail(fileError(path, err))
 		return nil
 	}

@@ -74,7 +74,7 @@ func (d *Daemon) archiveOne(ctx context.Context, path string) api.HSMFile {
 // an export uploading it (ARCHIVE running, bytes moved), else a pending
 // journal entry for it (ARCHIVE waiting), else NOOP.
 func (d *Daemon) action(ctx context.Context, rel string) hsm.CurrentAction {
-	if a := d.plane.Action(rel); a != hsm.Noop {
+	if a := d.imp.Action(rel); a != hsm.Noop {
 		return a
 	}
 	if moved, ok := d.exp.Progress(rel); ok {
@@ -90,7 +90,7 @@ func (d *Daemon) action(ctx context.Context, rel string) hsm.CurrentAction {
 // waitProgressEvery is how often a Wait stream reports what is pending.
 var waitProgressEvery = time.Second
 
-// hsmWait is the drain barrier of `ferry hsm wait` (issue 4 item 8): it
+// hsmWait is the drain barrier of `ferry hsm wait`: it
 // streams the number of exports still pending under the paths about once
 // a second and ends when everything under them that was closed before the
 // request is exported (exporter.Wait, one path after the other), or when

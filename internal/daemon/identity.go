@@ -8,11 +8,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-hpc/ferry/internal/mounts"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
@@ -27,11 +27,6 @@ type Identity struct {
 	CreationTime  time.Time // when the store was first mounted
 	FormatVersion int       // of the store layout; 1
 }
-
-var idPattern = regexp.MustCompile(`^fs-[0-9a-f]{17}$`)
-
-// ValidID reports whether id has the shape of a ferry FileSystemId.
-func ValidID(id string) bool { return idPattern.MatchString(id) }
 
 // NewFileSystemID returns "fs-" and 17 random lowercase hex digits (68 bits
 // from crypto/rand), the shape of an FSx file system id.
@@ -104,7 +99,7 @@ func readIdentity(dir int) (Identity, error) {
 	if err != nil {
 		return id, err
 	}
-	if err := json.Unmarshal(data, &id); err != nil || !ValidID(id.FileSystemId) {
+	if err := json.Unmarshal(data, &id); err != nil || !mounts.ValidID(id.FileSystemId) {
 		if err == nil {
 			err = fmt.Errorf("FileSystemId %q is not fs- and 17 lowercase hex digits", id.FileSystemId)
 		}

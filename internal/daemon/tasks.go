@@ -4,29 +4,7 @@ import (
 	"context"
 
 	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/tasks"
 )
-
-// Task operations of the control API (FSx's).
-const (
-	OpCreateTask    = tasks.OpCreateTask // "CreateDataRepositoryTask"
-	OpDescribeTasks = "DescribeDataRepositoryTasks"
-	OpCancelTask    = "CancelDataRepositoryTask"
-)
-
-// startTasks runs the task runner until stopTasks: tasks left PENDING,
-// EXECUTING or CANCELING by the last mount (or a crash) go on now.
-func (d *Daemon) startTasks() { d.stopTask = d.background("task runner", d.tasks.Run) }
-
-// stopTasks stops the runner and waits for it; a task it was running stays
-// EXECUTING in the catalog and runs again at the next mount. It must return
-// before the exporter stops (export tasks use it).
-func (d *Daemon) stopTasks() {
-	if d.stopTask == nil {
-		return
-	}
-	d.stopTask()
-}
 
 // createTask is CreateDataRepositoryTask for this file system.
 func (d *Daemon) createTask(ctx context.Context, req api.CreateDataRepositoryTaskRequest) (api.CreateDataRepositoryTaskResponse, error) {

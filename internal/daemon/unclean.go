@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,36 +40,96 @@ func runningMarker(meta string) string {
 	return filepath.Join(meta, "running."+host)
 }
 
-// markRunning writes the marker for this boot and reports the boot id of
-// a marker left by a daemon that did not stop cleanly in an earlier boot
-// ("" when there is none, or it was this boot: a daemon crash, which loses
-// no committed entry).
-func markRunning(meta string) (crashedBoot string, err error) {
-	p, now := runningMarker(meta), bootID()
-	if b, err := os.ReadFile(p); err == nil {
-		if prev := strings.TrimSpace(string(b)); prev != now {
-			crashedBoot = prev
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", err
+// readMarker returns the boot id in the marker ("" when there is none).
+func readMarker(meta string) (string, error) {
+	b, err := os.ReadFile(runningMarker(meta))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
 	}
+	return strings.TrimSpace(string(b)), err
+}
+
+// writeMarker replaces the marker with one holding boot.
+func writeMarker(meta, boot string) error {
+	p := runningMarker(meta)
 	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, []byte(now+"\n"), 0o600); err != nil {
-		return "", err
+	if err := os.WriteFile(tmp, []byte(boot+"\n"), 0o600); err != nil {
+		return err
 	}
-	return crashedBoot, os.Rename(tmp, p)
+	return os.Rename(tmp, p)
 }
 
 // markStopped removes the marker at a clean stop.
 func markStopped(meta string) { _ = os.Remove(runningMarker(meta)) }
 
+// runningMarkerState is what the running marker step found, and what the
+// stop needs to know to settle the marker.
+type runningMarkerState struct {
+	prev string // the boot id the marker held at start ("" = none)
+	// crashedBoot is prev when it is another boot's and the export task of
+	// that unclean boot is not queued yet (recoverUncleanBoot queues it).
+	crashedBoot   string
+	catalogOpened bool // by this daemon
+	catalogClosed bool // cleanly, at the stop
+}
+
+// writeRunningMarker writes the marker for this boot, noting a marker left
+// by a daemon that did not stop cleanly in an earlier boot (a marker of
+// this boot is a daemon crash, which loses no committed entry).
+func (d *Daemon) writeRunningMarker() error {
+	meta := d.store.MetaPath()
+	prev, err := readMarker(meta)
+	if err != nil {
+		return fmt.Errorf("store %s: %w", d.cfg.Store, err)
+	}
+	now := bootID()
+	d.marker.prev = prev
+	if prev != "" && prev != now {
+		d.marker.crashedBoot = prev
+	}
+	if err := writeMarker(meta, now); err != nil {
+		return fmt.Errorf("store %s: %w", d.cfg.Store, err)
+	}
+	d.closers.push("running marker", d.settleRunningMarker)
+	return nil
+}
+
+// settleRunningMarker is the marker's closer. After a clean stop (the
+// catalog closed without error) the marker goes. Otherwise it keeps what
+// still holds: the id of a crashed boot whose export task was not queued,
+// this boot's id when the catalog was opened but not closed cleanly
+// (entries committed relaxed may not be on disk), or, when the catalog
+// was never opened, what it held before this start
+// (TestFailedStartKeepsCrashedBoot, TestUncleanBootExportTask).
+func (d *Daemon) settleRunningMarker() error {
+	meta := d.store.MetaPath()
+	m := d.marker
+	switch {
+	case m.crashedBoot != "":
+		return writeMarker(meta, m.crashedBoot)
+	case m.catalogOpened && !m.catalogClosed:
+		return nil
+	case !m.catalogOpened && m.prev != "":
+		return writeMarker(meta, m.prev)
+	}
+	markStopped(meta)
+	return nil
+}
+
 // recoverUncleanBoot queues the export task of an unclean boot (see above).
 // The token makes a restart during the same recovery queue it once.
-func (d *Daemon) recoverUncleanBoot(ctx context.Context, crashedBoot string) {
+// It never fails the start: what it cannot do, it logs, and the marker
+// keeps the crashed boot's id so the next start tries again.
+func (d *Daemon) recoverUncleanBoot() error {
+	crashedBoot := d.marker.crashedBoot
+	if crashedBoot == "" {
+		return nil
+	}
+	ctx := context.Background()
 	as, err := d.cat.Associations(ctx)
 	if err != nil {
 		d.log.Error("after an unclean shutdown of the machine: cannot list associations; run an export task by hand", "err", err)
-		return
+		return nil
 	}
 	var paths []string // store directories of exporting associations
 	exporting := false
@@ -88,7 +149,8 @@ func (d *Daemon) recoverUncleanBoot(ctx context.Context, crashedBoot string) {
 		paths = append(paths, loc.Dir)
 	}
 	if !exporting {
-		return
+		d.marker.crashedBoot = "" // nothing to export
+		return nil
 	}
 	tok := "unclean-boot-" + strings.ReplaceAll(crashedBoot, "-", "")
 	if len(tok) > 63 {
@@ -100,7 +162,9 @@ func (d *Daemon) recoverUncleanBoot(ctx context.Context, crashedBoot string) {
 	})
 	if err != nil {
 		d.log.Error("after an unclean shutdown of the machine: cannot queue the export task; run one by hand", "err", err)
-		return
+		return nil
 	}
+	d.marker.crashedBoot = ""
 	d.log.Warn("the last mount ended with its machine; an export task checks for changes the journal may have lost", "task", t.DataRepositoryTask.TaskId)
+	return nil
 }

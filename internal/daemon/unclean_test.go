@@ -47,7 +47,7 @@ func TestUncleanBootExportTask(t *testing.T) {
 		return ok && body == "lost"
 	})
 	var out api.DescribeDataRepositoryTasksResponse
-	if err := e.c.Call(context.Background(), OpDescribeTasks, api.DescribeDataRepositoryTasksRequest{}, &out); err != nil {
+	if err := e.c.Call(context.Background(), api.OpDescribeTasks, api.DescribeDataRepositoryTasksRequest{}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if len(out.DataRepositoryTasks) != 1 || out.DataRepositoryTasks[0].Type != api.TaskExportToRepository {

@@ -1,20 +1,19 @@
 package daemon
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/fusefs"
+	"github.com/ferry-hpc/ferry/internal/mounts"
 )
 
 // FSType is how ferry mounts appear in /proc/self/mountinfo.
@@ -29,61 +28,6 @@ var (
 	ErrBusy = errors.New("busy")
 )
 
-// MountInfo is the top mount on a path.
-type MountInfo struct {
-	MountPoint, FSType, Source string
-}
-
-// Mounted returns the mount on top of dir (absolute and clean), if any.
-func Mounted(dir string) (MountInfo, bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return MountInfo{}, false, err
-	}
-	defer f.Close()
-	var m MountInfo
-	found := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint options [optional…] - fstype source superoptions
-		fs := strings.Fields(sc.Text())
-		sep := -1
-		for i := 6; i < len(fs); i++ {
-			if fs[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+2 >= len(fs) {
-			continue
-		}
-		if unescape(fs[4]) == dir {
-			m, found = MountInfo{MountPoint: dir, FSType: fs[sep+1], Source: unescape(fs[sep+2])}, true
-		}
-	}
-	return m, found, sc.Err()
-}
-
-// unescape undoes mountinfo's octal escapes (\040 is a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if c, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(c))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
-}
-
 // Unmount unmounts the ferry mount on mountpoint: umount2(2) as root,
 // fusermount3 -u otherwise; lazy detaches a busy mount (MNT_DETACH,
 // fusermount3 -u -z). Errors wrap ErrNotMounted, ErrNotFerry or ErrBusy.
@@ -92,7 +36,7 @@ func Unmount(mountpoint string, lazy bool) error {
 	if err != nil {
 		return err
 	}
-	m, ok, err := Mounted(mp)
+	m, ok, err := mounts.Mounted(mp)
 	switch {
 	case err != nil:
 		return fmt.Errorf("read mount table: %w", err)
@@ -157,13 +101,13 @@ func unmount(mp string, lazy bool) error {
 // store can be mounted again at once.
 func UnmountAndWait(runtimeDir, mountpoint string, lazy bool, timeout time.Duration) error {
 	if runtimeDir == "" {
-		runtimeDir = RuntimeDir()
+		runtimeDir = mounts.RuntimeDir()
 	}
 	mp, err := filepath.Abs(mountpoint)
 	if err != nil {
 		return err
 	}
-	reg, registered := Lookup(runtimeDir, mp)
+	reg, registered := mounts.Lookup(runtimeDir, mp)
 	if err := Unmount(mp, lazy); err != nil {
 		return err
 	}
@@ -171,7 +115,7 @@ func UnmountAndWait(runtimeDir, mountpoint string, lazy bool, timeout time.Durat
 		return nil
 	}
 	deadline := time.Now().Add(timeout)
-	for wait := time.Millisecond; alive(reg.Pid); wait = min(2*wait, 50*time.Millisecond) {
+	for wait := time.Millisecond; mounts.Alive(reg.Pid); wait = min(2*wait, 50*time.Millisecond) {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s is unmounted but its daemon (process %d) has not exited after %v", mp, reg.Pid, timeout)
 		}

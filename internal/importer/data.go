@@ -155,20 +155,7 @@ func (im *Importer) putItem(it *item) {
 }
 
 func fstat(f *os.File, st *unix.Stat_t) error {
-	return withFd(f, func(fd int) error { return unix.Fstat(fd, st) })
-}
-
-// withFd calls fn with f's descriptor, kept open meanwhile.
-func withFd(f *os.File, fn func(fd int) error) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
+	return store.WithFd(f, func(fd int) error { return unix.Fstat(fd, st) })
 }
 
 // EnsureData makes bytes [off, off+n) of file rel, open in the daemon as f,
@@ -745,7 +732,7 @@ func (it *item) writeAt(b []byte, off int64) error {
 		return err
 	}
 	times := [2]unix.Timespec{store.UtimeOmit, st.Mtim}
-	return withFd(it.wf, func(fd int) error { return store.Futimens(fd, &times) })
+	return store.WithFd(it.wf, func(fd int) error { return store.Futimens(fd, &times) })
 }
 
 // copyAt writes body into the file at r.Off (writeAt), calling landed

@@ -108,7 +108,7 @@ func (s *Store) DirOrigin(rel string) (origin string, err error) {
 
 // FileDirOrigin is DirOrigin for a directory open as f.
 func (s *Store) FileDirOrigin(f *os.File) (origin string, err error) {
-	err = withFd(f, func(fd int) error {
+	err = WithFd(f, func(fd int) error {
 		origin, err = getDirXattr(fd, "")
 		return err
 	})
@@ -122,7 +122,7 @@ func (s *Store) SetFileDirOrigin(f *os.File, origin string) error {
 	if len(origin) > maxOriginLen {
 		return pathErr("set directory origin", f.Name(), fmt.Errorf("origin of %d bytes; at most %d", len(origin), maxOriginLen))
 	}
-	return pathErr("set directory origin", f.Name(), withFd(f, func(fd int) error {
+	return pathErr("set directory origin", f.Name(), WithFd(f, func(fd int) error {
 		if origin == "" {
 			if err := unix.Fremovexattr(fd, DirXattr); err != nil && err != unix.ENODATA {
 				return err

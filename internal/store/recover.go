@@ -209,7 +209,7 @@ func (s *Store) CheckStub(rel string, repair bool) (StubCheck, error) {
 		return c, err
 	}
 	defer f.Close()
-	err = withFd(f, func(fd int) error {
+	err = WithFd(f, func(fd int) error {
 		var sta unix.Stat_t
 		if err := unix.Fstat(fd, &sta); err != nil {
 			return err

@@ -535,7 +535,7 @@ func (s *Store) ClearState(rel string) error {
 // FileState returns the state of an open file.
 func (s *Store) FileState(f *os.File) (State, error) {
 	var st State
-	err := withFd(f, func(fd int) error {
+	err := WithFd(f, func(fd int) error {
 		p, err := readXattr(fd, "")
 		if err != nil {
 			return err
@@ -548,7 +548,7 @@ func (s *Store) FileState(f *os.File) (State, error) {
 
 // SetFileState replaces the state of an open file.
 func (s *Store) SetFileState(f *os.File, st State) error {
-	return pathErr("set state", f.Name(), withFd(f, func(fd int) error {
+	return pathErr("set state", f.Name(), WithFd(f, func(fd int) error {
 		p, err := s.encode(&st)
 		if err != nil {
 			return err
@@ -560,7 +560,7 @@ func (s *Store) SetFileState(f *os.File, st State) error {
 // UpdateFileState is UpdateState for an open file.
 func (s *Store) UpdateFileState(f *os.File, fn func(*State) error) (State, error) {
 	var out State
-	err := withFd(f, func(fd int) error {
+	err := WithFd(f, func(fd int) error {
 		var sta unix.Stat_t
 		if err := unix.Fstat(fd, &sta); err != nil {
 			return err
@@ -609,7 +609,7 @@ var (
 // local the file stops being released (hsm.Fetched) and its map is dropped.
 // It returns the new state.
 //
-// Invariant 3 (design.md: a read never returns zeros from a hole as data)
+// A read never returns zeros from a hole as data (invariant 3): that rule
 // is kept by this order, and only by it:
 //
 //  1. the caller writes the chunk's bytes into the store file;
@@ -634,7 +634,7 @@ func (s *Store) CommitChunks(f *os.File, r Range) (State, error) {
 // call, so the fdatasync covers them before any is marked.
 func (s *Store) CommitRanges(f *os.File, rs []Range) (State, error) {
 	var out State
-	err := withFd(f, func(fd int) error {
+	err := WithFd(f, func(fd int) error {
 		if err := syncData(fd); err != nil {
 			return fmt.Errorf("fdatasync before marking %v local: %w", rs, err)
 		}
@@ -687,7 +687,9 @@ func (st *State) Has(r Range) []Range {
 	return st.Chunks.Has(r)
 }
 
-func withFd(f *os.File, fn func(fd int) error) error {
+// WithFd calls fn with f's descriptor, kept open meanwhile (f's
+// SyscallConn): the descriptor cannot be closed and reused under fn.
+func WithFd(f *os.File, fn func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err

@@ -163,7 +163,7 @@ func (s *Store) At(rel string, f *os.File) (bool, error) {
 		return false, err
 	}
 	var stf unix.Stat_t
-	if err := withFd(f, func(fd int) error { return unix.Fstat(fd, &stf) }); err != nil {
+	if err := WithFd(f, func(fd int) error { return unix.Fstat(fd, &stf) }); err != nil {
 		return false, err
 	}
 	return sta.Dev == stf.Dev && sta.Ino == stf.Ino, nil

@@ -11,10 +11,6 @@ import (
 	"github.com/ferry-hpc/ferry/internal/s3x"
 )
 
-// OpCreateTask names CreateDataRepositoryTask's ClientRequestTokens in the
-// catalog.
-const OpCreateTask = "CreateDataRepositoryTask"
-
 // NewTask builds the task a normalized create request makes, in PENDING.
 func NewTask(req api.CreateDataRepositoryTaskRequest, id string, now time.Time) api.DataRepositoryTask {
 	return api.DataRepositoryTask{
@@ -87,7 +83,7 @@ func (r *Runner) Create(ctx context.Context, req api.CreateDataRepositoryTaskReq
 		}
 		return api.CreateDataRepositoryTaskResponse{DataRepositoryTask: &t}, nil
 	}
-	if id, ok, err := dra.CheckToken(ctx, r.cfg.Catalog, OpCreateTask, n.ClientRequestToken, fp); err != nil {
+	if id, ok, err := dra.CheckToken(ctx, r.cfg.Catalog, api.OpCreateTask, n.ClientRequestToken, fp); err != nil {
 		return out, err
 	} else if ok {
 		return replay(id)
@@ -102,14 +98,14 @@ func (r *Runner) Create(ctx context.Context, req api.CreateDataRepositoryTaskReq
 	t := NewTask(n, dra.NewTaskID(), r.cfg.Now())
 	var tok *dra.TokenRecord
 	if n.ClientRequestToken != "" {
-		tok = &dra.TokenRecord{Operation: OpCreateTask, Token: n.ClientRequestToken, Fingerprint: fp, ResourceID: t.TaskId}
+		tok = &dra.TokenRecord{Operation: api.OpCreateTask, Token: n.ClientRequestToken, Fingerprint: fp, ResourceID: t.TaskId}
 	}
 	_, created, err := r.cfg.Catalog.CreateTask(ctx, t, AssociationIDs(t, as), tok)
 	if err != nil {
 		return out, err
 	}
 	if !created { // the same token won a race: answer as its replay
-		id, _, err := dra.CheckToken(ctx, r.cfg.Catalog, OpCreateTask, n.ClientRequestToken, fp)
+		id, _, err := dra.CheckToken(ctx, r.cfg.Catalog, api.OpCreateTask, n.ClientRequestToken, fp)
 		if err != nil {
 			return out, err
 		}

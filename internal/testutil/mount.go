@@ -1,11 +1,11 @@
 package testutil
 
 // Mount helpers: what tests of the FUSE mount need to run against the real
-// kernel. They never import the mount's own packages, so those packages'
-// tests can use them.
+// kernel. They never import the mount's own packages (only the leaf
+// internal/mounts, for the mount table), so those packages' tests can use
+// them.
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/mounts"
 )
 
 // FUSEAvailable reports why this process cannot mount a FUSE file system,
@@ -58,64 +60,13 @@ func Eventually(tb testing.TB, timeout time.Duration, what string, cond func() b
 	}
 }
 
-// MountInfo is one line of /proc/self/mountinfo.
-type MountInfo struct {
-	MountPoint string
-	FSType     string // e.g. "fuse.ferry"
-	Source     string
-}
+// MountInfo is the top mount on a path (mounts.MountInfo).
+type MountInfo = mounts.MountInfo
 
 // Mounted returns the mount at dir (an absolute, clean path), if any.
 func Mounted(dir string) (MountInfo, bool) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return MountInfo{}, false
-	}
-	defer f.Close()
-	var found MountInfo
-	ok := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// id parent maj:min root mountpoint opts [optional…] - fstype source superopts
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, s := range fields {
-			if s == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 5 || sep < 0 || sep+2 >= len(fields) {
-			continue
-		}
-		if unescapeMount(fields[4]) == dir {
-			// The last matching line is the mount on top.
-			found = MountInfo{MountPoint: dir, FSType: fields[sep+1], Source: unescapeMount(fields[sep+2])}
-			ok = true
-		}
-	}
-	return found, ok
-}
-
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space…).
-func unescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var c int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &c); err == nil {
-				b.WriteByte(byte(c))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	m, ok, _ := mounts.Mounted(dir)
+	return m, ok
 }
 
 // WaitMounted waits until a FUSE file system is mounted on dir.

@@ -1,23 +1,23 @@
-package daemon
+package associations
 
 import (
 	"context"
-	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
-	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/importer"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
-// slowPlane stands in for the importer only to make a batch import last
+// slowImporter stands in for the importer only to make a batch import last
 // as long as the test wants (a real import of a small tree ends at once):
 // it reports progress, then waits for release or cancellation.
-type slowPlane struct {
+type slowImporter struct {
 	mu       sync.Mutex
 	sets     int
 	started  chan struct{}
@@ -25,20 +25,14 @@ type slowPlane struct {
 	canceled chan struct{}
 }
 
-func (p *slowPlane) SetAssociations([]api.DataRepositoryAssociation) {
+func (p *slowImporter) SetAssociations([]api.DataRepositoryAssociation) {
 	p.mu.Lock()
 	p.sets++
 	p.mu.Unlock()
 }
-func (p *slowPlane) EnsureListed(context.Context, string) error         { return nil }
-func (p *slowPlane) Restore(context.Context, string, func(int64)) error { return nil }
-func (p *slowPlane) Release(context.Context, string) error              { return nil }
-func (p *slowPlane) Action(string) hsm.CurrentAction                    { return hsm.Noop }
-func (p *slowPlane) Counters() (map[string]uint64, map[string]int64)    { return nil, nil }
-func (p *slowPlane) Gauges() map[string]float64                         { return nil }
-func (p *slowPlane) ImportAll(ctx context.Context, _ api.DataRepositoryAssociation, progress func(api.BatchImportStatus)) (api.BatchImportStatus, error) {
+func (p *slowImporter) ImportAll(ctx context.Context, _ api.DataRepositoryAssociation, progress func(importer.ImportCounts)) (importer.ImportCounts, error) {
 	close(p.started)
-	s := api.BatchImportStatus{Objects: 1000, Files: 990, Directories: 10}
+	s := importer.ImportCounts{Objects: 1000, Files: 990, Dirs: 10}
 	for {
 		progress(s)
 		select {
@@ -52,7 +46,7 @@ func (p *slowPlane) ImportAll(ctx context.Context, _ api.DataRepositoryAssociati
 	}
 }
 
-func newTestAssociations(t *testing.T, plane dataPlane) (*associations, string) {
+func newTestAssociations(t *testing.T, imp Importer) (*Worker, string) {
 	t.Helper()
 	srv := testutil.SharedMinIO(t)
 	c := srv.Client(t)
@@ -67,15 +61,15 @@ func newTestAssociations(t *testing.T, plane dataPlane) (*associations, string) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cat.Close() })
-	m := newAssociations("fs-0123456789abcdef0", cat, st, c, plane, slog.New(slog.DiscardHandler), time.Hour)
+	m := New(Config{FileSystemId: "fs-0123456789abcdef0", Catalog: cat, Store: st, S3: c, Importer: imp, RecheckInterval: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); m.run(ctx) }()
+	go func() { defer close(done); m.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return m, srv.Bucket(t)
 }
 
-func describeOne(t *testing.T, m *associations, id string) api.DataRepositoryAssociation {
+func describeOne(t *testing.T, m *Worker, id string) api.DataRepositoryAssociation {
 	t.Helper()
 	resp, err := m.Describe(context.Background(), api.DescribeDataRepositoryAssociationsRequest{AssociationIds: []string{id}})
 	if err != nil {
@@ -88,7 +82,7 @@ func describeOne(t *testing.T, m *associations, id string) api.DataRepositoryAss
 // and a second create waits its turn (CREATING) instead of failing; when
 // the import ends both become AVAILABLE.
 func TestBatchImportProgressAndQueue(t *testing.T) {
-	p := &slowPlane{started: make(chan struct{}), release: make(chan struct{}), canceled: make(chan struct{})}
+	p := &slowImporter{started: make(chan struct{}), release: make(chan struct{}), canceled: make(chan struct{})}
 	m, bucket := newTestAssociations(t, p)
 	yes := true
 	ctx := context.Background()
@@ -125,7 +119,7 @@ func TestBatchImportProgressAndQueue(t *testing.T) {
 
 // A delete during the batch import stops it and removes the association.
 func TestDeleteCancelsBatchImport(t *testing.T) {
-	p := &slowPlane{started: make(chan struct{}), release: make(chan struct{}), canceled: make(chan struct{})}
+	p := &slowImporter{started: make(chan struct{}), release: make(chan struct{}), canceled: make(chan struct{})}
 	m, bucket := newTestAssociations(t, p)
 	yes := true
 	ctx := context.Background()
@@ -147,3 +141,5 @@ func TestDeleteCancelsBatchImport(t *testing.T) {
 		return api.IsCode(err, api.CodeDataRepositoryAssociationNotFound)
 	})
 }
+
+func TestMain(m *testing.M) { os.Exit(testutil.RunMain(m)) }

@@ -1,4 +1,4 @@
-package daemon
+package mounts
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +35,12 @@ func RuntimeDir() string {
 	return filepath.Join(os.TempDir(), "ferry-"+strconv.Itoa(os.Geteuid()))
 }
 
+var idPattern = regexp.MustCompile(`^fs-[0-9a-f]{17}$`)
+
+// ValidID reports whether id has the shape of a ferry FileSystemId: fs- and
+// 17 lowercase hex digits. Registrations are named by it.
+func ValidID(id string) bool { return idPattern.MatchString(id) }
+
 // Registration is <runtime dir>/<FileSystemId>.json: one running daemon.
 // Its control socket sits next to it as <FileSystemId>.sock.
 type Registration struct {
@@ -50,9 +57,13 @@ type Registration struct {
 // path of the registration file of id in dir.
 func regPath(dir, id string) string { return filepath.Join(dir, id+".json") }
 
-// alive reports whether process pid exists and has not exited (a zombie
+// SocketPath is the control socket of file system id in the runtime
+// directory dir.
+func SocketPath(dir, id string) string { return filepath.Join(dir, id+".sock") }
+
+// Alive reports whether process pid exists and has not exited (a zombie
 // waiting for its parent counts as gone).
-func alive(pid int) bool {
+func Alive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}
@@ -73,10 +84,11 @@ func alive(pid int) bool {
 // ErrAlreadyMounted: the store or the mountpoint is served by a running daemon.
 var ErrAlreadyMounted = errors.New("already mounted")
 
-// register writes r into dir atomically, refusing if a live daemon already
-// serves the same file system, store or mountpoint. Stale files (their
-// daemon is gone, killed with -9) are replaced.
-func register(dir string, r Registration) (string, error) {
+// Register writes r into dir atomically and returns the file's path,
+// refusing if a live daemon already serves the same file system, store or
+// mountpoint. Stale files (their daemon is gone, killed with -9) are
+// replaced.
+func Register(dir string, r Registration) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("runtime directory: %w", err)
 	}
@@ -108,17 +120,18 @@ func register(dir string, r Registration) (string, error) {
 	return p, nil
 }
 
-// unregister removes p if it still names process pid.
-func unregister(p string, pid int) {
+// Unregister removes the registration file p if it still names process
+// pid.
+func Unregister(p string, pid int) {
 	var r Registration
 	if data, err := os.ReadFile(p); err == nil && json.Unmarshal(data, &r) == nil && r.Pid == pid {
 		os.Remove(p)
 	}
 }
 
-// removeSocket removes the control socket if the registration reg still
-// names process pid (a daemon started after this one may own it).
-func removeSocket(sock, reg string, pid int) {
+// RemoveSocket removes the control socket if the registration file reg
+// still names process pid (a daemon started after this one may own it).
+func RemoveSocket(sock, reg string, pid int) {
 	var r Registration
 	if data, err := os.ReadFile(reg); err == nil && json.Unmarshal(data, &r) == nil && r.Pid != pid {
 		return
@@ -146,7 +159,7 @@ func List(dir string) ([]Registration, error) {
 			continue // removed meanwhile
 		}
 		var r Registration
-		if json.Unmarshal(data, &r) != nil || !alive(r.Pid) {
+		if json.Unmarshal(data, &r) != nil || !Alive(r.Pid) {
 			continue
 		}
 		out = append(out, r)
