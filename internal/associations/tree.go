@@ -5,22 +5,11 @@ import (
 	"errors"
 	"io"
 	"io/fs"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/store"
 )
-
-// storeRel maps a FileSystemPath to its store-relative directory
-// ("/ExtData" → "ExtData", "/" → ".").
-func storeRel(p string) string {
-	p = strings.Trim(p, "/")
-	if p == "" {
-		return "."
-	}
-	return p
-}
 
 // removeTree removes rel and everything below it from the store (without
 // following symlinks: the store refuses to).

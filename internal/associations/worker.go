@@ -32,6 +32,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/importer"
+	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
@@ -59,7 +60,7 @@ var repositoryCodes = []string{
 // Importer is what the worker asks of the importer (importer.Importer):
 // every association after each change, and the batch import of one.
 type Importer interface {
-	SetAssociations(as []api.DataRepositoryAssociation)
+	SetAssociations(t *dra.Table)
 	ImportAll(ctx context.Context, a api.DataRepositoryAssociation, progress func(importer.ImportCounts)) (importer.ImportCounts, error)
 }
 
@@ -89,7 +90,7 @@ type Config struct {
 	// Listeners learn every association after each change, as the
 	// importer does (the exporter's and the mount journal's
 	// SetAssociations).
-	Listeners []func([]api.DataRepositoryAssociation)
+	Listeners []func(*dra.Table)
 }
 
 // Worker answers the association requests of one file system and works
@@ -105,7 +106,7 @@ type Worker struct {
 	probe   func() string // name suffix of write probes
 	// The Config's hooks (see there).
 	invalidate     func(rel string)
-	listeners      []func([]api.DataRepositoryAssociation)
+	listeners      []func(*dra.Table)
 	availableCheck time.Duration
 	exportFailures func() map[string]int64
 
@@ -155,18 +156,22 @@ func (m *Worker) cancel(id string) {
 	}
 }
 
-// Publish gives the importer and the listeners every association as it is
-// now. The daemon calls it once before anything uses them (the mount's
-// journal, the exporter); the worker calls it after every change.
+// Publish gives the importer and the listeners one table of every
+// association as it is now (dra.Table: an immutable snapshot, the same for
+// all of them). The daemon calls it once before anything uses them (the
+// mount's journal, the exporter); the worker calls it after every change.
 func (m *Worker) Publish(ctx context.Context) {
 	all, err := m.cat.Associations(ctx)
 	if err != nil {
 		m.log.Error("read associations", "err", err)
 		return
 	}
-	m.imp.SetAssociations(all)
+	t := dra.NewTable(all, func(a api.DataRepositoryAssociation, err error) {
+		m.log.Error("association ignored: its paths do not parse", "dra", a.AssociationId, "err", err)
+	})
+	m.imp.SetAssociations(t)
 	for _, f := range m.listeners {
-		f(all)
+		f(t)
 	}
 }
 
@@ -321,7 +326,7 @@ func (m *Worker) process(ctx context.Context, a api.DataRepositoryAssociation, f
 // Any failure of the repository leaves it MISCONFIGURED with the reason.
 func (m *Worker) establish(ctx, jobCtx context.Context, a api.DataRepositoryAssociation, log *slog.Logger) error {
 	from := a.Lifecycle
-	rel := storeRel(a.FileSystemPath)
+	rel := keypath.FromFSx(a.FileSystemPath)
 	if from == api.LifecycleCreating {
 		if err := m.st.MkdirAll(rel, 0o755); err != nil {
 			msg := fmt.Sprintf("cannot create the directory %s in the store: %v", a.FileSystemPath, err)
@@ -470,7 +475,7 @@ func batchStatus(c importer.ImportCounts) api.BatchImportStatus {
 // ordinary files; the listed-directory records go either way, then the
 // association.
 func (m *Worker) remove(ctx context.Context, a api.DataRepositoryAssociation, log *slog.Logger) error {
-	rel := storeRel(a.FileSystemPath)
+	rel := keypath.FromFSx(a.FileSystemPath)
 	if a.FerryStatus != nil && a.FerryStatus.DeleteDataInFileSystem != nil && *a.FerryStatus.DeleteDataInFileSystem {
 		err := removeTree(ctx, m.st, rel)
 		m.changed(rel)

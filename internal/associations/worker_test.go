@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/importer"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/testutil"
@@ -25,7 +26,7 @@ type slowImporter struct {
 	canceled chan struct{}
 }
 
-func (p *slowImporter) SetAssociations([]api.DataRepositoryAssociation) {
+func (p *slowImporter) SetAssociations(*dra.Table) {
 	p.mu.Lock()
 	p.sets++
 	p.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/ferry-hpc/ferry/internal/api"
@@ -94,15 +93,6 @@ func (d *Daemon) serveExportStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, s)
-}
-
-// catalogPrefix maps a store-relative path to the catalog's form ("." is
-// the root, "").
-func catalogPrefix(rel string) string {
-	if rel == "." {
-		return ""
-	}
-	return strings.TrimSuffix(rel, "/")
 }
 
 // PendingExports reads the export backlog from the catalog of a file

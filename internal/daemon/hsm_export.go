@@ -16,6 +16,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
@@ -80,7 +81,7 @@ func (d *Daemon) action(ctx context.Context, rel string) hsm.CurrentAction {
 	if moved, ok := d.exp.Progress(rel); ok {
 		return hsm.Running(hsm.ActionArchive, uint64(moved))
 	}
-	p := catalogPrefix(rel)
+	p := keypath.ToCatalog(rel)
 	if es, err := d.cat.Pending(ctx, p, "", 1); err == nil && len(es) == 1 && es[0].Path == p && !es[0].IsParked() {
 		return hsm.Waiting(hsm.ActionArchive)
 	}
@@ -109,7 +110,7 @@ func (d *Daemon) hsmWait(w http.ResponseWriter, r *http.Request, req api.HSMRequ
 			writeError(w, api.BadRequestf("hsm wait: %v", err))
 			return
 		}
-		prefixes = append(prefixes, catalogPrefix(rel))
+		prefixes = append(prefixes, keypath.ToCatalog(rel))
 	}
 	prefixes = outermost(prefixes)
 	ctx := r.Context()

@@ -10,9 +10,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/associations"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/fusefs"
 	"github.com/ferry-hpc/ferry/internal/importer"
 	"github.com/ferry-hpc/ferry/internal/mounts"
@@ -222,7 +222,7 @@ func (d *Daemon) buildAssociations() error {
 		AvailableCheckInterval: d.cfg.AvailableCheckInterval,
 		ExportFailures:         func() map[string]int64 { return d.exp.Stats().Failures },
 		Invalidate:             d.invalidate,
-		Listeners:              []func([]api.DataRepositoryAssociation){d.exp.SetAssociations, d.jnl.SetAssociations},
+		Listeners:              []func(*dra.Table){d.exp.SetAssociations, d.jnl.SetAssociations},
 	})
 	d.assoc.Publish(context.Background())
 	return nil

@@ -133,20 +133,16 @@ func (d *Daemon) recoverUncleanBoot() error {
 	}
 	var paths []string // store directories of exporting associations
 	exporting := false
-	for _, a := range as {
-		if a.S3 == nil || a.S3.AutoExportPolicy == nil || len(a.S3.AutoExportPolicy.Events) == 0 {
+	for _, a := range dra.NewTable(as, nil).All() {
+		if !a.Exports(api.EventNew, api.EventChanged, api.EventDeleted) {
 			continue // import-only: local changes are not the repository's
 		}
-		loc, err := dra.Locate(a)
-		if err != nil {
-			continue
-		}
 		exporting = true
-		if loc.Dir == "." {
+		if a.Dir == "." {
 			paths = nil // the root association: the whole file system
 			break
 		}
-		paths = append(paths, loc.Dir)
+		paths = append(paths, a.Dir)
 	}
 	if !exporting {
 		d.marker.crashedBoot = "" // nothing to export

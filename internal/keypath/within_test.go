@@ -36,3 +36,19 @@ func TestStoreDir(t *testing.T) {
 		t.Error("a relative file system path was accepted")
 	}
 }
+
+func TestPathForms(t *testing.T) {
+	for _, c := range []struct{ store, catalog string }{{".", ""}, {"a", "a"}, {"a/b", "a/b"}} {
+		if got := ToCatalog(c.store); got != c.catalog {
+			t.Errorf("ToCatalog(%q) = %q", c.store, got)
+		}
+		if got := FromCatalog(c.catalog); got != c.store {
+			t.Errorf("FromCatalog(%q) = %q", c.catalog, got)
+		}
+	}
+	for in, want := range map[string]string{"/": ".", "": ".", "/ExtData/a": "ExtData/a", "ExtData/a/": "ExtData/a"} {
+		if got := FromFSx(in); got != want {
+			t.Errorf("FromFSx(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
