@@ -384,8 +384,8 @@ func (e *Exporter) exportOpen(ctx context.Context, a *dra.Assoc, f *os.File, rel
 		Metadata: meta, ContentType: ctype,
 	}, func(n int64) {
 		moved.Add(n)
-		if testProgress != nil {
-			testProgress(rel, n)
+		if e.cfg.Progress != nil {
+			e.cfg.Progress(rel, n)
 		}
 	})
 	if err != nil {
@@ -434,9 +434,6 @@ func (e *Exporter) writerOpen(rel string, sta *unix.Stat_t) error {
 	}
 	return nil
 }
-
-// testProgress, when set by a test, sees the upload progress of rel.
-var testProgress func(rel string, n int64)
 
 // track registers rel as being exported and returns its byte counter.
 func (e *Exporter) track(rel string) *atomic.Int64 {

@@ -92,6 +92,10 @@ type Config struct {
 	// Version is ferry's version, for the user-agent metadata.
 	Version string
 	Logger  *slog.Logger
+	// Progress, when set, is called as each upload reads the file (rel,
+	// its store path; n, the bytes read so far). Tests change a file or
+	// slow an upload down through it.
+	Progress func(rel string, n int64)
 	// VersionRead, when set, is called with the device and inode of a
 	// regular file just before an export reads its content version. The
 	// mount clears the file's "bumped" bit there so that its next write

@@ -42,6 +42,8 @@ type env struct {
 	s3     *s3x.Client
 	bucket string
 	ex     *Exporter
+	// progress is the exporters' Config.Progress (onProgress).
+	progress atomic.Pointer[func(rel string, n int64)]
 
 	cancel context.CancelFunc
 	done   chan error
@@ -83,6 +85,11 @@ func (e *env) newExporter(owner string) *Exporter {
 		Owner:  owner, Workers: 4, Lease: 3 * time.Second,
 		RetryBase: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond, Poll: 50 * time.Millisecond,
 		Version: "test",
+		Progress: func(rel string, n int64) {
+			if f := e.progress.Load(); f != nil {
+				(*f)(rel, n)
+			}
+		},
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -381,7 +388,7 @@ func TestChangedDuringUpload(t *testing.T) {
 	e.write("ExtData/small", []byte("v1"), catalog.KindNew)
 	final := bytes.Repeat([]byte("fedcba9876543210"), (12<<20)/16)
 	var once, onceSmall sync.Once
-	testProgress = func(rel string, n int64) {
+	e.onProgress(func(rel string, n int64) {
 		switch rel {
 		case "ExtData/big":
 			once.Do(func() {
@@ -405,10 +412,10 @@ func TestChangedDuringUpload(t *testing.T) {
 				must(t, f.Close())
 			})
 		}
-	}
+	})
 	t.Cleanup(func() {
 		e.stop() // before the hook goes: the exporter's uploads read it
-		testProgress = nil
+		e.onProgress(nil)
 	})
 	e.start()
 	e.drain()
@@ -588,15 +595,15 @@ func TestLeaseExpiry(t *testing.T) {
 	var once sync.Once
 	var block atomic.Bool
 	block.Store(true)
-	testProgress = func(rel string, n int64) {
+	e.onProgress(func(rel string, n int64) {
 		if rel == "ExtData/big" && block.Load() {
 			once.Do(func() { close(started) })
 			time.Sleep(10 * time.Millisecond) // slow: the stop comes mid-upload
 		}
-	}
+	})
 	t.Cleanup(func() {
 		e.stop() // before the hook goes: the exporter's uploads read it
-		testProgress = nil
+		e.onProgress(nil)
 	})
 	e.start()
 	<-started
@@ -725,15 +732,15 @@ func TestLeaseLost(t *testing.T) {
 	var once sync.Once
 	var slow atomic.Bool
 	slow.Store(true)
-	testProgress = func(rel string, n int64) {
+	e.onProgress(func(rel string, n int64) {
 		once.Do(func() { close(started) })
 		if slow.Load() {
 			time.Sleep(10 * time.Millisecond)
 		}
-	}
+	})
 	t.Cleanup(func() {
 		e.stop() // before the hook goes: the exporter's uploads read it
-		testProgress = nil
+		e.onProgress(nil)
 	})
 	e.start()
 	<-started
@@ -820,4 +827,14 @@ func TestResumeAtOnce(t *testing.T) {
 		return n == 0
 	})
 	e.mustGet(prefix + "f")
+}
+
+// onProgress makes f see the upload progress of every exporter of e
+// (Config.Progress); nil removes it.
+func (e *env) onProgress(f func(rel string, n int64)) {
+	if f == nil {
+		e.progress.Store(nil)
+		return
+	}
+	e.progress.Store(&f)
 }

@@ -670,15 +670,16 @@ type ImportCounts struct {
 // is called after each directory with the counts so far (from one
 // goroutine at a time).
 func (im *Importer) ImportAll(ctx context.Context, ra api.DataRepositoryAssociation, progress func(ImportCounts)) (ImportCounts, error) {
-	// The association as published (its chunk size may have been updated
-	// since ra was read), or ra itself before it is.
-	a, ok := im.table().ByID(ra.AssociationId)
-	if !ok {
-		loc, err := dra.Locate(ra)
-		if err != nil {
-			return ImportCounts{}, err
-		}
-		a = &dra.Assoc{API: ra, Location: loc}
+	// ra may be a view of part of the association (an import task's
+	// path); its stubs take the chunk size of the association as
+	// published, which an update may have changed since ra was read.
+	loc, err := dra.Locate(ra)
+	if err != nil {
+		return ImportCounts{}, err
+	}
+	a := &dra.Assoc{API: ra, Location: loc}
+	if b, ok := im.table().ByID(ra.AssociationId); ok {
+		a.API.ImportedFileChunkSize = b.API.ImportedFileChunkSize
 	}
 	start := im.Stats()
 	var pmu sync.Mutex

@@ -5,54 +5,42 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ferry-hpc/ferry/internal/api"
 )
 
-// rewriter rewrites a store file in place, 4 KiB at a time from start to
-// end, one letter per pass, until stop: many writes (each moving the
-// mtime) land during any upload of it.
-type rewriter struct {
-	stop chan struct{}
-	done chan struct{}
-}
-
-func (e *env) rewrite(rel string, size int) *rewriter {
-	e.t.Helper()
-	f, err := os.OpenFile(filepath.Join(e.st.Root(), rel), os.O_WRONLY, 0)
-	must(e.t, err)
-	w := &rewriter{stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(w.done)
-		defer f.Close()
-		const block = 4 << 10
-		for i := 0; ; i++ {
-			select {
-			case <-w.stop:
-				return
-			default:
-			}
-			off := i * block % size
-			letter := 'a' + byte(i*block/size%26)
-			if _, err := f.WriteAt(bytes.Repeat([]byte{letter}, block), int64(off)); err != nil {
-				e.t.Error(err)
-				return
-			}
+// rewriting makes every upload of the files in rels see them change: each
+// progress report of an upload writes a 4 KiB block of the file
+// (a new letter each time), so the upload's end finds another mtime. A
+// file rewritten by a goroutine instead could be left alone for a whole
+// upload on a loaded machine. rels[rel] false stops the rewrites of rel.
+func (e *env) rewriting(rels map[string]*atomic.Bool, size int) {
+	var mu sync.Mutex
+	writes := 0
+	f := func(rel string, n int64) {
+		on := rels[rel]
+		if on == nil || !on.Load() {
+			return
 		}
-	}()
-	e.t.Cleanup(w.end)
-	return w
-}
-
-// end stops the rewrites and waits for the last one.
-func (w *rewriter) end() {
-	select {
-	case <-w.stop:
-	default:
-		close(w.stop)
+		mu.Lock()
+		defer mu.Unlock()
+		fh, err := os.OpenFile(filepath.Join(e.st.Root(), rel), os.O_WRONLY, 0)
+		if err != nil {
+			e.t.Error(err)
+			return
+		}
+		defer fh.Close()
+		writes++
+		const block = 4 << 10
+		off := writes * block % size
+		if _, err := fh.WriteAt(bytes.Repeat([]byte{'a' + byte(writes%26)}, block), int64(off)); err != nil {
+			e.t.Error(err)
+		}
 	}
-	<-w.done
+	e.progress.Store(&f)
+	e.t.Cleanup(func() { e.progress.Store(nil) })
 }
 
 // TestExportTaskFileChanging: an export task retries a file that changes
@@ -66,8 +54,10 @@ func TestExportTaskFileChanging(t *testing.T) {
 	e.write("ExtData/calm.txt", "calm")
 	e.write("ExtData/hot.bin", string(bytes.Repeat([]byte{'-'}, size)))
 	e.write("ExtData/settles.bin", string(bytes.Repeat([]byte{'-'}, size)))
-	hot := e.rewrite("ExtData/hot.bin", size)
-	settles := e.rewrite("ExtData/settles.bin", size)
+	var hot, settles atomic.Bool
+	hot.Store(true)
+	settles.Store(true)
+	e.rewriting(map[string]*atomic.Bool{"ExtData/hot.bin": &hot, "ExtData/settles.bin": &settles}, size)
 
 	var mu sync.Mutex
 	retries := map[string]int{}
@@ -76,7 +66,7 @@ func TestExportTaskFileChanging(t *testing.T) {
 		retries[rel] = retry
 		mu.Unlock()
 		if rel == "ExtData/settles.bin" {
-			settles.end() // settles before the next attempt
+			settles.Store(false) // settles before the next attempt
 		}
 	}
 	t.Cleanup(func() { testRetry = nil })
@@ -86,7 +76,7 @@ func TestExportTaskFileChanging(t *testing.T) {
 		Report: &api.CompletionReport{Enabled: true, Path: "s3://" + e.bucket + "/reports"},
 	})
 	tk := e.wait(id, api.TaskFailed)
-	hot.end()
+	hot.Store(false)
 	if tot, ok, failed := counts(tk); tot != 3 || ok != 2 || failed != 1 {
 		t.Fatalf("counts: total %d ok %d failed %d, want 3 2 1", tot, ok, failed)
 	}

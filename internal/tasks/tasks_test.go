@@ -51,8 +51,10 @@ type env struct {
 	im     *importer.Importer
 	cfg    Config
 	r      *Runner
-	cancel context.CancelFunc
-	done   chan error
+	// progress is the exporter's Config.Progress (changing_test.go).
+	progress atomic.Pointer[func(rel string, n int64)]
+	cancel   context.CancelFunc
+	done     chan error
 }
 
 func newEnv(t testing.TB, tune ...func(*Config)) *env {
@@ -83,7 +85,12 @@ func newEnvAt(t testing.TB, dir string, tune ...func(*Config)) *env {
 	_, _, err = cat.CreateAssociation(ctx, a, nil)
 	must(t, err)
 	must(t, st.MkdirAll(dir, 0o755))
-	e.ex, err = exporter.New(exporter.Config{Store: st, Catalog: cat, S3: e.s3, Engine: e.eng, Version: "test"})
+	e.ex, err = exporter.New(exporter.Config{Store: st, Catalog: cat, S3: e.s3, Engine: e.eng, Version: "test",
+		Progress: func(rel string, n int64) {
+			if f := e.progress.Load(); f != nil {
+				(*f)(rel, n)
+			}
+		}})
 	must(t, err)
 	e.ex.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{a}, nil))
 	e.im = importer.New(importer.Config{Store: st, Catalog: cat, S3: e.s3})
