@@ -51,7 +51,9 @@
 //     version before any of them cannot mark the file clean, even when a
 //     write's bump fell between VersionRead and the exporter's read — and
 //     append NEW (the file was never exported: no `exists`) or CHANGED.
-//     The append is committed before close or fsync returns (invariant 1):
+//     The append is committed before close or fsync returns (invariant 1),
+//     also when another handle's commit took the change (commits of an
+//     inode run one at a time, file.commit):
 //     relaxed on close (it survives kill -9 of the daemon), durable on fsync;
 //     a failure is returned to the caller (EIO) and retried at the next
 //     flush or release;

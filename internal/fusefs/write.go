@@ -33,6 +33,17 @@ type wstate struct {
 	// unjournaled: content changed (or the file was created) since the
 	// last journal append; the next flush, fsync or release appends.
 	unjournaled atomic.Bool
+	// cmu serializes the commits (file.commit) of the inode, from taking
+	// unjournaled to the end of the append. unjournaled is the inode's,
+	// not a handle's: the commit that takes it appends for every handle,
+	// so another handle's flush or fsync that finds it clear must wait
+	// for that append before it answers (invariant 1). Without cmu, the
+	// kernel's late RELEASE of an earlier handle took the change of an
+	// O_TRUNC open and the open's close returned before its entry was
+	// committed (TestCommitWaitsForOtherHandles). Held across the
+	// catalog append, which every waiter has to wait for anyway; it
+	// never blocks another inode.
+	cmu sync.Mutex
 	// unsynced: the last append for the inode was relaxed (a close): a
 	// later fsync appends again, durably, even with nothing new written.
 	unsynced atomic.Bool
@@ -209,8 +220,15 @@ func (f *FS) kindFor(fl *os.File) catalog.Kind {
 // (fsync) makes the data durable in between. A failure leaves the inode
 // unjournaled, so the next flush or release tries again, and is returned:
 // the close or fsync reports it.
+//
+// Commits of one inode run one at a time (w.cmu): a close or fsync that
+// finds nothing left to journal returns only once the commit that took
+// the change (another handle's flush, fsync or release) has appended it,
+// or, if that append failed, after appending it itself.
 func (h *file) commit(ctx context.Context, sync func() error) error {
 	n := h.node
+	n.w.cmu.Lock()
+	defer n.w.cmu.Unlock()
 	if h.pt && h.writable {
 		h.noticePassthroughWrites()
 	}

@@ -57,6 +57,13 @@ func mountJournal(t testing.TB, opt Options, withExporter bool) *jenv {
 // mountJournalAt is mountJournal with the store in directory dir.
 func mountJournalAt(t testing.TB, dir string, opt Options, withExporter bool) *jenv {
 	t.Helper()
+	return mountJournalWith(t, dir, opt, withExporter, nil)
+}
+
+// mountJournalWith is mountJournalAt with the mount's journal wrapped by
+// wrap (nil: as it is), for tests that delay or watch appends.
+func mountJournalWith(t testing.TB, dir string, opt Options, withExporter bool, wrap func(Journal) Journal) *jenv {
+	t.Helper()
 	testutil.NeedFUSE(t)
 	je := &jenv{env: &env{dir: dir, mnt: t.TempDir()}, bucket: "nobucket"}
 	e := je.env
@@ -108,6 +115,9 @@ func mountJournalAt(t testing.TB, dir string, opt Options, withExporter bool) *j
 	je.jnl = NewCatalogJournal(je.cat, notify)
 	je.jnl.SetAssociations(dra.NewTable(je.assocs, nil))
 	opt.Journal = je.jnl
+	if wrap != nil {
+		opt.Journal = wrap(je.jnl)
+	}
 	testutil.DetachOnCleanup(t, e.mnt)
 	if e.srv, e.fsys, err = Mount(e.mnt, e.st, opt); err != nil {
 		t.Fatal(err)
