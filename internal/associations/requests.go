@@ -63,6 +63,8 @@ func (m *Worker) Create(ctx context.Context, req api.CreateDataRepositoryAssocia
 	if n.ClientRequestToken != "" {
 		tok = &dra.TokenRecord{Operation: api.OpCreateAssociation, Token: n.ClientRequestToken, Fingerprint: fp, ResourceID: a.AssociationId}
 	}
+	m.pub.Lock()
+	defer m.pub.Unlock()
 	_, created, err := m.cat.CreateAssociation(ctx, a, tok)
 	m.createMu.Unlock()
 	if err != nil {
@@ -88,7 +90,9 @@ func (m *Worker) Describe(ctx context.Context, req api.DescribeDataRepositoryAss
 	if err != nil {
 		return out, err
 	}
+	m.pub.RLock()
 	items, cur, err := m.cat.DescribeAssociations(ctx, q)
+	m.pub.RUnlock()
 	if err != nil {
 		return out, err
 	}
@@ -119,6 +123,8 @@ func (m *Worker) Update(ctx context.Context, req api.UpdateDataRepositoryAssocia
 	if req.ClientRequestToken != "" {
 		tok = &dra.TokenRecord{Operation: api.OpUpdateAssociation, Token: req.ClientRequestToken, Fingerprint: fp, ResourceID: req.AssociationId}
 	}
+	m.pub.Lock()
+	defer m.pub.Unlock()
 	a, prev, updated, err := m.cat.UpdateAssociation(ctx, req.AssociationId, tok, func(a *api.DataRepositoryAssociation) error {
 		if err := dra.CanUpdate(*a); err != nil {
 			return err
@@ -171,6 +177,8 @@ func (m *Worker) Delete(ctx context.Context, req api.DeleteDataRepositoryAssocia
 		tok = &dra.TokenRecord{Operation: api.OpDeleteAssociation, Token: req.ClientRequestToken, Fingerprint: fp, ResourceID: req.AssociationId}
 	}
 	del := req.DeleteDataInFileSystem != nil && *req.DeleteDataInFileSystem
+	m.pub.Lock()
+	defer m.pub.Unlock()
 	a, prev, updated, err := m.cat.UpdateAssociation(ctx, req.AssociationId, tok, func(a *api.DataRepositoryAssociation) error {
 		if a.Lifecycle == api.LifecycleDeleting {
 			return nil // idempotent: the first delete's choice stands

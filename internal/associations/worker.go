@@ -111,6 +111,12 @@ type Worker struct {
 	exportFailures func() map[string]int64
 
 	createMu sync.Mutex    // overlap check + insert of creates
+	// pub is held (write) from a change of an association in the catalog
+	// to its Publish, and (read) by Describe: a describe never shows a
+	// state (AVAILABLE, a new policy) that the importer, the exporter and
+	// the journal have not been given yet, so an `hsm archive` right after
+	// describe shows AVAILABLE finds the association serving.
+	pub sync.RWMutex
 	kick     chan struct{} // wakes the worker (capacity 1)
 
 	mu        sync.Mutex
@@ -512,6 +518,8 @@ func (m *Worker) changed(rel string) {
 // move changes id's lifecycle from→to (and whatever fn sets) if it is still
 // in from; otherwise errMoved.
 func (m *Worker) move(ctx context.Context, id string, from, to api.DataRepositoryLifecycle, fn func(*api.DataRepositoryAssociation)) (api.DataRepositoryAssociation, error) {
+	m.pub.Lock()
+	defer m.pub.Unlock()
 	a, _, _, err := m.cat.UpdateAssociation(ctx, id, nil, func(x *api.DataRepositoryAssociation) error {
 		if x.Lifecycle != from {
 			return errMoved

@@ -144,3 +144,51 @@ func TestDeleteCancelsBatchImport(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { os.Exit(testutil.RunMain(m)) }
+
+// recordingImporter keeps the last table it was given; taking a table in
+// which an association serves is slow, as a busy listener would be.
+type recordingImporter struct {
+	mu   sync.Mutex
+	last *dra.Table
+}
+
+func (p *recordingImporter) SetAssociations(t *dra.Table) {
+	for _, a := range t.All() {
+		if a.Serves() {
+			time.Sleep(300 * time.Millisecond)
+			break
+		}
+	}
+	p.mu.Lock()
+	p.last = t
+	p.mu.Unlock()
+}
+
+func (p *recordingImporter) ImportAll(context.Context, api.DataRepositoryAssociation, func(importer.ImportCounts)) (importer.ImportCounts, error) {
+	return importer.ImportCounts{}, nil
+}
+
+// A describe that shows an association AVAILABLE comes after the importer
+// (and the exporter and journal, given the same table) were told: a
+// request made on the strength of it (hsm archive) finds it serving.
+func TestDescribeAfterPublish(t *testing.T) {
+	p := &recordingImporter{}
+	m, bucket := newTestAssociations(t, p)
+	r, err := m.Create(context.Background(), api.CreateDataRepositoryAssociationRequest{FileSystemId: m.fsID, FileSystemPath: "/a", DataRepositoryPath: "s3://" + bucket + "/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.Association.AssociationId
+	testutil.Eventually(t, 30*time.Second, "AVAILABLE", func() bool {
+		if describeOne(t, m, id).Lifecycle != api.LifecycleAvailable {
+			return false
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		a, ok := p.last.ByID(id)
+		if !ok || !a.Serves() {
+			t.Fatalf("describe shows %s AVAILABLE before the importer was given it (it has %+v)", id, a)
+		}
+		return true
+	})
+}
