@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/export/run.sh — export through `ferry mount` (issue 4 item 10), on one
-# MinIO, in one run. See docs/benchmarks.md ("Export benchmarks").
+# bench/export/run.sh — what writes through `ferry mount` and auto-export cost,
+# on one MinIO, in one run. See docs/benchmarks.md ("Export benchmarks").
 #
 # Usage: bench/export/run.sh              (everything: ~15 min, plus ≤ 10 min waiting for a quiet machine)
 #   CASES="lag small write"

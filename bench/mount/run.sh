@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/mount/run.sh — `ferry mount` against rclone mount, s3fs and geesefs on
-# one MinIO, in one run (issue 3 item 10). See docs/benchmarks.md, section
+# one MinIO, in one run. See docs/benchmarks.md, section
 # "Mount benchmarks", for what it measures and the results. Runs as root (it
 # mounts, and drops the page cache with /proc/sys/vm/drop_caches).
 #

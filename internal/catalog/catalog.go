@@ -1,5 +1,5 @@
 // Package catalog owns what ferry must query rather than read from a file's
-// extended attributes (design.md "Where the state lives"): the file system's
+// extended attributes (docs/invariants.md, "File states"): the file system's
 // identity, data repository associations and their ClientRequestTokens, the
 // directories already listed for lazy import, chunk maps too large for an
 // xattr, the export journal, data repository tasks and last-access times for
@@ -21,7 +21,7 @@
 // # Durability
 //
 // Writes that acknowledge something to a user — journal appends (an fsync
-// returns only after its entry is durable: design.md invariant 1),
+// returns only after its entry is durable: invariant 1, docs/invariants.md),
 // associations, tokens, tasks, chunk maps, the identity — are durable when
 // the call returns, also across a power cut. Journal appends marked Relaxed
 // (the mount's close and metadata calls) are committed before Append
@@ -275,8 +275,8 @@ func MergeKind(old Kind, oldPath string, new Kind, newOldPath string) (Kind, str
 	return new, newOldPath
 }
 
-// Renames before export (issue 4: "a file renamed or rewritten before its
-// export ran is exported once, under its final name"). Append of
+// Renames before export (the rule: a file renamed or rewritten before its
+// export ran is exported once, under its final name). Append of
 // RENAME(Path ← OldPath) first settles the pending entry of OldPath, if
 // there is one and no exporter holds a live claim on it:
 //

@@ -21,8 +21,8 @@ const DefaultReserve = 8 << 20
 // exporter's claims and completions, the only way space comes back once
 // exported files are released. A commit that fails because the disk is
 // full drops the reserve and is retried once in the space it freed
-// (design.md invariant 1: "a full disk (export resumes)"). The reserve is
-// made again, at most once a minute, once there is room.
+// (invariant 1 in docs/invariants.md: export resumes after a full disk).
+// The reserve is made again, at most once a minute, once there is room.
 type reserve struct {
 	path string
 	size int64

@@ -142,7 +142,7 @@ CREATE TABLE access_times (
 ) WITHOUT ROWID;
 CREATE INDEX access_times_at ON access_times (at_ns, path);
 `,
-	// 2: rename intents and hard-link names (issue 4).
+	// 2: rename intents (moves) and hard-link names (links).
 	`
 CREATE TABLE moves (
 	id         INTEGER PRIMARY KEY,

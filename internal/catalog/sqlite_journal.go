@@ -11,10 +11,11 @@ import (
 
 // The export journal on SQLite.
 //
-// Invariant 1 (catalog half): Append returns nil only after the transaction
-// holding its entries committed with synchronous=FULL, so an acknowledged
-// entry survives kill -9 and a power cut; TestCrashAppend kills a process
-// that appends and checks every acknowledged entry after reopening.
+// Invariant 1 (docs/invariants.md), catalog half: Append returns nil only
+// after the transaction holding its entries committed with
+// synchronous=FULL, so an acknowledged entry survives kill -9 and a power
+// cut; TestCrashAppend kills a process that appends and checks every
+// acknowledged entry after reopening.
 //
 // The exporter's side — Claim, ExtendLease, Complete, Fail, Park,
 // ReleaseClaims — commits with synchronous=NORMAL: it survives kill -9, and

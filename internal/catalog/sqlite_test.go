@@ -125,10 +125,10 @@ func TestSchemaTooNew(t *testing.T) {
 	}
 }
 
-// TestCrashAppend is invariant 1's catalog half: a process appends with
-// group commit from many goroutines and reports each acknowledged entry; it
-// is killed with SIGKILL mid-stream; every acknowledged entry must be in the
-// catalog after reopening.
+// TestCrashAppend is invariant 1's catalog half (docs/invariants.md): a
+// process appends with group commit from many goroutines and reports each
+// acknowledged entry; it is killed with SIGKILL mid-stream; every
+// acknowledged entry must be in the catalog after reopening.
 func TestCrashAppend(t *testing.T) {
 	if dir := os.Getenv("FERRY_CATALOG_CRASH_CHILD"); dir != "" {
 		crashChild(dir)

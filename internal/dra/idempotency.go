@@ -12,8 +12,8 @@ import (
 	"github.com/ferry-hpc/ferry/internal/api"
 )
 
-// ClientRequestToken idempotency (semantics.md §1): the same token with the
-// same parameters returns the same result (the resource the first request
+// ClientRequestToken idempotency (docs/semantics.md §1): the same token with
+// the same parameters returns the same result (the resource the first request
 // made, as it is now); the same token with other parameters is
 // IncompatibleParameterError. Tokens are scoped by operation within one file
 // system's catalog (FSx scopes them by account; a ferry catalog is one file

@@ -6,7 +6,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/api"
 )
 
-// Association lifecycle (semantics.md §1):
+// Association lifecycle (docs/semantics.md §1):
 //
 //	CREATING ──► AVAILABLE | MISCONFIGURED | FAILED | DELETING
 //	AVAILABLE ◄──► MISCONFIGURED
@@ -76,7 +76,7 @@ func CanDelete(a api.DataRepositoryAssociation) error {
 	return nil
 }
 
-// Task lifecycle (semantics.md §5):
+// Task lifecycle (docs/semantics.md §5):
 //
 //	PENDING ──► EXECUTING | CANCELING | FAILED
 //	EXECUTING ──► SUCCEEDED | FAILED | CANCELING

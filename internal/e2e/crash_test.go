@@ -188,11 +188,11 @@ func worker(ctx context.Context, l *ledger, mnt, dir string, rng *rand.Rand, seq
 	}
 }
 
-// TestCrashKill9 is invariant 1 across kill -9 (issue 4 item 4): a
-// write-heavy workload through `ferry mount`, the daemon killed with
-// SIGKILL at ≥ 20 random moments and started again over the same store;
-// afterwards `ferry hsm wait` drains the journal and every file whose
-// close returned before the kill is in the bucket byte-identical (sha256).
+// TestCrashKill9 is invariant 1 (docs/invariants.md) across kill -9: a
+// write-heavy workload through `ferry mount`, the daemon killed with SIGKILL
+// at ≥ 20 random moments and started again over the same store; afterwards
+// `ferry hsm wait` drains the journal and every file whose close returned
+// before the kill is in the bucket byte-identical (sha256).
 func TestCrashKill9(t *testing.T) {
 	srv := testutil.SharedMinIO(t)
 	bucket := srv.Bucket(t)

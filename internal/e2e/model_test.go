@@ -30,17 +30,18 @@ import (
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
-// TestModel (issue 10 item 2) runs many small random sequences of
-// operations — creates, overwrites, appends, truncates, file renames (to a
-// new name, over an existing file, write-tmp-then-rename), mkdir, directory
-// renames (to a new place, chains, back to the old name, of a parent of a
-// renamed directory, between the two associations and in and out of them),
-// unlink, rmdir — through one `ferry mount` of the built binary over a real
-// MinIO, with `ferry hsm wait` at random points and at the end of each
-// sequence, and the daemon killed with SIGKILL at random moments. Each
-// sequence works in directories of its own (ma/sN, mb/sN, o/sN), so many
-// run at once, and keeps a model of its files; after every `hsm wait` that
-// exits 0 its part of the bucket is checked against the model.
+// TestModel (invariants 1, 2 and 5 in docs/invariants.md, with renames and
+// kills) runs many small random sequences of operations — creates,
+// overwrites, appends, truncates, file renames (to a new name, over an
+// existing file, write-tmp-then-rename), mkdir, directory renames (to a new
+// place, chains, back to the old name, of a parent of a renamed directory,
+// between the two associations and in and out of them), unlink, rmdir —
+// through one `ferry mount` of the built binary over a real MinIO, with
+// `ferry hsm wait` at random points and at the end of each sequence, and the
+// daemon killed with SIGKILL at random moments. Each sequence works in
+// directories of its own (ma/sN, mb/sN, o/sN), so many run at once, and keeps
+// a model of its files; after every `hsm wait` that exits 0 its part of the
+// bucket is checked against the model.
 //
 // Required (a failure otherwise), in both associations:
 //   - every live file under its key (the association's prefix is its path,

@@ -23,12 +23,12 @@ import (
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
-// TestOutageWritesThroughMount (issue 4 item 4): the repository goes away
-// while files are written and closed through the mount; closes still
-// succeed (the journal is local), the backlog is visible (`ferry hsm wait`
-// times out listing what is pending, `ferry umount` counts it), nothing is
-// lost across the outage and a remount, and once the repository is back
-// every file is exported byte-identical.
+// TestOutageWritesThroughMount is invariant 1 (docs/invariants.md) across a
+// repository outage: the repository goes away while files are written and
+// closed through the mount; closes still succeed (the journal is local), the
+// backlog is visible (`ferry hsm wait` times out listing what is pending,
+// `ferry umount` counts it), nothing is lost across the outage and a remount,
+// and once the repository is back every file is exported byte-identical.
 func TestOutageWritesThroughMount(t *testing.T) {
 	srv := testutil.StartMinIO(t)
 	bucket := srv.Bucket(t)
@@ -161,12 +161,13 @@ func (e *readsEnv) metric(name string) float64 {
 	return v
 }
 
-// TestOutageReadsBounded (issue 10 item 8): with the repository refusing
-// connections, or accepting them and never answering, a read of a
-// released file through the mount fails with EIO after --fetch-timeout
-// (3 s here), not sooner and not without bound (before: 27 s refused,
-// over 200 s hung), and the daemon logs a line naming the endpoint and
-// the file; once the repository is back the next read succeeds.
+// TestOutageReadsBounded (docs/architecture.md, "Repository outages (reads
+// and listings)"): with the repository refusing connections, or accepting
+// them and never answering, a read of a released file through the mount fails
+// with EIO after --fetch-timeout (3 s here), not sooner and not without bound
+// (before: 27 s refused, over 200 s hung), and the daemon logs a line naming
+// the endpoint and the file; once the repository is back the next read
+// succeeds.
 func TestOutageReadsBounded(t *testing.T) {
 	const bound = 3 * time.Second
 	e := newReadsEnv(t, bound.String())
@@ -201,14 +202,14 @@ func TestOutageReadsBounded(t *testing.T) {
 	}
 }
 
-// TestOutageReadsInterruptAndLocal (issue 10 item 8): while the repository
-// hangs (--fetch-timeout 60s), a reader waiting for a released chunk is
-// shown in /metrics as a stalled fetch, ends at once on SIGINT (Ctrl-C),
-// and meanwhile reads of chunks already local and listings of directories
-// already listed answer. Without FOPEN_KEEP_CACHE on opens of released
-// files (fusefs Node.Open) each new open of the file waited for the
-// stalled read: the kernel drops an inode's pages at open and waits for
-// the locked one.
+// TestOutageReadsInterruptAndLocal (docs/architecture.md, "Repository outages
+// (reads and listings)"): while the repository hangs (--fetch-timeout 60s), a
+// reader waiting for a released chunk is shown in /metrics as a stalled
+// fetch, ends at once on SIGINT (Ctrl-C), and meanwhile reads of chunks
+// already local and listings of directories already listed answer. Without
+// FOPEN_KEEP_CACHE on opens of released files (fusefs Node.Open) each new
+// open of the file waited for the stalled read: the kernel drops an inode's
+// pages at open and waits for the locked one.
 func TestOutageReadsInterruptAndLocal(t *testing.T) {
 	e := newReadsEnv(t, "60s")
 	for _, c := range []struct {

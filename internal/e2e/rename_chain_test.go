@@ -14,15 +14,14 @@ import (
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
-// TestDirRenameDuringMove is the TestCrashKill9 flake made deterministic
-// (issue 10 item 1): a directory of exported files is renamed, and renamed
-// again while the exporter moves its objects (its new `dir/` object is
-// there: the move has begun). `ferry hsm wait` must not return before
-// every file is under its final key. Before the exporter resolved moves
-// from the file's identity (49f9378) it returned 0 with 199 or 200 of
-// 200 files still under the first name: the claimed RENAME found the new
-// names gone and left the objects, and the second RENAME listed the
-// intermediate name's prefix, where nothing was.
+// TestDirRenameDuringMove is the TestCrashKill9 flake made deterministic: a
+// directory of exported files is renamed, and renamed again while the
+// exporter moves its objects (its new `dir/` object is there: the move has
+// begun). `ferry hsm wait` must not return before every file is under its
+// final key. Before the exporter resolved moves from the file's identity
+// (49f9378) it returned 0 with 199 or 200 of 200 files still under the first
+// name: the claimed RENAME found the new names gone and left the objects, and
+// the second RENAME listed the intermediate name's prefix, where nothing was.
 func TestDirRenameDuringMove(t *testing.T) {
 	srv := testutil.SharedMinIO(t)
 	bucket := srv.Bucket(t)

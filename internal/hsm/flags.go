@@ -1,8 +1,9 @@
 // Package hsm owns the HSM state of files under an association, as Lustre's
-// `lfs hsm_*` commands show and change it (semantics.md §6): the state flags,
-// the rules that move a file from one state to another (pure functions, see
-// transition.go), the text `lfs hsm_state` and `lfs hsm_action` print, and
-// the parsing of flag names for `ferry hsm set|clear`.
+// `lfs hsm_*` commands show and change it (docs/semantics.md §6): the state
+// flags, the rules that move a file from one state to another (pure
+// functions, see transition.go), the text `lfs hsm_state` and
+// `lfs hsm_action` print, and the parsing of flag names for
+// `ferry hsm set|clear`.
 //
 // Formats were checked against Lustre's own source (lustre/lustre-release,
 // lustre/utils/lfs.c at commit 00141b1a746d4733c2f52c7a7edec36da4cedcac,
@@ -22,7 +23,7 @@
 //	                --norelease --noarchive (released cannot be set).
 //
 // The flag order differs from the bit order (released 0x04 comes first) and
-// matches semantics.md §6 ("released exists archived").
+// matches docs/semantics.md §6 ("released exists archived").
 package hsm
 
 import (

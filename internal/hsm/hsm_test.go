@@ -33,7 +33,8 @@ func TestFormatState(t *testing.T) {
 	}
 }
 
-// TestLifecycle follows the states semantics.md §6 lists, as lfs prints them.
+// TestLifecycle follows the states docs/semantics.md §6 lists, as lfs prints
+// them.
 func TestLifecycle(t *testing.T) {
 	step := func(name string, f Flags, err error, want string) Flags {
 		t.Helper()
@@ -209,8 +210,9 @@ func TestChecks(t *testing.T) {
 	}
 }
 
-// TestInvariant6 breaks if an import can ever replace unexported content:
-// for every consistent state, Reimport succeeds only when Unexported is false.
+// TestInvariant6 (docs/invariants.md) breaks if an import can ever replace
+// unexported content: for every consistent state, Reimport succeeds only when
+// Unexported is false.
 func TestInvariant6(t *testing.T) {
 	for f := Flags(0); f <= Known; f++ {
 		if f.Check() != nil {

@@ -26,8 +26,9 @@ import (
 //	Vanished  (object DELETED)     + lost_from_hsm if released, else
 //	                               − exists archived dirty
 //
-// Invariant 6 (design.md, an import never discards unexported local
-// changes) is kept by Reimport, which refuses whenever Unexported is true.
+// Invariant 6 (docs/invariants.md: an import never discards unexported
+// local changes) is kept by Reimport, which refuses whenever Unexported is
+// true.
 
 // Version identifies a file's content, like Lustre's data_version: it
 // changes with every local modification, so an exporter can tell whether

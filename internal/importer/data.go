@@ -159,13 +159,13 @@ func fstat(f *os.File, st *unix.Stat_t) error {
 }
 
 // EnsureData makes bytes [off, off+n) of file rel, open in the daemon as f,
-// local before the caller reads them from f. A file without the released
-// flag needs nothing. Otherwise the missing chunks are fetched by ranged
-// GET with If-Match on the stub's ETag (a chunk already being fetched is
-// waited for, never fetched twice), written into the file, fdatasync'ed
-// and only then marked local (store.CommitChunks: invariant 3, a read never
-// returns zeros from a hole). A sequential reader starts readahead of the
-// following chunks. When the map is complete the file becomes
+// local before the caller reads them from f. A file without the released flag
+// needs nothing. Otherwise the missing chunks are fetched by ranged GET with
+// If-Match on the stub's ETag (a chunk already being fetched is waited for,
+// never fetched twice), written into the file, fdatasync'ed and only then
+// marked local (store.CommitChunks: invariant 3 in docs/invariants.md, a read
+// never returns zeros from a hole). A sequential reader starts readahead of
+// the following chunks. When the map is complete the file becomes
 // `exists archived`. A changed object (412) fails the read with EIO (a
 // *ReadError) and the stub is re-imported if it is clean.
 func (im *Importer) EnsureData(ctx context.Context, rel string, f *os.File, off, n int64) error {

@@ -96,10 +96,10 @@ func (im *Importer) Restore(ctx context.Context, rel string, progress func(n int
 // becomes a stub again: released exists archived, an empty chunk map, its
 // blocks punched out.
 //
-// Order (invariant 3): the state is marked released with an empty map and
-// made durable first, and only then are the blocks punched. A crash in
-// between leaves a released file whose data is still there, which is
-// fetched again on read: wasteful, never zeros read as data.
+// Order (invariant 3, docs/invariants.md): the state is marked released with
+// an empty map and made durable first, and only then are the blocks punched.
+// A crash in between leaves a released file whose data is still there, which
+// is fetched again on read: wasteful, never zeros read as data.
 func (im *Importer) Release(ctx context.Context, rel string) error {
 	a, _, ok := im.assocFor(rel)
 	if !ok {

@@ -504,9 +504,9 @@ func (im *Importer) ensureDir(a *dra.Assoc, key, rel string, attrs posixmeta.Att
 	return false
 }
 
-// cleanStub reports whether rel is a stub whose data is all in the
-// repository (released, so never dirty: hsm.Flags.Check), which an import
-// may remove without losing anything (invariant 6).
+// cleanStub reports whether rel is a stub whose data is all in the repository
+// (released, so never dirty: hsm.Flags.Check), which an import may remove
+// without losing anything (invariant 6, docs/invariants.md).
 func (im *Importer) cleanStub(rel string) bool {
 	st, err := im.st.GetState(rel)
 	return err == nil && st.Flags.Has(hsm.Released) && !hsm.Unexported(st.Flags)

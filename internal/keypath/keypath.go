@@ -1,11 +1,11 @@
 // Package keypath owns the mapping between S3 object keys under a data
 // repository association and relative POSIX paths below the association's
-// directory, in both directions (semantics.md §2 and §4).
+// directory, in both directions (docs/semantics.md §2 and §4).
 //
-// It enforces invariant 4 of design.md: an S3 key never maps outside its
-// association. A key is accepted only if every component of what follows the
-// association's prefix is a name a POSIX file system can hold without
-// interpretation: not empty, not "." or "..", at most 255 bytes, valid UTF-8,
+// It enforces invariant 4 (docs/invariants.md): an S3 key never maps
+// outside its association. A key is accepted only if every component of
+// what follows the association's prefix is a name a POSIX file system can
+// hold without interpretation: not empty, not "." or "..", at most 255 bytes, valid UTF-8,
 // no NUL. Everything else is refused with the FSx error code
 // S3ObjectPathNotPosixCompliant, never "cleaned" into some other path.
 //
@@ -141,8 +141,8 @@ func CheckPrefix(prefix string) error {
 // it maps to ".", Dir. Every other key maps to a path without "." or ".."
 // components and without empty components.
 //
-// Invariant 4 (design.md): an S3 key never maps outside its association.
-// It is enforced here and only here: this function returns a path only when
+// Invariant 4: an S3 key never maps outside its association. It is
+// enforced here and only here: this function returns a path only when
 // every component of the key below the prefix is a plain name (checkName),
 // so joining the result onto the association's directory can never climb
 // out of it, be absolute, or alias another name. Refused keys get

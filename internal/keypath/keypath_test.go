@@ -200,7 +200,8 @@ func FuzzToPath(f *testing.F) {
 			}
 			return
 		}
-		// Invariant 4: an accepted key stays inside its association.
+		// Invariant 4 (docs/invariants.md): an accepted key stays inside
+		// its association.
 		checkLocal(t, key, rel)
 		if !strings.HasPrefix(key, prefix) {
 			t.Fatalf("accepted key %q outside prefix %q", key, prefix)

@@ -79,10 +79,10 @@ func (d Decoded) HasPOSIX() bool {
 
 // Merge returns the attributes a file that already exists with current
 // attributes gets when its object changed: each Valid header wins, every
-// other attribute keeps its current value (semantics.md §2: a changed object
-// without POSIX metadata keeps the file's current metadata) — except mtime,
-// which without a valid header becomes the object's LastModified, because
-// the content did change and tools that compare mtimes (make, rsync,
+// other attribute keeps its current value (docs/semantics.md §2: a changed
+// object without POSIX metadata keeps the file's current metadata) — except
+// mtime, which without a valid header becomes the object's LastModified,
+// because the content did change and tools that compare mtimes (make, rsync,
 // aws s3 sync) must see that. The file type always comes from the object
 // (Attrs), never from current.
 func (d Decoded) Merge(current Attrs) Attrs {

@@ -1,7 +1,7 @@
 // Package posixmeta owns the encoding of POSIX file attributes in S3 user
-// metadata, in the format FSx for Lustre, DataSync and Storage Gateway share
-// (semantics.md §3), and the separation of those keys from any other user
-// metadata an object carries.
+// metadata, in the format FSx for Lustre, DataSync and Storage Gateway
+// share (docs/semantics.md §3), and the separation of those keys from any
+// other user metadata an object carries.
 //
 // Keys are the AWS SDK's user-metadata map keys: without the "x-amz-meta-"
 // prefix, lower case. Values:
@@ -22,8 +22,7 @@
 // LastModified, atime = mtime. FSx uses 0755 for files as well; ferry picks
 // 0644 because an object carries no sign of being executable and a data
 // file with the x bit set is a surprise (a script needs chmod +x, as it
-// would after any download). The operator documentation should say so
-// (docs/ is owned elsewhere; see the hand-over notes).
+// would after any download). docs/semantics.md §3 tells users so.
 //
 // Decoding never fails as a whole: it reports, header by header, whether the
 // header was missing, valid or invalid (with the reason), so the importer can
@@ -209,7 +208,7 @@ func IsOwnKey(key string) bool {
 
 // Foreign returns a copy of meta without ferry's own keys: the user metadata
 // another tool put on an object, which ferry keeps when it exports the file
-// again (semantics.md §4; FSx drops it). Never nil.
+// again (docs/semantics.md §4; FSx drops it). Never nil.
 func Foreign(meta map[string]string) map[string]string {
 	out := make(map[string]string, len(meta))
 	for k, v := range meta {
@@ -252,7 +251,8 @@ func Size(meta map[string]string) int {
 
 // CheckSymlinkTarget reports why the body of a symlink object cannot be a
 // symlink target, or nil. Where the target points is not checked: the store
-// resolves nothing through symlinks it holds (invariant 4 is kept there).
+// resolves nothing through symlinks it holds (invariant 4 in
+// docs/invariants.md is kept there).
 func CheckSymlinkTarget(target []byte) error {
 	switch {
 	case len(target) == 0:

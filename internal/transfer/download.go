@@ -50,11 +50,11 @@ type DownloadInput struct {
 // is left for the end.
 //
 // Every GET carries If-Match with the ETag (the listing's, or the first
-// range's when the listing had none), so the file never mixes two versions
-// of the object (invariant 3). Checks before the rename: the length of
-// every response and of the whole; the MD5 when the ETag is a plain MD5
-// (single-part upload, no SSE-KMS/SSE-C); a checksum the server sends with
-// a whole-object GET (verified by the SDK). Ranged GETs of multipart
+// range's when the listing had none), so the file never mixes two versions of
+// the object (invariant 3, docs/invariants.md). Checks before the rename: the
+// length of every response and of the whole; the MD5 when the ETag is a plain
+// MD5 (single-part upload, no SSE-KMS/SSE-C); a checksum the server sends
+// with a whole-object GET (verified by the SDK). Ranged GETs of multipart
 // objects are checked by size only (see docs/benchmarks.md for what a
 // stronger check would need).
 //

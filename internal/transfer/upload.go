@@ -31,13 +31,13 @@ type UploadInput struct {
 // Upload copies a local file to an object, in parts when large. An
 // interrupted or failed multipart upload is aborted.
 //
-// Invariant 2 (no torn objects) is kept here: the file's size and
-// modification time are taken when it is opened and checked again before
-// the object becomes visible — before the last bytes of a single PUT are
-// handed to the connection, before CompleteMultipartUpload — and a change
-// fails the upload with ErrChanged, leaving the old object in place.
-// Bodies are read straight from the file (io.SectionReader), so an upload
-// holds no buffer of its own.
+// Invariant 2 (no torn objects, docs/invariants.md) is kept here: the file's
+// size and modification time are taken when it is opened and checked again
+// before the object becomes visible — before the last bytes of a single PUT
+// are handed to the connection, before CompleteMultipartUpload — and a change
+// fails the upload with ErrChanged, leaving the old object in place. Bodies
+// are read straight from the file (io.SectionReader), so an upload holds no
+// buffer of its own.
 func (e *Engine) Upload(ctx context.Context, in UploadInput, progress ProgressFunc) error {
 	f, err := os.Open(in.Path)
 	if err != nil {
