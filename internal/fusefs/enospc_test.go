@@ -18,7 +18,7 @@ import (
 // fills up under writes through the mount. Writes get ENOSPC (or close
 // reports the failure), nothing whose close returned is lost — every such
 // file is exported byte-identical — and once space is freed writing and
-// exporting go on (invariant 1: "a full disk (export resumes)").
+// exporting go on (invariant 1 in docs/invariants.md: export resumes after a full disk).
 func TestFullStoreDisk(t *testing.T) {
 	if os.Geteuid() != 0 {
 		testutil.Need(t, errors.New("needs root to mount a tmpfs"))

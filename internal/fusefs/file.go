@@ -91,7 +91,7 @@ func (h *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 	h.node.fsys.Stats.Reads.Add(1)
 	if imp := h.node.fsys.imp; imp != nil {
 		// A released file's bytes are fetched before they are read
-		// (invariant 3: never zeros from a hole).
+		// (invariant 3, docs/invariants.md: never zeros from a hole).
 		if err := imp.EnsureData(ctx, h.node.rel(), h.f, off, int64(len(dest))); err != nil {
 			return nil, errno(err)
 		}

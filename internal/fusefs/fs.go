@@ -17,7 +17,7 @@
 // EnsureListed (the first one lists the repository prefix into the store),
 // and a read of a file that is not in passthrough mode first calls
 // EnsureData for the bytes asked (a released file's chunks are fetched;
-// invariant 3: never zeros from a hole). An open for writing, or a
+// invariant 3 in docs/invariants.md: never zeros from a hole). An open for writing, or a
 // truncate to a non-zero size, of a released file restores it whole first
 // (EnsureData of every byte), so a local write is never overwritten by a
 // later fetch; an O_TRUNC open or a truncate to 0 marks it hsm.Truncated

@@ -78,7 +78,7 @@ func (j *CatalogJournal) Notify() {
 // appends durably. Without a journal it
 // does nothing. A failure is logged and returned: the caller answers EIO,
 // so a close or fsync never acknowledges a write that is not journaled
-// (invariant 1).
+// (invariant 1, docs/invariants.md).
 func (f *FS) journal(ctx context.Context, entries ...catalog.JournalAppend) error {
 	j := f.jnl
 	if j == nil {

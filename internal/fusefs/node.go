@@ -380,7 +380,7 @@ func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 }
 
 // Unlink removes a name; its object goes only if the association's policy
-// has DELETED (the exporter decides: invariant 5).
+// has DELETED (the exporter decides: invariant 5, docs/invariants.md).
 func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
 	rel := n.child(name)
 	if err := n.fsys.store.Unlink(rel); err != nil {

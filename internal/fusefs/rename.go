@@ -16,7 +16,7 @@ import (
 )
 
 // Rename passes renameat2 flags (RENAME_NOREPLACE, RENAME_EXCHANGE) through
-// and journals the move (the exporter moves the object: semantics.md §4).
+// and journals the move (the exporter moves the object: docs/semantics.md §4).
 //
 // Invariant 1 across the rename: before the store renames, a move record
 // (Journal.BeginMove) says it is about to; the RENAME appended after the

@@ -37,7 +37,7 @@ type wstate struct {
 	// unjournaled to the end of the append. unjournaled is the inode's,
 	// not a handle's: the commit that takes it appends for every handle,
 	// so another handle's flush or fsync that finds it clear must wait
-	// for that append before it answers (invariant 1). Without cmu, the
+	// for that append before it answers (invariant 1, docs/invariants.md). Without cmu, the
 	// kernel's late RELEASE of an earlier handle took the change of an
 	// O_TRUNC open and the open's close returned before its entry was
 	// committed (TestCommitWaitsForOtherHandles). Held across the
