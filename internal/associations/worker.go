@@ -110,14 +110,14 @@ type Worker struct {
 	availableCheck time.Duration
 	exportFailures func() map[string]int64
 
-	createMu sync.Mutex    // overlap check + insert of creates
+	createMu sync.Mutex // overlap check + insert of creates
 	// pub is held (write) from a change of an association in the catalog
 	// to its Publish, and (read) by Describe: a describe never shows a
 	// state (AVAILABLE, a new policy) that the importer, the exporter and
 	// the journal have not been given yet, so an `hsm archive` right after
 	// describe shows AVAILABLE finds the association serving.
-	pub sync.RWMutex
-	kick     chan struct{} // wakes the worker (capacity 1)
+	pub  sync.RWMutex
+	kick chan struct{} // wakes the worker (capacity 1)
 
 	mu        sync.Mutex
 	runningID string             // association the worker works on
