@@ -171,12 +171,14 @@ type Catalog interface {
 	// Pending lists pending entries under prefix in path order, after the
 	// path after ("" = from the start), at most limit.
 	Pending(ctx context.Context, prefix, after string, limit int) ([]JournalEntry, error)
-	// RenamedFrom reports whether a pending RENAME entry (parked ones
-	// excepted) has one of paths as its old path: the object under that
-	// path's key still has to move. The exporter holds back an upload to
-	// a key while the object there is still to be moved away (a released
-	// file renamed and its old name written again).
-	RenamedFrom(ctx context.Context, paths []string) (bool, error)
+	// RenamesFrom lists the pending RENAME entries (parked ones excepted)
+	// whose old path is one of paths, at most limit: the objects under
+	// those paths' keys still have to move. Before the exporter writes a
+	// key it asks for the key's path and its parents: an upload waits for
+	// such a move; a move first makes the renamed released files that
+	// still need the object local (a released file renamed and its old
+	// name written again, two released files swapped).
+	RenamesFrom(ctx context.Context, paths []string, limit int) ([]JournalEntry, error)
 	// Park records a permanent failure of e (a key over 1024 bytes, a file
 	// over 5 TiB): like Fail, but the entry is not claimed again until a
 	// newer append for its path arrives (ReadyAt = Parked). It stays

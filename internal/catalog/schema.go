@@ -157,7 +157,7 @@ CREATE TABLE links (
 ) WITHOUT ROWID;
 CREATE INDEX links_path ON links (path);
 `,
-	// 3: pending renames by old path (RenamedFrom).
+	// 3: pending renames by old path (RenamesFrom).
 	`
 CREATE INDEX journal_renamed_from ON journal (old_path) WHERE kind = 'RENAME';
 `,

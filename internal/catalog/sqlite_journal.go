@@ -619,29 +619,23 @@ func (c *sqliteCatalog) Pending(ctx context.Context, prefix, after string, limit
 	return scanEntries(rows, err)
 }
 
-func (c *sqliteCatalog) RenamedFrom(ctx context.Context, paths []string) (bool, error) {
-	if len(paths) == 0 {
-		return false, nil
+func (c *sqliteCatalog) RenamesFrom(ctx context.Context, paths []string, limit int) ([]JournalEntry, error) {
+	if len(paths) == 0 || limit <= 0 {
+		return nil, nil
 	}
-	args := make([]any, 0, len(paths)+1)
+	args := make([]any, 0, len(paths)+2)
 	args = append(args, parkedNS)
-	q := `SELECT 1 FROM journal WHERE kind = 'RENAME' AND ready_ns != ? AND old_path IN (?` + strings.Repeat(",?", len(paths)-1) + `) LIMIT 1`
 	for _, p := range paths {
 		args = append(args, p)
 	}
-	row, err := c.rrow(ctx, q, args...)
+	args = append(args, limit)
+	q := `SELECT ` + journalCols + ` FROM journal WHERE kind = 'RENAME' AND ready_ns != ? AND old_path IN (?` +
+		strings.Repeat(",?", len(paths)-1) + `) ORDER BY path LIMIT ?`
+	es, err := scanEntries(c.rquery(ctx, q, args...))
 	if err != nil {
-		return false, err
+		return nil, fmt.Errorf("catalog: pending renames: %w", err)
 	}
-	var one int
-	err = row.Scan(&one)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("catalog: %w", err)
-	}
-	return true, nil
+	return es, nil
 }
 
 // scanEntries reads the journal rows of a query (rows, err as returned).

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"time"
@@ -9,6 +10,8 @@ import (
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/exporter"
+	"github.com/ferry-hpc/ferry/internal/importer"
+	"github.com/ferry-hpc/ferry/internal/s3x"
 )
 
 // ExportOptions tune the daemon's exporter (zero fields take the
@@ -40,6 +43,7 @@ func (d *Daemon) newExporter() (*exporter.Exporter, error) {
 		Version:     d.cfg.Version,
 		Logger:      d.log.With("component", "exporter"),
 		VersionRead: d.versionRead,
+		Restore:     d.restoreForMove,
 		UnseenWriter: func(dev, ino uint64) bool {
 			f := d.mounted.Load()
 			return f != nil && f.UnseenWriter(dev, ino)
@@ -113,4 +117,18 @@ func PendingExports(catalogURL, storeDir string) (int64, time.Duration, error) {
 	}
 	age, err := cat.OldestAge(ctx)
 	return n, age, err
+}
+
+// restoreForMove makes a renamed released file local before a move writes
+// the key its data is still under (exporter Config.Restore). A file whose
+// object is already gone or replaced can never be made local: that is
+// logged, and the move goes on (waiting would hold it forever).
+func (d *Daemon) restoreForMove(ctx context.Context, rel string) error {
+	err := d.imp.Restore(ctx, rel, nil)
+	var re *importer.ReadError
+	if errors.As(err, &re) && (re.Code == importer.CodeChanged || re.Code == s3x.CodeNoSuchKey) {
+		d.log.Error("renamed released file cannot be made local: its object is gone or replaced", "path", rel, "err", err)
+		return nil
+	}
+	return err
 }

@@ -66,9 +66,9 @@ func (e *Exporter) exportEntry(ctx context.Context, je catalog.JournalEntry) (sk
 	if skip, err := admit(a, ok, ev); skip || err != nil {
 		return skip, err
 	}
-	if held, err := e.cfg.Catalog.RenamedFrom(ctx, ancestors(je.Path, a.Dir)); err != nil {
+	if held, err := e.cfg.Catalog.RenamesFrom(ctx, ancestors(je.Path, a.Dir), 1); err != nil {
 		return false, err
-	} else if held {
+	} else if len(held) > 0 {
 		return false, errRenamePending
 	}
 	return e.exportPath(ctx, a, in, rel, "")
@@ -353,6 +353,11 @@ func (e *Exporter) exportOpen(ctx context.Context, a *dra.Assoc, f *os.File, rel
 			return false, err
 		}
 		if st.Flags.Has(hsm.Released) {
+			// Made local since the state was read (a move's rescue, an
+			// open for writing): the next attempt uploads that data.
+			if cur, err := e.cfg.Store.FileState(f); err == nil && !cur.Flags.Has(hsm.Released) {
+				return false, errDeferred
+			}
 			// Nothing local and the object is gone or changed: the
 			// importer's business (lost_from_hsm or a re-import).
 			e.log.Warn("released file's object is gone or changed; nothing to export", "path", rel, "bucket", src.a.Bucket, "key", src.key)

@@ -96,6 +96,14 @@ type Config struct {
 	// its store path; n, the bytes read so far). Tests change a file or
 	// slow an upload down through it.
 	Progress func(rel string, n int64)
+	// Restore, when set, makes the released file rel local (the importer's
+	// Restore: its data fetched from its object). A move calls it before it
+	// writes a key that a renamed released file's data is still under
+	// (move.go, rescue). It returns nil once the file is local, or when
+	// its data can never be (the object is gone: the importer logs it).
+	// Without it such a move waits for the other one, which a cycle of
+	// renames (two released files swapped) never ends.
+	Restore func(ctx context.Context, rel string) error
 	// VersionRead, when set, is called with the device and inode of a
 	// regular file just before an export reads its content version. The
 	// mount clears the file's "bumped" bit there so that its next write

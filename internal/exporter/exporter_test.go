@@ -21,6 +21,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/importer"
 	"github.com/ferry-hpc/ferry/internal/posixmeta"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
@@ -42,6 +43,9 @@ type env struct {
 	s3     *s3x.Client
 	bucket string
 	ex     *Exporter
+	// im restores renamed released files for the exporters' moves
+	// (Config.Restore), as the daemon's importer does.
+	im *importer.Importer
 	// progress is the exporters' Config.Progress (onProgress).
 	progress atomic.Pointer[func(rel string, n int64)]
 
@@ -68,6 +72,8 @@ func newEnv(t testing.TB, m *testutil.MinIO, events ...api.EventType) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, m: m, st: st, cat: cat, s3: m.Client(t), bucket: m.Bucket(t)}
+	e.im = importer.New(importer.Config{Store: st, Catalog: cat, S3: e.s3})
+	t.Cleanup(func() { e.im.Close() })
 	t.Cleanup(func() {
 		e.stop()
 		cat.Close()
@@ -85,6 +91,7 @@ func (e *env) newExporter(owner string) *Exporter {
 		Owner:  owner, Workers: 4, Lease: 3 * time.Second,
 		RetryBase: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond, Poll: 50 * time.Millisecond,
 		Version: "test",
+		Restore: func(ctx context.Context, rel string) error { return e.im.Restore(ctx, rel, nil) },
 		Progress: func(rel string, n int64) {
 			if f := e.progress.Load(); f != nil {
 				(*f)(rel, n)
@@ -98,11 +105,13 @@ func (e *env) newExporter(owner string) *Exporter {
 }
 
 func (e *env) setPolicy(events ...api.EventType) {
-	e.ex.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{{
+	t := dra.NewTable([]api.DataRepositoryAssociation{{
 		AssociationId: "dra-00000001", FileSystemPath: "/ExtData", DataRepositoryPath: "s3://" + e.bucket + "/" + prefix,
 		Lifecycle: api.LifecycleAvailable,
 		S3:        &api.S3DataRepositoryConfiguration{AutoExportPolicy: &api.AutoExportPolicy{Events: events}},
-	}}, nil))
+	}}, nil)
+	e.ex.SetAssociations(t)
+	e.im.SetAssociations(t)
 }
 
 func (e *env) start() {

@@ -301,6 +301,9 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 			err = e.dropOldPrefix(ctx, an, inOld, oldRel, newRel)
 		}
 	case unix.S_IFREG:
+		if err := e.rescue(ctx, an, newRel); err != nil {
+			return false, err
+		}
 		fromKey := ""
 		if sta.Nlink > 1 && sameAssoc {
 			fromKey, _ = keypath.ToKey(an.Prefix, inOld, keypath.File)
@@ -310,6 +313,9 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 			err = e.dropOldName(ctx, an, fromKey, oldRel)
 		}
 	case unix.S_IFLNK:
+		if err := e.rescue(ctx, an, newRel); err != nil {
+			return false, err
+		}
 		skipped, err = e.exportPath(ctx, an, inNew, newRel, "")
 		if err == nil && sameAssoc {
 			if k, kerr := keypath.ToKey(an.Prefix, inOld, keypath.File); kerr == nil && k != "" {
@@ -417,6 +423,9 @@ func (e *Exporter) moveEntry(ctx context.Context, a *dra.Assoc, pin, p string) e
 	case unix.S_IFDIR:
 		return e.moveTree(ctx, a, pin, p, sta)
 	case unix.S_IFLNK:
+		if err := e.rescue(ctx, a, p); err != nil {
+			return err
+		}
 		return e.putSymlink(ctx, a, pin, p, sta)
 	case unix.S_IFREG:
 		st, err := e.cfg.Store.GetState(p)
@@ -435,6 +444,9 @@ func (e *Exporter) moveEntry(ctx context.Context, a *dra.Assoc, pin, p string) e
 			return err
 		case (st.Origin == "" || st.Origin == p) && st.Stale == "":
 			return nil // nothing to move
+		}
+		if err := e.rescue(ctx, a, p); err != nil {
+			return err
 		}
 		_, err = e.exportPath(ctx, a, pin, p, "")
 		return err
@@ -518,6 +530,45 @@ func (e *Exporter) dropDirObject(ctx context.Context, a *dra.Assoc, origin strin
 	if err == nil {
 		e.stats.deleted.Add(1)
 		e.log.Debug("directory object deleted", "key", key, "origin", origin)
+	}
+	return nil
+}
+
+// rescue makes writing the key of p (a file or symlink a move is about to
+// put there, in a) safe for the renamed released files whose data is
+// still only under that key: the pending RENAMEs from p or one of its
+// parents name where such a file is now; each one still released with
+// its object at p is made local first (Config.Restore), so its own move
+// later uploads its data instead of copying an object this write
+// replaced. Without Restore the write waits for those moves
+// (errRenamePending). Files the repository has elsewhere, or with their
+// data local, need nothing: their moves copy with the ETag they expect,
+// and upload when the copy finds another object.
+func (e *Exporter) rescue(ctx context.Context, a *dra.Assoc, p string) error {
+	cp := keypath.ToCatalog(p)
+	pending, err := e.cfg.Catalog.RenamesFrom(ctx, ancestors(cp, a.Dir), 100)
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	for _, r := range pending {
+		q := keypath.FromCatalog(r.Path + cp[len(r.OldPath):]) // where the file renamed from p is now
+		st, err := e.cfg.Store.GetState(q)
+		if errors.Is(err, store.ErrNoState) || gone(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !st.Flags.Has(hsm.Released) || st.Origin != p {
+			continue
+		}
+		if e.cfg.Restore == nil {
+			return errRenamePending
+		}
+		e.log.Info("renamed released file made local before its old key is written", "path", q, "key_of", p)
+		if err := e.cfg.Restore(ctx, q); err != nil {
+			return fmt.Errorf("make %s local before %s is written: %w", q, p, err)
+		}
 	}
 	return nil
 }

@@ -1265,15 +1265,20 @@ func testLinks(t *testing.T, c catalog.Catalog, clk *Clock) {
 	}
 }
 
-// testJournalRenamedFrom: RenamedFrom finds pending RENAMEs by old path,
+// testJournalRenamedFrom: RenamesFrom finds pending RENAMEs by old path,
 // claimed or not, and forgets completed and parked ones.
 func testJournalRenamedFrom(t *testing.T, c catalog.Catalog, clk *Clock) {
 	check := func(want bool, paths ...string) {
 		t.Helper()
-		got, err := c.RenamedFrom(ctx, paths)
+		got, err := c.RenamesFrom(ctx, paths, 10)
 		must(t, err)
-		if got != want {
-			t.Fatalf("RenamedFrom(%q) = %v, want %v", paths, got, want)
+		if (len(got) > 0) != want {
+			t.Fatalf("RenamesFrom(%q) = %+v, want any: %v", paths, got, want)
+		}
+		for _, e := range got {
+			if e.Kind != catalog.KindRename || !slices.Contains(paths, e.OldPath) {
+				t.Fatalf("RenamesFrom(%q): %+v", paths, e)
+			}
 		}
 	}
 	check(false)
@@ -1284,6 +1289,9 @@ func testJournalRenamedFrom(t *testing.T, c catalog.Catalog, clk *Clock) {
 	check(true, "a")
 	check(true, "zz", "d")
 	check(false, "b", "x", "d2", "a/b")
+	if got, err := c.RenamesFrom(ctx, []string{"a", "d"}, 1); err != nil || len(got) != 1 || got[0].Path != "b" {
+		t.Fatalf("RenamesFrom(a, d) limit 1: %+v %v", got, err)
+	}
 	es, err := c.Claim(ctx, "A", 10, time.Hour)
 	must(t, err)
 	check(true, "a") // in flight: still to be moved
