@@ -597,13 +597,6 @@ func (s *Store) BumpVersion(f *os.File) (State, error) {
 	})
 }
 
-// Hooks the tests replace to observe and break CommitChunks' order.
-var (
-	syncData   = func(fd int) error { return unix.Fdatasync(fd) }
-	afterSync  = func() {}
-	afterXattr = func() {}
-)
-
 // CommitChunks records that the chunks of released file f inside r are
 // local, after the caller wrote their bytes into f. When every chunk is
 // local the file stops being released (hsm.Fetched) and its map is dropped.
@@ -635,10 +628,12 @@ func (s *Store) CommitChunks(f *os.File, r Range) (State, error) {
 func (s *Store) CommitRanges(f *os.File, rs []Range) (State, error) {
 	var out State
 	err := WithFd(f, func(fd int) error {
-		if err := syncData(fd); err != nil {
+		if err := s.syncData(fd); err != nil {
 			return fmt.Errorf("fdatasync before marking %v local: %w", rs, err)
 		}
-		afterSync()
+		if s.hooks.afterSync != nil {
+			s.hooks.afterSync()
+		}
 		var sta unix.Stat_t
 		if err := unix.Fstat(fd, &sta); err != nil {
 			return err
@@ -666,12 +661,20 @@ func (s *Store) CommitRanges(f *os.File, rs []Range) (State, error) {
 			}
 			return nil
 		})
-		if err == nil {
-			afterXattr()
+		if err == nil && s.hooks.afterXattr != nil {
+			s.hooks.afterXattr()
 		}
 		return err
 	})
 	return out, pathErr("commit chunks", f.Name(), err)
+}
+
+// syncData is CommitRanges' fdatasync of fd (testHooks.syncData when set).
+func (s *Store) syncData(fd int) error {
+	if s.hooks.syncData != nil {
+		return s.hooks.syncData(fd)
+	}
+	return unix.Fdatasync(fd)
 }
 
 // Has returns the missing parts of r for a file in state st: none when the

@@ -75,6 +75,8 @@ const (
 	// AUTO_RELEASE_DATA releases down to: below 80% used, a store keeps
 	// room for a burst of writes and of hydration before it fills.
 	DefaultWatermark = 0.80
+	// DefaultChangeBackoff is Config.ChangeBackoff's default.
+	DefaultChangeBackoff = 100 * time.Millisecond
 )
 
 // Config wires a Runner. Catalog, Store, Exporter and Importer are
@@ -107,6 +109,14 @@ type Config struct {
 	Usage func() (used, total uint64, err error)
 	// Now replaces time.Now (tests).
 	Now func() time.Time
+	// ChangeBackoff is the wait before an export task retries a file
+	// that changed while it was uploaded, doubled for each next retry
+	// (default DefaultChangeBackoff).
+	ChangeBackoff time.Duration
+	// OnRetry, when set, is called before each such retry (rel, the
+	// file's store path; retry, counting from 1). For tests, which make
+	// a file settle through it; nil in a real daemon.
+	OnRetry func(rel string, retry int)
 }
 
 // Runner runs the data repository tasks of one file system. Create it with
@@ -145,6 +155,9 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ChangeBackoff <= 0 {
+		cfg.ChangeBackoff = DefaultChangeBackoff
 	}
 	if cfg.AutoReleaseAbove != 0 && (cfg.AutoReleaseAbove <= cfg.Watermark || cfg.AutoReleaseAbove >= 1) {
 		return nil, fmt.Errorf("tasks: AutoReleaseAbove %.2f must be above the watermark %.2f and below 1", cfg.AutoReleaseAbove, cfg.Watermark)
