@@ -48,6 +48,13 @@ func newMountIn(t *testing.T, rt string) *mountEnv {
 	return m
 }
 
+// in returns m for subtest t: the same mount, with failures reported to t.
+func (m *mountEnv) in(t *testing.T) *mountEnv {
+	c := *m
+	c.t = t
+	return &c
+}
+
 func (m *mountEnv) mount() {
 	m.t.Helper()
 	cmd := exec.Command(ferryBin, append(append([]string{"mount", "--background"}, m.extraArgs...), "--store", m.st, m.mp)...)

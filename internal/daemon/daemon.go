@@ -105,7 +105,17 @@ type Config struct {
 	// had failed, and what was started is undone. For tests of a failed
 	// start; nil in a real daemon.
 	StepHook func(step string) error
+	// WaitProgressEvery is how often an `hsm wait` stream reports what
+	// is still pending (default 1s).
+	WaitProgressEvery time.Duration
+	// BootIDFile is where the current boot's random id is read (default
+	// DefaultBootIDFile). Tests point it at a file of their own to
+	// simulate a reboot.
+	BootIDFile string
 }
+
+// DefaultBootIDFile is where Linux gives the current boot's random id.
+const DefaultBootIDFile = "/proc/sys/kernel/random/boot_id"
 
 // Daemon is one running mount.
 type Daemon struct {
@@ -173,13 +183,20 @@ func Start(cfg Config) (*Daemon, error) {
 }
 
 // resolve checks cfg and fills its defaults: absolute paths, the catalog
-// URL in canonical form, a logger and the runtime directory.
+// URL in canonical form, a logger, the runtime directory, the wait stream's
+// period and the boot id file.
 func (cfg Config) resolve() (Config, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.RuntimeDir == "" {
 		cfg.RuntimeDir = mounts.RuntimeDir()
+	}
+	if cfg.WaitProgressEvery <= 0 {
+		cfg.WaitProgressEvery = time.Second
+	}
+	if cfg.BootIDFile == "" {
+		cfg.BootIDFile = DefaultBootIDFile
 	}
 	var err error
 	if cfg.Store, err = filepath.Abs(cfg.Store); err != nil {

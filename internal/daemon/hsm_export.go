@@ -88,16 +88,13 @@ func (d *Daemon) action(ctx context.Context, rel string) hsm.CurrentAction {
 	return hsm.Noop
 }
 
-// waitProgressEvery is how often a Wait stream reports what is pending.
-var waitProgressEvery = time.Second
-
-// hsmWait is the drain barrier of `ferry hsm wait`: it
-// streams the number of exports still pending under the paths about once
-// a second and ends when everything under them that was closed before the
-// request is exported (exporter.Wait, one path after the other), or when
-// the request's Timeout passes — then the last line lists what is still
-// pending. Entries parked after a permanent failure do not hold the wait
-// up; they are listed as failures with their cause.
+// hsmWait is the drain barrier of `ferry hsm wait`: it streams the number
+// of exports still pending under the paths every Config.WaitProgressEvery
+// (a second) and ends when everything under them that was closed before
+// the request is exported (exporter.Wait, one path after the other), or
+// when the request's Timeout passes — then the last line lists what is
+// still pending. Entries parked after a permanent failure do not hold the
+// wait up; they are listed as failures with their cause.
 func (d *Daemon) hsmWait(w http.ResponseWriter, r *http.Request, req api.HSMRequest) {
 	if req.Timeout < 0 {
 		writeError(w, api.BadRequestf("hsm wait: Timeout %v is negative: give seconds, or 0 to wait until everything is exported", req.Timeout))
@@ -151,7 +148,7 @@ func (d *Daemon) hsmWait(w http.ResponseWriter, r *http.Request, req api.HSMRequ
 
 	done := make(chan api.WaitEvent, 1)
 	go func() { done <- d.waitAll(ctx, prefixes, barrier, &cur) }()
-	tick := time.NewTicker(waitProgressEvery)
+	tick := time.NewTicker(d.cfg.WaitProgressEvery)
 	defer tick.Stop()
 	for {
 		select {

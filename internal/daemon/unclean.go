@@ -23,11 +23,10 @@ import (
 // up whatever dirty file the journal lost (dirty files are that task's
 // input; clean ones cost only a state read).
 
-// bootIDFile is where Linux gives the current boot's random id.
-var bootIDFile = "/proc/sys/kernel/random/boot_id"
-
-func bootID() string {
-	b, err := os.ReadFile(bootIDFile)
+// bootID returns the current boot's random id, read from file
+// (Config.BootIDFile); "" when it cannot be read.
+func bootID(file string) string {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return ""
 	}
@@ -82,7 +81,7 @@ func (d *Daemon) writeRunningMarker() error {
 	if err != nil {
 		return fmt.Errorf("store %s: %w", d.cfg.Store, err)
 	}
-	now := bootID()
+	now := bootID(d.cfg.BootIDFile)
 	d.marker.prev = prev
 	if prev != "" && prev != now {
 		d.marker.crashedBoot = prev

@@ -465,7 +465,7 @@ var modelOps = []struct {
 }{
 	{"create", 18}, {"overwrite", 7}, {"append", 5}, {"truncate", 4},
 	{"rename-file", 9}, {"replace", 6}, {"mkdir", 9}, {"rename-dir", 14},
-	{"unlink", 5}, {"rmdir", 4}, {"wait", 7},
+	{"unlink", 5}, {"rmdir", 4}, {"wait", 7}, {"release", 4},
 }
 
 // step runs one random operation; false ends the sequence (a failure).
@@ -485,7 +485,7 @@ func (s *seqRun) step() bool {
 	}
 	files, dirs, movable := s.lists()
 	switch {
-	case len(files) == 0 && (op == "overwrite" || op == "append" || op == "truncate" || op == "rename-file" || op == "replace" || op == "unlink"):
+	case len(files) == 0 && (op == "overwrite" || op == "append" || op == "truncate" || op == "rename-file" || op == "replace" || op == "unlink" || op == "release"):
 		op = "create"
 	case len(movable) == 0 && (op == "rename-dir" || op == "rmdir"):
 		op = "mkdir"
@@ -579,6 +579,20 @@ func (s *seqRun) step() bool {
 	case "wait":
 		s.logf("hsm wait")
 		return s.wait() && s.checkBucket()
+	case "release":
+		// The file's data leaves the store (only its object has it) if
+		// it is exported and clean; otherwise hsm release refuses, which
+		// changes nothing. Either way its content must not change: later
+		// reads, renames and moves work from the object.
+		p := s.pick(files)
+		_, err := s.r.mg.waitUp()
+		if err != nil {
+			s.fail("error", "release: %v", err)
+			return false
+		}
+		code, _ := s.r.ferry("hsm", "release", s.abs(p))
+		s.logf("release %s (exit %d)", p, code)
+		return true
 	}
 	panic(op)
 }

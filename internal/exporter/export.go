@@ -292,31 +292,18 @@ func (e *Exporter) exportFile(ctx context.Context, a *dra.Assoc, in, rel, fromKe
 	return false, e.dropStale(ctx, f, rel)
 }
 
-// exportOpen is exportFile for the file open as f, to key.
+// exportOpen is exportFile for the file open as f, to key: it reads the
+// version the export makes visible, then either writes the metadata of
+// content the repository already holds (copyKnown) or uploads a snapshot
+// (upload), and marks the file clean if its version did not move
+// (markExported).
 func (e *Exporter) exportOpen(ctx context.Context, a *dra.Assoc, f *os.File, rel, key, fromKey string) (skipped bool, err error) {
 	unlock := e.keys.lock(a.Bucket, key)
 	defer unlock()
 	fd := int(f.Fd())
 	var sta unix.Stat_t
-	if err := unix.Fstat(fd, &sta); err != nil {
-		return false, fmt.Errorf("export %s: %w", rel, err)
-	}
-	if e.cfg.VersionRead != nil {
-		e.cfg.VersionRead(uint64(sta.Dev), sta.Ino)
-	}
-	if err := e.writerOpen(rel, &sta); err != nil {
-		return false, err
-	}
-	// V: the version this export makes visible. Read before the snapshot
-	// the upload takes, so any write after it bumps the version and the
-	// file stays dirty.
-	st, err := e.cfg.Store.FileState(f)
-	switch {
-	case errors.Is(err, store.ErrNoState):
-		st = store.State{}
-	case errors.Is(err, store.ErrCorruptState):
-		return false, permanent(CodeCorruptState, err)
-	case err != nil:
+	st, err := e.readVersion(f, fd, rel, &sta)
+	if err != nil {
 		return false, err
 	}
 	if st.Flags.Has(hsm.NoArchive) || hsm.CheckArchive(rel, st.Flags) != nil {
@@ -332,48 +319,14 @@ func (e *Exporter) exportOpen(ctx context.Context, a *dra.Assoc, f *os.File, rel
 	dst := home{a: a, path: rel, key: key}
 	src, srcOK := e.homeOf(a, rel, key, &st, fromKey)
 	if srcOK && (st.Flags.Has(hsm.Released) || (st.Flags.Has(hsm.Exists|hsm.Archived) && !st.Flags.Has(hsm.Dirty))) {
-		// The repository holds this content: write the metadata (and move
-		// the object on a rename) without moving the bytes.
-		etag, ok, err := e.copyMeta(ctx, src.a.Bucket, src.key, a.Bucket, key, st.ETag, attrs)
-		if err != nil {
-			return false, err
-		}
-		if ok {
-			err := e.placed(f, rel, &st, src, dst, func(cur *store.State) error {
-				if cur.ETag != st.ETag {
-					return errMoveRaced
-				}
-				cur.ETag = etag
-				return nil
-			})
-			if errors.Is(err, errMoveRaced) {
-				e.log.Info("file's object moved by another export meanwhile", "path", rel)
-				return true, nil
-			}
-			return false, err
-		}
-		if st.Flags.Has(hsm.Released) {
-			// Made local since the state was read (a move's rescue, an
-			// open for writing): the next attempt uploads that data.
-			if cur, err := e.cfg.Store.FileState(f); err == nil && !cur.Flags.Has(hsm.Released) {
-				return false, errDeferred
-			}
-			// Nothing local and the object is gone or changed: the
-			// importer's business (lost_from_hsm or a re-import).
-			e.log.Warn("released file's object is gone or changed; nothing to export", "path", rel, "bucket", src.a.Bucket, "key", src.key)
-			return true, nil
+		done, skipped, err := e.copyKnown(ctx, f, rel, &st, src, dst, attrs)
+		if done {
+			return skipped, err
 		}
 	}
-	var prev map[string]string
-	var ctype string
-	if st.Flags.Has(hsm.Exists) && srcOK {
-		// Cost: one HEAD per re-export of a file the repository knew, to
-		// carry its foreign metadata and Content-Type over (issue 4 item 9).
-		if h, err := e.head(ctx, src.a.Bucket, src.key); err == nil {
-			prev, ctype = h.Metadata, aws.ToString(h.ContentType)
-		} else if !notFound(err) {
-			return false, err
-		}
+	prev, ctype, err := e.previousObject(ctx, &st, src, srcOK)
+	if err != nil {
+		return false, err
 	}
 	meta, err := e.metadata(attrs, prev)
 	if err != nil {
@@ -381,11 +334,108 @@ func (e *Exporter) exportOpen(ctx context.Context, a *dra.Assoc, f *os.File, rel
 	}
 	moved := e.track(rel)
 	defer e.inflight.Delete(rel)
-	err = e.cfg.Engine.Upload(ctx, transfer.UploadInput{
+	etag, err := e.upload(ctx, rel, fd, &sta, dst, meta, ctype, moved)
+	if err != nil {
+		return false, err
+	}
+	if !srcOK {
+		src = dst // the old object is outside every association: nothing to drop
+	}
+	return false, e.markExported(f, rel, &sta, &st, src, dst, etag)
+}
+
+// readVersion is exportOpen's first step: it tells the mount the version
+// is being read (Config.VersionRead), refuses a file an unseen writer has
+// open, and returns the file's state, whose Version V is the version this
+// export makes visible. It is read before the snapshot the upload takes,
+// so any write after it bumps the version and the file stays dirty. sta
+// gets the status of the file (f, descriptor fd).
+func (e *Exporter) readVersion(f *os.File, fd int, rel string, sta *unix.Stat_t) (store.State, error) {
+	if err := unix.Fstat(fd, sta); err != nil {
+		return store.State{}, fmt.Errorf("export %s: %w", rel, err)
+	}
+	if e.cfg.VersionRead != nil {
+		e.cfg.VersionRead(uint64(sta.Dev), sta.Ino)
+	}
+	if err := e.writerOpen(rel, sta); err != nil {
+		return store.State{}, err
+	}
+	st, err := e.cfg.Store.FileState(f)
+	switch {
+	case errors.Is(err, store.ErrNoState):
+		return store.State{}, nil
+	case errors.Is(err, store.ErrCorruptState):
+		return store.State{}, permanent(CodeCorruptState, err)
+	case err != nil:
+		return store.State{}, err
+	}
+	return st, nil
+}
+
+// copyKnown exports a file whose content the repository holds (clean, or
+// released) at src: it writes the metadata (and moves the object on a
+// rename) without moving the bytes. done is false when that object is
+// gone or changed and the file is local: exportOpen then uploads it.
+func (e *Exporter) copyKnown(ctx context.Context, f *os.File, rel string, st *store.State, src, dst home, attrs posixmeta.Attrs) (done, skipped bool, err error) {
+	etag, ok, err := e.copyMeta(ctx, src.a.Bucket, src.key, dst.a.Bucket, dst.key, st.ETag, attrs)
+	if err != nil {
+		return true, false, err
+	}
+	if ok {
+		err := e.placed(f, rel, st, src, dst, func(cur *store.State) error {
+			if cur.ETag != st.ETag {
+				return errMoveRaced
+			}
+			cur.ETag = etag
+			return nil
+		})
+		if errors.Is(err, errMoveRaced) {
+			e.log.Info("file's object moved by another export meanwhile", "path", rel)
+			return true, true, nil
+		}
+		return true, false, err
+	}
+	if st.Flags.Has(hsm.Released) {
+		// Made local since the state was read (a move's rescue, an
+		// open for writing): the next attempt uploads that data.
+		if cur, err := e.cfg.Store.FileState(f); err == nil && !cur.Flags.Has(hsm.Released) {
+			return true, false, errDeferred
+		}
+		// Nothing local and the object is gone or changed: the
+		// importer's business (lost_from_hsm or a re-import).
+		e.log.Warn("released file's object is gone or changed; nothing to export", "path", rel, "bucket", src.a.Bucket, "key", src.key)
+		return true, true, nil
+	}
+	return false, false, nil
+}
+
+// previousObject returns the user metadata and Content-Type of the object
+// a re-exported file had at src, to carry its foreign metadata and
+// Content-Type over (issue 4 item 9); none for a file the repository did
+// not know, or whose object is gone. Cost: one HEAD per re-export.
+func (e *Exporter) previousObject(ctx context.Context, st *store.State, src home, srcOK bool) (map[string]string, string, error) {
+	if !st.Flags.Has(hsm.Exists) || !srcOK {
+		return nil, "", nil
+	}
+	h, err := e.head(ctx, src.a.Bucket, src.key)
+	if err == nil {
+		return h.Metadata, aws.ToString(h.ContentType), nil
+	}
+	if !notFound(err) {
+		return nil, "", err
+	}
+	return nil, "", nil
+}
+
+// upload uploads the file open as fd (status sta) to dst's key with meta
+// and ctype, counting its bytes in moved, and returns the new object's
+// ETag ("" when it cannot be read: a later release re-reads it).
+func (e *Exporter) upload(ctx context.Context, rel string, fd int, sta *unix.Stat_t, dst home, meta map[string]string, ctype string, moved *atomic.Int64) (string, error) {
+	err := e.cfg.Engine.Upload(ctx, transfer.UploadInput{
 		// /proc/self/fd reopens exactly this inode: the upload stays inside
 		// the store's openat2 confinement.
 		Path:   fmt.Sprintf("/proc/self/fd/%d", fd),
-		Bucket: a.Bucket, Key: key, Size: sta.Size, ModTime: time.Unix(sta.Mtim.Unix()),
+		Bucket: dst.a.Bucket, Key: dst.key, Size: sta.Size, ModTime: time.Unix(sta.Mtim.Unix()),
 		Metadata: meta, ContentType: ctype,
 	}, func(n int64) {
 		moved.Add(n)
@@ -394,31 +444,35 @@ func (e *Exporter) exportOpen(ctx context.Context, a *dra.Assoc, f *os.File, rel
 		}
 	})
 	if err != nil {
-		return false, err
+		return "", err
 	}
 	e.stats.objects.Add(1)
 	e.stats.bytes.Add(sta.Size)
 	// The upload does not return the new ETag; the state needs it for the
 	// If-Match of later ranged reads once the file is released.
 	etag := ""
-	if h, err := e.head(ctx, a.Bucket, key); err == nil && aws.ToInt64(h.ContentLength) == sta.Size {
+	if h, err := e.head(ctx, dst.a.Bucket, dst.key); err == nil && aws.ToInt64(h.ContentLength) == sta.Size {
 		etag = aws.ToString(h.ETag)
 	} else {
-		e.log.Warn("exported object's ETag unknown; a later release re-reads it", "path", rel, "key", key, "err", err)
+		e.log.Warn("exported object's ETag unknown; a later release re-reads it", "path", rel, "key", dst.key, "err", err)
 	}
+	return etag, nil
+}
+
+// markExported is exportOpen's last step, after the upload of the file
+// open as f whose state was st (version V) to dst with etag: the file is
+// placed at dst (src's object dropped, see placed) and marked clean.
+func (e *Exporter) markExported(f *os.File, rel string, sta *unix.Stat_t, st *store.State, src, dst home, etag string) error {
 	// Invariant 1: a writer the mount cannot see may have changed the file
 	// since V without moving the version; while one is open the file
 	// stays dirty and its entry pending. One that opens after this check
 	// bumps the version (and appends) after it: the update below then
 	// finds a newer version, or the bump makes the file dirty again.
-	if err := e.writerOpen(rel, &sta); err != nil {
-		return false, err
+	if err := e.writerOpen(rel, sta); err != nil {
+		return err
 	}
 	// Invariant 2: clean only if the version did not move since V.
-	if !srcOK {
-		src = dst // the old object is outside every association: nothing to drop
-	}
-	return false, e.placed(f, rel, &st, src, dst, func(cur *store.State) error {
+	return e.placed(f, rel, st, src, dst, func(cur *store.State) error {
 		flags, err := hsm.Exported(rel, cur.Flags, st.Version, cur.Version)
 		if err != nil {
 			return err

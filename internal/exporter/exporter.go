@@ -89,6 +89,9 @@ type Config struct {
 	// Poll is how often Run looks for ready entries when not notified
 	// (default 1s): retries coming due and appends of other nodes.
 	Poll time.Duration
+	// WaitPoll is how often Wait counts what is still pending (default
+	// 50ms).
+	WaitPoll time.Duration
 	// Version is ferry's version, for the user-agent metadata.
 	Version string
 	Logger  *slog.Logger
@@ -164,6 +167,9 @@ func New(cfg Config) (*Exporter, error) {
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = time.Second
+	}
+	if cfg.WaitPoll <= 0 {
+		cfg.WaitPoll = 50 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

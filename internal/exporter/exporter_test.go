@@ -230,6 +230,22 @@ func (e *env) state(rel string) store.State {
 	return st
 }
 
+// e.run(t, name, f) runs f as subtest name of t with e's helpers
+// reporting to the subtest, so a failed step does not hide the next ones.
+// The subtests of one env run one after the other, never in parallel.
+func (e *env) run(t *testing.T, name string, f func(t *testing.T)) bool {
+	return t.Run(name, func(sub *testing.T) {
+		parent := e.t
+		e.t = sub
+		defer func() { e.t = parent }()
+		f(sub)
+	})
+}
+
+// TestExportKinds: one file's life through the journal kinds, one step per
+// subtest on one exporter: NEW of each file type, a symlink renamed,
+// CHANGED content, CHANGED metadata, DELETED (only with the policy's
+// event), and what is skipped.
 func TestExportKinds(t *testing.T) {
 	e := newEnv(t, nil, api.EventNew, api.EventChanged)
 	var reads sync.Map // inode → calls
@@ -246,108 +262,115 @@ func TestExportKinds(t *testing.T) {
 	e.write("ExtData/top", nil, catalog.KindNew) // empty file
 	e.drain()
 
-	d := e.mustGet(prefix + "d/")
-	if d.meta[posixmeta.KeyPermissions] != "0040750" || len(d.body) != 0 {
-		t.Fatalf("directory object: %+v", d)
-	}
-	f := e.mustGet(prefix + "d/f")
-	var sta unix.Stat_t
-	must(t, unix.Lstat(filepath.Join(e.st.Root(), "ExtData/d/f"), &sta))
-	want := map[string]string{
-		posixmeta.KeyPermissions: "0100644", posixmeta.KeyOwner: "0", posixmeta.KeyGroup: "0",
-		posixmeta.KeyMtime: fmt.Sprintf("%dns", sta.Mtim.Nano()), posixmeta.KeyUserAgent: posixmeta.UserAgent("test"),
-	}
-	for k, v := range want {
-		if f.meta[k] != v {
-			t.Errorf("file header %s = %q, want %q", k, f.meta[k], v)
+	e.run(t, "new of each type", func(t *testing.T) {
+		d := e.mustGet(prefix + "d/")
+		if d.meta[posixmeta.KeyPermissions] != "0040750" || len(d.body) != 0 {
+			t.Fatalf("directory object: %+v", d)
 		}
-	}
-	if string(f.body) != "hello" {
-		t.Fatalf("file body %q", f.body)
-	}
-	l := e.mustGet(prefix + "d/l")
-	if string(l.body) != "f" || l.meta[posixmeta.KeyPermissions] != "0120777" {
-		t.Fatalf("symlink object: %q %v", l.body, l.meta)
-	}
-	if o := e.mustGet(prefix + "top"); len(o.body) != 0 {
-		t.Fatalf("empty file: %q", o.body)
-	}
-	if v, ok := reads.Load(sta.Ino); !ok || v.(*atomic.Int64).Load() != 1 {
-		t.Fatal("the mount was not told before the version of d/f was read")
-	}
-	// A symlink renamed: its object moves.
-	e.rename("ExtData/d/l", "ExtData/d/l2")
-	e.appendJ("ExtData/d/l2", catalog.KindRename, "ExtData/d/l", false)
-	e.drain()
-	e.mustMissing(prefix + "d/l")
-	l = e.mustGet(prefix + "d/l2")
-	if string(l.body) != "f" || l.meta[posixmeta.KeyPermissions] != "0120777" {
-		t.Fatalf("renamed symlink object: %q %v", l.body, l.meta)
-	}
-	st := e.state("ExtData/d/f")
-	if st.Flags != hsm.Exists|hsm.Archived || st.ETag != f.etag || st.Size != 5 {
-		t.Fatalf("state after export: %v etag %q (object %q) size %d", st.Flags, st.ETag, f.etag, st.Size)
-	}
-
-	// CHANGED content: uploaded again.
-	e.write("ExtData/d/f", []byte("hello, again"), catalog.KindChanged)
-	if st := e.state("ExtData/d/f"); st.Flags != hsm.Exists|hsm.Archived|hsm.Dirty {
-		t.Fatalf("written file: %v", st.Flags)
-	}
-	e.drain()
-	if f := e.mustGet(prefix + "d/f"); string(f.body) != "hello, again" {
-		t.Fatalf("changed body %q", f.body)
-	}
-	if st := e.state("ExtData/d/f"); st.Flags != hsm.Exists|hsm.Archived {
-		t.Fatalf("re-exported file: %v", st.Flags)
-	}
-
-	// CHANGED metadata only (chmod): no bytes move.
-	before := e.ex.Stats().BytesExported
-	must(t, e.st.Chmod("ExtData/d/f", 0o600))
-	e.appendJ("ExtData/d/f", catalog.KindChanged, "", false)
-	e.drain()
-	f = e.mustGet(prefix + "d/f")
-	if f.meta[posixmeta.KeyPermissions] != "0100600" || string(f.body) != "hello, again" {
-		t.Fatalf("after chmod: %v %q", f.meta, f.body)
-	}
-	if after := e.ex.Stats().BytesExported; after != before {
-		t.Fatalf("a metadata change uploaded %d bytes", after-before)
-	}
-	if st := e.state("ExtData/d/f"); st.ETag != f.etag {
-		t.Fatalf("state ETag %q, object %q", st.ETag, f.etag)
-	}
-
-	// Invariant 5: without DELETED, an unlink keeps the object.
-	must(t, e.st.Unlink("ExtData/d/f"))
-	e.appendJ("ExtData/d/f", catalog.KindDeleted, "", false)
-	e.drain()
-	e.mustGet(prefix + "d/f")
-	// With DELETED it goes, directories too.
-	e.setPolicy(allEvents...)
-	e.appendJ("ExtData/d/f", catalog.KindDeleted, "", false)
-	must(t, e.st.Unlink("ExtData/d/l2"))
-	e.appendJ("ExtData/d/l2", catalog.KindDeleted, "", false)
-	must(t, e.st.Rmdir("ExtData/d"))
-	e.appendJ("ExtData/d", catalog.KindDeleted, "", false)
-	e.drain()
-	e.mustMissing(prefix + "d/f")
-	e.mustMissing(prefix + "d/l2")
-	e.mustMissing(prefix + "d/")
-
-	// Outside every association, or an event not in the policy: skipped.
-	must(t, e.st.MkdirAll("Other", 0o755))
-	skipped := e.ex.Stats().Skipped
-	e.write("Other/x", []byte("x"), catalog.KindNew)
-	e.setPolicy(api.EventChanged)
-	e.write("ExtData/new", []byte("x"), catalog.KindNew)
-	e.drain()
-	e.mustMissing(prefix + "new")
-	s := e.ex.Stats()
-	if s.Skipped != skipped+2 {
-		t.Fatalf("skipped %d, want %d", s.Skipped, skipped+2)
-	}
-	if s.ObjectsExported < 6 || s.ObjectsDeleted < 3 || s.Lag.Count < 6 || s.Lag.Quantile(0.99) <= 0 {
+		f := e.mustGet(prefix + "d/f")
+		var sta unix.Stat_t
+		must(t, unix.Lstat(filepath.Join(e.st.Root(), "ExtData/d/f"), &sta))
+		want := map[string]string{
+			posixmeta.KeyPermissions: "0100644", posixmeta.KeyOwner: "0", posixmeta.KeyGroup: "0",
+			posixmeta.KeyMtime: fmt.Sprintf("%dns", sta.Mtim.Nano()), posixmeta.KeyUserAgent: posixmeta.UserAgent("test"),
+		}
+		for k, v := range want {
+			if f.meta[k] != v {
+				t.Errorf("file header %s = %q, want %q", k, f.meta[k], v)
+			}
+		}
+		if string(f.body) != "hello" {
+			t.Fatalf("file body %q", f.body)
+		}
+		l := e.mustGet(prefix + "d/l")
+		if string(l.body) != "f" || l.meta[posixmeta.KeyPermissions] != "0120777" {
+			t.Fatalf("symlink object: %q %v", l.body, l.meta)
+		}
+		if o := e.mustGet(prefix + "top"); len(o.body) != 0 {
+			t.Fatalf("empty file: %q", o.body)
+		}
+		if v, ok := reads.Load(sta.Ino); !ok || v.(*atomic.Int64).Load() != 1 {
+			t.Fatal("the mount was not told before the version of d/f was read")
+		}
+		st := e.state("ExtData/d/f")
+		if st.Flags != hsm.Exists|hsm.Archived || st.ETag != f.etag || st.Size != 5 {
+			t.Fatalf("state after export: %v etag %q (object %q) size %d", st.Flags, st.ETag, f.etag, st.Size)
+		}
+	})
+	e.run(t, "symlink renamed", func(t *testing.T) {
+		// Its object moves.
+		e.rename("ExtData/d/l", "ExtData/d/l2")
+		e.appendJ("ExtData/d/l2", catalog.KindRename, "ExtData/d/l", false)
+		e.drain()
+		e.mustMissing(prefix + "d/l")
+		l := e.mustGet(prefix + "d/l2")
+		if string(l.body) != "f" || l.meta[posixmeta.KeyPermissions] != "0120777" {
+			t.Fatalf("renamed symlink object: %q %v", l.body, l.meta)
+		}
+	})
+	e.run(t, "changed content", func(t *testing.T) {
+		// Uploaded again.
+		e.write("ExtData/d/f", []byte("hello, again"), catalog.KindChanged)
+		if st := e.state("ExtData/d/f"); st.Flags != hsm.Exists|hsm.Archived|hsm.Dirty {
+			t.Fatalf("written file: %v", st.Flags)
+		}
+		e.drain()
+		if f := e.mustGet(prefix + "d/f"); string(f.body) != "hello, again" {
+			t.Fatalf("changed body %q", f.body)
+		}
+		if st := e.state("ExtData/d/f"); st.Flags != hsm.Exists|hsm.Archived {
+			t.Fatalf("re-exported file: %v", st.Flags)
+		}
+	})
+	e.run(t, "changed metadata only", func(t *testing.T) {
+		// A chmod: no bytes move.
+		before := e.ex.Stats().BytesExported
+		must(t, e.st.Chmod("ExtData/d/f", 0o600))
+		e.appendJ("ExtData/d/f", catalog.KindChanged, "", false)
+		e.drain()
+		f := e.mustGet(prefix + "d/f")
+		if f.meta[posixmeta.KeyPermissions] != "0100600" || string(f.body) != "hello, again" {
+			t.Fatalf("after chmod: %v %q", f.meta, f.body)
+		}
+		if after := e.ex.Stats().BytesExported; after != before {
+			t.Fatalf("a metadata change uploaded %d bytes", after-before)
+		}
+		if st := e.state("ExtData/d/f"); st.ETag != f.etag {
+			t.Fatalf("state ETag %q, object %q", st.ETag, f.etag)
+		}
+	})
+	e.run(t, "deleted", func(t *testing.T) {
+		// Invariant 5: without DELETED, an unlink keeps the object.
+		must(t, e.st.Unlink("ExtData/d/f"))
+		e.appendJ("ExtData/d/f", catalog.KindDeleted, "", false)
+		e.drain()
+		e.mustGet(prefix + "d/f")
+		// With DELETED it goes, directories too.
+		e.setPolicy(allEvents...)
+		e.appendJ("ExtData/d/f", catalog.KindDeleted, "", false)
+		must(t, e.st.Unlink("ExtData/d/l2"))
+		e.appendJ("ExtData/d/l2", catalog.KindDeleted, "", false)
+		must(t, e.st.Rmdir("ExtData/d"))
+		e.appendJ("ExtData/d", catalog.KindDeleted, "", false)
+		e.drain()
+		e.mustMissing(prefix + "d/f")
+		e.mustMissing(prefix + "d/l2")
+		e.mustMissing(prefix + "d/")
+	})
+	e.run(t, "skipped", func(t *testing.T) {
+		// Outside every association, or an event not in the policy.
+		must(t, e.st.MkdirAll("Other", 0o755))
+		skipped := e.ex.Stats().Skipped
+		e.write("Other/x", []byte("x"), catalog.KindNew)
+		e.setPolicy(api.EventChanged)
+		e.write("ExtData/new", []byte("x"), catalog.KindNew)
+		e.drain()
+		e.mustMissing(prefix + "new")
+		if s := e.ex.Stats(); s.Skipped != skipped+2 {
+			t.Fatalf("skipped %d, want %d", s.Skipped, skipped+2)
+		}
+	})
+	if s := e.ex.Stats(); s.ObjectsExported < 6 || s.ObjectsDeleted < 3 || s.Lag.Count < 6 || s.Lag.Quantile(0.99) <= 0 {
 		t.Fatalf("stats: %+v", s)
 	}
 }

@@ -25,9 +25,6 @@ type WaitResult struct {
 // WaitListLimit bounds the entries WaitResult lists.
 const WaitListLimit = 1000
 
-// waitPoll is how often Wait counts what is pending.
-var waitPoll = 50 * time.Millisecond
-
 // Wait is the drain barrier of `ferry hsm wait PATH…` (issue 4 item 8):
 // it returns once every journal entry under prefix (a catalog path: ""
 // for everything, "ExtData/d" for that directory and below) that holds
@@ -43,7 +40,7 @@ func (e *Exporter) Wait(ctx context.Context, prefix string) (WaitResult, error) 
 		return r, err
 	}
 	r.Barrier = barrier
-	t := time.NewTicker(waitPoll)
+	t := time.NewTicker(e.cfg.WaitPoll)
 	defer t.Stop()
 	for {
 		n, err := e.cfg.Catalog.PendingCount(ctx, prefix, barrier)

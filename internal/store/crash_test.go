@@ -28,7 +28,7 @@ func TestHelperCrashDuringStub(t *testing.T) {
 	if os.Getenv("FERRY_STORE_FALLBACK") == "1" {
 		s.noTmpfile.Store(true)
 	}
-	stubStep = func(at string) error {
+	s.hooks.stubStep = func(at string) error {
 		if at == step {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}

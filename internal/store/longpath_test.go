@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -38,125 +39,133 @@ func TestLongPaths(t *testing.T) {
 	}
 	defer s.Close()
 	for _, n := range []int{pathMax - 1, pathMax, 3 * pathMax} {
-		p := deepPath(t, s, n)
-		if len(p) < n {
-			t.Fatalf("path of %d bytes, want ≥ %d", len(p), n)
-		}
+		t.Run(fmt.Sprintf("every operation at %d bytes", n), func(t *testing.T) { longPathOps(t, s, n) })
+	}
+	t.Run("confinement past PATH_MAX", func(t *testing.T) {
+		// Confinement holds past PATH_MAX: a symlink, or a file, on the way
+		// is refused in any step, not only in the first.
+		p := deepPath(t, s, 2*pathMax)
 		dir := p[:strings.LastIndexByte(p, '/')]
-		f, err := s.OpenFile(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, 0o640)
-		if err != nil {
-			t.Fatalf("create %d bytes: %v", len(p), err)
+		mid := p[:strings.IndexByte(p[pathMax:], '/')+pathMax]
+		// (Changed through the store: the absolute paths are too long for
+		// the kernel.)
+		if err := s.Rename(mid, mid[:strings.LastIndexByte(mid, '/')]+"/moved", 0); err != nil {
+			t.Fatal(err)
 		}
-		if _, err := f.WriteString("deep"); err != nil {
+		if err := s.Symlink("moved", mid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Lstat(p); !errors.Is(err, unix.ELOOP) {
+			t.Errorf("lstat through a symlink past PATH_MAX: %v, want ELOOP", err)
+		}
+		if _, err := s.OpenFile(dir+"/x", unix.O_CREAT|unix.O_WRONLY, 0o644); !errors.Is(err, unix.ELOOP) {
+			t.Errorf("create through a symlink past PATH_MAX: %v, want ELOOP", err)
+		}
+		if err := s.Unlink(mid); err != nil {
+			t.Fatal(err)
+		}
+		f, err := s.OpenFile(mid, unix.O_CREAT|unix.O_WRONLY, 0o644)
+		if err != nil {
 			t.Fatal(err)
 		}
 		f.Close()
-		st, err := s.Lstat(p)
-		if err != nil || st.Size != 4 || st.Mode&0o777 != 0o640 {
-			t.Fatalf("lstat %d bytes: %+v, %v", len(p), st, err)
+		if _, err := s.Lstat(p); !errors.Is(err, unix.ENOTDIR) {
+			t.Errorf("lstat through a file past PATH_MAX: %v, want ENOTDIR", err)
 		}
-		if err := s.Chmod(p, 0o600); err != nil {
-			t.Fatalf("chmod: %v", err)
-		}
-		if err := s.Chown(p, 1000, 1000); err != nil {
-			t.Fatalf("chown: %v", err)
-		}
-		if err := s.Utimes(p, st.Mtim, UtimeOmit); err != nil {
-			t.Fatalf("utimes: %v", err)
-		}
-		if err := s.Truncate(p, 2); err != nil {
-			t.Fatalf("truncate: %v", err)
-		}
-		if err := s.SetState(p, State{Size: 2}); err != nil {
-			t.Fatalf("set state: %v", err)
-		}
-		if _, err := s.GetState(p); err != nil {
-			t.Fatalf("get state: %v", err)
-		}
-		q := dir + "/" + strings.Repeat("z", 255)
-		if err := s.Rename(p, q, RenameNoReplace); err != nil {
-			t.Fatalf("rename: %v", err)
-		}
-		if err := s.Link(q, p); err != nil {
-			t.Fatalf("link: %v", err)
-		}
-		if err := s.Symlink("target", dir+"/l"); err != nil {
-			t.Fatalf("symlink: %v", err)
-		}
-		if got, err := s.Readlink(dir + "/l"); err != nil || got != "target" {
-			t.Fatalf("readlink: %q, %v", got, err)
-		}
-		if err := s.Mknod(dir+"/fifo", unix.S_IFIFO|0o644, 0); err != nil {
-			t.Fatalf("mknod: %v", err)
-		}
-		if err := s.CreateStub(dir+"/stub", testStub(1<<20, 1<<16)); err != nil {
-			t.Fatalf("stub: %v", err)
-		}
-		r, err := s.Readdir(dir)
-		if err != nil {
-			t.Fatalf("readdir: %v", err)
-		}
-		ents, err := r.Next(0)
-		r.Close()
-		if err != nil || len(ents) != 5 {
-			t.Fatalf("readdir: %d entries (%v), want 5", len(ents), err)
-		}
-		if err := s.SyncDir(dir); err != nil {
-			t.Fatalf("syncdir: %v", err)
-		}
-		for _, name := range []string{p, q, dir + "/l", dir + "/fifo", dir + "/stub"} {
-			if err := s.Unlink(name); err != nil {
-				t.Fatalf("unlink: %v", err)
+	})
+	t.Run("NAME_MAX", func(t *testing.T) {
+		// NAME_MAX: a longer name is ENAMETOOLONG anywhere in the path.
+		long := strings.Repeat("n", 256)
+		for _, rel := range []string{long, "a/" + long, long + "/a"} {
+			if _, err := s.Lstat(rel); !errors.Is(err, unix.ENAMETOOLONG) || !errors.Is(err, ErrNameTooLong) {
+				t.Errorf("lstat %d-byte name: %v, want ENAMETOOLONG", len(rel), err)
+			}
+			if err := s.Mkdir(rel, 0o755); !errors.Is(err, unix.ENAMETOOLONG) {
+				t.Errorf("mkdir %d-byte name: %v, want ENAMETOOLONG", len(rel), err)
 			}
 		}
-		if err := s.Rmdir(dir); err != nil {
-			t.Fatalf("rmdir: %v", err)
-		}
-		if _, err := s.Lstat(p); !errors.Is(err, unix.ENOENT) {
-			t.Fatalf("lstat below a removed directory: %v, want ENOENT", err)
-		}
-	}
+	})
+}
 
-	// Confinement holds past PATH_MAX: a symlink, or a file, on the way
-	// is refused in any step, not only in the first.
-	p := deepPath(t, s, 2*pathMax)
+// longPathOps runs every operation of the store on a file at the end of a
+// path of at least n bytes, then removes all it made.
+func longPathOps(t *testing.T, s *Store, n int) {
+	p := deepPath(t, s, n)
+	if len(p) < n {
+		t.Fatalf("path of %d bytes, want ≥ %d", len(p), n)
+	}
 	dir := p[:strings.LastIndexByte(p, '/')]
-	mid := p[:strings.IndexByte(p[pathMax:], '/')+pathMax]
-	// (Changed through the store: the absolute paths are too long for
-	// the kernel.)
-	if err := s.Rename(mid, mid[:strings.LastIndexByte(mid, '/')]+"/moved", 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Symlink("moved", mid); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Lstat(p); !errors.Is(err, unix.ELOOP) {
-		t.Errorf("lstat through a symlink past PATH_MAX: %v, want ELOOP", err)
-	}
-	if _, err := s.OpenFile(dir+"/x", unix.O_CREAT|unix.O_WRONLY, 0o644); !errors.Is(err, unix.ELOOP) {
-		t.Errorf("create through a symlink past PATH_MAX: %v, want ELOOP", err)
-	}
-	if err := s.Unlink(mid); err != nil {
-		t.Fatal(err)
-	}
-	f, err := s.OpenFile(mid, unix.O_CREAT|unix.O_WRONLY, 0o644)
+	f, err := s.OpenFile(p, unix.O_CREAT|unix.O_EXCL|unix.O_WRONLY, 0o640)
 	if err != nil {
+		t.Fatalf("create %d bytes: %v", len(p), err)
+	}
+	if _, err := f.WriteString("deep"); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
-	if _, err := s.Lstat(p); !errors.Is(err, unix.ENOTDIR) {
-		t.Errorf("lstat through a file past PATH_MAX: %v, want ENOTDIR", err)
+	st, err := s.Lstat(p)
+	if err != nil || st.Size != 4 || st.Mode&0o777 != 0o640 {
+		t.Fatalf("lstat %d bytes: %+v, %v", len(p), st, err)
 	}
-
-	// NAME_MAX: a longer name is ENAMETOOLONG anywhere in the path.
-	long := strings.Repeat("n", 256)
-	for _, rel := range []string{long, "a/" + long, long + "/a"} {
-		if _, err := s.Lstat(rel); !errors.Is(err, unix.ENAMETOOLONG) || !errors.Is(err, ErrNameTooLong) {
-			t.Errorf("lstat %d-byte name: %v, want ENAMETOOLONG", len(rel), err)
+	if err := s.Chmod(p, 0o600); err != nil {
+		t.Fatalf("chmod: %v", err)
+	}
+	if err := s.Chown(p, 1000, 1000); err != nil {
+		t.Fatalf("chown: %v", err)
+	}
+	if err := s.Utimes(p, st.Mtim, UtimeOmit); err != nil {
+		t.Fatalf("utimes: %v", err)
+	}
+	if err := s.Truncate(p, 2); err != nil {
+		t.Fatalf("truncate: %v", err)
+	}
+	if err := s.SetState(p, State{Size: 2}); err != nil {
+		t.Fatalf("set state: %v", err)
+	}
+	if _, err := s.GetState(p); err != nil {
+		t.Fatalf("get state: %v", err)
+	}
+	q := dir + "/" + strings.Repeat("z", 255)
+	if err := s.Rename(p, q, RenameNoReplace); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	if err := s.Link(q, p); err != nil {
+		t.Fatalf("link: %v", err)
+	}
+	if err := s.Symlink("target", dir+"/l"); err != nil {
+		t.Fatalf("symlink: %v", err)
+	}
+	if got, err := s.Readlink(dir + "/l"); err != nil || got != "target" {
+		t.Fatalf("readlink: %q, %v", got, err)
+	}
+	if err := s.Mknod(dir+"/fifo", unix.S_IFIFO|0o644, 0); err != nil {
+		t.Fatalf("mknod: %v", err)
+	}
+	if err := s.CreateStub(dir+"/stub", testStub(1<<20, 1<<16)); err != nil {
+		t.Fatalf("stub: %v", err)
+	}
+	r, err := s.Readdir(dir)
+	if err != nil {
+		t.Fatalf("readdir: %v", err)
+	}
+	ents, err := r.Next(0)
+	r.Close()
+	if err != nil || len(ents) != 5 {
+		t.Fatalf("readdir: %d entries (%v), want 5", len(ents), err)
+	}
+	if err := s.SyncDir(dir); err != nil {
+		t.Fatalf("syncdir: %v", err)
+	}
+	for _, name := range []string{p, q, dir + "/l", dir + "/fifo", dir + "/stub"} {
+		if err := s.Unlink(name); err != nil {
+			t.Fatalf("unlink: %v", err)
 		}
-		if err := s.Mkdir(rel, 0o755); !errors.Is(err, unix.ENAMETOOLONG) {
-			t.Errorf("mkdir %d-byte name: %v, want ENAMETOOLONG", len(rel), err)
-		}
+	}
+	if err := s.Rmdir(dir); err != nil {
+		t.Fatalf("rmdir: %v", err)
+	}
+	if _, err := s.Lstat(p); !errors.Is(err, unix.ENOENT) {
+		t.Fatalf("lstat below a removed directory: %v, want ENOENT", err)
 	}
 }
 

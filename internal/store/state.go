@@ -227,127 +227,183 @@ func (st *State) Encode() ([]byte, error) {
 
 // DecodeState parses a record. An external map comes back with an empty
 // Chunks of the right geometry; Store loads its bits from the MapStore.
+// It reads the record's fields in the order of the layout above (see
+// StateXattr), one step each.
 func DecodeState(p []byte) (State, error) {
+	body, err := checkRecord(p)
+	if err != nil {
+		return State{}, err
+	}
+	mapKind, enc := body[1]&3, body[1]>>2
+	r := &recordReader{rest: body[2:]}
 	var st State
-	bad := func(why string) (State, error) { return State{}, fmt.Errorf("%w: %s", ErrCorruptState, why) }
+	chunk, err := r.numbers(&st, mapKind)
+	if err != nil {
+		return State{}, err
+	}
+	if err := r.etag(&st, enc); err != nil {
+		return State{}, err
+	}
+	if err := r.chunkMap(&st, mapKind, chunk); err != nil {
+		return State{}, err
+	}
+	if err := r.paths(&st, p[0]); err != nil {
+		return State{}, err
+	}
+	if len(r.rest) != 0 {
+		return State{}, corrupt("trailing bytes")
+	}
+	return st, nil
+}
+
+// corrupt is the error of a record that does not parse: ErrCorruptState,
+// saying why.
+func corrupt(why string) error { return fmt.Errorf("%w: %s", ErrCorruptState, why) }
+
+// checkRecord checks a record's format version, length, checksum and kind
+// bits, and returns its body: the record without its CRC.
+func checkRecord(p []byte) ([]byte, error) {
 	if len(p) < 1 {
-		return bad("empty")
+		return nil, corrupt("empty")
 	}
 	if p[0] < stateVersion || p[0] > stateVersionStale {
-		return bad(fmt.Sprintf("unknown format version %d (this ferry reads %d to %d)", p[0], stateVersion, stateVersionStale))
+		return nil, corrupt(fmt.Sprintf("unknown format version %d (this ferry reads %d to %d)", p[0], stateVersion, stateVersionStale))
 	}
 	if len(p) < 2+3+4 {
-		return bad("short record")
+		return nil, corrupt("short record")
 	}
 	body, sum := p[:len(p)-4], binary.LittleEndian.Uint32(p[len(p)-4:])
 	if crc32.Checksum(body, castagnoli) != sum {
-		return bad("checksum mismatch")
+		return nil, corrupt("checksum mismatch")
 	}
-	mapKind, enc := body[1]&3, body[1]>>2
 	if body[1]>>4 != 0 {
-		return bad("unknown kind bits")
+		return nil, corrupt("unknown kind bits")
 	}
-	rest := body[2:]
-	uv := func(what string, limit uint64) (uint64, error) {
-		v, n := binary.Uvarint(rest)
-		if n <= 0 || v > limit {
-			return 0, fmt.Errorf("%s", what)
-		}
-		rest = rest[n:]
-		return v, nil
+	return body, nil
+}
+
+// recordReader reads the fields of a record's body in order; rest is what
+// is still unread.
+type recordReader struct{ rest []byte }
+
+// uvarint reads an unsigned varint of at most limit; the error names what.
+func (r *recordReader) uvarint(what string, limit uint64) (uint64, error) {
+	v, n := binary.Uvarint(r.rest)
+	if n <= 0 || v > limit {
+		return 0, fmt.Errorf("%s", what)
 	}
-	flags, err := uv("flags", 1<<32-1)
+	r.rest = r.rest[n:]
+	return v, nil
+}
+
+// numbers reads the flags, size and version into st and, with a chunk map
+// (mapKind not mapNone), returns its chunk size.
+func (r *recordReader) numbers(st *State, mapKind byte) (chunk uint64, err error) {
+	flags, err := r.uvarint("flags", 1<<32-1)
 	if err != nil {
-		return bad(err.Error())
+		return 0, corrupt(err.Error())
 	}
-	size, err := uv("size", 1<<62)
+	size, err := r.uvarint("size", 1<<62)
 	if err != nil {
-		return bad(err.Error())
+		return 0, corrupt(err.Error())
 	}
-	version, err := uv("version", 1<<64-1)
+	version, err := r.uvarint("version", 1<<64-1)
 	if err != nil {
-		return bad(err.Error())
+		return 0, corrupt(err.Error())
 	}
 	st.Flags, st.Size, st.Version = hsm.Flags(flags), int64(size), hsm.Version(version)
-	var chunk uint64
 	if mapKind != mapNone {
-		if chunk, err = uv("chunk size", 1<<62); err != nil || chunk == 0 {
-			return bad("chunk size")
+		if chunk, err = r.uvarint("chunk size", 1<<62); err != nil || chunk == 0 {
+			return 0, corrupt("chunk size")
 		}
 	}
+	return chunk, nil
+}
+
+// etag reads st.ETag in encoding enc.
+func (r *recordReader) etag(st *State, enc byte) error {
 	switch enc {
 	case etagRaw:
-		n, err := uv("ETag length", maxETagLen)
-		if err != nil || uint64(len(rest)) < n {
-			return bad("ETag")
+		n, err := r.uvarint("ETag length", maxETagLen)
+		if err != nil || uint64(len(r.rest)) < n {
+			return corrupt("ETag")
 		}
-		st.ETag, rest = string(rest[:n]), rest[n:]
+		st.ETag, r.rest = string(r.rest[:n]), r.rest[n:]
 	case etagMD5, etagMultiMD5:
-		if len(rest) < 16 {
-			return bad("ETag")
+		if len(r.rest) < 16 {
+			return corrupt("ETag")
 		}
-		st.ETag = `"` + hex.EncodeToString(rest[:16])
-		rest = rest[16:]
+		st.ETag = `"` + hex.EncodeToString(r.rest[:16])
+		r.rest = r.rest[16:]
 		if enc == etagMultiMD5 {
-			n, err := uv("ETag parts", 1<<64-1)
+			n, err := r.uvarint("ETag parts", 1<<64-1)
 			if err != nil || n == 0 {
-				return bad("ETag parts")
+				return corrupt("ETag parts")
 			}
 			st.ETag += "-" + strconv.FormatUint(n, 10)
 		}
 		st.ETag += `"`
 	default:
-		return bad(fmt.Sprintf("unknown ETag encoding %d", enc))
+		return corrupt(fmt.Sprintf("unknown ETag encoding %d", enc))
 	}
+	return nil
+}
+
+// chunkMap reads st's chunk map of kind mapKind and chunk size chunk: its
+// bits when inline, its MapID (and an empty map) when external.
+func (r *recordReader) chunkMap(st *State, mapKind byte, chunk uint64) error {
 	switch mapKind {
 	case mapNone:
 	case mapInline:
-		n, err := uv("inline map length", MaxInlineChunks/8)
-		if err != nil || uint64(len(rest)) < n {
-			return bad("inline map")
+		n, err := r.uvarint("inline map length", MaxInlineChunks/8)
+		if err != nil || uint64(len(r.rest)) < n {
+			return corrupt("inline map")
 		}
-		b, err := BitmapFromBytes(st.Size, int64(chunk), rest[:n])
+		b, err := BitmapFromBytes(st.Size, int64(chunk), r.rest[:n])
 		if err != nil {
-			return bad(err.Error())
+			return corrupt(err.Error())
 		}
-		st.Chunks, rest = b, rest[n:]
+		st.Chunks, r.rest = b, r.rest[n:]
 	case mapExternal:
-		if len(rest) < len(MapID{}) {
-			return bad("external map id")
+		if len(r.rest) < len(MapID{}) {
+			return corrupt("external map id")
 		}
 		var id MapID
-		copy(id[:], rest)
-		rest = rest[len(id):]
+		copy(id[:], r.rest)
+		r.rest = r.rest[len(id):]
 		b, err := NewBitmap(st.Size, int64(chunk))
 		if err != nil {
-			return bad(err.Error())
+			return corrupt(err.Error())
 		}
 		st.Chunks, st.MapID = b, &id
 	default:
-		return bad(fmt.Sprintf("unknown map kind %d", mapKind))
+		return corrupt(fmt.Sprintf("unknown map kind %d", mapKind))
 	}
-	if p[0] >= stateVersionOrigin {
-		n, err := uv("origin length", maxOriginLen)
-		if err != nil || (n == 0 && p[0] == stateVersionOrigin) || uint64(len(rest)) < n {
-			return bad("origin")
+	return nil
+}
+
+// paths reads what format version adds to version 1: st.Origin (versions
+// 2 and 3), st.Stale and st.StaleETag (version 3).
+func (r *recordReader) paths(st *State, version byte) error {
+	if version >= stateVersionOrigin {
+		n, err := r.uvarint("origin length", maxOriginLen)
+		if err != nil || (n == 0 && version == stateVersionOrigin) || uint64(len(r.rest)) < n {
+			return corrupt("origin")
 		}
-		st.Origin, rest = string(rest[:n]), rest[n:]
+		st.Origin, r.rest = string(r.rest[:n]), r.rest[n:]
 	}
-	if p[0] == stateVersionStale {
-		n, err := uv("stale length", maxOriginLen)
-		if err != nil || n == 0 || uint64(len(rest)) < n {
-			return bad("stale path")
+	if version == stateVersionStale {
+		n, err := r.uvarint("stale length", maxOriginLen)
+		if err != nil || n == 0 || uint64(len(r.rest)) < n {
+			return corrupt("stale path")
 		}
-		st.Stale, rest = string(rest[:n]), rest[n:]
-		if n, err = uv("stale ETag length", maxETagLen); err != nil || uint64(len(rest)) < n {
-			return bad("stale ETag")
+		st.Stale, r.rest = string(r.rest[:n]), r.rest[n:]
+		if n, err = r.uvarint("stale ETag length", maxETagLen); err != nil || uint64(len(r.rest)) < n {
+			return corrupt("stale ETag")
 		}
-		st.StaleETag, rest = string(rest[:n]), rest[n:]
+		st.StaleETag, r.rest = string(r.rest[:n]), r.rest[n:]
 	}
-	if len(rest) != 0 {
-		return bad("trailing bytes")
-	}
-	return st, nil
+	return nil
 }
 
 // readXattr reads the state record of the file open as fd (a real, not
@@ -597,13 +653,6 @@ func (s *Store) BumpVersion(f *os.File) (State, error) {
 	})
 }
 
-// Hooks the tests replace to observe and break CommitChunks' order.
-var (
-	syncData   = func(fd int) error { return unix.Fdatasync(fd) }
-	afterSync  = func() {}
-	afterXattr = func() {}
-)
-
 // CommitChunks records that the chunks of released file f inside r are
 // local, after the caller wrote their bytes into f. When every chunk is
 // local the file stops being released (hsm.Fetched) and its map is dropped.
@@ -635,10 +684,12 @@ func (s *Store) CommitChunks(f *os.File, r Range) (State, error) {
 func (s *Store) CommitRanges(f *os.File, rs []Range) (State, error) {
 	var out State
 	err := WithFd(f, func(fd int) error {
-		if err := syncData(fd); err != nil {
+		if err := s.syncData(fd); err != nil {
 			return fmt.Errorf("fdatasync before marking %v local: %w", rs, err)
 		}
-		afterSync()
+		if s.hooks.afterSync != nil {
+			s.hooks.afterSync()
+		}
 		var sta unix.Stat_t
 		if err := unix.Fstat(fd, &sta); err != nil {
 			return err
@@ -666,12 +717,20 @@ func (s *Store) CommitRanges(f *os.File, rs []Range) (State, error) {
 			}
 			return nil
 		})
-		if err == nil {
-			afterXattr()
+		if err == nil && s.hooks.afterXattr != nil {
+			s.hooks.afterXattr()
 		}
 		return err
 	})
 	return out, pathErr("commit chunks", f.Name(), err)
+}
+
+// syncData is CommitRanges' fdatasync of fd (testHooks.syncData when set).
+func (s *Store) syncData(fd int) error {
+	if s.hooks.syncData != nil {
+		return s.hooks.syncData(fd)
+	}
+	return unix.Fdatasync(fd)
 }
 
 // Has returns the missing parts of r for a file in state st: none when the

@@ -379,22 +379,20 @@ func TestCommitChunksOrder(t *testing.T) {
 		}
 		return st.Has(Range{kib, kib}) == nil
 	}
-	defer func(a, b, c any) { syncData, afterSync, afterXattr = a.(func(int) error), b.(func()), c.(func()) }(syncData, afterSync, afterXattr)
-	realSync := syncData
-	syncData = func(fd int) error {
+	s.hooks.syncData = func(fd int) error {
 		steps = append(steps, "sync")
 		if marked() {
 			t.Error("chunk marked before the data sync")
 		}
-		return realSync(fd)
+		return unix.Fdatasync(fd)
 	}
-	afterSync = func() {
+	s.hooks.afterSync = func() {
 		steps = append(steps, "synced")
 		if marked() {
 			t.Error("chunk marked before the data sync returned")
 		}
 	}
-	afterXattr = func() {
+	s.hooks.afterXattr = func() {
 		steps = append(steps, "marked")
 		if !marked() {
 			t.Error("chunk not marked after the state write")
@@ -413,8 +411,7 @@ func TestCommitChunksSyncFailure(t *testing.T) {
 	s.CreateStub("f", testStub(4*kib, kib))
 	f, _ := s.OpenFile("f", unix.O_RDWR, 0)
 	defer f.Close()
-	defer func(old func(int) error) { syncData = old }(syncData)
-	syncData = func(int) error { return unix.EIO }
+	s.hooks.syncData = func(int) error { return unix.EIO }
 	if _, err := s.CommitChunks(f, Range{0, kib}); !errors.Is(err, unix.EIO) {
 		t.Fatalf("CommitChunks with a failing sync = %v; want EIO", err)
 	}
@@ -429,8 +426,7 @@ func TestCommitRanges(t *testing.T) {
 	f, _ := s.OpenFile("f", unix.O_RDWR, 0)
 	defer f.Close()
 	syncs := 0
-	defer func(old func(int) error) { syncData = old }(syncData)
-	syncData = func(fd int) error { syncs++; return unix.Fdatasync(fd) }
+	s.hooks.syncData = func(fd int) error { syncs++; return unix.Fdatasync(fd) }
 	st, err := s.CommitRanges(f, []Range{{0, kib}, {2 * kib, kib}})
 	if err != nil || syncs != 1 || st.Chunks.Count() != 2 || len(st.Chunks.Has(Range{0, kib})) != 0 || len(st.Chunks.Has(Range{kib, kib})) != 1 {
 		t.Fatalf("CommitRanges: %v, %d syncs, map %v", err, syncs, st.Chunks)
@@ -439,7 +435,7 @@ func TestCommitRanges(t *testing.T) {
 	if err != nil || st.Chunks != nil || st.Flags.Has(hsm.Released) {
 		t.Fatalf("completing CommitRanges: %v, %v", err, st.Flags)
 	}
-	syncData = func(int) error { return unix.EIO }
+	s.hooks.syncData = func(int) error { return unix.EIO }
 	s.CreateStub("g", testStub(4*kib, kib))
 	g, _ := s.OpenFile("g", unix.O_RDWR, 0)
 	defer g.Close()
@@ -562,8 +558,7 @@ func TestReplaceStub(t *testing.T) {
 	// A write between the check and the swap undoes the swap.
 	mustWrite(t, root+"/c", "clean")
 	s.SetState("c", State{Flags: hsm.Exists | hsm.Archived, Version: 3})
-	defer func(old func(string) error) { stubStep = old }(stubStep)
-	stubStep = func(step string) error {
+	s.hooks.stubStep = func(step string) error {
 		if step == "attrs" {
 			g, _ := s.OpenFile("c", unix.O_RDWR, 0)
 			s.BumpVersion(g)
@@ -575,7 +570,7 @@ func TestReplaceStub(t *testing.T) {
 	if err := s.ReplaceStub("c", next, reimport); !errors.Is(err, ErrChanged) {
 		t.Fatalf("ReplaceStub racing a write = %v", err)
 	}
-	stubStep = func(string) error { return nil }
+	s.hooks.stubStep = nil
 	if b, _ := os.ReadFile(root + "/c"); string(b) != "CHANGED" {
 		t.Fatalf("local write lost: %q", b)
 	}

@@ -138,6 +138,27 @@ type Store struct {
 
 	mu     sync.Mutex
 	closed bool
+
+	// hooks are set only by the package's tests, on their own Store
+	// before they use it; nil fields (always, outside tests) do nothing.
+	hooks testHooks
+}
+
+// testHooks let a test observe, and break, the orders the store's crash
+// safety rests on: each is a fault no real part produces on demand. Being
+// fields of one Store, not package variables, they let tests run in
+// parallel.
+type testHooks struct {
+	// stubStep is called after each step of stub creation ("created",
+	// "truncated", "xattr", "attrs", "renamed"): a test dies there
+	// (crash_test.go) or makes the step fail, as a non-nil error does
+	// (after "renamed" the stub is complete and the error is ignored).
+	stubStep func(step string) error
+	// syncData replaces CommitRanges' fdatasync of the file's data.
+	syncData func(fd int) error
+	// afterSync is called when that fdatasync returned, afterXattr when
+	// the state record marking the chunks was written (CommitRanges).
+	afterSync, afterXattr func()
 }
 
 // MoveLock orders renames with updates of State.Origin. A rename that

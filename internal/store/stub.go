@@ -25,11 +25,6 @@ type Stub struct {
 	ChunkSize int64     // the association's ImportedFileChunkSize in bytes
 }
 
-// stubStep is called after each step of stub creation; a test replaces it
-// to die at a given step (crash_test.go) or to make that step fail (a fault
-// no real part produces on demand): a non-nil error fails the step.
-var stubStep = func(step string) error { return nil }
-
 // CreateStub creates rel as a stub: a sparse file of st.Size bytes with no
 // data, st's owner, mode and times, and a state record (st.Flags, ETag,
 // size, an empty chunk map). It fails with EEXIST if rel exists.
@@ -87,7 +82,7 @@ func (s *Store) CreateStub(rel string, st Stub) error {
 		unix.Unlinkat(fd, tmp, 0)
 		return pathErr("create stub", rel, err)
 	}
-	stubStep("renamed")
+	s.stubStep("renamed") // the stub is complete: nothing left to fail
 	return nil
 }
 
@@ -114,10 +109,10 @@ func (s *Store) createStubTmpfile(dirfd int, base string, st Stub, rec []byte, t
 	// Closing can fail only by losing written data, and none is written:
 	// every attribute below is set by a call that reported its result.
 	defer unix.Close(fd)
-	if err := stubStep("created"); err != nil {
+	if err := s.stubStep("created"); err != nil {
 		return err
 	}
-	if err := fillStub(fd, st, rec, times); err != nil {
+	if err := s.fillStub(fd, st, rec, times); err != nil {
 		return s.unnamedRefused(dirfd, err)
 	}
 	switch err := s.linkTmpfile(fd, dirfd, base); err {
@@ -131,7 +126,7 @@ func (s *Store) createStubTmpfile(dirfd int, base string, st Stub, rec []byte, t
 	default:
 		return s.unnamedRefused(dirfd, err)
 	}
-	stubStep("renamed")
+	s.stubStep("renamed") // the stub is complete: nothing left to fail
 	return nil
 }
 
@@ -299,17 +294,17 @@ func (s *Store) prepareStub(st Stub, version hsm.Version) ([]byte, *[2]unix.Time
 
 // fillStub gives the new empty file fd st's size, the state record rec,
 // st's owner and mode, and times.
-func fillStub(fd int, st Stub, rec []byte, times *[2]unix.Timespec) error {
+func (s *Store) fillStub(fd int, st Stub, rec []byte, times *[2]unix.Timespec) error {
 	if err := unix.Ftruncate(fd, st.Size); err != nil {
 		return err
 	}
-	if err := stubStep("truncated"); err != nil {
+	if err := s.stubStep("truncated"); err != nil {
 		return err
 	}
 	if err := unix.Fsetxattr(fd, StateXattr, rec, 0); err != nil {
 		return err
 	}
-	if err := stubStep("xattr"); err != nil {
+	if err := s.stubStep("xattr"); err != nil {
 		return err
 	}
 	if st.UID >= 0 || st.GID >= 0 {
@@ -324,7 +319,16 @@ func fillStub(fd int, st Stub, rec []byte, times *[2]unix.Timespec) error {
 	if err := Futimens(fd, times); err != nil {
 		return err
 	}
-	return stubStep("attrs")
+	return s.stubStep("attrs")
+}
+
+// stubStep runs the test hook of the stub creation step just done
+// (testHooks.stubStep); without one it does nothing.
+func (s *Store) stubStep(step string) error {
+	if s.hooks.stubStep == nil {
+		return nil
+	}
+	return s.hooks.stubStep(step)
 }
 
 // Futimens sets the access and modification times of the open file fd
@@ -350,9 +354,9 @@ func (s *Store) makeStub(dirfd int, st Stub, rec []byte, times *[2]unix.Timespec
 	if err != nil {
 		return "", err
 	}
-	err = stubStep("created")
+	err = s.stubStep("created")
 	if err == nil {
-		err = fillStub(fd, st, rec, times)
+		err = s.fillStub(fd, st, rec, times)
 	}
 	if err != nil {
 		unix.Close(fd)

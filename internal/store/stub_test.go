@@ -121,25 +121,24 @@ func TestCreateStubWays(t *testing.T) {
 	}
 }
 
-// A failure at any step of stub creation (a fault injected through
-// stubStep) is answered and leaves no file, visible or temporary; the next
-// attempt succeeds.
+// A failure at any step of stub creation (a fault injected through the
+// Store's stubStep hook) is answered and leaves no file, visible or
+// temporary; the next attempt succeeds.
 func TestCreateStubFailureLeavesNothing(t *testing.T) {
-	defer func(old func(string) error) { stubStep = old }(stubStep)
 	for _, way := range stubWays {
 		for _, step := range []string{"created", "truncated", "xattr", "attrs"} {
 			t.Run(way.name+"/"+step, func(t *testing.T) {
 				s, root := newStore(t)
 				way.setup(s)
 				fault := fmt.Errorf("injected at %s: %w", step, unix.ENOSPC)
-				stubStep = func(at string) error {
+				s.hooks.stubStep = func(at string) error {
 					if at == step {
 						return fault
 					}
 					return nil
 				}
 				err := s.CreateStub("f", testStub(mib, kib))
-				stubStep = func(string) error { return nil }
+				s.hooks.stubStep = nil
 				if !errors.Is(err, fault) || Errno(err) != unix.ENOSPC {
 					t.Fatalf("CreateStub = %v; want the injected fault", err)
 				}
@@ -163,7 +162,6 @@ func TestCreateStubFailureLeavesNothing(t *testing.T) {
 // remembers it. The test makes the kernel refuse: between the open and the
 // link it drops CAP_DAC_READ_SEARCH, which also changes the credentials.
 func TestCreateStubLinkByProc(t *testing.T) {
-	defer func(old func(string) error) { stubStep = old }(stubStep)
 	s, root := newStore(t)
 	done := make(chan error)
 	go func() {
@@ -171,11 +169,11 @@ func TestCreateStubLinkByProc(t *testing.T) {
 		// goroutine's own thread only, and let the thread end with it
 		// (no UnlockOSThread).
 		runtime.LockOSThread()
-		stubStep = func(at string) error {
+		s.hooks.stubStep = func(at string) error {
 			if at != "attrs" {
 				return nil
 			}
-			stubStep = func(string) error { return nil }
+			s.hooks.stubStep = nil
 			hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 			var data [2]unix.CapUserData
 			if err := unix.Capget(&hdr, &data[0]); err != nil {
@@ -207,14 +205,13 @@ func TestCreateStubLinkByProc(t *testing.T) {
 	if err := s2.Mkdir("gone", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	stubStep = func(at string) error {
+	s2.hooks.stubStep = func(at string) error {
 		if at == "attrs" {
 			return os.Remove(root2 + "/gone")
 		}
 		return nil
 	}
 	err := s2.CreateStub("gone/f", testStub(1, 1))
-	stubStep = func(string) error { return nil }
 	if !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("stub in a removed directory: %v; want ENOENT", err)
 	}

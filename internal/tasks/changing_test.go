@@ -49,27 +49,26 @@ func (e *env) rewriting(rels map[string]*atomic.Bool, size int) {
 // a file rewritten throughout the task fails it after the retries, as
 // FileChanged in the report; the others are exported.
 func TestExportTaskFileChanging(t *testing.T) {
-	e := newEnv(t)
+	var hot, settles atomic.Bool
+	hot.Store(true)
+	settles.Store(true)
+	var mu sync.Mutex
+	retries := map[string]int{}
+	e := newEnv(t, func(c *Config) {
+		c.OnRetry = func(rel string, retry int) {
+			mu.Lock()
+			retries[rel] = retry
+			mu.Unlock()
+			if rel == "ExtData/settles.bin" {
+				settles.Store(false) // settles before the next attempt
+			}
+		}
+	})
 	const size = 4 << 20
 	e.write("ExtData/calm.txt", "calm")
 	e.write("ExtData/hot.bin", string(bytes.Repeat([]byte{'-'}, size)))
 	e.write("ExtData/settles.bin", string(bytes.Repeat([]byte{'-'}, size)))
-	var hot, settles atomic.Bool
-	hot.Store(true)
-	settles.Store(true)
 	e.rewriting(map[string]*atomic.Bool{"ExtData/hot.bin": &hot, "ExtData/settles.bin": &settles}, size)
-
-	var mu sync.Mutex
-	retries := map[string]int{}
-	testRetry = func(rel string, retry int) {
-		mu.Lock()
-		retries[rel] = retry
-		mu.Unlock()
-		if rel == "ExtData/settles.bin" {
-			settles.Store(false) // settles before the next attempt
-		}
-	}
-	t.Cleanup(func() { testRetry = nil })
 	e.start()
 	id := e.create(api.CreateDataRepositoryTaskRequest{
 		Type:   api.TaskExportToRepository,

@@ -99,16 +99,11 @@ func (j *job) export() error {
 }
 
 // changeRetries bounds the retries of a file that changes while it is
-// uploaded; changeBackoff is the wait before the first, doubled for each
-// next one (0.1 + 0.2 + 0.4 + 0.8 s: a file rewritten now and then gets
-// exported, one rewritten all the time fails the task after ~1.5 s plus
-// five uploads).
+// uploaded; Config.ChangeBackoff is the wait before the first, doubled for
+// each next one (by default 0.1 + 0.2 + 0.4 + 0.8 s: a file rewritten now
+// and then gets exported, one rewritten all the time fails the task after
+// ~1.5 s plus five uploads).
 const changeRetries = 4
-
-var changeBackoff = 100 * time.Millisecond
-
-// testRetry, when set by a test, sees every retry of a changing file.
-var testRetry func(rel string, retry int)
 
 // exportSettled exports rel and, while its upload fails because the file
 // changed under it (transfer.ErrChanged) or a writer the mount cannot see
@@ -118,15 +113,15 @@ var testRetry func(rel string, retry int)
 // after a successful export is auto-export's business, not the task's. A
 // cancel of the task stops the retries (the last error counts).
 func (j *job) exportSettled(ctx context.Context, rel string) (bool, error) {
-	delay := changeBackoff
+	delay := j.r.cfg.ChangeBackoff
 	for retry := 1; ; retry++ {
 		exported, err := j.r.cfg.Exporter.Export(ctx, rel)
 		if retry > changeRetries || !(errors.Is(err, transfer.ErrChanged) || errors.Is(err, exporter.ErrWriterOpen)) {
 			return exported, err
 		}
 		j.r.log.Debug("file changed during its export; retrying", "task", j.task.TaskId, "path", rel, "retry", retry, "in", delay, "err", err)
-		if testRetry != nil {
-			testRetry(rel, retry)
+		if j.r.cfg.OnRetry != nil {
+			j.r.cfg.OnRetry(rel, retry)
 		}
 		t := time.NewTimer(delay)
 		select {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"golang.org/x/sys/unix"
 )
@@ -98,127 +99,193 @@ const autoReleaseBatch = 4096
 // tree). Files that cannot be released now (open, dirty) are skipped and not
 // counted. If the goal cannot be reached the task FAILS and says why.
 func (j *job) autoRelease() error {
-	var goal int64
-	if c := j.task.CapacityToRelease; c != nil && *c > 0 {
-		goal = *c << 30
-	}
-	var released int64
-	over := func() (bool, error) {
-		if goal > 0 {
-			return released < goal, nil
-		}
-		used, total, err := j.r.cfg.Usage()
-		if err != nil {
-			return false, fmt.Errorf("store usage: %w", err)
-		}
-		return float64(used) > j.r.cfg.Watermark*float64(total), nil
-	}
-	try := func(ctx context.Context, rel string) error {
-		alloc, _, ok := j.candidate(rel)
-		if !ok {
-			return nil
-		}
-		err := j.r.cfg.Importer.Release(ctx, rel)
-		var he *hsm.Error
-		if errors.As(err, &he) || errors.Is(err, unix.ENOENT) {
-			return nil // not releasable now: skipped
-		}
-		j.done(err, rel, alloc)
-		if err == nil {
-			released += alloc
-		}
-		return nil
-	}
 	as, err := j.associations()
 	if err != nil {
 		return err
 	}
-	inAssoc := func(rel string) bool { _, _, ok := as.Holder(rel); return ok }
+	ar := &autoReleaser{j: j, as: as}
+	if c := j.task.CapacityToRelease; c != nil && *c > 0 {
+		ar.goal = *c << 30
+	}
+	if stop, err := ar.fromAccessRecords(); stop {
+		return err
+	}
+	if stop, err := ar.fromWalks(); stop {
+		return err
+	}
+	if stop, err := ar.stop(); stop {
+		return err
+	}
+	return ar.shortfall()
+}
 
-	// 1. The catalog's access records, oldest first.
+// autoReleaser is one run of AUTO_RELEASE_DATA (autoRelease).
+type autoReleaser struct {
+	j        *job
+	as       *dra.Table // the associations: only files inside one are released
+	goal     int64      // bytes to release (CapacityToRelease); 0: down to the watermark
+	released int64      // bytes released so far
+}
+
+// stop reports whether the run must stop before its next release: the
+// goal is reached, the task is canceled, or the store's usage cannot be
+// read (err).
+func (ar *autoReleaser) stop() (bool, error) {
+	o, err := ar.over()
+	if err != nil {
+		return true, err
+	}
+	return !o || ar.j.feed.Err() != nil, nil
+}
+
+// over reports whether the goal is not reached yet: less than goal
+// released, or (without a goal) the store used above the watermark.
+func (ar *autoReleaser) over() (bool, error) {
+	if ar.goal > 0 {
+		return ar.released < ar.goal, nil
+	}
+	used, total, err := ar.j.r.cfg.Usage()
+	if err != nil {
+		return false, fmt.Errorf("store usage: %w", err)
+	}
+	return float64(used) > ar.j.r.cfg.Watermark*float64(total), nil
+}
+
+// try releases rel if it qualifies. A file that is not releasable now
+// (hsm refuses it, or it is gone) is skipped and not counted; any other
+// failure is the task's (job.done).
+func (ar *autoReleaser) try(ctx context.Context, rel string) {
+	alloc, _, ok := ar.j.candidate(rel)
+	if !ok {
+		return
+	}
+	err := ar.j.r.cfg.Importer.Release(ctx, rel)
+	var he *hsm.Error
+	if errors.As(err, &he) || errors.Is(err, unix.ENOENT) {
+		return // not releasable now: skipped
+	}
+	ar.j.done(err, rel, alloc)
+	if err == nil {
+		ar.released += alloc
+	}
+}
+
+// fromAccessRecords releases files from the catalog's access records,
+// oldest first, until they run out (stop false) or the run must stop
+// (stop true, with stop's error or the catalog's).
+func (ar *autoReleaser) fromAccessRecords() (stop bool, err error) {
 	var after *catalog.Access
 	for {
-		if o, err := over(); err != nil || !o || j.feed.Err() != nil {
-			return err
+		if stop, err := ar.stop(); stop {
+			return true, err
 		}
-		page, err := j.r.cfg.Catalog.LeastRecentlyAccessed(j.work, after, 256)
+		page, err := ar.j.r.cfg.Catalog.LeastRecentlyAccessed(ar.j.work, after, 256)
 		if err != nil {
-			return err
+			return true, err
 		}
 		if len(page) == 0 {
-			break
+			return false, nil
 		}
-		var gone []string
-		for _, a := range page {
-			if o, err := over(); err != nil || !o || j.feed.Err() != nil {
-				return err
-			}
-			if !inAssoc(a.Path) {
-				gone = append(gone, a.Path) // moved out, or its association deleted
-				continue
-			}
-			if _, err := j.r.cfg.Store.Lstat(a.Path); errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
-				gone = append(gone, a.Path)
-				continue
-			}
-			try(j.work, a.Path)
-		}
-		if len(gone) > 0 {
-			_ = j.r.cfg.Catalog.ForgetAccess(j.work, gone...)
+		if stop, err := ar.releasePage(page); stop {
+			return true, err
 		}
 		last := page[len(page)-1]
 		after = &last
 	}
+}
 
-	// 2. Walks: the oldest files by their own times, a batch at a time.
-	roots := make([]string, 0, len(as.All()))
-	for _, a := range as.All() {
+// releasePage tries the files of one page of access records, and forgets
+// the records of files that are gone or no longer in an association.
+func (ar *autoReleaser) releasePage(page []catalog.Access) (stop bool, err error) {
+	var gone []string
+	for _, a := range page {
+		if stop, err := ar.stop(); stop {
+			return true, err
+		}
+		if _, _, ok := ar.as.Holder(a.Path); !ok {
+			gone = append(gone, a.Path) // moved out, or its association deleted
+			continue
+		}
+		if _, err := ar.j.r.cfg.Store.Lstat(a.Path); errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			gone = append(gone, a.Path)
+			continue
+		}
+		ar.try(ar.j.work, a.Path)
+	}
+	if len(gone) > 0 {
+		// Only stale records: the next run finds these files gone again.
+		if err := ar.j.r.cfg.Catalog.ForgetAccess(ar.j.work, gone...); err != nil {
+			ar.j.r.log.Warn("cannot forget the access records of files gone from the store", "task", ar.j.task.TaskId, "files", len(gone), "err", err)
+		}
+	}
+	return false, nil
+}
+
+// fromWalks releases the oldest files by their own times, found by walks
+// of the associations a batch at a time, until a batch releases nothing
+// (stop false) or the run must stop (stop true, with stop's error).
+func (ar *autoReleaser) fromWalks() (stop bool, err error) {
+	roots := make([]string, 0, len(ar.as.All()))
+	for _, a := range ar.as.All() {
 		roots = append(roots, a.Dir)
 	}
 	for {
-		if o, err := over(); err != nil || !o || j.feed.Err() != nil {
-			return err
+		if stop, err := ar.stop(); stop {
+			return true, err
 		}
-		h := &oldest{}
-		j.forEachSerial(roots, func(e entry) {
-			if e.typ != unix.S_IFREG {
-				return
-			}
-			if _, st, ok := j.candidate(e.rel); ok {
-				heap.Push(h, cand{e.rel, lastUse(&st)})
-				if h.Len() > autoReleaseBatch {
-					heap.Pop(h) // drop the newest
-				}
-			}
-		})
-		if h.Len() == 0 {
-			break
+		batch := ar.oldestBatch(roots)
+		if len(batch) == 0 {
+			return false, nil
 		}
-		// Release oldest first: the heap pops newest first, so reverse.
-		batch := make([]string, h.Len())
-		for i := len(batch) - 1; i >= 0; i-- {
-			batch[i] = heap.Pop(h).(cand).rel
-		}
-		before := released
+		before := ar.released
 		for _, rel := range batch {
-			if o, err := over(); err != nil || !o || j.feed.Err() != nil {
-				return err
+			if stop, err := ar.stop(); stop {
+				return true, err
 			}
-			try(j.work, rel)
+			ar.try(ar.j.work, rel)
 		}
-		if released == before {
-			break
+		if ar.released == before {
+			return false, nil
 		}
 	}
-	if o, err := over(); err != nil || !o || j.feed.Err() != nil {
-		return err
+}
+
+// oldestBatch walks roots and returns the autoReleaseBatch candidates
+// with the oldest last use, oldest first.
+func (ar *autoReleaser) oldestBatch(roots []string) []string {
+	h := &oldest{}
+	ar.j.forEachSerial(roots, func(e entry) {
+		if e.typ != unix.S_IFREG {
+			return
+		}
+		if _, st, ok := ar.j.candidate(e.rel); ok {
+			heap.Push(h, cand{e.rel, lastUse(&st)})
+			if h.Len() > autoReleaseBatch {
+				heap.Pop(h) // drop the newest
+			}
+		}
+	})
+	// Release oldest first: the heap pops newest first, so reverse.
+	batch := make([]string, h.Len())
+	for i := len(batch) - 1; i >= 0; i-- {
+		batch[i] = heap.Pop(h).(cand).rel
 	}
-	if goal > 0 {
-		return fmt.Errorf("released %d of the %d bytes asked (CapacityToRelease): no more archived, clean, unused files to release", released, goal)
+	return batch
+}
+
+// shortfall is the failure of a run that ran out of files to release
+// before its goal.
+func (ar *autoReleaser) shortfall() error {
+	if ar.goal > 0 {
+		return fmt.Errorf("released %d of the %d bytes asked (CapacityToRelease): no more archived, clean, unused files to release", ar.released, ar.goal)
 	}
-	used, total, _ := j.r.cfg.Usage()
+	used, total, err := ar.j.r.cfg.Usage()
+	if err != nil {
+		return fmt.Errorf("released %d bytes, but the store is still above the %.0f%% watermark: no more archived, clean, unused files to release (export dirty files first); store usage now: %w",
+			ar.released, 100*ar.j.r.cfg.Watermark, err)
+	}
 	return fmt.Errorf("released %d bytes, but the store is still %.1f%% used, above the %.0f%% watermark: no more archived, clean, unused files to release (export dirty files first)",
-		released, 100*float64(used)/float64(max(total, 1)), 100*j.r.cfg.Watermark)
+		ar.released, 100*float64(used)/float64(max(total, 1)), 100*ar.j.r.cfg.Watermark)
 }
 
 // forEachSerial walks roots in the calling goroutine.

@@ -75,6 +75,8 @@ const (
 	// AUTO_RELEASE_DATA releases down to: below 80% used, a store keeps
 	// room for a burst of writes and of hydration before it fills.
 	DefaultWatermark = 0.80
+	// DefaultChangeBackoff is Config.ChangeBackoff's default.
+	DefaultChangeBackoff = 100 * time.Millisecond
 )
 
 // Config wires a Runner. Catalog, Store, Exporter and Importer are
@@ -107,6 +109,14 @@ type Config struct {
 	Usage func() (used, total uint64, err error)
 	// Now replaces time.Now (tests).
 	Now func() time.Time
+	// ChangeBackoff is the wait before an export task retries a file
+	// that changed while it was uploaded, doubled for each next retry
+	// (default DefaultChangeBackoff).
+	ChangeBackoff time.Duration
+	// OnRetry, when set, is called before each such retry (rel, the
+	// file's store path; retry, counting from 1). For tests, which make
+	// a file settle through it; nil in a real daemon.
+	OnRetry func(rel string, retry int)
 }
 
 // Runner runs the data repository tasks of one file system. Create it with
@@ -145,6 +155,9 @@ func New(cfg Config) (*Runner, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.ChangeBackoff <= 0 {
+		cfg.ChangeBackoff = DefaultChangeBackoff
 	}
 	if cfg.AutoReleaseAbove != 0 && (cfg.AutoReleaseAbove <= cfg.Watermark || cfg.AutoReleaseAbove >= 1) {
 		return nil, fmt.Errorf("tasks: AutoReleaseAbove %.2f must be above the watermark %.2f and below 1", cfg.AutoReleaseAbove, cfg.Watermark)
@@ -412,31 +425,7 @@ func (r *Runner) spillPath(id string) string {
 func (r *Runner) run(ctx context.Context, t api.DataRepositoryTask) bool {
 	log := r.log.With("task", t.TaskId, "type", t.Type)
 	resumed := t.Lifecycle == api.TaskExecuting
-	now := api.TimePtr(r.cfg.Now())
-	t, err := r.cfg.Catalog.UpdateTask(ctx, t.TaskId, func(t *api.DataRepositoryTask) error {
-		if t.Lifecycle != api.TaskPending && t.Lifecycle != api.TaskExecuting {
-			return errSkip // canceled meanwhile
-		}
-		if err := dra.TaskTransition(t.Lifecycle, api.TaskExecuting); err != nil {
-			return err
-		}
-		t.Lifecycle = api.TaskExecuting
-		if t.StartTime == nil {
-			t.StartTime = now
-		}
-		if t.Status == nil {
-			t.Status = &api.DataRepositoryTaskStatus{}
-		}
-		if resumed {
-			t.Status.FailedCount = 0
-			t.Status.TotalCount = t.Status.SucceededCount
-		}
-		if releases(t.Type) && t.Status.ReleasedCapacity == nil {
-			t.Status.ReleasedCapacity = new(int64)
-		}
-		t.Status.LastUpdatedTime = now
-		return nil
-	})
+	t, err := r.markExecuting(ctx, t.TaskId, resumed)
 	if errors.Is(err, errSkip) {
 		return true
 	}
@@ -469,11 +458,59 @@ func (r *Runner) run(ctx context.Context, t api.DataRepositoryTask) bool {
 		r.running, r.stop = "", nil
 		r.mu.Unlock()
 	}()
+	stopFlusher := j.startFlusher(ctx, log, stop)
+	werr := j.runType()
+	stopFlusher()
+	if ctx.Err() != nil {
+		// Stopped, not ended: the task stays EXECUTING and the next Run
+		// runs it again (package doc, "Restart").
+		fl.close()
+		log.Info("task interrupted by shutdown; it runs again at the next start")
+		return true
+	}
+	return j.end(ctx, log, werr)
+}
 
-	// The flusher: counters once per interval, and a cancel made by
-	// another process sharing the catalog. It is stopped by quit, not by
-	// a context: a write cut short by its context may still commit, and
-	// counting its increments again would count them twice.
+// markExecuting moves task id to EXECUTING and returns it. A resumed task
+// (EXECUTING already, cut short by a stop or crash) counts its failures and
+// total again from the files it succeeded with. It fails with errSkip when
+// the task was canceled meanwhile.
+func (r *Runner) markExecuting(ctx context.Context, id string, resumed bool) (api.DataRepositoryTask, error) {
+	now := api.TimePtr(r.cfg.Now())
+	return r.cfg.Catalog.UpdateTask(ctx, id, func(t *api.DataRepositoryTask) error {
+		if t.Lifecycle != api.TaskPending && t.Lifecycle != api.TaskExecuting {
+			return errSkip // canceled meanwhile
+		}
+		if err := dra.TaskTransition(t.Lifecycle, api.TaskExecuting); err != nil {
+			return err
+		}
+		t.Lifecycle = api.TaskExecuting
+		if t.StartTime == nil {
+			t.StartTime = now
+		}
+		if t.Status == nil {
+			t.Status = &api.DataRepositoryTaskStatus{}
+		}
+		if resumed {
+			t.Status.FailedCount = 0
+			t.Status.TotalCount = t.Status.SucceededCount
+		}
+		if releases(t.Type) && t.Status.ReleasedCapacity == nil {
+			t.Status.ReleasedCapacity = new(int64)
+		}
+		t.Status.LastUpdatedTime = now
+		return nil
+	})
+}
+
+// startFlusher starts the flusher of j: its counters reach the catalog
+// once per interval, and a cancel made by another process sharing the
+// catalog calls stop. The returned function stops it and waits for it. It
+// is stopped that way, not by a context: a write cut short by its context
+// may still commit, and counting its increments again would count them
+// twice.
+func (j *job) startFlusher(ctx context.Context, log *slog.Logger, stop context.CancelFunc) func() {
+	r := j.r
 	fdone := make(chan struct{})
 	quit := make(chan struct{})
 	go func() {
@@ -491,38 +528,42 @@ func (r *Runner) run(ctx context.Context, t api.DataRepositoryTask) bool {
 			if err := j.flush(ctx); err != nil && ctx.Err() == nil {
 				log.Warn("cannot save task counters; retrying", "err", err)
 			}
-			if cur, err := r.cfg.Catalog.Task(ctx, t.TaskId); err == nil && cur.Lifecycle == api.TaskCanceling {
+			if cur, err := r.cfg.Catalog.Task(ctx, j.task.TaskId); err == nil && cur.Lifecycle == api.TaskCanceling {
 				stop()
 			}
 		}
 	}()
+	return func() {
+		close(quit)
+		<-fdone
+	}
+}
 
-	var werr error
-	switch t.Type {
+// runType works the task by its type.
+func (j *job) runType() error {
+	switch j.task.Type {
 	case api.TaskExportToRepository:
-		werr = j.export()
+		return j.export()
 	case api.TaskImportMetadataFromRepository:
-		werr = j.importMeta()
+		return j.importMeta()
 	case api.TaskReleaseDataFromFilesystem:
-		werr = j.release()
+		return j.release()
 	case api.TaskAutoReleaseData:
-		werr = j.autoRelease()
+		return j.autoRelease()
 	default:
-		werr = fmt.Errorf("unknown task type %q", t.Type)
+		return fmt.Errorf("unknown task type %q", j.task.Type)
 	}
-	close(quit)
-	<-fdone
-	if ctx.Err() != nil {
-		// Stopped, not ended: the task stays EXECUTING and the next Run
-		// runs it again (package doc, "Restart").
-		fl.close()
-		log.Info("task interrupted by shutdown; it runs again at the next start")
-		return true
-	}
+}
+
+// end saves the counters and the failure list of a task that ran to its
+// end, then ends it: FAILED with werr, or with the failure the job
+// recorded, else SUCCEEDED (or CANCELED). It returns false when the task
+// could not be ended.
+func (j *job) end(ctx context.Context, log *slog.Logger, werr error) bool {
 	if err := j.flush(ctx); err != nil {
 		log.Error("cannot save task counters", "err", err)
 	}
-	if err := fl.close(); err != nil {
+	if err := j.failures.close(); err != nil {
 		j.setFail(fmt.Sprintf("cannot write the task's failure list: %v", err))
 	}
 	msg := ""
@@ -531,7 +572,7 @@ func (r *Runner) run(ctx context.Context, t api.DataRepositoryTask) bool {
 	} else if p := j.fail.Load(); p != nil {
 		msg = *p
 	}
-	if err := r.finish(ctx, t.TaskId, &msg); err != nil {
+	if err := j.r.finish(ctx, j.task.TaskId, &msg); err != nil {
 		log.Error("cannot end task", "err", err)
 		return false
 	}

@@ -108,6 +108,34 @@ func run(o opts) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
+	if err := prepareDirs(o); err != nil {
+		return err
+	}
+	var before histogram
+	if o.metrics != "" {
+		h, err := scrape(ctx, o.metrics)
+		if err != nil {
+			return err
+		}
+		before = h
+	}
+	w, err := listen(ctx, o)
+	if err != nil {
+		return err
+	}
+	r, err := writeAll(o)
+	if err != nil {
+		return err
+	}
+	if err := waitArrivals(ctx, o, w, r.files); err != nil {
+		return err
+	}
+	cancel()
+	return report(o, w, r, before)
+}
+
+// prepareDirs creates each writer's directory and lists it once.
+func prepareDirs(o opts) error {
 	for w := range o.writers {
 		d := filepath.Join(o.dir, fmt.Sprintf("w%02d", w))
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -119,21 +147,19 @@ func run(o opts) error {
 			return fmt.Errorf("looking up %s/prime: %v", d, err)
 		}
 	}
-	var before histogram
-	if o.metrics != "" {
-		h, err := scrape(ctx, o.metrics)
-		if err != nil {
-			return err
-		}
-		before = h
-	}
+	return nil
+}
 
-	w, err := listen(ctx, o)
-	if err != nil {
-		return err
-	}
+// written is what the writers did.
+type written struct {
+	files          []file // every file written, with its times
+	late           int    // files written more than 50ms after their time
+	start, stopped time.Time
+}
 
-	// Writers.
+// writeAll runs the writers (see the package doc) and returns what they
+// wrote, or the first error of one.
+func writeAll(o opts) (written, error) {
 	per := int(math.Ceil(o.duration.Seconds() * o.rate / float64(o.writers)))
 	files := make([][]file, o.writers)
 	late := make([]int, o.writers)
@@ -172,21 +198,27 @@ func run(o opts) error {
 		}()
 	}
 	wg.Wait()
-	stopped := time.Now()
+	r := written{start: start, stopped: time.Now()}
 	close(errs)
 	for err := range errs {
-		return err
+		return r, err
 	}
-	var all []file
 	for _, fs := range files {
-		all = append(all, fs...)
+		r.files = append(r.files, fs...)
 	}
+	for _, n := range late {
+		r.late += n
+	}
+	return r, nil
+}
+
+// waitArrivals waits, at most o.drain, for the objects of all, pushing
+// MinIO's event buffer out with filler objects (not in all).
+func waitArrivals(ctx context.Context, o opts, w *watcher, all []file) error {
 	want := make(map[string]bool, len(all))
 	for _, f := range all {
 		want[f.key] = true
 	}
-	// Wait for the last objects, pushing MinIO's event buffer out with
-	// filler objects (not in want).
 	deadline := time.Now().Add(o.drain)
 	for n := 0; time.Now().Before(deadline) && w.count(want) < len(want); n++ {
 		if n%4 == 3 {
@@ -196,8 +228,14 @@ func run(o opts) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cancel()
+	return nil
+}
 
+// report prints the output line of the run r (and its raw times with
+// -raw), with the daemon's view since before when -metrics is set. It
+// fails if an object did not appear.
+func report(o opts, w *watcher, r written, before histogram) error {
+	all := r.files
 	var lags, closes []float64
 	seen := 0
 	for i := range all {
@@ -214,10 +252,6 @@ func run(o opts) error {
 			return err
 		}
 	}
-	nlate := 0
-	for _, n := range late {
-		nlate += n
-	}
 	dcount, dp50, dp99, dmean := "", "", "", ""
 	if o.metrics != "" {
 		after, err := scrape(context.Background(), o.metrics)
@@ -231,8 +265,8 @@ func run(o opts) error {
 			dmean = fmtF(d.sum / float64(d.count))
 		}
 	}
-	row := []string{fmtF(o.rate), fmtF(float64(len(all)) / stopped.Sub(start).Seconds()),
-		strconv.Itoa(len(all)), strconv.Itoa(nlate), strconv.Itoa(seen), strconv.Itoa(len(all) - seen),
+	row := []string{fmtF(o.rate), fmtF(float64(len(all)) / r.stopped.Sub(r.start).Seconds()),
+		strconv.Itoa(len(all)), strconv.Itoa(r.late), strconv.Itoa(seen), strconv.Itoa(len(all) - seen),
 		fmtF(q(lags, 0.5)), fmtF(q(lags, 0.9)), fmtF(q(lags, 0.99)), fmtF(q(lags, 1)),
 		fmtF(q(closes, 0.5)), fmtF(q(closes, 0.99)), dcount, dp50, dp99, dmean}
 	fmt.Println(strings.Join(row, "\t"))
