@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The quickstart: starts the pinned MinIO on 127.0.0.1 with a sample tree
-# shaped like the seed's bucket (ExtData/…, blended-tropomi/…,
+# shaped like the FSx guide's bucket (ExtData/…, blended-tropomi/…,
 # blended-boundary-conditions/…) and runs the main job: `ferry s3 sync` up to
 # S3 and back down, with progress, then a no-op re-sync and a listing. Then
-# the second approach: `ferry mount` of a store directory, the seed's three
+# the second approach: `ferry mount` of a store directory, the FSx guide's three
 # data repository associations, and lazy import (ls, hsm state before and
 # after a read, a parallel restore), then the way back: hsm archive and an
 # EXPORT_TO_REPOSITORY task write new files to S3, an AutoExportPolicy
@@ -67,7 +67,7 @@ if ! FSX_ID=$("$ferry" mount --background --log-level warn --store store mnt); t
 fi
 echo "$FSX_ID"
 export FSX_ID
-echo; echo "== the seed's data repository associations (aws fsx ... with ferry in place of aws)"
+echo; echo "== the FSx guide's data repository associations (aws fsx ... with ferry in place of aws)"
 for p in ExtData blended-tropomi blended-boundary-conditions; do
   run fsx create-data-repository-association --file-system-id "$FSX_ID" \
     --file-system-path "/$p" --data-repository-path "s3://$bucket/$p" \

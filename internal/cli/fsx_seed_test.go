@@ -11,7 +11,7 @@ import (
 )
 
 // The seed's commands, run verbatim with ferry in place of aws, against a
-// MinIO holding the seed's bucket; then the objects show under the mount.
+// MinIO holding the FSx guide's bucket; then the objects show under the mount.
 func TestFsxSeedFlow(t *testing.T) {
 	m := newMount(t)
 	const bucket = "dzhang-imi-gchp-test"
@@ -86,7 +86,7 @@ func TestFsxSeedFlow(t *testing.T) {
 			t.Errorf("%s under the mount: %q %v", k, b, err)
 		}
 	}
-	// Running the seed's commands again replays them (same tokens, same
+	// Running the FSx guide's commands again replays them (same tokens, same
 	// parameters): the same associations, no error.
 	r = m.script("seed-dra.sh")
 	if r.code != 0 || strings.Count(r.stdout, `"AssociationId": "`+ids[0]) != 1 || strings.Count(r.stdout, `"AssociationId": "`+ids[2]) != 1 {

@@ -15,7 +15,7 @@ const CatalogFile = "catalog.db"
 // sqlite://PATH with PATH absolute (a relative PATH is taken from the
 // current directory; query parameters are kept). "" means the default,
 // sqlite://STORE/.ferry/catalog.db. PostgreSQL (postgres://, for several
-// nodes on one store) is named in the design but not supported yet.
+// nodes on one store) is not supported yet.
 func ParseCatalog(u, storeDir string) (string, error) {
 	if u == "" {
 		abs, err := filepath.Abs(storeDir)

@@ -26,7 +26,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/transfer"
 )
 
-// What each journal entry kind does (semantics.md §4).
+// What each journal entry kind does (docs/semantics.md §4).
 
 // errNotReady: the association exists but does not export now (CREATING,
 // MISCONFIGURED); its entries wait.
@@ -150,7 +150,7 @@ func attrsOf(st *unix.Stat_t) posixmeta.Attrs {
 }
 
 // metadata is the user metadata of an exported object: POSIX headers for
-// attrs, foreign metadata of prev kept (semantics.md §4, issue 4 item 9).
+// attrs, foreign metadata of prev kept (docs/semantics.md §4: ferry keeps the user metadata FSx drops).
 func (e *Exporter) metadata(attrs posixmeta.Attrs, prev map[string]string) (map[string]string, error) {
 	m, err := posixmeta.ForExport(attrs, e.cfg.Version, prev)
 	if errors.Is(err, posixmeta.ErrMetadataTooLarge) {
@@ -411,7 +411,7 @@ func (e *Exporter) copyKnown(ctx context.Context, f *os.File, rel string, st *st
 
 // previousObject returns the user metadata and Content-Type of the object
 // a re-exported file had at src, to carry its foreign metadata and
-// Content-Type over (issue 4 item 9); none for a file the repository did
+// Content-Type over (docs/semantics.md §4); none for a file the repository did
 // not know, or whose object is gone. Cost: one HEAD per re-export.
 func (e *Exporter) previousObject(ctx context.Context, st *store.State, src home, srcOK bool) (map[string]string, string, error) {
 	if !st.Flags.Has(hsm.Exists) || !srcOK {

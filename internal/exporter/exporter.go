@@ -1,6 +1,6 @@
 // Package exporter owns auto-export: it consumes the export journal in the
 // catalog and makes every acknowledged write reach the repository
-// (design.md invariant 1), never as a torn object (invariant 2), and never
+// (invariant 1; every "invariant N" in this package is in docs/invariants.md), never as a torn object (invariant 2), and never
 // deletes an object unless the association's policy includes DELETED
 // (invariant 5). It also exports single paths on request (export tasks,
 // hsm archive) regardless of the policy.

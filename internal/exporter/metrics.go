@@ -10,7 +10,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/catalog"
 )
 
-// Counters for issue 4's metrics. The exporter keeps them in memory (they
+// Counters for the export metrics the daemon serves at /metrics. The exporter keeps them in memory (they
 // restart at zero with the daemon, as Prometheus counters may); the daemon
 // reads Stats at scrape time and exposes them, with the catalog's Depth and
 // OldestAge for the backlog.

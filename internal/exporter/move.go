@@ -161,7 +161,7 @@ func (e *Exporter) placed(f *os.File, rel string, before *store.State, src, dst 
 
 // mayRemove says whether the object a file's content left (src, for dst)
 // may be removed: within one association a move never keeps the old
-// object (semantics.md §4); out of another association only with DELETED
+// object (docs/semantics.md §4); out of another association only with DELETED
 // in that association's policy (invariant 5).
 func (e *Exporter) mayRemove(src, dst home) bool {
 	if src.a.ID() == dst.a.ID() {

@@ -25,7 +25,7 @@ type WaitResult struct {
 // WaitListLimit bounds the entries WaitResult lists.
 const WaitListLimit = 1000
 
-// Wait is the drain barrier of `ferry hsm wait PATH…` (issue 4 item 8):
+// Wait is the drain barrier of `ferry hsm wait PATH…` (docs/semantics.md §6):
 // it returns once every journal entry under prefix (a catalog path: ""
 // for everything, "ExtData/d" for that directory and below) that holds
 // content appended before the call is exported — by this exporter or any

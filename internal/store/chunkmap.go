@@ -39,8 +39,8 @@ type ChunkMap interface {
 	Complete() bool
 }
 
-// MapStore keeps chunk maps too large for an extended attribute (design.md:
-// "chunk maps too large for an xattr" live in the catalog). The state
+// MapStore keeps chunk maps too large for an extended attribute (they
+// live in the catalog: docs/invariants.md, "File states"). The state
 // record then holds only the map's id. Implemented by the catalog.
 type MapStore interface {
 	LoadChunkMap(id MapID) ([]byte, error) // the bitmap bytes as Bitmap.Bytes returns them

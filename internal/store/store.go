@@ -2,7 +2,7 @@
 // tree that holds a ferry file system's names and file data, below which the
 // mount, the importer and the exporter do all their file system work.
 //
-// # Safe path access (invariant 4)
+// # Safe path access (invariant 4, docs/invariants.md)
 //
 // A Store keeps an O_PATH descriptor of its root and resolves every relative
 // path with openat2(2) and RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|

@@ -19,7 +19,7 @@ import (
 )
 
 // export is EXPORT_TO_REPOSITORY: it exports what changed since the last
-// export under each path (semantics.md §4: files that existed before the
+// export under each path (docs/semantics.md §4: files that existed before the
 // association included).
 //
 //   - A regular file is exported when its state says the repository lacks

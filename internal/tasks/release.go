@@ -21,7 +21,7 @@ func releasable(f hsm.Flags) bool {
 		!f.Has(hsm.NoRelease) && !f.Has(hsm.Lost)
 }
 
-// lastUse is the newest of a file's atime, mtime and ctime (semantics.md §5).
+// lastUse is the newest of a file's atime, mtime and ctime (docs/semantics.md §5).
 func lastUse(st *unix.Stat_t) time.Time {
 	t := time.Unix(st.Atim.Unix())
 	for _, u := range []time.Time{time.Unix(st.Mtim.Unix()), time.Unix(st.Ctim.Unix())} {

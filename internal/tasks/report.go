@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Completion reports (semantics.md §5, FSx "Working with task completion
+// Completion reports (docs/semantics.md §5, FSx "Working with task completion
 // reports"): Scope FAILED_FILES_ONLY, one line per failed file,
 // "FilePath,FileStatus,ErrorCode" with FileStatus "failed" and FilePath
 // relative to the file system root. As in FSx's example there is no header

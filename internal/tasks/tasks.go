@@ -1,4 +1,4 @@
-// Package tasks owns data repository tasks (semantics.md §5): it runs the
+// Package tasks owns data repository tasks (docs/semantics.md §5): it runs the
 // tasks the catalog holds — EXPORT_TO_REPOSITORY, IMPORT_METADATA_FROM_REPOSITORY,
 // RELEASE_DATA_FROM_FILESYSTEM and AUTO_RELEASE_DATA — through their
 // lifecycle, keeps their counters current and writes their completion reports.
@@ -11,7 +11,7 @@
 // runner stops feeding it new files, lets the files in flight finish (nothing
 // is undone) and ends it CANCELED.
 //
-// # Restart (design.md invariant 7)
+// # Restart (invariant 7, docs/invariants.md)
 //
 // A task found EXECUTING when Run starts was cut short by a crash or a stop.
 // It is run again from the start: every task type is idempotent (an exported

@@ -1,4 +1,4 @@
-# The seed's commands (../shared/seed/000_725f69dfa808bec6.txt, "Through CLI"
+# The aws fsx commands of the FSx data-transfer guide ("Through CLI"
 # and "Verify DRA exists") with `aws` replaced by `ferry`, nothing else
 # changed. The test runs this with FSX_ID set and ferry first on PATH.
 set -e
