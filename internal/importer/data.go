@@ -115,6 +115,20 @@ type wait struct {
 
 // getItem returns the item of the inode f is open on, creating it.
 func (im *Importer) getItem(rel string, f *os.File) (*item, error) {
+	it, err := im.lookupItem(rel, f)
+	if err != nil {
+		return nil, err
+	}
+	// The name may have changed since the item was made (a rename): its
+	// fetches read the object of the current name (or its origin).
+	it.mu.Lock()
+	it.rel = rel
+	it.mu.Unlock()
+	return it, nil
+}
+
+// lookupItem returns the item of f's inode, made if there is none.
+func (im *Importer) lookupItem(rel string, f *os.File) (*item, error) {
 	var st unix.Stat_t
 	if err := fstat(f, &st); err != nil {
 		return nil, err
@@ -178,9 +192,6 @@ func (im *Importer) EnsureData(ctx context.Context, rel string, f *os.File, off,
 		return err
 	}
 	defer im.putItem(it)
-	it.mu.Lock()
-	it.rel = rel // the name may have changed since the item was made
-	it.mu.Unlock()
 	return it.ensure(ctx, off, n, true, false, maxRun)
 }
 

@@ -6,12 +6,15 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/testutil"
@@ -424,5 +427,38 @@ func TestHydrationKeepsMtime(t *testing.T) {
 	}
 	if after.Mtim != before.Mtim {
 		t.Errorf("mtime %v after hydration, %v before", time.Unix(after.Mtim.Unix()), time.Unix(before.Mtim.Unix()))
+	}
+}
+
+// TestRestoreAfterRename: a released file read once under its first name
+// (the importer keeps an item for its inode), then renamed, its object
+// moved to the new name's key and the old key deleted (what the exporter
+// does), is restored under the new name from the new key (TestModel: the
+// restore of a truncate read the deleted old key, EIO).
+func TestRestoreAfterRename(t *testing.T) {
+	e := newEnv(t, Config{Readahead: -1})
+	body := e.bigFile(12 * mib)
+	f := e.open("ExtData/big")
+	if _, err := e.read(e.im, "ExtData/big", f, 0, 4096); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.Rename("ExtData/big", "ExtData/moved", 0); err != nil {
+		t.Fatal(err)
+	}
+	c := e.cfg.S3.S3
+	if _, err := c.CopyObject(context.Background(), &s3.CopyObjectInput{
+		Bucket: aws.String(e.bucket), Key: aws.String("data/moved"), CopySource: aws.String(e.bucket + "/data/big"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteObject(context.Background(), &s3.DeleteObjectInput{Bucket: aws.String(e.bucket), Key: aws.String("data/big")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.im.Restore(context.Background(), "ExtData/moved", nil); err != nil {
+		t.Fatalf("restore under the new name: %v", err)
+	}
+	got, err := os.ReadFile(filepath.Join(e.dir, "ExtData/moved"))
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("restored content: %d bytes, %v", len(got), err)
 	}
 }
