@@ -278,6 +278,9 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 		return false, err
 	} else if skip {
 		if !sameAssoc {
+			if err := e.localizeLeavers(ctx, newRel, oldRel); err != nil {
+				return false, err
+			}
 			return e.leftAssoc(ctx, ao, okO, inOld, oldRel)
 		}
 		return true, nil
@@ -569,6 +572,55 @@ func (e *Exporter) rescue(ctx context.Context, a *dra.Assoc, p string) error {
 		if err := e.cfg.Restore(ctx, q); err != nil {
 			return fmt.Errorf("make %s local before %s is written: %w", q, p, err)
 		}
+	}
+	return nil
+}
+
+// localizeLeavers makes local every released file that a rename took from
+// oldRel to newRel (a file, or the files below a directory) where nothing
+// will copy its object: outside every association, or into one that does
+// not export. Its data is only in the object under its origin's key, and
+// nothing keeps that key for it any more: the old association's DELETED
+// removes it (leftAssoc, next), and a new file at the old name would
+// replace it. Without Config.Restore the move waits (errRenamePending).
+func (e *Exporter) localizeLeavers(ctx context.Context, newRel, oldRel string) error {
+	one := func(p string) error {
+		st, err := e.cfg.Store.GetState(p)
+		if errors.Is(err, store.ErrNoState) || gone(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, from := keypath.Within(oldRel, st.Origin); !st.Flags.Has(hsm.Released) || st.Origin == "" || !from {
+			return nil
+		}
+		if e.cfg.Restore == nil {
+			return errRenamePending
+		}
+		e.log.Info("released file moved out of its association made local", "path", p, "origin", st.Origin)
+		if err := e.cfg.Restore(ctx, p); err != nil {
+			return fmt.Errorf("make %s local before the objects of %s go: %w", p, oldRel, err)
+		}
+		return nil
+	}
+	sta, err := e.cfg.Store.Lstat(newRel)
+	if gone(err) {
+		return nil // moved on: the later rename's entry sees it
+	}
+	if err != nil {
+		return err
+	}
+	switch sta.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return one(newRel)
+	case unix.S_IFDIR:
+		return e.cfg.Store.WalkBelow(ctx, newRel, func(p string, typ uint32) error {
+			if typ != unix.S_IFREG {
+				return nil
+			}
+			return one(p)
+		})
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package exporter
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -438,5 +440,37 @@ func TestReleasedFilesSwapped(t *testing.T) {
 	}
 	if o := e.mustGet(prefix + "b"); string(o.body) != "content of A" {
 		t.Errorf("b: %q", o.body)
+	}
+}
+
+// TestReleasedFileMovedOut: a released file, and a directory holding one,
+// renamed out of the association (whose policy deletes): their data, only
+// in their objects, is fetched before the objects go (TestModel: a
+// released file moved outside read EIO; its object had been deleted).
+func TestReleasedFileMovedOut(t *testing.T) {
+	e := newEnv(t, nil, allEvents...)
+	e.start()
+	e.write("ExtData/f", []byte("content of f"), catalog.KindNew)
+	e.exportedTree("ExtData/d", 2)
+	e.drain()
+	e.stop()
+	e.release("ExtData/f")
+	e.release("ExtData/d/f1")
+	e.rename("ExtData/f", "out-f")
+	e.appendJ("out-f", catalog.KindRename, "ExtData/f", false)
+	e.rename("ExtData/d", "out-d")
+	e.appendJ("out-d", catalog.KindRename, "ExtData/d", true)
+	e.start()
+	e.drain()
+	e.mustMissing(prefix + "f")
+	for p, want := range map[string]string{"out-f": "content of f", "out-d/f1": "ExtData/d-1", "out-d/f0": "ExtData/d-0"} {
+		st := e.state(p)
+		if st.Flags.Has(hsm.Released) {
+			t.Errorf("%s is still released after its object went: %+v", p, st)
+		}
+		got, err := os.ReadFile(filepath.Join(e.st.Root(), p))
+		if err != nil || string(got) != want {
+			t.Errorf("%s: %q %v, want %q", p, got, err, want)
+		}
 	}
 }
