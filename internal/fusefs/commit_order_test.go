@@ -11,13 +11,14 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/testutil"
+	"github.com/ferry-hpc/ferry/internal/writepath"
 )
 
 // gateJournal is a Journal whose next append can be held (arm): it says
 // so on started and goes to the catalog only once release is closed. It
 // records every append the catalog acknowledged.
 type gateJournal struct {
-	Journal
+	writepath.Journal
 	mu       sync.Mutex
 	started  chan struct{} // armed: closed when the held append arrives
 	release  chan struct{}
@@ -119,7 +120,7 @@ func TestCommitWaitsForOtherHandles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var g *gateJournal
-			je := mountJournalWith(t, t.TempDir(), Options{}, false, func(j Journal) Journal {
+			je := mountJournalWith(t, t.TempDir(), Options{}, false, func(j writepath.Journal) writepath.Journal {
 				g = &gateJournal{Journal: j}
 				return g
 			})

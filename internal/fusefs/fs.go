@@ -137,6 +137,7 @@
 package fusefs
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"log/slog"
@@ -151,6 +152,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/store"
+	"github.com/ferry-hpc/ferry/internal/writepath"
 )
 
 // Options configure a mount.
@@ -171,9 +173,9 @@ type Options struct {
 	// lazily; nil shows the store as it is.
 	Importer Importer
 	// Journal receives the export journal entries of changes made
-	// through the mount; nil journals nothing (content versions are
-	// still kept).
-	Journal Journal
+	// through the mount (internal/writepath decides which); nil journals
+	// nothing (content versions are still kept).
+	Journal writepath.Journal
 	// Access receives, batched, the times files are opened through the
 	// mount (access.go; call FS.Close after the mount ends); nil records
 	// nothing.
@@ -202,8 +204,7 @@ type FS struct {
 	passthrough bool
 	log         *slog.Logger
 	imp         Importer
-	jnl         Journal
-	links       linksSeen            // hard link names recorded (links.go)
+	wp          *writepath.Writer    // content versions and the export journal
 	acc         *accessLog           // Options.Access, or nil
 	root        atomic.Pointer[Node] // the mounted root, for InUse and Invalidate
 	Stats       Stats
@@ -227,6 +228,10 @@ func New(st *store.Store, opt Options) (*FS, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
+	var renamed func(ctx context.Context, from, to string) error
+	if m, ok := opt.Importer.(listedMover); ok {
+		renamed = m.Renamed
+	}
 	return &FS{
 		store:       st,
 		rootDev:     root.Dev,
@@ -235,10 +240,13 @@ func New(st *store.Store, opt Options) (*FS, error) {
 		passthrough: !opt.NoPassthrough,
 		log:         lg,
 		imp:         opt.Importer,
-		jnl:         opt.Journal,
-		acc:         newAccessLog(opt.Access, st, lg),
-		openInodes:  map[inodeKey]*Node{},
-		recentSet:   map[inodeKey]int{},
+		wp: writepath.New(writepath.Config{
+			Store: st, Journal: opt.Journal, Logger: lg,
+			Imported: opt.Importer != nil, Renamed: renamed,
+		}),
+		acc:        newAccessLog(opt.Access, st, lg),
+		openInodes: map[inodeKey]*Node{},
+		recentSet:  map[inodeKey]int{},
 	}, nil
 }
 

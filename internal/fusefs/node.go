@@ -12,7 +12,6 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
-	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/store"
@@ -110,9 +109,7 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if err != nil {
 		return nil, errno(err)
 	}
-	if multiLinked(&st) {
-		n.fsys.noteLinks(ctx, st.Ino, rel)
-	}
+	n.fsys.wp.LookedUp(ctx, rel, &st)
 	return n.newChild(ctx, &st, out), 0
 }
 
@@ -191,15 +188,10 @@ func (n *Node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		changed = true
 	}
 	if changed {
-		if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindChanged, Relaxed: true}); err != nil {
+		// CHANGED for every name of a hard-linked file: metadata is
+		// the inode's.
+		if err := n.fsys.wp.MetaChanged(ctx, rel); err != nil {
 			return errno(err)
-		}
-		// Metadata is the inode's: every name of a hard-linked file
-		// changed.
-		if st, err := s.Lstat(rel); err == nil {
-			if err := n.fsys.journalLinks(ctx, &st, rel, catalog.KindChanged, true); err != nil {
-				return errno(err)
-			}
 		}
 	}
 	return n.Getattr(ctx, f, out)
@@ -342,7 +334,7 @@ func (n *Node) madeNew(ctx context.Context, rel string, out *fuse.EntryOut, undo
 	if e != 0 {
 		return nil, e
 	}
-	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew, Relaxed: true}); err != nil {
+	if err := n.fsys.wp.Made(ctx, rel); err != nil {
 		return nil, errno(err)
 	}
 	return in, 0
@@ -356,18 +348,10 @@ func (n *Node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if !ok || t.fsys != n.fsys {
 		return nil, syscall.EXDEV
 	}
-	rel := n.child(name)
-	if err := n.fsys.store.Link(t.rel(), rel); err != nil {
-		return nil, errno(err)
-	}
-	st, err := n.fsys.store.Lstat(rel)
+	st, err := n.fsys.wp.Link(ctx, t.rel(), n.child(name))
 	if err != nil {
 		return nil, errno(err)
 	}
-	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew, Relaxed: true}); err != nil {
-		return nil, errno(err)
-	}
-	n.fsys.noteLinks(ctx, st.Ino, t.rel(), rel)
 	return n.newChild(ctx, &st, out), 0
 }
 
@@ -379,22 +363,14 @@ func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	return []byte(t), 0
 }
 
-// Unlink removes a name; its object goes only if the association's policy
-// has DELETED (the exporter decides: invariant 5, docs/invariants.md).
+// Unlink removes a name (writepath: its object goes only if the
+// association's policy has DELETED).
 func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
-	rel := n.child(name)
-	if err := n.fsys.store.Unlink(rel); err != nil {
-		return errno(err)
-	}
-	return errno(n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted, Relaxed: true}))
+	return errno(n.fsys.wp.Unlink(ctx, n.child(name)))
 }
 
 func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
-	rel := n.child(name)
-	if err := n.fsys.store.Rmdir(rel); err != nil {
-		return errno(err)
-	}
-	return errno(n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted, Relaxed: true}))
+	return errno(n.fsys.wp.Rmdir(ctx, n.child(name)))
 }
 
 func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {

@@ -10,8 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
-	"github.com/ferry-hpc/ferry/internal/hsm"
-	"github.com/ferry-hpc/ferry/internal/store"
 )
 
 // inodeKey identifies a store inode (the exporter names files this way in
@@ -199,16 +197,6 @@ func (n *Node) changed(fl *os.File) error {
 	return n.endWrite(fl, true)
 }
 
-// kindFor is the journal kind of a content change of regular file fl:
-// NEW while the repository has never had it (no `exists`), else CHANGED.
-func (f *FS) kindFor(fl *os.File) catalog.Kind {
-	st, err := f.store.FileState(fl)
-	if err == nil && st.Flags.Has(hsm.Exists) {
-		return catalog.KindChanged
-	}
-	return catalog.KindNew
-}
-
 // commit is the close (flush, release) and fsync side of the write path:
 // when the inode changed since the last append, the version is bumped once
 // more — every byte acknowledged now has landed, so an upload that read the
@@ -242,7 +230,7 @@ func (h *file) commit(ctx context.Context, sync func() error) error {
 			// Closed (relaxed append), then fsynced: the user now asks
 			// for durability of what the earlier entry promised.
 			rel := n.rel()
-			if jerr := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: n.fsys.kindFor(h.f)}); jerr != nil {
+			if jerr := n.fsys.wp.Append(ctx, catalog.JournalAppend{Path: rel, Kind: n.fsys.wp.KindFor(h.f)}); jerr != nil {
 				n.w.unsynced.Store(true)
 				err = errors.Join(err, jerr)
 			}
@@ -270,19 +258,9 @@ func (h *file) commit(ctx context.Context, sync func() error) error {
 }
 
 // journalContent appends NEW or CHANGED for a content change of h's
-// inode, under its path and every other name of a hard-linked file (the
-// content is the inode's; see links.go).
+// inode (writepath: every name of a hard-linked file).
 func (h *file) journalContent(ctx context.Context, relaxed bool) error {
-	n := h.node
-	rel, kind := n.rel(), n.fsys.kindFor(h.f)
-	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: kind, Relaxed: relaxed}); err != nil {
-		return err
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(h.fd, &st); err != nil {
-		return err
-	}
-	return n.fsys.journalLinks(ctx, &st, rel, kind, relaxed)
+	return h.node.fsys.wp.JournalContent(ctx, h.node.rel(), h.f, h.fd, relaxed)
 }
 
 // bumpLocked bumps the version under the per-file lock (exclusive: no
@@ -381,18 +359,4 @@ func (f *FS) UnseenWriter(dev, ino uint64) bool {
 type statSeen struct {
 	ctime, mtime unix.Timespec
 	size         int64
-}
-
-// isReleased reports whether rel is a released file (state read by path).
-func (f *FS) isReleased(rel string) bool {
-	st, err := f.store.GetState(rel)
-	return err == nil && st.Flags.Has(hsm.Released)
-}
-
-// ignoreNoState treats "no state record" as success.
-func ignoreNoState(err error) error {
-	if errors.Is(err, store.ErrNoState) {
-		return nil
-	}
-	return err
 }

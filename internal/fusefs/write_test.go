@@ -31,12 +31,13 @@ import (
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 	"github.com/ferry-hpc/ferry/internal/transfer"
+	"github.com/ferry-hpc/ferry/internal/writepath"
 )
 
 type jenv struct {
 	*env
 	cat     catalog.Catalog
-	jnl     *CatalogJournal
+	jnl     *writepath.CatalogJournal
 	notify  atomic.Int64
 	s3      *s3x.Client
 	bucket  string
@@ -62,7 +63,7 @@ func mountJournalAt(t testing.TB, dir string, opt Options, withExporter bool) *j
 
 // mountJournalWith is mountJournalAt with the mount's journal wrapped by
 // wrap (nil: as it is), for tests that delay or watch appends.
-func mountJournalWith(t testing.TB, dir string, opt Options, withExporter bool, wrap func(Journal) Journal) *jenv {
+func mountJournalWith(t testing.TB, dir string, opt Options, withExporter bool, wrap func(writepath.Journal) writepath.Journal) *jenv {
 	t.Helper()
 	testutil.NeedFUSE(t)
 	je := &jenv{env: &env{dir: dir, mnt: t.TempDir()}, bucket: "nobucket"}
@@ -112,7 +113,7 @@ func mountJournalWith(t testing.TB, dir string, opt Options, withExporter bool, 
 		je.ex.SetAssociations(dra.NewTable(je.assocs, nil))
 		notify = func() { je.notify.Add(1); je.ex.Notify() }
 	}
-	je.jnl = NewCatalogJournal(je.cat, notify)
+	je.jnl = writepath.NewCatalogJournal(je.cat, notify)
 	je.jnl.SetAssociations(dra.NewTable(je.assocs, nil))
 	opt.Journal = je.jnl
 	if wrap != nil {
