@@ -143,7 +143,6 @@ import (
 	"log/slog"
 	"math/bits"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -208,14 +207,6 @@ type FS struct {
 	acc         *accessLog           // Options.Access, or nil
 	root        atomic.Pointer[Node] // the mounted root, for InUse and Invalidate
 	Stats       Stats
-
-	omu        sync.Mutex
-	openInodes map[inodeKey]*Node // nodes with open handles, for VersionRead
-
-	vmu       sync.Mutex // the exporter's latest VersionReads (write.go)
-	recent    [recentReads]inodeKey
-	recentPos int
-	recentSet map[inodeKey]int
 }
 
 // New returns the file system for st. Its root node is Root.
@@ -244,9 +235,7 @@ func New(st *store.Store, opt Options) (*FS, error) {
 			Store: st, Journal: opt.Journal, Logger: lg,
 			Imported: opt.Importer != nil, Renamed: renamed,
 		}),
-		acc:        newAccessLog(opt.Access, st, lg),
-		openInodes: map[inodeKey]*Node{},
-		recentSet:  map[inodeKey]int{},
+		acc: newAccessLog(opt.Access, st, lg),
 	}, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/store"
+	"github.com/ferry-hpc/ferry/internal/writepath"
 )
 
 // Node is a file, directory or symlink of the store.
@@ -31,7 +33,12 @@ type Node struct {
 	// releaseGrace).
 	releasedAt time.Time
 
-	w wstate // content versions and journal (write.go)
+	// releasing counts Releases in progress (file.go): the kernel holds
+	// the inode's io mode until their replies, so an open meanwhile keeps
+	// the mode of the handles being released (Open).
+	releasing atomic.Int32
+
+	w writepath.Inode // content versions and journal (internal/writepath)
 }
 
 var (
@@ -211,22 +218,12 @@ func (n *Node) setSize(ctx context.Context, rel string, h *file, size int64) err
 		}
 		defer fl.Close()
 	}
-	_, released := n.fsys.released(fl)
-	if !released {
-		if err := n.bumpLocked(fl); err != nil {
-			return err
+	return n.fsys.wp.Resize(&n.w, fl, func() error {
+		if size != 0 || n.fsys.imp == nil {
+			return fl.Truncate(size)
 		}
-	}
-	var err error
-	if size != 0 || n.fsys.imp == nil {
-		err = fl.Truncate(size)
-	} else {
-		err = n.fsys.truncate(ctx, rel, fl)
-	}
-	if err != nil {
-		return err
-	}
-	return n.bumpLocked(fl)
+		return n.fsys.truncate(ctx, rel, fl)
+	})
 }
 
 // own gives rel, just created by the daemon, to the caller when the daemon
@@ -416,7 +413,7 @@ func (f *FS) modeFree(rel string) bool {
 
 // busy reports whether a handle of n is open or being released (n.mu
 // held): the kernel holds the inode's io mode.
-func (n *Node) busy() bool { return n.opens > 0 || n.w.releasing.Load() > 0 }
+func (n *Node) busy() bool { return n.opens > 0 || n.releasing.Load() > 0 }
 
 // wantsWrite says whether open flags allow writing.
 func wantsWrite(flags int) bool { return flags&unix.O_ACCMODE != unix.O_RDONLY }
@@ -516,10 +513,11 @@ func (n *Node) openedTrunc(f *os.File, of int, pt bool) (fs.FileHandle, uint32, 
 	h := n.opened(f, of, pt)
 	var err error
 	if of&unix.O_TRUNC != 0 && wantsWrite(of) {
-		err = n.changed(f)
+		err = n.fsys.wp.Changed(&n.w, f)
 	}
 	if err == nil {
-		err = n.unseenWriter(asFile(h)) // a passthrough writer (write.go)
+		// A passthrough writer's open journals (n.mu let go meanwhile).
+		err = n.fsys.wp.UnseenOpen(asFile(h).w, n.rel, &n.mu)
 	}
 	if err != nil {
 		asFile(h).discard() // n.mu is held: not Release
@@ -582,7 +580,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		c.pt, c.ptWrite = false, true
 	}
 	h := c.opened(f, of, c.pt)
-	c.w.unjournaled.Store(true) // NEW at the first close
+	c.w.Created() // NEW at the first close
 	return ch, h, 0, 0
 }
 

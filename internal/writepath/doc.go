@@ -24,6 +24,34 @@
 //     nothing is acknowledged that is not journaled (invariant 1);
 //   - paths are store-relative in the catalog's form ("" for the root).
 //
+// # Versions and commits
+//
+// Every content change moves the file's content version
+// (store.BumpVersion: an exported file becomes dirty). The FUSE node of an
+// inode holds its Inode, each open its Handle:
+//
+//   - a write (BeginWrite, the pwrite, EndWrite) bumps the version before
+//     its bytes land if no bump was made since the open or the exporter's
+//     last VersionRead of the inode (a per-inode RWMutex: writes hold it
+//     shared, VersionRead clears the bit under it exclusively), and, once
+//     the exporter has read the inode's version (VersionRead since the
+//     open, or among the last 4096 before it), again after they land — the
+//     exporter reads the version after VersionRead returns, so a bump can
+//     fall in between (invariant 2); an O_TRUNC open or fallocate counts as
+//     a write (Changed), a truncate bumps around the size change (Resize);
+//   - Commit (flush at every close(2), fsync, release) of an inode changed
+//     or created since its last entry bumps once more — every acknowledged
+//     byte has landed by then — and appends NEW or CHANGED, under every
+//     name of a hard-linked file, committed before the call returns
+//     (invariant 1), relaxed on close and durable on fsync (an fsync after
+//     a relaxed close appends again, durably); commits of an inode run one
+//     at a time, so a close that finds nothing left to journal returns only
+//     after the commit that took the change has appended it;
+//   - a writer the daemon does not see (FUSE passthrough, joining readers)
+//     bumps and journals at its open (UnseenOpen), its commits compare the
+//     inode's ctime, mtime and size with what they last saw, and while it
+//     is open UnseenWriter tells the exporter not to mark the file clean.
+//
 // # Moves
 //
 // A rename (Writer.Rename) records where the objects of the files it

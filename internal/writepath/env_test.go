@@ -8,6 +8,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,6 +41,9 @@ type env struct {
 	assocs []api.DataRepositoryAssociation
 	// notifyMore is called by the journal's Notify after counting.
 	notifyMore func()
+
+	nmu   sync.Mutex
+	nodes map[uint64]*node // by inode number (see node)
 }
 
 func newEnv(t testing.TB) *env { return newEnvBucket(t, "nobucket", nil) }
@@ -139,14 +143,146 @@ func entriesOf(es []catalog.JournalEntry) []entry {
 	return out
 }
 
-// write writes data to store file rel (created if absent, emptied first)
-// and closes it, as a process writing through the mount does.
+// node is what a FUSE node keeps of a store inode for the write path:
+// its Inode (hard links share it, as go-fuse gives them one node) and
+// how many handles are open.
+type node struct {
+	in    Inode
+	opens int
+}
+
+// handle is a store file open as the FUSE nodes open one.
+type handle struct {
+	e   *env
+	rel string
+	n   *node
+	fl  *os.File
+	h   *Handle
+}
+
+// node returns the node of store file fl (by inode number).
+func (e *env) node(fl *os.File) *node {
+	e.t.Helper()
+	var st unix.Stat_t
+	must(e.t, unix.Fstat(int(fl.Fd()), &st))
+	e.nmu.Lock()
+	defer e.nmu.Unlock()
+	if e.nodes == nil {
+		e.nodes = map[uint64]*node{}
+	}
+	n := e.nodes[st.Ino]
+	if n == nil {
+		n = &node{}
+		e.nodes[st.Ino] = n
+	}
+	return n
+}
+
+// opened makes the handle of fl, just opened as rel, as Node.opened does
+// (passthrough for a writer the daemon does not see).
+func (e *env) opened(rel string, fl *os.File, flags int, passthrough bool) *handle {
+	n := e.node(fl)
+	e.nmu.Lock()
+	if n.opens == 0 {
+		e.w.Opened(&n.in, fl)
+	}
+	n.opens++
+	e.nmu.Unlock()
+	writable := flags&unix.O_ACCMODE != unix.O_RDONLY
+	return &handle{e: e, rel: rel, n: n, fl: fl, h: e.w.NewHandle(&n.in, fl, passthrough, writable)}
+}
+
+// create creates rel, as Node.Create does.
+func (e *env) create(rel string) *handle {
+	e.t.Helper()
+	fl, err := e.st.OpenFile(rel, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL, 0o644)
+	must(e.t, err)
+	h := e.opened(rel, fl, unix.O_RDWR, false)
+	h.n.in.Created()
+	return h
+}
+
+// open opens rel with flags, as Node.Open does for a handle the daemon
+// serves (an O_TRUNC open is a content change).
+func (e *env) open(rel string, flags int) *handle {
+	e.t.Helper()
+	fl, err := e.st.OpenFile(rel, flags, 0)
+	must(e.t, err)
+	h := e.opened(rel, fl, flags, false)
+	if flags&unix.O_TRUNC != 0 && flags&unix.O_ACCMODE != unix.O_RDONLY {
+		must(e.t, e.w.Changed(&h.n.in, fl))
+	}
+	return h
+}
+
+// writeAt is a write the daemon serves (file.Write).
+func (h *handle) writeAt(data string, off int64) error {
+	in := &h.n.in
+	if err := h.e.w.BeginWrite(in, h.fl); err != nil {
+		return err
+	}
+	n, err := unix.Pwrite(int(h.fl.Fd()), []byte(data), off)
+	if berr := h.e.w.EndWrite(in, h.fl, n > 0); err == nil {
+		err = berr
+	}
+	return err
+}
+
+func (h *handle) relFn() string { return h.rel }
+
+// fsync is file.Fsync.
+func (h *handle) fsync() error {
+	return h.e.w.Commit(ctx, h.h, h.relFn, func() error { return unix.Fsync(int(h.fl.Fd())) })
+}
+
+// flush is file.Flush (every close(2)).
+func (h *handle) flush() error { return h.e.w.Commit(ctx, h.h, h.relFn, nil) }
+
+// release is file.Release (after the last close of the handle).
+func (h *handle) release() error {
+	err := h.e.w.Commit(ctx, h.h, h.relFn, nil)
+	h.e.nmu.Lock()
+	h.n.opens--
+	h.h.Released()
+	if h.n.opens == 0 {
+		h.e.w.Closed(&h.n.in)
+	}
+	h.e.nmu.Unlock()
+	if cerr := h.fl.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// close is close(2) of the handle's only descriptor: flush, then release.
+func (h *handle) close() error {
+	err := h.flush()
+	if rerr := h.release(); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// write writes data to store file rel — created if absent, else opened
+// with O_TRUNC — and closes it, as a process writing through the mount.
 func (e *env) write(rel, data string) {
 	e.t.Helper()
-	fl, err := e.st.OpenFile(rel, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o644)
+	var h *handle
+	if _, err := e.st.Lstat(rel); err == nil {
+		h = e.open(rel, unix.O_WRONLY|unix.O_TRUNC)
+	} else {
+		h = e.create(rel)
+	}
+	if data != "" {
+		must(e.t, h.writeAt(data, 0))
+	}
+	must(e.t, h.close())
+}
+
+// state returns rel's state record.
+func (e *env) state(rel string) store.State {
+	e.t.Helper()
+	st, err := e.st.GetState(rel)
 	must(e.t, err)
-	defer fl.Close()
-	_, err = fl.WriteString(data)
-	must(e.t, err)
-	must(e.t, e.w.JournalContent(ctx, rel, fl, int(fl.Fd()), true))
+	return st
 }

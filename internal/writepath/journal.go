@@ -3,6 +3,7 @@ package writepath
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
@@ -102,6 +103,14 @@ type Writer struct {
 	imported bool
 	renamed  func(ctx context.Context, from, to string) error
 	links    linksSeen // hard link names recorded (links.go)
+
+	omu        sync.Mutex
+	openInodes map[inodeKey]*Inode // inodes open (Opened), for VersionRead
+
+	vmu       sync.Mutex // the exporter's latest VersionReads (version.go)
+	recent    [recentReads]inodeKey
+	recentPos int
+	recentSet map[inodeKey]int
 }
 
 // New returns the write path of cfg.Store.
@@ -110,7 +119,10 @@ func New(cfg Config) *Writer {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &Writer{store: cfg.Store, jnl: cfg.Journal, log: lg, imported: cfg.Imported, renamed: cfg.Renamed}
+	return &Writer{
+		store: cfg.Store, jnl: cfg.Journal, log: lg, imported: cfg.Imported, renamed: cfg.Renamed,
+		openInodes: map[inodeKey]*Inode{}, recentSet: map[inodeKey]int{},
+	}
 }
 
 // Journal returns the journal the Writer appends to (nil: none).
