@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/catalog"
@@ -225,6 +226,47 @@ func (je *jenv) wait(t testing.TB) {
 	}
 }
 
+// TestNodesCallWritePath: each node operation that changes the store
+// reaches the write path (its entries in the catalog); which entry each
+// change journals is internal/writepath's TestJournalEntries and
+// TestRenameJournal, without a mount.
+func TestNodesCallWritePath(t *testing.T) {
+	je := mountJournal(t, Options{}, false)
+	m := func(p string) string { return je.m(filepath.Join("ExtData", p)) }
+	steps := []struct {
+		name string
+		op   func() error
+		want []entry
+	}{
+		{"create, write, close", func() error { return os.WriteFile(m("f"), []byte("x"), 0o644) },
+			[]entry{{"ExtData/f", "NEW", ""}}},
+		{"mkdir", func() error { return os.Mkdir(m("d"), 0o755) }, []entry{{"ExtData/d", "NEW", ""}}},
+		{"symlink", func() error { return os.Symlink("f", m("sl")) }, []entry{{"ExtData/sl", "NEW", ""}}},
+		{"mknod", func() error { return unix.Mkfifo(m("fifo"), 0o644) }, []entry{{"ExtData/fifo", "NEW", ""}}},
+		{"link", func() error { return os.Link(m("f"), m("hl")) }, []entry{{"ExtData/hl", "NEW", ""}}},
+		{"chmod of a linked file", func() error { return os.Chmod(m("hl"), 0o600) },
+			[]entry{{"ExtData/f", "CHANGED", ""}, {"ExtData/hl", "CHANGED", ""}}},
+		{"truncate", func() error { return os.Truncate(m("f"), 0) },
+			[]entry{{"ExtData/f", "CHANGED", ""}, {"ExtData/hl", "CHANGED", ""}}},
+		{"unlink", func() error { return os.Remove(m("hl")) }, []entry{{"ExtData/hl", "DELETED", ""}}},
+		{"rename", func() error { return os.Rename(m("f"), m("d/g")) }, []entry{{"ExtData/d/g", "RENAME", "ExtData/f"}}},
+		{"rmdir", func() error { must(t, os.Remove(m("d/g"))); je.drainJournal(t); return os.Remove(m("d")) },
+			[]entry{{"ExtData/d", "DELETED", ""}}},
+	}
+	for _, s := range steps {
+		if err := s.op(); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if got := entriesOf(je.pending(t, "")); !slices.Equal(got, s.want) {
+			t.Errorf("%s: journal %v, want %v", s.name, got, s.want)
+		}
+		je.drainJournal(t)
+	}
+	if je.notify.Load() == 0 {
+		t.Error("the exporter was never notified")
+	}
+}
+
 // TestExportThroughMount: a file written through the mount becomes dirty
 // on write and, once exported, `exists archived` and clean with the
 // object byte-identical; a rename moves the object; an unlink leaves it
@@ -269,49 +311,6 @@ func TestExportThroughMount(t *testing.T) {
 	if got := je.s3Body(t, "data/g"); got != nil {
 		t.Fatal("object not deleted with DELETED in the policy")
 	}
-}
-
-// TestRewriteDuringUploadExportedAgain: a file rewritten, through the mount,
-// while its upload runs is exported again, and the object ends as the final
-// content — never a mix (invariant 2). The writer keeps writing across many
-// uploads; after it stops and closes, the object must equal the file.
-func TestRewriteDuringUploadExportedAgain(t *testing.T) {
-	je := mountJournal(t, Options{}, true)
-	const size = 8 * mib
-	f, err := os.Create(je.m("ExtData/hot"))
-	must(t, err)
-	buf := bytes.Repeat([]byte{'a'}, size)
-	_, err = f.WriteAt(buf, 0)
-	must(t, err)
-	must(t, f.Sync()) // journaled: the exporter starts uploading
-	deadline := time.Now().Add(3 * time.Second)
-	for round := byte('b'); time.Now().Before(deadline); round++ {
-		// Rewrite the whole file with one letter per round, fsync each
-		// round: every round is an acknowledged state of the file.
-		if round > 'z' {
-			round = 'b'
-		}
-		for off := 0; off < size; off += mib {
-			_, err := f.WriteAt(bytes.Repeat([]byte{round}, mib), int64(off))
-			must(t, err)
-		}
-		must(t, f.Sync())
-	}
-	final := make([]byte, size)
-	_, err = f.ReadAt(final, 0)
-	must(t, err)
-	must(t, f.Close())
-	je.wait(t)
-	got := je.s3Body(t, "data/hot")
-	if !bytes.Equal(got, final) {
-		t.Fatalf("object (%d bytes, first %q) is not the file's final content (first %q)", len(got), got[:1], final[:1])
-	}
-	st, err := je.st.GetState("ExtData/hot")
-	must(t, err)
-	if st.Flags != hsm.Exists|hsm.Archived {
-		t.Fatalf("after the last export: %v, want exists archived", st.Flags)
-	}
-	t.Logf("exporter: %+v", je.ex.Stats())
 }
 
 // TestPassthroughWriterJournaled: a writer joining an inode already open in
