@@ -151,7 +151,7 @@ func (h *file) Flush(ctx context.Context) syscall.Errno {
 // meanwhile (EIO to the caller). An open that arrives while a Release is
 // in progress — the kernel sends RELEASE after close(2) has returned —
 // therefore keeps the mode of the handles being released
-// (w.releasing; Node.Open), as while they are open, and so does one that
+// (Node.releasing; Node.Open), as while they are open, and so does one that
 // arrives within releaseGrace after the last Release returned (go-fuse
 // writes the reply after that).
 func (h *file) Release(ctx context.Context) syscall.Errno {

@@ -476,7 +476,7 @@ func (n *Node) open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if !n.fsys.passthrough || wantsWrite(of) {
 		// A first open for writing is served by the daemon, which sees
 		// every write and keeps the content version exactly
-		// (beginWrite); passthrough is for files opened to be read.
+		// (writepath BeginWrite); passthrough is for files opened to be read.
 		f, err := n.openStore(ctx, rel, of)
 		if err != nil {
 			return nil, 0, errno(err)
