@@ -6,10 +6,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/ferry-hpc/ferry/internal/writepath"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/writepath"
 )
 
 // file is an open regular file: the store's descriptor, read and written

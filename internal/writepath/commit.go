@@ -85,7 +85,7 @@ func (w *Writer) released(fl *os.File) bool {
 // the first write's bump (the window between VersionRead and the
 // exporter's read) — and the journal entry is appended; it is committed
 // before the caller replies (invariant 1): relaxed for a close (sync nil),
-// durable for an fsync (see Append). sync (fsync) makes the data durable
+// durable for an fsync (see journal). sync (fsync) makes the data durable
 // in between. A failure leaves the inode unjournaled, so the next flush or
 // release tries again, and is returned: the close or fsync reports it.
 //
@@ -109,7 +109,7 @@ func (w *Writer) Commit(ctx context.Context, h *Handle, rel func() string, sync 
 		if in.unsynced.Swap(false) {
 			// Closed (relaxed append), then fsynced: the user now asks
 			// for durability of what the earlier entry promised.
-			if jerr := w.Append(ctx, catalog.JournalAppend{Path: rel(), Kind: w.kindFor(h.f)}); jerr != nil {
+			if jerr := w.journal(ctx, catalog.JournalAppend{Path: rel(), Kind: w.kindFor(h.f)}); jerr != nil {
 				in.unsynced.Store(true)
 				err = errors.Join(err, jerr)
 			}
@@ -141,7 +141,7 @@ func (w *Writer) Commit(ctx context.Context, h *Handle, rel func() string, sync 
 // content is the inode's; see links.go).
 func (w *Writer) journalContent(ctx context.Context, rel string, h *Handle, relaxed bool) error {
 	kind := w.kindFor(h.f)
-	if err := w.Append(ctx, catalog.JournalAppend{Path: rel, Kind: kind, Relaxed: relaxed}); err != nil {
+	if err := w.journal(ctx, catalog.JournalAppend{Path: rel, Kind: kind, Relaxed: relaxed}); err != nil {
 		return err
 	}
 	var st unix.Stat_t

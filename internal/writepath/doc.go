@@ -1,15 +1,15 @@
 // Package writepath is the write protocol of a ferry mount: what a change
-// made through the mount does to the export journal, so that the exporter
-// (internal/exporter) can push it to the repository. The FUSE nodes
-// (internal/fusefs) translate requests and call a Writer; everything here
-// is plain calls on a store (internal/store) and a catalog
+// made through the mount does to content versions and the export journal,
+// so that the exporter (internal/exporter) can push it to the repository.
+// The FUSE nodes (internal/fusefs) translate requests and call a Writer;
+// everything here is plain calls on a store (internal/store) and a catalog
 // (internal/catalog), and its tests run without a mount.
 //
 // # Journal entries
 //
 // Every change inside an auto-exporting association (Journal.Exports,
 // CatalogJournal over the association table) is appended to the export
-// journal, after which the exporter is woken (Writer.Append):
+// journal, after which the exporter is woken:
 //
 //   - mkdir, symlink, mknod and link append NEW for the new name
 //     (Writer.Made, Writer.Link); unlink and rmdir DELETED (Writer.Unlink,
@@ -17,7 +17,7 @@
 //     the policy, invariant 5 in docs/invariants.md); chmod, chown, utimes
 //     and truncate CHANGED (Writer.MetaChanged); a content change NEW
 //     while the repository never had the file (no `exists`), else CHANGED
-//     (Writer.JournalContent);
+//     (Writer.Commit, Writer.UnseenOpen);
 //   - metadata calls and close append Relaxed (committed before the reply:
 //     they survive kill -9 of the daemon; fsynced with the next durable
 //     commit), fsync durably; a failed append fails the call (EIO), so

@@ -125,13 +125,7 @@ func New(cfg Config) *Writer {
 	}
 }
 
-// Journal returns the journal the Writer appends to (nil: none).
-func (w *Writer) Journal() Journal { return w.jnl }
-
-// Exports reports whether changes of rel are journaled.
-func (w *Writer) Exports(rel string) bool { return w.jnl != nil && w.jnl.Exports(rel) }
-
-// Append appends entries whose paths the journal exports (a RENAME when
+// journal appends entries whose paths the journal exports (a RENAME when
 // either of its paths is), then wakes the exporter. Metadata calls and
 // close append Relaxed (committed before the reply, so they survive kill -9
 // of the daemon; fsynced with the next durable commit), like the store's
@@ -140,7 +134,7 @@ func (w *Writer) Exports(rel string) bool { return w.jnl != nil && w.jnl.Exports
 // and returned: the caller answers EIO, so a close or fsync never
 // acknowledges a write that is not journaled (invariant 1,
 // docs/invariants.md).
-func (w *Writer) Append(ctx context.Context, entries ...catalog.JournalAppend) error {
+func (w *Writer) journal(ctx context.Context, entries ...catalog.JournalAppend) error {
 	j := w.jnl
 	if j == nil {
 		return nil
@@ -169,7 +163,7 @@ func (w *Writer) Append(ctx context.Context, entries ...catalog.JournalAppend) e
 // Made journals rel, a directory, symlink, special file or hard link just
 // made (and given its owner): NEW, relaxed.
 func (w *Writer) Made(ctx context.Context, rel string) error {
-	return w.Append(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew, Relaxed: true})
+	return w.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew, Relaxed: true})
 }
 
 // Unlink removes name rel from the store and journals DELETED, relaxed;
@@ -179,7 +173,7 @@ func (w *Writer) Unlink(ctx context.Context, rel string) error {
 	if err := w.store.Unlink(rel); err != nil {
 		return err
 	}
-	return w.Append(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted, Relaxed: true})
+	return w.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted, Relaxed: true})
 }
 
 // Rmdir removes directory rel from the store and journals DELETED,
@@ -188,5 +182,5 @@ func (w *Writer) Rmdir(ctx context.Context, rel string) error {
 	if err := w.store.Rmdir(rel); err != nil {
 		return err
 	}
-	return w.Append(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted, Relaxed: true})
+	return w.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted, Relaxed: true})
 }

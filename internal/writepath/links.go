@@ -95,7 +95,7 @@ func (w *Writer) Link(ctx context.Context, target, rel string) (unix.Stat_t, err
 // a truncate): CHANGED, relaxed, and the same for every other name of a
 // hard-linked file, since metadata is the inode's.
 func (w *Writer) MetaChanged(ctx context.Context, rel string) error {
-	if err := w.Append(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindChanged, Relaxed: true}); err != nil {
+	if err := w.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindChanged, Relaxed: true}); err != nil {
 		return err
 	}
 	if st, err := w.store.Lstat(rel); err == nil {
@@ -166,5 +166,5 @@ func (w *Writer) journalLinks(ctx context.Context, st *unix.Stat_t, rel string, 
 	if len(entries) == 0 {
 		return nil
 	}
-	return w.Append(ctx, slices.Clip(entries)...)
+	return w.journal(ctx, slices.Clip(entries)...)
 }

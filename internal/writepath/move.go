@@ -49,7 +49,7 @@ func (w *Writer) Rename(ctx context.Context, from, to string, flags uint32) erro
 		if exports && (isDir || w.isReleased(from) || w.unexchangeable(to)) {
 			return unix.EINVAL
 		}
-		if err := w.Append(ctx,
+		if err := w.journal(ctx,
 			catalog.JournalAppend{Path: from, Kind: catalog.KindChanged, Relaxed: true},
 			catalog.JournalAppend{Path: to, Kind: catalog.KindChanged, Relaxed: true}); err != nil {
 			return err
@@ -128,7 +128,7 @@ func (w *Writer) journalMove(ctx context.Context, m catalog.Move, isDir bool) er
 	if !into {
 		rn.EndMove = m.ID
 	}
-	if err := w.Append(ctx, rn); err != nil {
+	if err := w.journal(ctx, rn); err != nil {
 		return err
 	}
 	if !into {
@@ -187,7 +187,7 @@ func absent(err error) bool {
 func (w *Writer) journalTree(ctx context.Context, dir string) error {
 	var batch []catalog.JournalAppend
 	flush := func() error {
-		err := w.Append(ctx, batch...)
+		err := w.journal(ctx, batch...)
 		batch = batch[:0]
 		return err
 	}
