@@ -349,7 +349,7 @@ type Names interface {
 	// transaction. So a record still there at start is a rename the daemon
 	// may have made without journaling it (invariant 1: the pending entries
 	// of the old names would be lost); the mount settles each one before
-	// the exporter starts (fusefs.RecoverMoves).
+	// the exporter starts (writepath.RecoverMoves).
 	BeginMove(ctx context.Context, from, to string) (int64, error)
 	// EndMove removes a move record (the rename failed, or its journaling
 	// is complete); removing a record that is gone is not an error.

@@ -64,6 +64,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/tasks"
 	"github.com/ferry-hpc/ferry/internal/transfer"
+	"github.com/ferry-hpc/ferry/internal/writepath"
 )
 
 // Config says what to mount where.
@@ -133,7 +134,7 @@ type Daemon struct {
 	mounted  atomic.Pointer[fusefs.FS] // set once the mount exists
 	eng      *transfer.Engine
 	exp      *exporter.Exporter
-	jnl      *fusefs.CatalogJournal // the mount's export journal
+	jnl      *writepath.CatalogJournal // the mount's export journal
 	assoc    *associations.Worker
 	http     *http.Server
 	metrics  *prometheus.Registry

@@ -20,6 +20,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/tasks"
 	"github.com/ferry-hpc/ferry/internal/transfer"
+	"github.com/ferry-hpc/ferry/internal/writepath"
 )
 
 // A daemon is built by named steps, one per layer, run in order by Start
@@ -215,7 +216,7 @@ func (d *Daemon) buildTasks() (err error) {
 // the association worker, and gives every association to the importer,
 // the exporter and the journal.
 func (d *Daemon) buildAssociations() error {
-	d.jnl = fusefs.NewCatalogJournal(d.cat, d.exp.Notify)
+	d.jnl = writepath.NewCatalogJournal(d.cat, d.exp.Notify)
 	d.assoc = associations.New(associations.Config{
 		FileSystemId: d.id.FileSystemId, Catalog: d.cat, Store: d.store, S3: d.s3, Importer: d.imp, Logger: d.log,
 		RecheckInterval:        d.cfg.RecheckInterval,
@@ -255,7 +256,7 @@ func (d *Daemon) register() (err error) {
 // journal (it died in between), before the exporter could drop the
 // pending entries of their old names as gone.
 func (d *Daemon) recoverMoves() error {
-	n, err := fusefs.RecoverMoves(context.Background(), d.store, d.jnl, d.log)
+	n, err := writepath.RecoverMoves(context.Background(), d.store, d.jnl, d.log)
 	if err != nil {
 		return fmt.Errorf("catalog %s: settling renames left by the last mount: %w", d.cfg.Catalog, err)
 	}

@@ -11,13 +11,14 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/testutil"
+	"github.com/ferry-hpc/ferry/internal/writepath"
 )
 
 // gateJournal is a Journal whose next append can be held (arm): it says
 // so on started and goes to the catalog only once release is closed. It
 // records every append the catalog acknowledged.
 type gateJournal struct {
-	Journal
+	writepath.Journal
 	mu       sync.Mutex
 	started  chan struct{} // armed: closed when the held append arrives
 	release  chan struct{}
@@ -66,10 +67,11 @@ func (g *gateJournal) committed(path string, durable bool) bool {
 }
 
 // flushWaitsForCommit reports whether a flush or fsync of this process's
-// mount waits in file.commit for the inode's commit lock (w.cmu). The
-// daemon serves the mount from the test's own process, so its goroutines
-// are in runtime.Stack: a function line `sync.(*Mutex).Lock(` directly
-// above `fusefs.(*file).commit(`, called by Flush or Fsync.
+// mount waits in the write path's Commit for the inode's commit lock
+// (writepath.Inode's cmu). The daemon serves the mount from the test's own
+// process, so its goroutines are in runtime.Stack: a function line
+// `sync.(*Mutex).Lock(` directly above `writepath.(*Writer).Commit(`,
+// called by Flush or Fsync.
 func flushWaitsForCommit() bool {
 	buf := make([]byte, 4<<20)
 	buf = buf[:runtime.Stack(buf, true)]
@@ -82,7 +84,7 @@ func flushWaitsForCommit() bool {
 		}
 		for i := 0; i+2 < len(fns); i++ {
 			if bytes.HasPrefix(fns[i], []byte("sync.(*Mutex).Lock(")) &&
-				bytes.Contains(fns[i+1], []byte("/fusefs.(*file).commit(")) &&
+				bytes.Contains(fns[i+1], []byte("/writepath.(*Writer).Commit(")) &&
 				(bytes.Contains(fns[i+2], []byte("/fusefs.(*file).Flush(")) ||
 					bytes.Contains(fns[i+2], []byte("/fusefs.(*file).Fsync("))) {
 				return true
@@ -99,8 +101,9 @@ func flushWaitsForCommit() bool {
 // answer before that append is committed (invariant 1); an fsync must in
 // addition find the entry durable. Here handle B writes, handle A's close
 // takes the change and its append is held; B's close or fsync must wait
-// for it. Without w.cmu, B answered at once with nothing journaled: that
-// was TestJournalEntries' flake under load ("O_TRUNC open: journal [],
+// for it. Without the commit lock, B answered at once with nothing
+// journaled: that was TestJournalEntries' flake under load (when it ran
+// through the mount; "O_TRUNC open: journal [],
 // want [{ExtData/keep NEW }]"), where the kernel's RELEASE of the previous
 // step's handle, sent after its close(2) returned, took the change of the
 // O_TRUNC open, and the O_TRUNC handle's close returned before the entry
@@ -119,7 +122,7 @@ func TestCommitWaitsForOtherHandles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var g *gateJournal
-			je := mountJournalWith(t, t.TempDir(), Options{}, false, func(j Journal) Journal {
+			je := mountJournalWith(t, t.TempDir(), Options{}, false, func(j writepath.Journal) writepath.Journal {
 				g = &gateJournal{Journal: j}
 				return g
 			})
@@ -133,7 +136,7 @@ func TestCommitWaitsForOtherHandles(t *testing.T) {
 			// The creating handle's RELEASE (sent after its close
 			// returned) must be over, or it could take B's change.
 			testutil.Eventually(t, 10*time.Second, "the release of the creating handle", func() bool {
-				return je.fsys.nodeIs(rel, func(n *Node) bool { return n.opens == 2 && n.w.releasing.Load() == 0 })
+				return je.fsys.nodeIs(rel, func(n *Node) bool { return n.opens == 2 && n.releasing.Load() == 0 })
 			})
 			// The creation's close appended relaxed; an fsync now
 			// makes it durable, so only B's write is left to journal.

@@ -3,13 +3,14 @@ package fusefs
 import (
 	"context"
 	"os"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/writepath"
 )
 
 // file is an open regular file: the store's descriptor, read and written
@@ -20,12 +21,9 @@ type file struct {
 	fd       int
 	pt       bool // passthrough: the kernel reads and writes f itself
 	writable bool // opened for writing
-	// unseen: a passthrough writer, counted in its node's w.unseen from
-	// the open to the release (see Node.unseenWriter).
-	unseen bool
-
-	smu  sync.Mutex
-	seen statSeen // passthrough writers: the inode as last seen (commit)
+	// w is the handle's part of the write path: commits, and for a
+	// passthrough writer what it last saw of the inode.
+	w *writepath.Handle
 }
 
 // ptFile is a file in passthrough mode; go-fuse registers its descriptor
@@ -48,7 +46,7 @@ var (
 // n.mu is held.
 func (n *Node) opened(f *os.File, of int, pt bool) fs.FileHandle {
 	if n.opens == 0 {
-		n.registerOpen(f)
+		n.fsys.wp.Opened(&n.w, f)
 	}
 	n.opens++
 	n.fsys.Stats.Opens.Add(1)
@@ -56,14 +54,10 @@ func (n *Node) opened(f *os.File, of int, pt bool) fs.FileHandle {
 		n.recordAccess()
 	}
 	h := &file{node: n, f: f, fd: int(f.Fd()), pt: pt, writable: wantsWrite(of)}
-	if pt && h.writable {
-		// The daemon never sees this handle's writes: commit compares
-		// the inode with how it is now, and the exporter waits for its
-		// release (FS.UnseenWriter).
-		h.unseen = true
-		n.w.unseen.Add(1)
-		h.resee()
-	}
+	// A passthrough writer's writes never reach the daemon: the write
+	// path compares the inode at its commits, and the exporter waits for
+	// its release (FS.UnseenWriter).
+	h.w = n.fsys.wp.NewHandle(&n.w, f, pt, h.writable)
 	if pt {
 		n.fsys.Stats.PassthroughOpens.Add(1)
 		return ptFile{h}
@@ -102,14 +96,16 @@ func (h *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 
 // Write bumps the content version before the first write after an open
 // or a VersionRead (store.BumpVersion's protocol), then writes, then bumps
-// again while an export may be reading the file (FS.VersionRead).
+// again while an export may be reading the file (writepath's BeginWrite,
+// EndWrite).
 func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	h.node.fsys.Stats.Writes.Add(1)
-	if err := h.node.beginWrite(h.f); err != nil {
+	wp, in := h.node.fsys.wp, &h.node.w
+	if err := wp.BeginWrite(in, h.f); err != nil {
 		return 0, errno(err)
 	}
 	n, err := unix.Pwrite(h.fd, data, off)
-	if berr := h.node.endWrite(h.f, n > 0); err == nil {
+	if berr := wp.EndWrite(in, h.f, n > 0); err == nil {
 		err = berr
 	}
 	if err != nil {
@@ -138,14 +134,14 @@ func (h *file) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	if flags&1 != 0 { // FUSE_FSYNC_FDATASYNC
 		sync = func() error { return unix.Fdatasync(h.fd) }
 	}
-	return errno(h.commit(ctx, sync))
+	return errno(h.node.fsys.wp.Commit(ctx, h.w, h.node.rel, sync))
 }
 
 // Flush is called at every close(2) of a descriptor of the file. Writes
 // went to the store's descriptor at once; a change since the last journal
 // entry is journaled, durably, before close returns (invariant 1).
 func (h *file) Flush(ctx context.Context) syscall.Errno {
-	return errno(h.commit(ctx, nil))
+	return errno(h.node.fsys.wp.Commit(ctx, h.w, h.node.rel, nil))
 }
 
 // Release closes the store's descriptor after the last close. Writes of a
@@ -156,21 +152,21 @@ func (h *file) Flush(ctx context.Context) syscall.Errno {
 // meanwhile (EIO to the caller). An open that arrives while a Release is
 // in progress — the kernel sends RELEASE after close(2) has returned —
 // therefore keeps the mode of the handles being released
-// (w.releasing; Node.Open), as while they are open, and so does one that
+// (Node.releasing; Node.Open), as while they are open, and so does one that
 // arrives within releaseGrace after the last Release returned (go-fuse
 // writes the reply after that).
 func (h *file) Release(ctx context.Context) syscall.Errno {
 	n := h.node
-	n.w.releasing.Add(1)
+	n.releasing.Add(1)
 	defer func() {
 		n.mu.Lock()
 		if n.opens == 0 {
 			n.releasedAt = time.Now()
 		}
-		n.w.releasing.Add(-1)
+		n.releasing.Add(-1)
 		n.mu.Unlock()
 	}()
-	err := h.commit(ctx, nil)
+	err := n.fsys.wp.Commit(ctx, h.w, n.rel, nil)
 	n.mu.Lock()
 	n.forget(h)
 	n.mu.Unlock()
@@ -185,11 +181,9 @@ func (h *file) Release(ctx context.Context) syscall.Errno {
 // never sees the count drop before the final change is journaled.
 func (n *Node) forget(h *file) {
 	n.opens--
-	if h.unseen {
-		n.w.unseen.Add(-1)
-	}
+	h.w.Released()
 	if n.opens == 0 {
-		n.unregisterOpen()
+		n.fsys.wp.Closed(&n.w)
 	}
 }
 
@@ -198,9 +192,7 @@ func (n *Node) forget(h *file) {
 // the inode is left unjournaled: the next flush or release of the inode
 // appends.
 func (h *file) discard() {
-	if h.writable {
-		h.node.w.unjournaled.Store(true)
-	}
+	h.w.Discard()
 	h.node.forget(h)
 	h.f.Close()
 }
@@ -219,11 +211,12 @@ func (h *file) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, sy
 // Allocate is fallocate(2); a mode that can change content (punching or
 // zeroing a range, or growing the size) counts as a write.
 func (h *file) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
-	if err := h.node.beginWrite(h.f); err != nil {
+	wp, in := h.node.fsys.wp, &h.node.w
+	if err := wp.BeginWrite(in, h.f); err != nil {
 		return errno(err)
 	}
 	err := unix.Fallocate(h.fd, mode, int64(off), int64(size))
-	if berr := h.node.endWrite(h.f, err == nil); err == nil {
+	if berr := wp.EndWrite(in, h.f, err == nil); err == nil {
 		err = berr
 	}
 	return errno(err)

@@ -5,8 +5,9 @@
 // # Thin nodes
 //
 // A node keeps no copy of anything: each operation is one call into the
-// store (a lookup, an openat2-confined open, a rename…) and a translation of
-// the store's error into an errno with store.Errno. The node's path is
+// store (a lookup, an openat2-confined open…) or into the write path
+// (internal/writepath: a rename, an unlink, a commit…) and a translation of
+// the error into an errno with store.Errno. The node's path is
 // computed from go-fuse's inode tree at the time of the call. File handles
 // hold the descriptor the store opened; reads and writes go to it. Nothing
 // here talks to S3.
@@ -31,53 +32,27 @@
 //
 // # Write path (Options.Journal, FS.VersionRead)
 //
-// Every content change made through the mount moves the file's content
-// version (store.BumpVersion: an exported file becomes dirty), and every
-// change inside an auto-exporting association is appended to the export
-// journal (Journal, normally CatalogJournal over the catalog), after which
-// the exporter is woken:
+// What a change made through the mount does to content versions and the
+// export journal is internal/writepath's: FS holds a writepath.Writer,
+// each node the writepath.Inode of its store inode, each open file a
+// writepath.Handle, and every operation that changes the store makes one
+// call into it — Write and Allocate (BeginWrite, EndWrite around the
+// pwrite or fallocate), an O_TRUNC open (Changed), Flush, Fsync and
+// Release (Commit: the change is journaled before close or fsync returns,
+// invariant 1 in docs/invariants.md), truncate (Resize), chmod, chown and
+// utimes (MetaChanged), Mkdir, Symlink and Mknod (Made), Link, Unlink,
+// Rmdir, Rename, and a lookup (LookedUp, which records the names of hard
+// links). FS.VersionRead and FS.UnseenWriter, the exporter's hooks, are
+// the Writer's. A failed journal append answers EIO.
 //
-//   - a write bumps the version before its bytes land if no bump was made
-//     since the open or since the exporter's last FS.VersionRead of the
-//     inode (the per-inode lock makes VersionRead wait for writes that saw
-//     the bit set), and, once the exporter has read the inode's version
-//     (VersionRead since the open, or among the last 4096 before it),
-//     again after they land — the exporter reads the version after
-//     VersionRead returns, so a bump can fall in between; fallocate and
-//     O_TRUNC opens count as writes;
-//   - flush (every close(2)), fsync and release of an inode changed or
-//     created since its last entry bump the version once more — every
-//     acknowledged byte has landed by then, so an upload that read the
-//     version before any of them cannot mark the file clean, even when a
-//     write's bump fell between VersionRead and the exporter's read — and
-//     append NEW (the file was never exported: no `exists`) or CHANGED.
-//     The append is committed before close or fsync returns (invariant 1),
-//     also when another handle's commit took the change (commits of an
-//     inode run one at a time, file.commit):
-//     relaxed on close (it survives kill -9 of the daemon), durable on fsync;
-//     a failure is returned to the caller (EIO) and retried at the next
-//     flush or release;
-//   - truncate bumps the version around the size change, then CHANGED;
-//     chmod, chown and utimes append CHANGED (no bump); mkdir, symlink and
-//     link append NEW for the new name; unlink and rmdir DELETED (the
-//     exporter removes the object only with DELETED in the policy:
-//     invariant 5); rename takes a move record first and appends RENAME
-//     (Tree for a directory) after, ending the record — a rename a dead
-//     daemon left unjournaled is journaled by RecoverMoves at the next
-//     start (see Node.Rename).
-//
-// A first open for writing is never passthrough: the daemon must see the
-// writes to keep versions exact. A writer joining an inode already open
-// in passthrough mode (readers first) writes through the kernel unseen;
-// its flush, fsync and release compare the inode's ctime, mtime and size
-// with what they last saw (a write after a stat gets a distinct
-// fine-grained time on Linux ≥ 6.13) and journal a change as above.
-// Such a late writer's open already bumps the version (the file is dirty)
-// and appends its entry, relaxed, and exports wait while it is open
-// (FS.UnseenWriter), so nothing it writes is marked clean unseen.
-// Journal paths are store-relative in the catalog's form ("" for the root).
-// Hard links: a change journaled under one name of a multiply linked file
-// is journaled for each of its other recorded names too (links.go).
+// What stays here is FUSE's: a first open for writing is never
+// passthrough, so the daemon sees the writes and keeps versions exact; a
+// writer joining an inode already open in passthrough mode (readers first)
+// writes through the kernel unseen, so its handle is made a passthrough
+// writer of the write path (writepath.Writer.UnseenOpen at the open, which
+// lets the node's lock go while it appends), and the kernel's ordering of
+// RELEASE after close(2) is why commits of an inode wait for each other
+// (TestCommitWaitsForOtherHandles).
 //
 // # What the mount shows
 //
@@ -137,12 +112,12 @@
 package fusefs
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"log/slog"
 	"math/bits"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -151,6 +126,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/store"
+	"github.com/ferry-hpc/ferry/internal/writepath"
 )
 
 // Options configure a mount.
@@ -171,9 +147,9 @@ type Options struct {
 	// lazily; nil shows the store as it is.
 	Importer Importer
 	// Journal receives the export journal entries of changes made
-	// through the mount; nil journals nothing (content versions are
-	// still kept).
-	Journal Journal
+	// through the mount (internal/writepath decides which); nil journals
+	// nothing (content versions are still kept).
+	Journal writepath.Journal
 	// Access receives, batched, the times files are opened through the
 	// mount (access.go; call FS.Close after the mount ends); nil records
 	// nothing.
@@ -202,19 +178,10 @@ type FS struct {
 	passthrough bool
 	log         *slog.Logger
 	imp         Importer
-	jnl         Journal
-	links       linksSeen            // hard link names recorded (links.go)
+	wp          *writepath.Writer    // content versions and the export journal
 	acc         *accessLog           // Options.Access, or nil
 	root        atomic.Pointer[Node] // the mounted root, for InUse and Invalidate
 	Stats       Stats
-
-	omu        sync.Mutex
-	openInodes map[inodeKey]*Node // nodes with open handles, for VersionRead
-
-	vmu       sync.Mutex // the exporter's latest VersionReads (write.go)
-	recent    [recentReads]inodeKey
-	recentPos int
-	recentSet map[inodeKey]int
 }
 
 // New returns the file system for st. Its root node is Root.
@@ -227,6 +194,10 @@ func New(st *store.Store, opt Options) (*FS, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
+	var renamed func(ctx context.Context, from, to string) error
+	if m, ok := opt.Importer.(listedMover); ok {
+		renamed = m.Renamed
+	}
 	return &FS{
 		store:       st,
 		rootDev:     root.Dev,
@@ -235,10 +206,11 @@ func New(st *store.Store, opt Options) (*FS, error) {
 		passthrough: !opt.NoPassthrough,
 		log:         lg,
 		imp:         opt.Importer,
-		jnl:         opt.Journal,
-		acc:         newAccessLog(opt.Access, st, lg),
-		openInodes:  map[inodeKey]*Node{},
-		recentSet:   map[inodeKey]int{},
+		wp: writepath.New(writepath.Config{
+			Store: st, Journal: opt.Journal, Logger: lg,
+			Imported: opt.Importer != nil, Renamed: renamed,
+		}),
+		acc: newAccessLog(opt.Access, st, lg),
 	}, nil
 }
 

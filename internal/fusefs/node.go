@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -12,10 +13,10 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
-	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/store"
+	"github.com/ferry-hpc/ferry/internal/writepath"
 )
 
 // Node is a file, directory or symlink of the store.
@@ -32,7 +33,12 @@ type Node struct {
 	// releaseGrace).
 	releasedAt time.Time
 
-	w wstate // content versions and journal (write.go)
+	// releasing counts Releases in progress (file.go): the kernel holds
+	// the inode's io mode until their replies, so an open meanwhile keeps
+	// the mode of the handles being released (Open).
+	releasing atomic.Int32
+
+	w writepath.Inode // content versions and journal (internal/writepath)
 }
 
 var (
@@ -110,9 +116,7 @@ func (n *Node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if err != nil {
 		return nil, errno(err)
 	}
-	if multiLinked(&st) {
-		n.fsys.noteLinks(ctx, st.Ino, rel)
-	}
+	n.fsys.wp.LookedUp(ctx, rel, &st)
 	return n.newChild(ctx, &st, out), 0
 }
 
@@ -191,15 +195,10 @@ func (n *Node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		changed = true
 	}
 	if changed {
-		if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindChanged, Relaxed: true}); err != nil {
+		// CHANGED for every name of a hard-linked file: metadata is
+		// the inode's.
+		if err := n.fsys.wp.MetaChanged(ctx, rel); err != nil {
 			return errno(err)
-		}
-		// Metadata is the inode's: every name of a hard-linked file
-		// changed.
-		if st, err := s.Lstat(rel); err == nil {
-			if err := n.fsys.journalLinks(ctx, &st, rel, catalog.KindChanged, true); err != nil {
-				return errno(err)
-			}
 		}
 	}
 	return n.Getattr(ctx, f, out)
@@ -219,22 +218,12 @@ func (n *Node) setSize(ctx context.Context, rel string, h *file, size int64) err
 		}
 		defer fl.Close()
 	}
-	_, released := n.fsys.released(fl)
-	if !released {
-		if err := n.bumpLocked(fl); err != nil {
-			return err
+	return n.fsys.wp.Resize(&n.w, fl, func() error {
+		if size != 0 || n.fsys.imp == nil {
+			return fl.Truncate(size)
 		}
-	}
-	var err error
-	if size != 0 || n.fsys.imp == nil {
-		err = fl.Truncate(size)
-	} else {
-		err = n.fsys.truncate(ctx, rel, fl)
-	}
-	if err != nil {
-		return err
-	}
-	return n.bumpLocked(fl)
+		return n.fsys.truncate(ctx, rel, fl)
+	})
 }
 
 // own gives rel, just created by the daemon, to the caller when the daemon
@@ -342,7 +331,7 @@ func (n *Node) madeNew(ctx context.Context, rel string, out *fuse.EntryOut, undo
 	if e != 0 {
 		return nil, e
 	}
-	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew, Relaxed: true}); err != nil {
+	if err := n.fsys.wp.Made(ctx, rel); err != nil {
 		return nil, errno(err)
 	}
 	return in, 0
@@ -356,18 +345,10 @@ func (n *Node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if !ok || t.fsys != n.fsys {
 		return nil, syscall.EXDEV
 	}
-	rel := n.child(name)
-	if err := n.fsys.store.Link(t.rel(), rel); err != nil {
-		return nil, errno(err)
-	}
-	st, err := n.fsys.store.Lstat(rel)
+	st, err := n.fsys.wp.Link(ctx, t.rel(), n.child(name))
 	if err != nil {
 		return nil, errno(err)
 	}
-	if err := n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindNew, Relaxed: true}); err != nil {
-		return nil, errno(err)
-	}
-	n.fsys.noteLinks(ctx, st.Ino, t.rel(), rel)
 	return n.newChild(ctx, &st, out), 0
 }
 
@@ -379,22 +360,14 @@ func (n *Node) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	return []byte(t), 0
 }
 
-// Unlink removes a name; its object goes only if the association's policy
-// has DELETED (the exporter decides: invariant 5, docs/invariants.md).
+// Unlink removes a name (writepath: its object goes only if the
+// association's policy has DELETED).
 func (n *Node) Unlink(ctx context.Context, name string) syscall.Errno {
-	rel := n.child(name)
-	if err := n.fsys.store.Unlink(rel); err != nil {
-		return errno(err)
-	}
-	return errno(n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted, Relaxed: true}))
+	return errno(n.fsys.wp.Unlink(ctx, n.child(name)))
 }
 
 func (n *Node) Rmdir(ctx context.Context, name string) syscall.Errno {
-	rel := n.child(name)
-	if err := n.fsys.store.Rmdir(rel); err != nil {
-		return errno(err)
-	}
-	return errno(n.fsys.journal(ctx, catalog.JournalAppend{Path: rel, Kind: catalog.KindDeleted, Relaxed: true}))
+	return errno(n.fsys.wp.Rmdir(ctx, n.child(name)))
 }
 
 func (n *Node) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno {
@@ -440,7 +413,7 @@ func (f *FS) modeFree(rel string) bool {
 
 // busy reports whether a handle of n is open or being released (n.mu
 // held): the kernel holds the inode's io mode.
-func (n *Node) busy() bool { return n.opens > 0 || n.w.releasing.Load() > 0 }
+func (n *Node) busy() bool { return n.opens > 0 || n.releasing.Load() > 0 }
 
 // wantsWrite says whether open flags allow writing.
 func wantsWrite(flags int) bool { return flags&unix.O_ACCMODE != unix.O_RDONLY }
@@ -503,7 +476,7 @@ func (n *Node) open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if !n.fsys.passthrough || wantsWrite(of) {
 		// A first open for writing is served by the daemon, which sees
 		// every write and keeps the content version exactly
-		// (beginWrite); passthrough is for files opened to be read.
+		// (writepath BeginWrite); passthrough is for files opened to be read.
 		f, err := n.openStore(ctx, rel, of)
 		if err != nil {
 			return nil, 0, errno(err)
@@ -540,10 +513,11 @@ func (n *Node) openedTrunc(f *os.File, of int, pt bool) (fs.FileHandle, uint32, 
 	h := n.opened(f, of, pt)
 	var err error
 	if of&unix.O_TRUNC != 0 && wantsWrite(of) {
-		err = n.changed(f)
+		err = n.fsys.wp.Changed(&n.w, f)
 	}
 	if err == nil {
-		err = n.unseenWriter(asFile(h)) // a passthrough writer (write.go)
+		// A passthrough writer's open journals (n.mu let go meanwhile).
+		err = n.fsys.wp.UnseenOpen(asFile(h).w, n.rel, &n.mu)
 	}
 	if err != nil {
 		asFile(h).discard() // n.mu is held: not Release
@@ -606,7 +580,7 @@ func (n *Node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		c.pt, c.ptWrite = false, true
 	}
 	h := c.opened(f, of, c.pt)
-	c.w.unjournaled.Store(true) // NEW at the first close
+	c.w.Created() // NEW at the first close
 	return ch, h, 0, 0
 }
 

@@ -14,8 +14,8 @@ import (
 // open in the other mode meanwhile would fail with EIO. Opens that follow
 // a close at once, alternating readers (passthrough) and writers (served
 // by the daemon when first), must all succeed. Without Release's
-// w.releasing this failed within a few dozen rounds, and after its Release
-// returned (before go-fuse's reply) about once in 500 rounds under load:
+// Node.releasing this failed within a few dozen rounds, and after its
+// Release returned (before go-fuse's reply) about once in 500 rounds under load:
 // hence releaseGrace.
 func TestOpenDuringRelease(t *testing.T) {
 	e := mount(t, Options{})

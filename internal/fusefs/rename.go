@@ -2,41 +2,14 @@ package fusefs
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"log/slog"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
-	"golang.org/x/sys/unix"
-
-	"github.com/ferry-hpc/ferry/internal/catalog"
-	"github.com/ferry-hpc/ferry/internal/keypath"
-	"github.com/ferry-hpc/ferry/internal/store"
 )
 
-// Rename passes renameat2 flags (RENAME_NOREPLACE, RENAME_EXCHANGE) through
-// and journals the move (the exporter moves the object: docs/semantics.md §4).
-//
-// Invariant 1 across the rename: before the store renames, a move record
-// (Journal.BeginMove) says it is about to; the RENAME appended after the
-// rename ends it in the same transaction. If the daemon dies in between,
-// RecoverMoves finds the record at the next start, sees which name exists
-// and appends the RENAME then — so the pending entries of the old names
-// (a whole tree's, for a directory) move to the new names instead of being
-// dropped as gone. A rename that fails ends its record. A released file
-// first records where its object is (see originBeforeRename).
-//
-// A directory moved into an exporting association from outside every
-// exporting association also journals NEW for every entry below it; its
-// move record ends only after that walk, so a crash during it is redone.
-//
-// RENAME_EXCHANGE swaps two regular files or symlinks: both are journaled
-// CHANGED before the swap (a crash after it exports what each name then
-// holds; a failed swap only re-exports unchanged content). Inside an
-// exporting association it is refused with EINVAL for directories (their
-// objects' prefixes cannot be swapped) and for released files (their
-// objects would be under each other's keys).
+// Rename passes renameat2 flags (RENAME_NOREPLACE, RENAME_EXCHANGE)
+// through to the write path (writepath.Writer.Rename), which records the
+// move, renames in the store and journals it.
 func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
 	p, ok := newParent.(*Node)
 	if !ok || p.fsys != n.fsys {
@@ -45,203 +18,12 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 	if e := tooLong(name, newName); e != 0 {
 		return e
 	}
-	f := n.fsys
-	from, to := n.child(name), p.child(newName)
-	exports := f.jnl != nil && (f.jnl.Exports(from) || f.jnl.Exports(to))
-	st, err := f.store.Lstat(from)
-	if err != nil {
-		return errno(err)
-	}
-	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
-	if flags&store.RenameExchange != 0 {
-		if exports && (isDir || f.isReleased(from) || f.unexchangeable(to)) {
-			return syscall.EINVAL
-		}
-		if err := f.journal(ctx,
-			catalog.JournalAppend{Path: from, Kind: catalog.KindChanged, Relaxed: true},
-			catalog.JournalAppend{Path: to, Kind: catalog.KindChanged, Relaxed: true}); err != nil {
-			return errno(err)
-		}
-		return errno(f.store.Rename(from, to, uint(flags)))
-	}
-	// The origins recorded and the rename are one step for the exporter,
-	// which records where it moved an object under the same lock (see
-	// store.MoveLock).
-	mu := f.store.MoveLock()
-	mu.Lock()
-	locked := true
-	unlock := func() {
-		if locked {
-			mu.Unlock()
-			locked = false
-		}
-	}
-	defer unlock()
-	if err := f.originBeforeRename(ctx, from, exports); err != nil {
-		return errno(err)
-	}
-	if !exports {
-		if err := f.store.Rename(from, to, uint(flags)); err != nil {
-			return errno(err)
-		}
-		f.movedListed(ctx, from, to, isDir)
-		return 0
-	}
-	ctx = context.WithoutCancel(ctx)
-	id, err := f.jnl.BeginMove(ctx, keypath.ToCatalog(from), keypath.ToCatalog(to))
-	if err != nil {
-		f.log.Error("rename not begun: the move record failed", "from", from, "to", to, "err", err)
-		return syscall.EIO
-	}
-	err = f.store.Rename(from, to, uint(flags))
-	unlock()
-	if err != nil {
-		if eerr := f.jnl.EndMove(ctx, id); eerr != nil {
-			// Harmless: RecoverMoves finds from still there and drops it.
-			f.log.Warn("move record of a failed rename left for the next start", "from", from, "err", eerr)
-		}
-		return errno(err)
-	}
-	f.movedListed(ctx, from, to, isDir)
-	return errno(f.journalMove(ctx, catalog.Move{ID: id, From: from, To: to}, isDir))
+	return errno(n.fsys.wp.Rename(ctx, n.child(name), p.child(newName), flags))
 }
 
 // listedMover is what an Importer may offer to keep its record of listed
-// directories right across a rename (internal/importer's Renamed).
+// directories right across a rename (internal/importer's Renamed; given
+// to the write path as writepath.Config.Renamed).
 type listedMover interface {
 	Renamed(ctx context.Context, from, to string) error
-}
-
-// movedListed tells the importer that directory from is now to, so the
-// directory is not listed again under its new name: a listing would make
-// files deleted since come back from their objects. A failure is logged,
-// not returned: the rename happened, and a listing again only costs
-// requests unless such files were deleted meanwhile. (A daemon killed
-// between the rename and this leaves the same: the next lookup lists the
-// new name once.)
-func (f *FS) movedListed(ctx context.Context, from, to string, isDir bool) {
-	m, ok := f.imp.(listedMover)
-	if !isDir || !ok {
-		return
-	}
-	if err := m.Renamed(context.WithoutCancel(ctx), from, to); err != nil {
-		f.log.Error("listed directories not moved with a rename; the new name is listed again", "from", from, "to", to, "err", err)
-	}
-}
-
-// journalMove journals rename m, made in the store, and ends its move
-// record: the RENAME (Tree for a directory), then, for a directory moved
-// into an exporting association from outside every exporting association,
-// NEW for every entry below it (the record ends after that walk).
-func (f *FS) journalMove(ctx context.Context, m catalog.Move, isDir bool) error {
-	if !f.jnl.Exports(m.From) && !f.jnl.Exports(m.To) {
-		return f.jnl.EndMove(ctx, m.ID) // no longer exported (recovery)
-	}
-	into := isDir && !f.jnl.Exports(m.From) && f.jnl.Exports(m.To)
-	rn := catalog.JournalAppend{Path: m.To, Kind: catalog.KindRename, OldPath: m.From, Tree: isDir, Relaxed: true}
-	if !into {
-		rn.EndMove = m.ID
-	}
-	if err := f.journal(ctx, rn); err != nil {
-		return err
-	}
-	if !into {
-		return nil
-	}
-	// A tree moved into an exporting association: every name below it is
-	// new there.
-	if err := f.journalTree(ctx, m.To); err != nil {
-		return err
-	}
-	return f.jnl.EndMove(ctx, m.ID)
-}
-
-// RecoverMoves settles the renames a daemon began and may not have
-// journaled (see Rename), before the exporter starts: a rename whose old
-// name is gone and whose new name exists happened, and is journaled now;
-// any other record is of a rename that did not happen, and is dropped. It
-// returns how many renames it journaled.
-func RecoverMoves(ctx context.Context, st *store.Store, j Journal, log *slog.Logger) (int, error) {
-	ms, err := j.Moves(ctx)
-	if err != nil {
-		return 0, err
-	}
-	f := &FS{store: st, jnl: j, log: log}
-	n := 0
-	for _, m := range ms {
-		from, to := keypath.FromCatalog(m.From), keypath.FromCatalog(m.To)
-		_, ferr := st.Lstat(from)
-		sto, terr := st.Lstat(to)
-		switch {
-		case absent(ferr) && terr == nil:
-			isDir := sto.Mode&unix.S_IFMT == unix.S_IFDIR
-			log.Warn("journaling a rename the last mount made but did not journal", "from", from, "to", to)
-			if err := f.journalMove(ctx, catalog.Move{ID: m.ID, From: from, To: to}, isDir); err != nil {
-				return n, fmt.Errorf("rename %s → %s: %w", from, to, err)
-			}
-			n++
-		case ferr == nil || (absent(ferr) && absent(terr)):
-			if err := j.EndMove(ctx, m.ID); err != nil {
-				return n, err
-			}
-		default:
-			return n, fmt.Errorf("rename %s → %s: cannot tell whether it happened: %w", from, to, errors.Join(ferr, terr))
-		}
-	}
-	return n, nil
-}
-
-// absent reports an error saying a path does not exist.
-func absent(err error) bool {
-	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR)
-}
-
-// journalTree appends NEW for every entry below directory dir, 256 per
-// append.
-func (f *FS) journalTree(ctx context.Context, dir string) error {
-	var batch []catalog.JournalAppend
-	flush := func() error {
-		err := f.journal(ctx, batch...)
-		batch = batch[:0]
-		return err
-	}
-	err := f.walkBelow(ctx, dir, func(p string, _ uint32) error {
-		batch = append(batch, catalog.JournalAppend{Path: p, Kind: catalog.KindNew, Relaxed: true})
-		if len(batch) == 256 {
-			return flush()
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return flush()
-}
-
-// walkBelow is the store's WalkBelow.
-func (f *FS) walkBelow(ctx context.Context, dir string, fn func(p string, typ uint32) error) error {
-	return f.store.WalkBelow(ctx, dir, fn)
-}
-
-// unexchangeable reports whether rel may not take part in an exchange
-// inside an exporting association: a directory or a released file.
-func (f *FS) unexchangeable(rel string) bool {
-	st, err := f.store.Lstat(rel)
-	if err != nil {
-		return false // the store's rename answers for it
-	}
-	return st.Mode&unix.S_IFMT == unix.S_IFDIR || f.isReleased(rel)
-}
-
-// originBeforeRename records where the objects of rel (a file, or every
-// file below a directory) are before rel is renamed (store.MarkOrigins),
-// with the store's MoveLock held by the caller through the rename. Without
-// an importer or an exporting association nothing is walked: nothing there
-// can have an object.
-func (f *FS) originBeforeRename(ctx context.Context, rel string, exports bool) error {
-	if f.imp == nil && !exports {
-		return nil
-	}
-	f.log.Debug("origins marked before a rename", "path", rel)
-	return f.store.MarkOrigins(ctx, rel)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/importer"
 	"github.com/ferry-hpc/ferry/internal/transfer"
+	"github.com/ferry-hpc/ferry/internal/writepath"
 )
 
 // TestRenameReleasedFile: a released (not yet fetched) file, or a directory
@@ -27,9 +28,9 @@ func TestRenameReleasedFile(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			var opt Options
-			var jnl *CatalogJournal
+			var jnl *writepath.CatalogJournal
 			if withExporter {
-				jnl = NewCatalogJournal(nil, nil)
+				jnl = writepath.NewCatalogJournal(nil, nil)
 				opt.Journal = jnl
 			}
 			le := mountLazy(t, opt, importer.Config{ChunkSize: 1 << 20})
@@ -51,7 +52,7 @@ func TestRenameReleasedFile(t *testing.T) {
 						Events: []api.EventType{api.EventNew, api.EventChanged, api.EventDeleted}}},
 				}}
 				ex.SetAssociations(dra.NewTable(as, nil))
-				*jnl = *NewCatalogJournal(le.cat, ex.Notify)
+				*jnl = *writepath.NewCatalogJournal(le.cat, ex.Notify)
 				jnl.SetAssociations(dra.NewTable(as, nil))
 				ctx, cancel := context.WithCancel(context.Background())
 				done := make(chan struct{})
