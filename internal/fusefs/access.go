@@ -22,26 +22,28 @@ type AccessRecorder interface {
 
 // Access records (Options.Access). Every open of a regular file through the
 // mount notes (path, now) in memory; one goroutine writes the batch with
-// one RecordAccess every accessFlushInterval, at once when it holds
-// maxAccessBatch distinct paths, and a last time at FS.Close. Only paths
+// one RecordAccess every Options.AccessEvery, at once when it holds
+// Options.AccessBatch distinct paths, and a last time at FS.Close. Only paths
 // whose state says the repository knows them (`exists`: imported, released
 // or exported files, the only candidates for release) are written, which
 // keeps files outside associations and never-exported files out of the
 // catalog; the filter reads the state at flush time, off the open's path.
-// Memory is bounded: at most maxAccessBatch paths wait and as many are
+// Memory is bounded: at most AccessBatch paths wait and as many are
 // being written; an open that finds the batch full while the previous one
 // is still being written is not recorded (counted in accessDropped) — the
 // release order is best effort, never correctness. A path renamed or
 // unlinked after its record is handled by the release task (it forgets
 // records of paths gone).
-var (
-	accessFlushInterval = 2 * time.Second
-	maxAccessBatch      = 4096
+const (
+	DefaultAccessEvery = 2 * time.Second
+	DefaultAccessBatch = 4096
 )
 
 // accessLog batches access records for an AccessRecorder.
 type accessLog struct {
 	rec     AccessRecorder
+	max     int           // Options.AccessBatch
+	every   time.Duration // Options.AccessEvery
 	st      *store.Store
 	log     *slog.Logger
 	mu      sync.Mutex
@@ -56,17 +58,24 @@ type accessLog struct {
 
 // newAccessLog returns the access log of rec (nil: none). Its flusher
 // starts with the first record and stops at close.
-func newAccessLog(rec AccessRecorder, st *store.Store, lg *slog.Logger) *accessLog {
-	if rec == nil {
+func newAccessLog(opt Options, st *store.Store, lg *slog.Logger) *accessLog {
+	if opt.Access == nil {
 		return nil
 	}
-	return &accessLog{
-		rec: rec, st: st, log: lg,
+	a := &accessLog{
+		rec: opt.Access, max: opt.AccessBatch, every: opt.AccessEvery, st: st, log: lg,
 		batch: map[string]time.Time{},
 		kick:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
+	if a.max <= 0 {
+		a.max = DefaultAccessBatch
+	}
+	if a.every <= 0 {
+		a.every = DefaultAccessEvery
+	}
+	return a
 }
 
 // record notes an access of store path rel at time at.
@@ -74,14 +83,14 @@ func (a *accessLog) record(rel string, at time.Time) {
 	a.start.Do(func() { go a.run() })
 	a.mu.Lock()
 	_, known := a.batch[rel]
-	if !known && len(a.batch) >= maxAccessBatch {
+	if !known && len(a.batch) >= a.max {
 		a.mu.Unlock()
 		a.dropped.Add(1)
 		a.wake()
 		return
 	}
 	a.batch[rel] = at
-	full := len(a.batch) >= maxAccessBatch
+	full := len(a.batch) >= a.max
 	a.mu.Unlock()
 	if full {
 		a.wake()
@@ -95,11 +104,11 @@ func (a *accessLog) wake() {
 	}
 }
 
-// run flushes the batch every accessFlushInterval, when it fills up, and
+// run flushes the batch every AccessEvery, when it fills up, and
 // once more when close asks it to stop.
 func (a *accessLog) run() {
 	defer close(a.done)
-	t := time.NewTicker(accessFlushInterval)
+	t := time.NewTicker(a.every)
 	defer t.Stop()
 	for {
 		select {
@@ -121,7 +130,7 @@ func (a *accessLog) flush() {
 		a.mu.Unlock()
 		return
 	}
-	a.batch = make(map[string]time.Time, min(len(batch), maxAccessBatch))
+	a.batch = make(map[string]time.Time, min(len(batch), a.max))
 	a.mu.Unlock()
 	out := make([]catalog.Access, 0, len(batch))
 	for rel, at := range batch {

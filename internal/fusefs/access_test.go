@@ -18,9 +18,6 @@ import (
 // access records — when the batch is full, and the rest at Close — and
 // nothing else does (files without `exists`, creations).
 func TestAccessRecords(t *testing.T) {
-	oldMax, oldEvery := maxAccessBatch, accessFlushInterval
-	maxAccessBatch, accessFlushInterval = 2, time.Hour
-	t.Cleanup(func() { maxAccessBatch, accessFlushInterval = oldMax, oldEvery })
 	cat, err := catalog.OpenSQLite(context.Background(), filepath.Join(t.TempDir(), "catalog.db"), catalog.Options{})
 	must(t, err)
 	var e *env
@@ -30,7 +27,7 @@ func TestAccessRecords(t *testing.T) {
 		}
 		cat.Close()
 	})
-	e = mount(t, Options{Access: cat})
+	e = mount(t, Options{Access: cat, AccessBatch: 2, AccessEvery: time.Hour})
 	for _, n := range []string{"k1", "k2", "local"} {
 		must(t, os.WriteFile(e.s(n), []byte(n), 0o644))
 	}

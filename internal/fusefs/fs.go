@@ -154,6 +154,11 @@ type Options struct {
 	// mount (access.go; call FS.Close after the mount ends); nil records
 	// nothing.
 	Access AccessRecorder
+	// AccessBatch and AccessEvery bound the access records waiting in
+	// memory and how often they are written (defaults DefaultAccessBatch
+	// and DefaultAccessEvery; tests make them small).
+	AccessBatch int
+	AccessEvery time.Duration
 }
 
 // Name is the subtype of every ferry mount: mounts show as type "fuse.ferry"
@@ -210,7 +215,7 @@ func New(st *store.Store, opt Options) (*FS, error) {
 			Store: st, Journal: opt.Journal, Logger: lg,
 			Imported: opt.Importer != nil, Renamed: renamed,
 		}),
-		acc: newAccessLog(opt.Access, st, lg),
+		acc: newAccessLog(opt, st, lg),
 	}, nil
 }
 
