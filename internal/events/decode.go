@@ -219,15 +219,21 @@ type s3Record struct {
 
 func decodeRecords(raw json.RawMessage, src, field string) (Payload, error) {
 	p := Payload{Source: src}
-	var recs []json.RawMessage
-	if err := json.Unmarshal(raw, &recs); err != nil {
-		return p, &FieldError{Source: src, Field: field, Err: jsonErr(err)}
+	// Records are read one at a time, so a payload of many tiny records
+	// is refused after MaxRecords, not after all of them are allocated.
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return p, fieldErr(src, field, "not an array")
 	}
-	if len(recs) > MaxRecords {
-		return p, fieldErr(src, field, "%d records, at most %d in one payload", len(recs), MaxRecords)
-	}
-	for i, rr := range recs {
+	for i := 0; dec.More(); i++ {
+		if i == MaxRecords {
+			return p, fieldErr(src, field, "more than %d records in one payload", MaxRecords)
+		}
 		f := fmt.Sprintf("%s[%d]", field, i)
+		var rr json.RawMessage
+		if err := dec.Decode(&rr); err != nil {
+			return p, &FieldError{Source: src, Field: f, Err: jsonErr(err)}
+		}
 		var r s3Record
 		if err := json.Unmarshal(rr, &r); err != nil {
 			var se sizeError

@@ -154,7 +154,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"negative size", rec("aws:s3", "ObjectCreated:Put", "b", `"k"`, `,"size":-5`), "Records[0].s3.object.size"},
 		{"size word", rec("ceph:s3", "ObjectCreated:Put", "b", `"k"`, `,"size":"big"`), "Records[0].s3.object.size"},
 		{"bad time", `{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","eventTime":"yesterday","s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}]}`, "Records[0].eventTime"},
-		{"too many records", `{"Records":[` + strings.Repeat(`{},`, MaxRecords) + `{}]}`, "Records"},
+		{"too many records", `{"Records":[` + strings.Repeat(`{"eventSource":"aws:s3","eventName":"ObjectTagging:Put"},`, MaxRecords) + `{}]}`, "Records"},
 		{"SNS bad type", `{"Type":"Weird"}`, "Type"},
 		{"SNS no message", `{"Type":"Notification"}`, "Message"},
 		{"SNS message not JSON", `{"Type":"Notification","Message":"hello"}`, "Message.(body)"},
