@@ -2,8 +2,8 @@
 // extended attributes (docs/invariants.md, "File states"): the file system's
 // identity, data repository associations and their ClientRequestTokens, the
 // directories already listed for lazy import, chunk maps too large for an
-// xattr, the export journal, data repository tasks and last-access times for
-// release.
+// xattr, the export journal, data repository tasks, last-access times for
+// release, and the queue of import hints from bucket events.
 //
 // It is one interface, Catalog, with one engine per database (the JuiceFS
 // model: pkg/meta with several engines and one shared test suite). Open picks
@@ -22,7 +22,8 @@
 //
 // Writes that acknowledge something to a user — journal appends (an fsync
 // returns only after its entry is durable: invariant 1, docs/invariants.md),
-// associations, tokens, tasks, chunk maps, the identity — are durable when
+// associations, tokens, tasks, chunk maps, the identity, import hints (a
+// sender told "received" does not send the event again) — are durable when
 // the call returns, also across a power cut. Journal appends marked Relaxed
 // (the mount's close and metadata calls) are committed before Append
 // returns, so they survive a crash of the process, and reach the disk with
@@ -194,6 +195,9 @@ type Catalog interface {
 
 	// Move records and hard-link names (see Names).
 	Names
+
+	// The queue of import hints from bucket events (see ImportHints).
+	ImportHints
 
 	// CreateTask inserts t, the associations it works on and tok (when
 	// not nil) in one transaction, as CreateAssociation.

@@ -46,6 +46,18 @@ package catalog
 //	                                        (BeginMove/EndMove)
 //	links(ino, path PK)                     names of multiply linked inodes;
 //	                                        index path for renames
+//	import_hints(bucket, obj_key PK, kind, source, sequencer, event_ns,
+//	             size, etag, seq, first_seq, enqueued_ns, updated_ns,
+//	             ready_ns, owner, attempts, last_error)
+//	                                        one pending import hint per
+//	                                        object key (dedup); index
+//	                                        (ready_ns, first_seq) for
+//	                                        ClaimHints, (enqueued_ns) for
+//	                                        HintOldestAge
+//	import_hint_stats(one=1, depth, last_seq)
+//	                                        kept by triggers and
+//	                                        EnqueueHints: HintDepth without a
+//	                                        scan, sequence numbers
 var sqliteMigrations = []string{
 	// 1: the first schema.
 	`
@@ -160,5 +172,41 @@ CREATE INDEX links_path ON links (path);
 	// 3: pending renames by old path (RenamesFrom).
 	`
 CREATE INDEX journal_renamed_from ON journal (old_path) WHERE kind = 'RENAME';
+`,
+	// 4: import hints from bucket events (EnqueueHints, ClaimHints).
+	`
+CREATE TABLE import_hints (
+	bucket      TEXT    NOT NULL,
+	obj_key     TEXT    NOT NULL,
+	kind        TEXT    NOT NULL,
+	source      TEXT    NOT NULL,
+	sequencer   TEXT    NOT NULL,
+	event_ns    INTEGER NOT NULL,
+	size        INTEGER NOT NULL,
+	etag        TEXT    NOT NULL,
+	seq         INTEGER NOT NULL,
+	first_seq   INTEGER NOT NULL,
+	enqueued_ns INTEGER NOT NULL,
+	updated_ns  INTEGER NOT NULL,
+	ready_ns    INTEGER NOT NULL DEFAULT 0,
+	owner       TEXT,
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	last_error  TEXT    NOT NULL DEFAULT '',
+	PRIMARY KEY (bucket, obj_key)
+) WITHOUT ROWID;
+CREATE INDEX import_hints_ready ON import_hints (ready_ns, first_seq);
+CREATE INDEX import_hints_enqueued ON import_hints (enqueued_ns);
+CREATE TABLE import_hint_stats (
+	one      INTEGER PRIMARY KEY CHECK (one = 1),
+	depth    INTEGER NOT NULL,
+	last_seq INTEGER NOT NULL
+);
+INSERT INTO import_hint_stats VALUES (1, 0, 0);
+CREATE TRIGGER import_hints_depth_ins AFTER INSERT ON import_hints BEGIN
+	UPDATE import_hint_stats SET depth = depth + 1 WHERE one = 1;
+END;
+CREATE TRIGGER import_hints_depth_del AFTER DELETE ON import_hints BEGIN
+	UPDATE import_hint_stats SET depth = depth - 1 WHERE one = 1;
+END;
 `,
 }

@@ -36,6 +36,13 @@ func TestSQLiteConformance(t *testing.T) {
 	})
 }
 
+func TestSQLiteReopenConformance(t *testing.T) {
+	catalogtest.RunReopen(t, func(t *testing.T, opts catalog.Options) (catalog.Catalog, func() catalog.Catalog) {
+		dir := t.TempDir()
+		return openSQLite(t, dir, opts), func() catalog.Catalog { return openSQLite(t, dir, opts) }
+	})
+}
+
 func TestParseURL(t *testing.T) {
 	wd, _ := os.Getwd()
 	for _, tc := range []struct {

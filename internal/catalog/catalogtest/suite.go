@@ -73,6 +73,12 @@ func Run(t *testing.T, open Open) {
 		{"AccessTimes", testAccess},
 		{"Moves", testMoves},
 		{"Links", testLinks},
+		{"HintsDedup", testHintsDedup},
+		{"HintsSequencer", testHintsSequencer},
+		{"HintsArrivalOrder", testHintsArrivalOrder},
+		{"HintsLease", testHintsLease},
+		{"HintsFail", testHintsFail},
+		{"HintsInvalid", testHintsInvalid},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
