@@ -203,6 +203,10 @@ func New(st *store.Store, opt Options) (*FS, error) {
 	if m, ok := opt.Importer.(listedMover); ok {
 		renamed = m.Renamed
 	}
+	var restore func(ctx context.Context, rel string) error
+	if r, ok := opt.Importer.(restorer); ok {
+		restore = func(ctx context.Context, rel string) error { return r.Restore(ctx, rel, nil) }
+	}
 	return &FS{
 		store:       st,
 		rootDev:     root.Dev,
@@ -213,7 +217,7 @@ func New(st *store.Store, opt Options) (*FS, error) {
 		imp:         opt.Importer,
 		wp: writepath.New(writepath.Config{
 			Store: st, Journal: opt.Journal, Logger: lg,
-			Imported: opt.Importer != nil, Renamed: renamed,
+			Imported: opt.Importer != nil, Renamed: renamed, Restore: restore,
 		}),
 		acc: newAccessLog(opt, st, lg),
 	}, nil

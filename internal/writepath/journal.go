@@ -90,6 +90,12 @@ type Config struct {
 	// store renamed it (the importer's record of listed directories:
 	// internal/importer's Renamed).
 	Renamed func(ctx context.Context, from, to string) error
+	// Restore, when set, makes the released file rel local (the importer's
+	// Restore). A rename that takes released files out of an exporting
+	// association to where nothing exports calls it first (see Rename):
+	// once there, no journal entry follows them and the old association's
+	// objects, their only data, may go.
+	Restore func(ctx context.Context, rel string) error
 }
 
 // Writer is the write path of one store: what a change made through the
@@ -102,6 +108,7 @@ type Writer struct {
 	log      *slog.Logger
 	imported bool
 	renamed  func(ctx context.Context, from, to string) error
+	restore  func(ctx context.Context, rel string) error
 	links    linksSeen // hard link names recorded (links.go)
 
 	omu        sync.Mutex
@@ -120,7 +127,7 @@ func New(cfg Config) *Writer {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	return &Writer{
-		store: cfg.Store, jnl: cfg.Journal, log: lg, imported: cfg.Imported, renamed: cfg.Renamed,
+		store: cfg.Store, jnl: cfg.Journal, log: lg, imported: cfg.Imported, renamed: cfg.Renamed, restore: cfg.Restore,
 		openInodes: map[inodeKey]*Inode{}, recentSet: map[inodeKey]int{},
 	}
 }

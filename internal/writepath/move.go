@@ -45,6 +45,11 @@ func (w *Writer) Rename(ctx context.Context, from, to string, flags uint32) erro
 		return err
 	}
 	isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+	if flags&store.RenameExchange == 0 && w.jnl != nil && w.jnl.Exports(from) && !w.jnl.Exports(to) {
+		if err := w.localizeLeaving(ctx, from, isDir); err != nil {
+			return err
+		}
+	}
 	if flags&store.RenameExchange != 0 {
 		if exports && (isDir || w.isReleased(from) || w.unexchangeable(to)) {
 			return unix.EINVAL
@@ -231,4 +236,39 @@ func (w *Writer) originBeforeRename(ctx context.Context, rel string, exports boo
 	}
 	w.log.Debug("origins marked before a rename", "path", rel)
 	return w.store.MarkOrigins(ctx, rel)
+}
+
+// localizeLeaving makes local the released files that a rename is about to
+// take from rel, inside an exporting association, to where nothing exports
+// (outside every association, or into one without an export policy): a
+// file, or every file below a directory. Their data is only in their
+// objects, under keys of the association they leave; renames there are not
+// journaled, so nothing would follow them, and the old association's
+// DELETED (or a new file at the old name) would take their only data. The
+// rename waits for the data, which costs its size once (the exporter's own
+// check, exporter localizeLeavers, covers a daemon without Config.Restore
+// only while the file keeps the name the rename gives it).
+func (w *Writer) localizeLeaving(ctx context.Context, rel string, isDir bool) error {
+	if w.restore == nil {
+		return nil
+	}
+	one := func(p string) error {
+		if !w.isReleased(p) {
+			return nil
+		}
+		w.log.Info("released file made local before it leaves its association", "path", p)
+		if err := w.restore(ctx, p); err != nil {
+			return fmt.Errorf("make %s local before it leaves its association: %w", p, err)
+		}
+		return nil
+	}
+	if !isDir {
+		return one(rel)
+	}
+	return w.store.WalkBelow(ctx, rel, func(p string, typ uint32) error {
+		if typ != unix.S_IFREG {
+			return nil
+		}
+		return one(p)
+	})
 }
