@@ -3,7 +3,9 @@
 // first time the mount looks into it (EnsureListed), batch import of a whole
 // association (ImportAll), and hydration of released files by ranged GETs
 // with readahead (EnsureData, Restore), plus dropping local data again
-// (Release).
+// (Release). An Applier applies import hints from bucket events (auto-import:
+// NEW, CHANGED, DELETED under the association's policy, conflicts kept as
+// conflict copies; apply.go).
 //
 // It sits between the mount (internal/fusefs, which calls EnsureListed and
 // EnsureData and nothing else) and the store, catalog and S3 client. Nothing
