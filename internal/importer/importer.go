@@ -3,7 +3,9 @@
 // first time the mount looks into it (EnsureListed), batch import of a whole
 // association (ImportAll), and hydration of released files by ranged GETs
 // with readahead (EnsureData, Restore), plus dropping local data again
-// (Release).
+// (Release). An Applier applies import hints from bucket events (auto-import:
+// NEW, CHANGED, DELETED under the association's policy, conflicts kept as
+// conflict copies; apply.go).
 //
 // It sits between the mount (internal/fusefs, which calls EnsureListed and
 // EnsureData and nothing else) and the store, catalog and S3 client. Nothing
@@ -150,12 +152,16 @@ type Stats struct {
 	StalledSeconds   float64 // the longest time without a byte among the stalled ones (0: none)
 	ListingsInFlight int64   // of FetchesInFlight, directory listings
 	ListingsStalled  int64   // of FetchesStalled, directory listings
+
+	// Hints counts import hints applied by an Applier (auto-import).
+	Hints HintStats
 }
 
 type counters struct {
 	list, head, get, bytes, stubs, dirs, links, listed, refused    atomic.Int64
 	local, reimports, changed, dedup, readahead, released, commits atomic.Int64
 	retries, timeouts, listRetries, listTimeouts                   atomic.Int64
+	hints                                                          hintCounters
 
 	mu     sync.Mutex
 	byCode map[string]int64
@@ -262,7 +268,7 @@ func (im *Importer) Stats() Stats {
 		LocalConflicts: n.local.Load(), Reimports: n.reimports.Load(), Changed: n.changed.Load(),
 		DedupWaits: n.dedup.Load(), Readahead: n.readahead.Load(), Released: n.released.Load(),
 		Commits: n.commits.Load(), ListRetries: n.listRetries.Load(), ListTimeouts: n.listTimeouts.Load(),
-		RefusedByCode: map[string]int64{},
+		RefusedByCode: map[string]int64{}, Hints: n.hints.stats(),
 	}
 	s.FetchRetries = n.retries.Load() + s.ListRetries
 	s.FetchTimeouts = n.timeouts.Load() + s.ListTimeouts
