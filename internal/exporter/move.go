@@ -554,7 +554,10 @@ func (e *Exporter) rescue(ctx context.Context, a *dra.Assoc, p string) error {
 		return err
 	}
 	for _, r := range pending {
-		q := keypath.FromCatalog(r.Path + cp[len(r.OldPath):]) // where the file renamed from p is now
+		q, err := e.follow(ctx, a, r.Path+cp[len(r.OldPath):]) // where the file renamed from p is now
+		if err != nil {
+			return err
+		}
 		st, err := e.cfg.Store.GetState(q)
 		if errors.Is(err, store.ErrNoState) || gone(err) {
 			continue
@@ -574,6 +577,27 @@ func (e *Exporter) rescue(ctx context.Context, a *dra.Assoc, p string) error {
 		}
 	}
 	return nil
+}
+
+// follow returns the store path of what is now at catalog path cp, or at
+// the end of the pending renames from it: a file renamed again before the
+// first rename's move ran is under the later name (mv a t; mv t b leaves
+// RENAME(t ← a) and RENAME(b ← t) when the first was already claimed).
+func (e *Exporter) follow(ctx context.Context, a *dra.Assoc, cp string) (string, error) {
+	for range 16 { // a bound: each hop is a rename made since
+		if _, err := e.cfg.Store.Lstat(keypath.FromCatalog(cp)); !gone(err) {
+			break
+		}
+		next, err := e.cfg.Catalog.RenamesFrom(ctx, ancestors(cp, a.Dir), 1)
+		if err != nil {
+			return "", err
+		}
+		if len(next) == 0 {
+			break
+		}
+		cp = next[0].Path + cp[len(next[0].OldPath):]
+	}
+	return keypath.FromCatalog(cp), nil
 }
 
 // localizeLeavers makes local every released file that a rename took from

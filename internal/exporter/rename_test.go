@@ -474,3 +474,33 @@ func TestReleasedFileMovedOut(t *testing.T) {
 		}
 	}
 }
+
+// TestReleasedFilesSwappedFirstMoveInFlight: the swap again, with the
+// first rename's move already claimed when the others come, so the chain
+// a → t → b stays two entries (RENAME t ← a, RENAME b ← t): the move that
+// writes key a must find file A under b, through the pending renames.
+func TestReleasedFilesSwappedFirstMoveInFlight(t *testing.T) {
+	e := newEnv(t, nil, api.EventNew, api.EventChanged)
+	e.start()
+	e.write("ExtData/a", []byte("content of A"), catalog.KindNew)
+	e.write("ExtData/b", []byte("content of B, longer"), catalog.KindNew)
+	e.drain()
+	e.stop()
+	e.release("ExtData/a")
+	e.release("ExtData/b")
+	e.rename("ExtData/a", "ExtData/t")
+	e.appendJ("ExtData/t", catalog.KindRename, "ExtData/a", false)
+	e.claimAway()
+	for _, mv := range [][2]string{{"b", "a"}, {"t", "b"}} {
+		e.rename("ExtData/"+mv[0], "ExtData/"+mv[1])
+		e.appendJ("ExtData/"+mv[1], catalog.KindRename, "ExtData/"+mv[0], false)
+	}
+	e.start()
+	e.drain()
+	if o := e.mustGet(prefix + "a"); string(o.body) != "content of B, longer" {
+		t.Errorf("a: %q", o.body)
+	}
+	if o := e.mustGet(prefix + "b"); string(o.body) != "content of A" {
+		t.Errorf("b: %q", o.body)
+	}
+}
