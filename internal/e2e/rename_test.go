@@ -2,15 +2,10 @@ package e2e
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
-
-	"github.com/ferry-hpc/ferry/internal/api"
-	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
 // TestChainedRenamesThroughMount is the reported case, with the binary:
@@ -21,23 +16,7 @@ import (
 // under a/ or b/ (the bucket kept a/f1..f3 and had nothing under c/ in 6 of
 // 6 runs before moves were resolved from the files' identity).
 func TestChainedRenamesThroughMount(t *testing.T) {
-	srv := testutil.SharedMinIO(t)
-	bucket := srv.Bucket(t)
-	d := newDaemon(t, srv, t.TempDir())
-	d.mount()
-	out := d.ok("fsx", "create-data-repository-association", "--file-system-id", d.id,
-		"--file-system-path", "/d", "--data-repository-path", "s3://"+bucket+"/d/",
-		"--s3", "AutoExportPolicy={Events=[NEW,CHANGED]}")
-	var resp api.CreateDataRepositoryAssociationResponse
-	if err := json.Unmarshal([]byte(out), &resp); err != nil || resp.Association == nil {
-		t.Fatalf("create: %v\n%s", err, out)
-	}
-	testutil.Eventually(t, 60*time.Second, "association AVAILABLE", func() bool {
-		var dr api.DescribeDataRepositoryAssociationsResponse
-		out := d.ok("fsx", "describe-data-repository-associations", "--association-ids", resp.Association.AssociationId)
-		return json.Unmarshal([]byte(out), &dr) == nil && len(dr.Associations) == 1 &&
-			dr.Associations[0].Lifecycle == api.LifecycleAvailable
-	})
+	srv, bucket, d := associatedD(t, "AutoExportPolicy={Events=[NEW,CHANGED]}")
 	root := filepath.Join(d.mp, "d")
 	for round := range 3 {
 		a, b, c := fmt.Sprintf("a%d", round), fmt.Sprintf("b%d", round), fmt.Sprintf("c%d", round)

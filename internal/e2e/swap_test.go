@@ -19,7 +19,7 @@ import (
 // copy. After `hsm wait` both files read back with their own content and
 // both keys hold the right objects.
 func TestReleasedFilesSwapped(t *testing.T) {
-	srv, bucket, d := exportingD(t)
+	srv, bucket, d := associatedD(t, allEventsPolicy)
 	root := filepath.Join(d.mp, "d")
 	for round := range 3 {
 		a, b, tmp := filepath.Join(root, "a"), filepath.Join(root, "b"), filepath.Join(root, "t")
@@ -60,16 +60,19 @@ func TestReleasedFilesSwapped(t *testing.T) {
 	}
 }
 
-// exportingD mounts a daemon with /d associated to s3://bucket/d/,
-// importing and exporting every event, and waits until it is AVAILABLE.
-func exportingD(t *testing.T) (*testutil.MinIO, string, *daemon) {
+// allEventsPolicy imports and exports every event.
+const allEventsPolicy = "AutoImportPolicy={Events=[NEW,CHANGED,DELETED]},AutoExportPolicy={Events=[NEW,CHANGED,DELETED]}"
+
+// associatedD mounts a daemon with /d associated to s3://bucket/d/ with the
+// --s3 policies given, and waits until the association is AVAILABLE.
+func associatedD(t *testing.T, policies string) (*testutil.MinIO, string, *daemon) {
 	srv := testutil.SharedMinIO(t)
 	bucket := srv.Bucket(t)
 	d := newDaemon(t, srv, t.TempDir())
 	d.mount()
 	out := d.ok("fsx", "create-data-repository-association", "--file-system-id", d.id,
 		"--file-system-path", "/d", "--data-repository-path", "s3://"+bucket+"/d/",
-		"--s3", "AutoImportPolicy={Events=[NEW,CHANGED,DELETED]},AutoExportPolicy={Events=[NEW,CHANGED,DELETED]}")
+		"--s3", policies)
 	var resp api.CreateDataRepositoryAssociationResponse
 	if err := json.Unmarshal([]byte(out), &resp); err != nil || resp.Association == nil {
 		t.Fatalf("create: %v\n%s", err, out)
@@ -89,7 +92,7 @@ func exportingD(t *testing.T) (*testutil.MinIO, string, *daemon) {
 // back whole after the old objects went (TestModel: EIO, the only copy of
 // the data deleted).
 func TestReleasedFileLeavesAssociation(t *testing.T) {
-	_, _, d := exportingD(t)
+	_, _, d := associatedD(t, allEventsPolicy)
 	root, out := filepath.Join(d.mp, "d"), filepath.Join(d.mp, "out")
 	if err := os.MkdirAll(filepath.Join(root, "dir"), 0o755); err != nil {
 		t.Fatal(err)

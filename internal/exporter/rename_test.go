@@ -420,7 +420,15 @@ func (e *env) release(rel string) {
 // TestReleasedFilesSwapped: two released files swap names (mv a t; mv b
 // a; mv t b) before either move is exported. Each move writes the key the
 // other's data is still under.
-func TestReleasedFilesSwapped(t *testing.T) {
+func TestReleasedFilesSwapped(t *testing.T) { swapReleased(t, false) }
+
+// TestReleasedFilesSwappedFirstMoveInFlight: the swap again, with the
+// first rename's move already claimed when the others come, so the chain
+// a → t → b stays two entries (RENAME t ← a, RENAME b ← t): the move that
+// writes key a must find file A under b, through the pending renames.
+func TestReleasedFilesSwappedFirstMoveInFlight(t *testing.T) { swapReleased(t, true) }
+
+func swapReleased(t *testing.T, firstInFlight bool) {
 	e := newEnv(t, nil, api.EventNew, api.EventChanged)
 	e.start()
 	e.write("ExtData/a", []byte("content of A"), catalog.KindNew)
@@ -429,9 +437,12 @@ func TestReleasedFilesSwapped(t *testing.T) {
 	e.stop()
 	e.release("ExtData/a")
 	e.release("ExtData/b")
-	for _, mv := range [][2]string{{"a", "t"}, {"b", "a"}, {"t", "b"}} {
+	for i, mv := range [][2]string{{"a", "t"}, {"b", "a"}, {"t", "b"}} {
 		e.rename("ExtData/"+mv[0], "ExtData/"+mv[1])
 		e.appendJ("ExtData/"+mv[1], catalog.KindRename, "ExtData/"+mv[0], false)
+		if i == 0 && firstInFlight {
+			e.claimAway()
+		}
 	}
 	e.start()
 	e.drain()
@@ -472,35 +483,5 @@ func TestReleasedFileMovedOut(t *testing.T) {
 		if err != nil || string(got) != want {
 			t.Errorf("%s: %q %v, want %q", p, got, err, want)
 		}
-	}
-}
-
-// TestReleasedFilesSwappedFirstMoveInFlight: the swap again, with the
-// first rename's move already claimed when the others come, so the chain
-// a → t → b stays two entries (RENAME t ← a, RENAME b ← t): the move that
-// writes key a must find file A under b, through the pending renames.
-func TestReleasedFilesSwappedFirstMoveInFlight(t *testing.T) {
-	e := newEnv(t, nil, api.EventNew, api.EventChanged)
-	e.start()
-	e.write("ExtData/a", []byte("content of A"), catalog.KindNew)
-	e.write("ExtData/b", []byte("content of B, longer"), catalog.KindNew)
-	e.drain()
-	e.stop()
-	e.release("ExtData/a")
-	e.release("ExtData/b")
-	e.rename("ExtData/a", "ExtData/t")
-	e.appendJ("ExtData/t", catalog.KindRename, "ExtData/a", false)
-	e.claimAway()
-	for _, mv := range [][2]string{{"b", "a"}, {"t", "b"}} {
-		e.rename("ExtData/"+mv[0], "ExtData/"+mv[1])
-		e.appendJ("ExtData/"+mv[1], catalog.KindRename, "ExtData/"+mv[0], false)
-	}
-	e.start()
-	e.drain()
-	if o := e.mustGet(prefix + "a"); string(o.body) != "content of B, longer" {
-		t.Errorf("a: %q", o.body)
-	}
-	if o := e.mustGet(prefix + "b"); string(o.body) != "content of A" {
-		t.Errorf("b: %q", o.body)
 	}
 }
