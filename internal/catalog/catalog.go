@@ -180,6 +180,13 @@ type Catalog interface {
 	// still need the object local (a released file renamed and its old
 	// name written again, two released files swapped).
 	RenamesFrom(ctx context.Context, paths []string, limit int) ([]JournalEntry, error)
+	// ForwardRenames makes the pending RENAMEs from from (or from below
+	// it) RENAMEs from to (or the same place below it). The exporter calls
+	// it when a RENAME(from ← to) moved nothing because from was renamed
+	// again before it ran: the objects are still under to, and the later
+	// renames' old paths must say so (their moves copy from where each
+	// file's origin says, but RenamesFrom must keep protecting to).
+	ForwardRenames(ctx context.Context, from, to string) error
 	// Park records a permanent failure of e (a key over 1024 bytes, a file
 	// over 5 TiB): like Fail, but the entry is not claimed again until a
 	// newer append for its path arrives (ReadyAt = Parked). It stays

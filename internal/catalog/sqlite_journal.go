@@ -619,6 +619,26 @@ func (c *sqliteCatalog) Pending(ctx context.Context, prefix, after string, limit
 	return scanEntries(rows, err)
 }
 
+func (c *sqliteCatalog) ForwardRenames(ctx context.Context, from, to string) error {
+	if err := checkPath(from); err != nil {
+		return err
+	}
+	if err := checkPath(to); err != nil {
+		return err
+	}
+	lo, hi := prefixRange(from)
+	err := c.write(ctx, relaxed, func(ctx context.Context) error {
+		_, err := c.wexec(ctx, `UPDATE journal SET old_path = ?1 || substr(old_path, ?2)
+			WHERE kind = 'RENAME' AND (old_path = ?3 OR (old_path >= ?4 AND old_path < ?5))`,
+			to, len(from)+1, from, lo, hi)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("catalog: forward renames from %q: %w", from, err)
+	}
+	return nil
+}
+
 func (c *sqliteCatalog) RenamesFrom(ctx context.Context, paths []string, limit int) ([]JournalEntry, error) {
 	if len(paths) == 0 || limit <= 0 {
 		return nil, nil

@@ -289,7 +289,10 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 	if gone(err) {
 		// Renamed again (or removed) since: the later entry moves what
 		// is below the later name; files carry where their objects are.
-		return true, nil
+		// This one moved nothing, so the objects are still under the
+		// old name: the later renames from this name are from there
+		// (their moves then keep the key of the old name safe: rescue).
+		return true, e.cfg.Catalog.ForwardRenames(ctx, je.Path, je.OldPath)
 	}
 	if err != nil {
 		return false, err

@@ -485,3 +485,59 @@ func TestReleasedFileMovedOut(t *testing.T) {
 		}
 	}
 }
+
+// TestReleasedFilesSwappedFirstMoveSkipped: the swap with the first move
+// (RENAME t ← a, claimed when the others came) run after t was renamed on
+// to b: it moves nothing, and the later RENAME(b ← t) must keep key a safe
+// from the move that writes it (B's), or A, still only under a, is lost.
+// The moves run one at a time, in the order that lost A.
+func TestReleasedFilesSwappedFirstMoveSkipped(t *testing.T) {
+	e := newEnv(t, nil, api.EventNew, api.EventChanged)
+	e.start()
+	e.write("ExtData/a", []byte("content of A"), catalog.KindNew)
+	e.write("ExtData/b", []byte("content of B, longer"), catalog.KindNew)
+	e.drain()
+	e.stop()
+	e.release("ExtData/a")
+	e.release("ExtData/b")
+	e.rename("ExtData/a", "ExtData/t")
+	e.appendJ("ExtData/t", catalog.KindRename, "ExtData/a", false)
+	e.claimAway()
+	for _, mv := range [][2]string{{"b", "a"}, {"t", "b"}} {
+		e.rename("ExtData/"+mv[0], "ExtData/"+mv[1])
+		e.appendJ("ExtData/"+mv[1], catalog.KindRename, "ExtData/"+mv[0], false)
+	}
+	// Only path runs: every other entry waits an hour.
+	only := func(path string) {
+		t.Helper()
+		_, err := e.cat.Reschedule(ctx, "")
+		must(t, err)
+		n, err := e.cat.PendingCount(ctx, "", 0)
+		must(t, err)
+		got, err := e.cat.Claim(ctx, "hold", int(n), time.Hour)
+		must(t, err)
+		for _, je := range got {
+			retry := time.Now().Add(time.Hour)
+			if je.Path == path {
+				retry = time.Now()
+			}
+			must(t, e.cat.Defer(ctx, je, "test", retry))
+		}
+		e.start()
+		testutil.Eventually(t, 30*time.Second, path+" exported", func() bool {
+			n, err := e.cat.PendingCount(ctx, path, 0)
+			return err == nil && n == 0
+		})
+		e.stop()
+	}
+	time.Sleep(1100 * time.Millisecond) // the claim elsewhere expires
+	only("ExtData/t") // moves nothing: t is gone
+	only("ExtData/a") // B to key a
+	only("ExtData/b") // A to key b
+	if o := e.mustGet(prefix + "a"); string(o.body) != "content of B, longer" {
+		t.Errorf("a: %q", o.body)
+	}
+	if o := e.mustGet(prefix + "b"); string(o.body) != "content of A" {
+		t.Errorf("b: %q", o.body)
+	}
+}

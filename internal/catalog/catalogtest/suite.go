@@ -1298,6 +1298,25 @@ func testJournalRenamedFrom(t *testing.T, c catalog.Catalog, clk *Clock) {
 	if got, err := c.RenamesFrom(ctx, []string{"a", "d"}, 1); err != nil || len(got) != 1 || got[0].Path != "b" {
 		t.Fatalf("RenamesFrom(a, d) limit 1: %+v %v", got, err)
 	}
+	// A RENAME(q ← a) that moved nothing (q renamed on before it ran):
+	// the renames from q and below it are from a and below it now.
+	must(t, c.Append(ctx, catalog.JournalAppend{Path: "c", Kind: catalog.KindRename, OldPath: "q"}))
+	must(t, c.Append(ctx, catalog.JournalAppend{Path: "e/x", Kind: catalog.KindRename, OldPath: "d2/x"}))
+	must(t, c.Append(ctx, catalog.JournalAppend{Path: "e/y", Kind: catalog.KindRename, OldPath: "d20"}))
+	must(t, c.ForwardRenames(ctx, "q", "a"))
+	must(t, c.ForwardRenames(ctx, "d2", "d"))
+	for path, old := range map[string]string{"c": "a", "e/x": "d/x", "e/y": "d20"} {
+		es, err := c.Pending(ctx, path, "", 1)
+		if err != nil || len(es) != 1 || es[0].Path != path || es[0].OldPath != old {
+			t.Fatalf("after ForwardRenames, %s: %+v %v, want old path %s", path, es, err, old)
+		}
+	}
+	for _, p := range []string{"c", "e/x", "e/y"} {
+		es, _ := c.Pending(ctx, p, "", 1)
+		if _, err := c.Complete(ctx, es[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
 	es, err := c.Claim(ctx, "A", 10, time.Hour)
 	must(t, err)
 	check(true, "a") // in flight: still to be moved
