@@ -531,9 +531,9 @@ func TestReleasedFilesSwappedFirstMoveSkipped(t *testing.T) {
 		e.stop()
 	}
 	time.Sleep(1100 * time.Millisecond) // the claim elsewhere expires
-	only("ExtData/t") // moves nothing: t is gone
-	only("ExtData/a") // B to key a
-	only("ExtData/b") // A to key b
+	only("ExtData/t")                   // moves nothing: t is gone
+	only("ExtData/a")                   // B to key a
+	only("ExtData/b")                   // A to key b
 	if o := e.mustGet(prefix + "a"); string(o.body) != "content of B, longer" {
 		t.Errorf("a: %q", o.body)
 	}
