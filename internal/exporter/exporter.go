@@ -143,6 +143,7 @@ type Exporter struct {
 	// keys serialises writes and conditional deletes of one object key
 	// (move.go).
 	keys keyLocks
+	rmu  sync.Mutex // moves of released files, one at a time (move.go, rescue)
 }
 
 // New returns an Exporter; call SetAssociations, then Run.

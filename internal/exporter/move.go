@@ -307,9 +307,11 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 			err = e.dropOldPrefix(ctx, an, inOld, oldRel, newRel)
 		}
 	case unix.S_IFREG:
-		if err := e.rescue(ctx, an, newRel); err != nil {
+		unlock, err := e.rescue(ctx, an, newRel)
+		if err != nil {
 			return false, err
 		}
+		defer unlock()
 		fromKey := ""
 		if sta.Nlink > 1 && sameAssoc {
 			fromKey, _ = keypath.ToKey(an.Prefix, inOld, keypath.File)
@@ -319,9 +321,11 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 			err = e.dropOldName(ctx, an, fromKey, oldRel)
 		}
 	case unix.S_IFLNK:
-		if err := e.rescue(ctx, an, newRel); err != nil {
+		unlock, err := e.rescue(ctx, an, newRel)
+		if err != nil {
 			return false, err
 		}
+		defer unlock()
 		skipped, err = e.exportPath(ctx, an, inNew, newRel, "")
 		if err == nil && sameAssoc {
 			if k, kerr := keypath.ToKey(an.Prefix, inOld, keypath.File); kerr == nil && k != "" {
@@ -429,9 +433,11 @@ func (e *Exporter) moveEntry(ctx context.Context, a *dra.Assoc, pin, p string) e
 	case unix.S_IFDIR:
 		return e.moveTree(ctx, a, pin, p, sta)
 	case unix.S_IFLNK:
-		if err := e.rescue(ctx, a, p); err != nil {
+		unlock, err := e.rescue(ctx, a, p)
+		if err != nil {
 			return err
 		}
+		defer unlock()
 		return e.putSymlink(ctx, a, pin, p, sta)
 	case unix.S_IFREG:
 		st, err := e.cfg.Store.GetState(p)
@@ -451,9 +457,11 @@ func (e *Exporter) moveEntry(ctx context.Context, a *dra.Assoc, pin, p string) e
 		case (st.Origin == "" || st.Origin == p) && st.Stale == "":
 			return nil // nothing to move
 		}
-		if err := e.rescue(ctx, a, p); err != nil {
+		unlock, err := e.rescue(ctx, a, p)
+		if err != nil {
 			return err
 		}
+		defer unlock()
 		_, err = e.exportPath(ctx, a, pin, p, "")
 		return err
 	}
@@ -550,12 +558,32 @@ func (e *Exporter) dropDirObject(ctx context.Context, a *dra.Assoc, origin strin
 // (errRenamePending). Files the repository has elsewhere, or with their
 // data local, need nothing: their moves copy with the ETag they expect,
 // and upload when the copy finds another object.
-func (e *Exporter) rescue(ctx context.Context, a *dra.Assoc, p string) error {
+//
+// The returned unlock ends the move: moves of released files, and moves
+// that found pending renames from their key, run one at a time in this
+// exporter (Exporter.rmu), so a rescue never restores a file whose own
+// move is copying or dropping the same object at that moment (the e2e
+// swap lost a file that way).
+func (e *Exporter) rescue(ctx context.Context, a *dra.Assoc, p string) (unlock func(), err error) {
 	cp := keypath.ToCatalog(p)
 	pending, err := e.cfg.Catalog.RenamesFrom(ctx, ancestors(cp, a.Dir), 100)
-	if err != nil || len(pending) == 0 {
-		return err
+	if err != nil {
+		return func() {}, err
 	}
+	if st, err := e.cfg.Store.GetState(p); len(pending) == 0 && (err != nil || !st.Flags.Has(hsm.Released)) {
+		return func() {}, nil
+	}
+	e.rmu.Lock()
+	unlock = e.rmu.Unlock
+	if err := e.rescueFrom(ctx, a, p, cp, pending); err != nil {
+		unlock()
+		return func() {}, err
+	}
+	return unlock, nil
+}
+
+// rescueFrom is rescue's work for the pending renames from p's key.
+func (e *Exporter) rescueFrom(ctx context.Context, a *dra.Assoc, p, cp string, pending []catalog.JournalEntry) error {
 	for _, r := range pending {
 		q, err := e.follow(ctx, a, r.Path+cp[len(r.OldPath):]) // where the file renamed from p is now
 		if err != nil {
