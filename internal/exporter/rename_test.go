@@ -429,14 +429,7 @@ func TestReleasedFilesSwapped(t *testing.T) { swapReleased(t, false) }
 func TestReleasedFilesSwappedFirstMoveInFlight(t *testing.T) { swapReleased(t, true) }
 
 func swapReleased(t *testing.T, firstInFlight bool) {
-	e := newEnv(t, nil, api.EventNew, api.EventChanged)
-	e.start()
-	e.write("ExtData/a", []byte("content of A"), catalog.KindNew)
-	e.write("ExtData/b", []byte("content of B, longer"), catalog.KindNew)
-	e.drain()
-	e.stop()
-	e.release("ExtData/a")
-	e.release("ExtData/b")
+	e := releasedPair(t)
 	for i, mv := range [][2]string{{"a", "t"}, {"b", "a"}, {"t", "b"}} {
 		e.rename("ExtData/"+mv[0], "ExtData/"+mv[1])
 		e.appendJ("ExtData/"+mv[1], catalog.KindRename, "ExtData/"+mv[0], false)
@@ -446,12 +439,7 @@ func swapReleased(t *testing.T, firstInFlight bool) {
 	}
 	e.start()
 	e.drain()
-	if o := e.mustGet(prefix + "a"); string(o.body) != "content of B, longer" {
-		t.Errorf("a: %q", o.body)
-	}
-	if o := e.mustGet(prefix + "b"); string(o.body) != "content of A" {
-		t.Errorf("b: %q", o.body)
-	}
+	e.mustSwapped()
 }
 
 // TestReleasedFileMovedOut: a released file, and a directory holding one,
@@ -492,14 +480,7 @@ func TestReleasedFileMovedOut(t *testing.T) {
 // from the move that writes it (B's), or A, still only under a, is lost.
 // The moves run one at a time, in the order that lost A.
 func TestReleasedFilesSwappedFirstMoveSkipped(t *testing.T) {
-	e := newEnv(t, nil, api.EventNew, api.EventChanged)
-	e.start()
-	e.write("ExtData/a", []byte("content of A"), catalog.KindNew)
-	e.write("ExtData/b", []byte("content of B, longer"), catalog.KindNew)
-	e.drain()
-	e.stop()
-	e.release("ExtData/a")
-	e.release("ExtData/b")
+	e := releasedPair(t)
 	e.rename("ExtData/a", "ExtData/t")
 	e.appendJ("ExtData/t", catalog.KindRename, "ExtData/a", false)
 	e.claimAway()
@@ -534,10 +515,30 @@ func TestReleasedFilesSwappedFirstMoveSkipped(t *testing.T) {
 	only("ExtData/t")                   // moves nothing: t is gone
 	only("ExtData/a")                   // B to key a
 	only("ExtData/b")                   // A to key b
+	e.mustSwapped()
+}
+
+// releasedPair exports ExtData/a and ExtData/b and releases both: their
+// data is only in their objects.
+func releasedPair(t *testing.T) *env {
+	e := newEnv(t, nil, api.EventNew, api.EventChanged)
+	e.start()
+	e.write("ExtData/a", []byte("content of A"), catalog.KindNew)
+	e.write("ExtData/b", []byte("content of B, longer"), catalog.KindNew)
+	e.drain()
+	e.stop()
+	e.release("ExtData/a")
+	e.release("ExtData/b")
+	return e
+}
+
+// mustSwapped checks that key a holds B's content and key b A's.
+func (e *env) mustSwapped() {
+	e.t.Helper()
 	if o := e.mustGet(prefix + "a"); string(o.body) != "content of B, longer" {
-		t.Errorf("a: %q", o.body)
+		e.t.Errorf("a: %q", o.body)
 	}
 	if o := e.mustGet(prefix + "b"); string(o.body) != "content of A" {
-		t.Errorf("b: %q", o.body)
+		e.t.Errorf("b: %q", o.body)
 	}
 }
