@@ -292,6 +292,18 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 		// This one moved nothing, so the objects are still under the
 		// old name: the later renames from this name are from there
 		// (their moves then keep the key of the old name safe: rescue).
+		// A rename of the new name begun but not journaled yet (the
+		// mount appends its RENAME after the store renamed) would come
+		// after the forwarding: wait for it.
+		if moves, err := e.cfg.Catalog.Moves(ctx); err != nil {
+			return false, err
+		} else {
+			for _, m := range moves {
+				if _, below := keypath.Within(m.From, je.Path); below {
+					return false, errDeferred
+				}
+			}
+		}
 		return true, e.cfg.Catalog.ForwardRenames(ctx, je.Path, je.OldPath)
 	}
 	if err != nil {
