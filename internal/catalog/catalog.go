@@ -344,7 +344,8 @@ type JournalAppend struct {
 	// entry durable too (the WAL is one ordered log).
 	Relaxed bool
 	// EndMove, when not 0, is the id of the BeginMove record this entry
-	// completes: the record is removed in the entry's transaction.
+	// completes: the record is finished in the entry's transaction (as
+	// Names.FinishMove: removed, and the listed records moved).
 	EndMove int64
 }
 
@@ -362,9 +363,18 @@ type Names interface {
 	// of the old names would be lost); the mount settles each one before
 	// the exporter starts (writepath.RecoverMoves).
 	BeginMove(ctx context.Context, from, to string) (int64, error)
-	// EndMove removes a move record (the rename failed, or its journaling
-	// is complete); removing a record that is gone is not an error.
+	// EndMove removes a move record of a rename that did not happen (it
+	// failed, or recovery found the old name still there); removing a
+	// record that is gone is not an error.
 	EndMove(ctx context.Context, id int64) error
+	// FinishMove removes the move record of a rename that happened, and
+	// moves the listed-directory records of its old name and below to its
+	// new name (as MoveListed) in the same transaction, so that a crash
+	// cannot separate the two: a renamed directory whose records stayed
+	// behind would be listed again under its new name, and files deleted
+	// since would come back from their objects. A record already gone
+	// moves nothing (a repeat is harmless).
+	FinishMove(ctx context.Context, id int64) error
 	// Moves lists the move records, oldest first.
 	Moves(ctx context.Context) ([]Move, error)
 

@@ -751,16 +751,22 @@ func (c *sqliteCatalog) MoveListed(ctx context.Context, from, to string) error {
 	if from == "" || to == "" {
 		return fmt.Errorf("catalog: move listed %q to %q: the root is never renamed", from, to)
 	}
-	return c.write(ctx, relaxed, func(ctx context.Context) error {
-		lo, hi := prefixRange(to)
-		if _, err := c.wexec(ctx, `DELETE FROM listed_dirs WHERE path = ? OR (path >= ? AND path < ?)`, to, lo, hi); err != nil {
-			return err
-		}
-		lo, hi = prefixRange(from)
-		_, err := c.wexec(ctx, `UPDATE listed_dirs SET path = ? || substr(path, ?) WHERE path = ? OR (path >= ? AND path < ?)`,
-			to, len(from)+1, from, lo, hi)
+	return c.write(ctx, relaxed, func(ctx context.Context) error { return c.moveListed(ctx, from, to) })
+}
+
+// moveListed is MoveListed inside the caller's transaction.
+func (c *sqliteCatalog) moveListed(ctx context.Context, from, to string) error {
+	if from == "" || to == "" {
+		return nil // the root is never renamed
+	}
+	lo, hi := prefixRange(to)
+	if _, err := c.wexec(ctx, `DELETE FROM listed_dirs WHERE path = ? OR (path >= ? AND path < ?)`, to, lo, hi); err != nil {
 		return err
-	})
+	}
+	lo, hi = prefixRange(from)
+	_, err := c.wexec(ctx, `UPDATE listed_dirs SET path = ? || substr(path, ?) WHERE path = ? OR (path >= ? AND path < ?)`,
+		to, len(from)+1, from, lo, hi)
+	return err
 }
 
 // ---- chunk maps (store.MapStore has no context: they run under the busy

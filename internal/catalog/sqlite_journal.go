@@ -203,7 +203,7 @@ func (c *sqliteCatalog) commitAppends(batch []*appendReq) error {
 					return fmt.Errorf("append %q: %w", e.Path, err)
 				}
 				if e.EndMove != 0 {
-					if _, err := c.wexec(ctx, `DELETE FROM moves WHERE id = ?`, e.EndMove); err != nil {
+					if err := c.finishMove(ctx, e.EndMove); err != nil {
 						return fmt.Errorf("append %q: %w", e.Path, err)
 					}
 				}

@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -37,6 +39,30 @@ func (c *sqliteCatalog) EndMove(ctx context.Context, id int64) error {
 		return fmt.Errorf("catalog: end move %d: %w", id, err)
 	}
 	return nil
+}
+
+func (c *sqliteCatalog) FinishMove(ctx context.Context, id int64) error {
+	err := c.write(ctx, relaxed, func(ctx context.Context) error { return c.finishMove(ctx, id) })
+	if err != nil {
+		return fmt.Errorf("catalog: finish move %d: %w", id, err)
+	}
+	return nil
+}
+
+// finishMove removes move record id and, if it was there, moves the
+// listed-directory records of its old name to its new name, inside the
+// caller's transaction: once the record is gone nothing moves them
+// again, so a repeat (recovery after a crash) is harmless.
+func (c *sqliteCatalog) finishMove(ctx context.Context, id int64) error {
+	var from, to string
+	err := c.wrow(ctx, `DELETE FROM moves WHERE id = ? RETURNING from_path, to_path`, id).Scan(&from, &to)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return c.moveListed(ctx, from, to)
 }
 
 func (c *sqliteCatalog) Moves(ctx context.Context) ([]Move, error) {

@@ -256,7 +256,7 @@ func (d *Daemon) register() (err error) {
 // journal (it died in between), before the exporter could drop the
 // pending entries of their old names as gone.
 func (d *Daemon) recoverMoves() error {
-	n, err := writepath.RecoverMoves(context.Background(), d.store, d.jnl, d.log)
+	n, err := writepath.RecoverMoves(context.Background(), writepath.Config{Store: d.store, Journal: d.jnl, Logger: d.log, Listed: d.imp})
 	if err != nil {
 		return fmt.Errorf("catalog %s: settling renames left by the last mount: %w", d.cfg.Catalog, err)
 	}

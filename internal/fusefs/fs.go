@@ -199,9 +199,9 @@ func New(st *store.Store, opt Options) (*FS, error) {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	var renamed func(ctx context.Context, from, to string) error
+	var listed writepath.ListedDirs
 	if m, ok := opt.Importer.(listedMover); ok {
-		renamed = m.Renamed
+		listed = m
 	}
 	var restore func(ctx context.Context, rel string) error
 	if r, ok := opt.Importer.(restorer); ok {
@@ -217,7 +217,7 @@ func New(st *store.Store, opt Options) (*FS, error) {
 		imp:         opt.Importer,
 		wp: writepath.New(writepath.Config{
 			Store: st, Journal: opt.Journal, Logger: lg,
-			Imported: opt.Importer != nil, Renamed: renamed, Restore: restore,
+			Imported: opt.Importer != nil, Listed: listed, Restore: restore,
 		}),
 		acc: newAccessLog(opt, st, lg),
 	}, nil

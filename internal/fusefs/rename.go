@@ -22,8 +22,9 @@ func (n *Node) Rename(ctx context.Context, name string, newParent fs.InodeEmbedd
 }
 
 // listedMover is what an Importer may offer to keep its record of listed
-// directories right across a rename (internal/importer's Renamed; given
-// to the write path as writepath.Config.Renamed).
+// directories right across a rename (internal/importer's Renamed and
+// MovedListed; given to the write path as writepath.Config.Listed).
 type listedMover interface {
 	Renamed(ctx context.Context, from, to string) error
+	MovedListed(ctx context.Context, from, to string) error
 }

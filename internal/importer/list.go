@@ -65,8 +65,22 @@ func (im *Importer) EnsureListed(ctx context.Context, dir string) error {
 // listed records and those below it move with it (catalog MoveListed), so
 // the renamed directory is not listed again under its new name — a listing
 // would make files deleted there since come back from their objects. The
-// mount calls it after renaming a directory.
+// mount calls it after renaming a directory when it keeps no move record
+// (no export journal); with one, the records move with the record's end
+// (catalog FinishMove) and the mount calls MovedListed instead.
 func (im *Importer) Renamed(ctx context.Context, from, to string) error {
+	if err := im.cat.MoveListed(ctx, keypath.ToCatalog(from), keypath.ToCatalog(to)); err != nil {
+		return err
+	}
+	return im.MovedListed(ctx, from, to)
+}
+
+// MovedListed brings the importer up to date with a rename of directory
+// from to to whose listed records the catalog has moved (FinishMove): it
+// forgets what it remembered below either name, and a directory moved in
+// from where nothing is listed counts as listed with everything below it.
+// Repeating it is harmless (recovery after a crash).
+func (im *Importer) MovedListed(ctx context.Context, from, to string) error {
 	im.lmu.Lock()
 	for d := range im.listed {
 		_, underFrom := keypath.Within(from, d)
@@ -75,9 +89,6 @@ func (im *Importer) Renamed(ctx context.Context, from, to string) error {
 		}
 	}
 	im.lmu.Unlock()
-	if err := im.cat.MoveListed(ctx, keypath.ToCatalog(from), keypath.ToCatalog(to)); err != nil {
-		return err
-	}
 	// A directory moved in from where nothing is listed (outside every
 	// association that lists) has its content from the file system, not
 	// from the prefix it lands on: it and every directory below it count

@@ -73,6 +73,21 @@ func (j *CatalogJournal) Notify() {
 	}
 }
 
+// ListedDirs is the importer's record of the directories it has listed
+// (internal/importer): a renamed directory keeps its records under its new
+// name, or it would be listed again there, and files deleted since would
+// come back from their objects.
+type ListedDirs interface {
+	// Renamed moves the catalog's records of directory from and below to
+	// to, and updates the importer (a rename without a move record: no
+	// journal).
+	Renamed(ctx context.Context, from, to string) error
+	// MovedListed updates the importer after the catalog moved the
+	// records with the rename's move record (catalog.Names.FinishMove);
+	// repeating it is harmless.
+	MovedListed(ctx context.Context, from, to string) error
+}
+
 // Config configures a Writer.
 type Config struct {
 	// Store is the store every path is relative to.
@@ -86,10 +101,9 @@ type Config struct {
 	// (lazy import), so a rename records where their objects are
 	// (store.MarkOrigins) also outside exporting associations.
 	Imported bool
-	// Renamed, when set, is told of every directory renamed, after the
-	// store renamed it (the importer's record of listed directories:
-	// internal/importer's Renamed).
-	Renamed func(ctx context.Context, from, to string) error
+	// Listed, when set, is the importer's record of listed directories,
+	// told of every directory renamed (see ListedDirs).
+	Listed ListedDirs
 	// Restore, when set, makes the released file rel local (the importer's
 	// Restore). A rename that takes released files out of an exporting
 	// association to where nothing exports calls it first (see Rename):
@@ -107,7 +121,7 @@ type Writer struct {
 	jnl      Journal
 	log      *slog.Logger
 	imported bool
-	renamed  func(ctx context.Context, from, to string) error
+	listed   ListedDirs
 	restore  func(ctx context.Context, rel string) error
 	links    linksSeen // hard link names recorded (links.go)
 
@@ -127,7 +141,7 @@ func New(cfg Config) *Writer {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	return &Writer{
-		store: cfg.Store, jnl: cfg.Journal, log: lg, imported: cfg.Imported, renamed: cfg.Renamed, restore: cfg.Restore,
+		store: cfg.Store, jnl: cfg.Journal, log: lg, imported: cfg.Imported, listed: cfg.Listed, restore: cfg.Restore,
 		openInodes: map[inodeKey]*Inode{}, recentSet: map[inodeKey]int{},
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"golang.org/x/sys/unix"
 
@@ -77,11 +76,11 @@ func (w *Writer) Rename(ctx context.Context, from, to string, flags uint32) erro
 	if err := w.originBeforeRename(ctx, from, exports); err != nil {
 		return err
 	}
-	if !exports {
+	if !exports && !(isDir && w.listed != nil && w.jnl != nil) {
 		if err := w.store.Rename(from, to, uint(flags)); err != nil {
 			return err
 		}
-		w.movedListed(ctx, from, to, isDir)
+		w.movedListed(ctx, from, to, isDir, false)
 		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
@@ -100,33 +99,48 @@ func (w *Writer) Rename(ctx context.Context, from, to string, flags uint32) erro
 		}
 		return err
 	}
-	w.movedListed(ctx, from, to, isDir)
-	return w.journalMove(ctx, catalog.Move{ID: id, From: from, To: to}, isDir)
+	if err := w.journalMove(ctx, catalog.Move{ID: id, From: from, To: to}, isDir); err != nil {
+		return err
+	}
+	w.movedListed(ctx, from, to, isDir, true)
+	return nil
 }
 
-// movedListed tells the importer (Config.Renamed) that directory from is
+// movedListed tells the importer (Config.Listed) that directory from is
 // now to, so the directory is not listed again under its new name: a
-// listing would make files deleted since come back from their objects. A
-// failure is logged, not returned: the rename happened, and a listing
-// again only costs requests unless such files were deleted meanwhile. (A
-// daemon killed between the rename and this leaves the same: the next
-// lookup lists the new name once.)
-func (w *Writer) movedListed(ctx context.Context, from, to string, isDir bool) {
-	if !isDir || w.renamed == nil {
+// listing would make files deleted since come back from their objects.
+// recorded: the rename had a move record, whose end moved the catalog's
+// listed records in its transaction (FinishMove), so a crash cannot
+// separate the rename from them; without a journal there is no record,
+// and the importer moves them (Renamed). A failure is logged, not
+// returned: the rename happened, and a listing again only costs requests
+// unless such files were deleted meanwhile.
+func (w *Writer) movedListed(ctx context.Context, from, to string, isDir, recorded bool) {
+	if !isDir || w.listed == nil {
 		return
 	}
-	if err := w.renamed(context.WithoutCancel(ctx), from, to); err != nil {
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if recorded {
+		err = w.listed.MovedListed(ctx, from, to)
+	} else {
+		err = w.listed.Renamed(ctx, from, to)
+	}
+	if err != nil {
 		w.log.Error("listed directories not moved with a rename; the new name is listed again", "from", from, "to", to, "err", err)
 	}
 }
 
-// journalMove journals rename m, made in the store, and ends its move
-// record: the RENAME (Tree for a directory), then, for a directory moved
-// into an exporting association from outside every exporting association,
-// NEW for every entry below it (the record ends after that walk).
+// journalMove journals rename m, made in the store, and finishes its move
+// record (which moves the listed records: catalog FinishMove): the RENAME
+// (Tree for a directory), then, for a directory moved into an exporting
+// association from outside every exporting association, NEW for every
+// entry below it (the record ends after that walk). A rename outside
+// every exporting association (a directory's record kept only for its
+// listed records) journals nothing.
 func (w *Writer) journalMove(ctx context.Context, m catalog.Move, isDir bool) error {
 	if !w.jnl.Exports(m.From) && !w.jnl.Exports(m.To) {
-		return w.jnl.EndMove(ctx, m.ID) // no longer exported (recovery)
+		return w.jnl.FinishMove(ctx, m.ID)
 	}
 	into := isDir && !w.jnl.Exports(m.From) && w.jnl.Exports(m.To)
 	rn := catalog.JournalAppend{Path: m.To, Kind: catalog.KindRename, OldPath: m.From, Tree: isDir, Relaxed: true}
@@ -144,35 +158,38 @@ func (w *Writer) journalMove(ctx context.Context, m catalog.Move, isDir bool) er
 	if err := w.journalTree(ctx, m.To); err != nil {
 		return err
 	}
-	return w.jnl.EndMove(ctx, m.ID)
+	return w.jnl.FinishMove(ctx, m.ID)
 }
 
 // RecoverMoves settles the renames a daemon began and may not have
 // journaled (see Writer.Rename), before the exporter starts: a rename
 // whose old name is gone and whose new name exists happened, and is
-// journaled now; any other record is of a rename that did not happen, and
-// is dropped. It returns how many renames it journaled.
-func RecoverMoves(ctx context.Context, st *store.Store, j Journal, log *slog.Logger) (int, error) {
-	ms, err := j.Moves(ctx)
+// journaled now, its record finished (a directory's listed records move:
+// cfg.Listed); any other record is of a rename that did not happen, and
+// is dropped. cfg.Journal is required. It returns how many renames it
+// journaled.
+func RecoverMoves(ctx context.Context, cfg Config) (int, error) {
+	w := New(cfg)
+	ms, err := w.jnl.Moves(ctx)
 	if err != nil {
 		return 0, err
 	}
-	w := New(Config{Store: st, Journal: j, Logger: log})
 	n := 0
 	for _, m := range ms {
 		from, to := keypath.FromCatalog(m.From), keypath.FromCatalog(m.To)
-		_, ferr := st.Lstat(from)
-		sto, terr := st.Lstat(to)
+		_, ferr := w.store.Lstat(from)
+		sto, terr := w.store.Lstat(to)
 		switch {
 		case absent(ferr) && terr == nil:
 			isDir := sto.Mode&unix.S_IFMT == unix.S_IFDIR
-			log.Warn("journaling a rename the last mount made but did not journal", "from", from, "to", to)
+			w.log.Warn("journaling a rename the last mount made but did not journal", "from", from, "to", to)
 			if err := w.journalMove(ctx, catalog.Move{ID: m.ID, From: from, To: to}, isDir); err != nil {
 				return n, fmt.Errorf("rename %s → %s: %w", from, to, err)
 			}
+			w.movedListed(ctx, from, to, isDir, true)
 			n++
 		case ferr == nil || (absent(ferr) && absent(terr)):
-			if err := j.EndMove(ctx, m.ID); err != nil {
+			if err := w.jnl.EndMove(ctx, m.ID); err != nil {
 				return n, err
 			}
 		default:

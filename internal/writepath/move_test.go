@@ -1,13 +1,16 @@
 package writepath
 
 import (
+	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/keypath"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
@@ -54,7 +57,7 @@ func TestRecoverMoves(t *testing.T) {
 	must(t, e.st.Rename("ExtData/h", "ExtData/i", 0))
 	begin("ExtData/f", "ExtData/g") // died before the rename
 
-	n, err := RecoverMoves(ctx, e.st, e.jnl, slog.New(slog.DiscardHandler))
+	n, err := RecoverMoves(ctx, Config{Store: e.st, Journal: e.jnl})
 	must(t, err)
 	if n != 2 {
 		t.Errorf("RecoverMoves journaled %d renames, want 2", n)
@@ -72,8 +75,81 @@ func TestRecoverMoves(t *testing.T) {
 	}
 	e.noMoves("after recovery")
 	// Recovery with nothing left to settle does nothing.
-	if n, err := RecoverMoves(ctx, e.st, e.jnl, slog.New(slog.DiscardHandler)); err != nil || n != 0 {
+	if n, err := RecoverMoves(ctx, Config{Store: e.st, Journal: e.jnl}); err != nil || n != 0 {
 		t.Errorf("second recovery: %d %v", n, err)
+	}
+}
+
+// listedRecorder is the importer's record of listed directories, in the
+// catalog (as internal/importer keeps it), counting its calls.
+type listedRecorder struct {
+	cat         catalog.Catalog
+	renamed     int
+	movedListed int
+}
+
+func (l *listedRecorder) Renamed(ctx context.Context, from, to string) error {
+	l.renamed++
+	return l.cat.MoveListed(ctx, keypath.ToCatalog(from), keypath.ToCatalog(to))
+}
+
+func (l *listedRecorder) MovedListed(ctx context.Context, from, to string) error {
+	l.movedListed++
+	return nil
+}
+
+// TestRecoverMovesListed: a directory renamed by a daemon killed before it
+// journaled the rename keeps its listed records under its new name after
+// recovery — else its first lookup there lists the new prefix, and files
+// deleted in it come back from their objects (TestModel, seed
+// 1796317249404454187 sequence 562: a file unlinked, its directory renamed
+// with a kill in the window, then renamed back, and the file was there
+// again). The same holds outside exporting associations, where the record
+// is kept only for the listed records; a rename through the Writer moves
+// them once, with its record.
+func TestRecoverMovesListed(t *testing.T) {
+	for _, tc := range []struct{ name, root string }{{"exporting", "ExtData"}, {"not exporting", "plain"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			lr := &listedRecorder{cat: e.cat}
+			e.w = New(Config{Store: e.st, Journal: e.jnl, Listed: lr})
+			d, d2, d3 := tc.root+"/d", tc.root+"/d2", tc.root+"/d3"
+			must(t, e.st.MkdirAll(d+"/sub", 0o755))
+			for _, p := range []string{d, d + "/sub"} {
+				must(t, e.cat.MarkListed(ctx, catalog.ListedDir{Path: keypath.ToCatalog(p), ListedAt: time.Now()}))
+			}
+			listed := func(p string) bool {
+				t.Helper()
+				_, ok, err := e.cat.Listed(ctx, keypath.ToCatalog(p))
+				must(t, err)
+				return ok
+			}
+			// The crash: the record begun, the rename made, nothing after.
+			_, err := e.jnl.BeginMove(ctx, keypath.ToCatalog(d), keypath.ToCatalog(d2))
+			must(t, err)
+			must(t, e.st.Rename(d, d2, 0))
+			if _, err := RecoverMoves(ctx, Config{Store: e.st, Journal: e.jnl, Listed: lr}); err != nil {
+				t.Fatal(err)
+			}
+			if listed(d) || !listed(d2) || !listed(d2+"/sub") {
+				t.Fatalf("after recovery: %s listed %v, %s listed %v (want the records moved)", d, listed(d), d2, listed(d2))
+			}
+			if lr.movedListed != 1 || lr.renamed != 0 {
+				t.Fatalf("recovery told the importer %d MovedListed, %d Renamed; want 1, 0", lr.movedListed, lr.renamed)
+			}
+			// A second recovery finds nothing, and the records stay.
+			if _, err := RecoverMoves(ctx, Config{Store: e.st, Journal: e.jnl, Listed: lr}); err != nil {
+				t.Fatal(err)
+			}
+			must(t, e.w.Rename(ctx, d2, d3, 0))
+			if listed(d2) || !listed(d3) || !listed(d3+"/sub") {
+				t.Fatalf("after a rename: %s listed %v, %s listed %v (want the records moved)", d2, listed(d2), d3, listed(d3))
+			}
+			if lr.movedListed != 2 || lr.renamed != 0 {
+				t.Fatalf("the rename told the importer %d MovedListed, %d Renamed; want 2, 0", lr.movedListed, lr.renamed)
+			}
+			e.noMoves("after the rename")
+		})
 	}
 }
 

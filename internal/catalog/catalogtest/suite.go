@@ -57,6 +57,7 @@ func Run(t *testing.T, open Open) {
 		{"TaskPaging", testTaskPaging},
 		{"ListedDirs", testListed},
 		{"MoveListed", testMoveListed},
+		{"FinishMoveListed", testFinishMoveListed},
 		{"ChunkMaps", testChunkMaps},
 		{"JournalDedup", testJournalDedup},
 		{"JournalClaimLease", testJournalLease},
@@ -1356,6 +1357,45 @@ func testMoveListed(t *testing.T, c catalog.Catalog, clk *Clock) {
 	}
 	if err := c.MoveListed(ctx, "", "y"); err == nil {
 		t.Fatal("the root moved")
+	}
+}
+
+// testFinishMoveListed: the listed records of a renamed directory move
+// with the end of its move record, in the same transaction (FinishMove, or
+// the RENAME carrying EndMove), and only once: a repeat after the record
+// is gone moves nothing (recovery after a crash must not drop the records
+// at the new name). A move that did not happen (EndMove) moves nothing.
+func testFinishMoveListed(t *testing.T, c catalog.Catalog, clk *Clock) {
+	for _, p := range []string{"d", "d/s", "f", "g"} {
+		must(t, c.MarkListed(ctx, catalog.ListedDir{Path: p, ListedAt: clk.Now(), Marker: "m-" + p}))
+	}
+	listed := func(p string) bool {
+		t.Helper()
+		_, ok, err := c.Listed(ctx, p)
+		must(t, err)
+		return ok
+	}
+	id, err := c.BeginMove(ctx, "d", "e")
+	must(t, err)
+	must(t, c.FinishMove(ctx, id))
+	if listed("d") || listed("d/s") || !listed("e") || !listed("e/s") {
+		t.Fatal("FinishMove did not move d's listed records to e")
+	}
+	must(t, c.FinishMove(ctx, id)) // a repeat: the record is gone
+	if !listed("e") || !listed("e/s") {
+		t.Fatal("a repeated FinishMove dropped e's listed records")
+	}
+	id, err = c.BeginMove(ctx, "f", "h")
+	must(t, err)
+	must(t, c.EndMove(ctx, id))
+	if !listed("f") || listed("h") {
+		t.Fatal("EndMove (a rename that did not happen) moved f's listed record")
+	}
+	id, err = c.BeginMove(ctx, "g", "k")
+	must(t, err)
+	must(t, c.Append(ctx, catalog.JournalAppend{Path: "k", Kind: catalog.KindRename, OldPath: "g", Tree: true, EndMove: id, Relaxed: true}))
+	if listed("g") || !listed("k") {
+		t.Fatal("the RENAME ending a move did not move g's listed record to k")
 	}
 }
 
