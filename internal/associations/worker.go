@@ -91,6 +91,10 @@ type Config struct {
 	// importer does (the exporter's and the mount journal's
 	// SetAssociations).
 	Listeners []func(*dra.Table)
+	// EventsTargetARN, when set (ParseTargetARN), is where the bucket
+	// notification configuration of each auto-import association sends
+	// its events (notify.go); "" leaves bucket notifications alone.
+	EventsTargetARN string
 }
 
 // Worker answers the association requests of one file system and works
@@ -109,6 +113,7 @@ type Worker struct {
 	listeners      []func(*dra.Table)
 	availableCheck time.Duration
 	exportFailures func() map[string]int64
+	targetARN      string
 
 	createMu sync.Mutex // overlap check + insert of creates
 	// pub is held (write) from a change of an association in the catalog
@@ -141,7 +146,7 @@ func New(cfg Config) *Worker {
 	}
 	return &Worker{fsID: cfg.FileSystemId, cat: cfg.Catalog, st: cfg.Store, s3: cfg.S3, imp: cfg.Importer, log: log,
 		recheck: recheck, probe: probeSuffix, invalidate: cfg.Invalidate, listeners: cfg.Listeners,
-		availableCheck: cfg.AvailableCheckInterval, exportFailures: cfg.ExportFailures,
+		availableCheck: cfg.AvailableCheckInterval, exportFailures: cfg.ExportFailures, targetARN: cfg.EventsTargetARN,
 		kick: make(chan struct{}, 1), lastCheck: map[string]time.Time{}, lastFull: map[string]time.Time{},
 		lastFailures: map[string]int64{}}
 }
@@ -236,7 +241,10 @@ func (m *Worker) work(ctx context.Context) {
 // the cause is gone); an AVAILABLE one cheaply every availableCheck, and
 // fully at once (at most once per recheck interval) after the exporter
 // failed with a code that says a repository is unusable (MISCONFIGURED
-// pauses auto-import and auto-export until it recovers).
+// pauses auto-import and auto-export until it recovers). With
+// --events-target-arn an AVAILABLE auto-import association also gets the
+// cheap check when the worker first sees it (a daemon just started): its
+// bucket notification is put if an earlier daemon did not.
 func (m *Worker) recheckDue(ctx context.Context, all []api.DataRepositoryAssociation) {
 	broken := m.exportBroke()
 	every := m.availableCheck
@@ -258,9 +266,12 @@ func (m *Worker) recheckDue(ctx context.Context, all []api.DataRepositoryAssocia
 			if !seen { // just created or just started: its check is recent enough
 				m.lastCheck[a.AssociationId] = now
 				last = now
+				// ...except that of its bucket notification, which an
+				// earlier daemon may not have put.
+				due, full = m.targetARN != "" && autoImports(a), false
 			}
 			if broken && now.Sub(m.lastFull[a.AssociationId]) >= m.recheck {
-				due = true
+				due, full = true, true
 				m.lastFull[a.AssociationId] = now
 			} else if every > 0 && now.Sub(last) >= every {
 				due, full = true, false
@@ -351,6 +362,10 @@ func (m *Worker) establish(ctx, jobCtx context.Context, a api.DataRepositoryAsso
 	m.lastCheck[a.AssociationId] = time.Now()
 	m.mu.Unlock()
 	cerr := checkRepository(jobCtx, m.s3, a, m.probe)
+	if cerr == nil {
+		// Before the batch import: no change made during it is missed.
+		cerr = m.notify(jobCtx, a, log)
+	}
 	if jobCtx.Err() != nil {
 		return jobCtx.Err()
 	}
@@ -404,6 +419,9 @@ func (m *Worker) verify(ctx, jobCtx context.Context, a api.DataRepositoryAssocia
 		probe = nil // the listing only
 	}
 	cerr := checkRepository(jobCtx, m.s3, a, probe)
+	if cerr == nil && autoImports(a) {
+		cerr = m.notify(jobCtx, a, log) // put again if it went missing
+	}
 	if jobCtx.Err() != nil {
 		return jobCtx.Err()
 	}
@@ -482,6 +500,7 @@ func batchStatus(c importer.ImportCounts) api.BatchImportStatus {
 // association.
 func (m *Worker) remove(ctx context.Context, a api.DataRepositoryAssociation, log *slog.Logger) error {
 	rel := keypath.FromFSx(a.FileSystemPath)
+	m.dropNotification(ctx, a, log)
 	if a.FerryStatus != nil && a.FerryStatus.DeleteDataInFileSystem != nil && *a.FerryStatus.DeleteDataInFileSystem {
 		err := removeTree(ctx, m.st, rel)
 		m.changed(rel)

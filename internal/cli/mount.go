@@ -24,6 +24,7 @@ type mountOpts struct {
 	autoRelease                           float64
 	background, debug, noPassthrough      bool
 	entryTimeout, attrTimeout, negTimeout time.Duration
+	eventsTargetARN                       string
 }
 
 func newMountCmd(g *globals) *cobra.Command {
@@ -111,6 +112,7 @@ used archived files until it is below 80%.`,
 	f.DurationVar(&o.repoCheck, "repository-check-interval", associations.DefaultAvailableCheckInterval, "how often an AVAILABLE association's repository is checked (0: never)")
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", importer.DefaultFetchTimeout, "how long a read of a released file, or a directory's first listing, waits while the repository sends nothing (refused, hung) before it fails with EIO, e.g. 30s or 5m")
 	f.Float64Var(&o.autoRelease, "auto-release-above", 0, "start an AUTO_RELEASE_DATA task by itself when the store's file system is fuller than this fraction (0.8–1, e.g. 0.9; 0: never)")
+	f.StringVar(&o.eventsTargetARN, "events-target-arn", "", "put a bucket notification configuration sending each auto-import association's S3 events to this SQS queue or SNS topic ARN (MinIO: arn:minio:sqs::ID:webhook); see docs/semantics.md §2")
 	f.BoolVar(&o.noPassthrough, "no-passthrough", false, "serve every read and write in the daemon, even where the kernel offers FUSE passthrough")
 	for _, n := range []string{"entry-timeout", "attr-timeout", "negative-timeout", "no-passthrough"} {
 		f.MarkHidden(n)
@@ -153,6 +155,11 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 	}
 	if o.autoRelease != 0 && (o.autoRelease <= tasks.DefaultWatermark || o.autoRelease >= 1) {
 		return usageError("--auto-release-above %v: give a fraction above %v (the release watermark) and below 1, e.g. 0.9", o.autoRelease, tasks.DefaultWatermark)
+	}
+	if o.eventsTargetARN != "" {
+		if err := associations.ParseTargetARN(o.eventsTargetARN); err != nil {
+			return usageError("%v", err)
+		}
 	}
 	repoCheck := o.repoCheck
 	if repoCheck == 0 {
@@ -201,6 +208,7 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		FetchTimeout:           o.fetchTimeout,
 		MetricsAddr:            metricsAddr,
 		AutoReleaseAbove:       o.autoRelease,
+		EventsTargetARN:        o.eventsTargetARN,
 		FUSE: fusefs.Options{
 			EntryTimeout:    neg(o.entryTimeout),
 			AttrTimeout:     neg(o.attrTimeout),

@@ -94,6 +94,10 @@ type Config struct {
 	// reads waiting for it with EIO (importer.Config.FetchTimeout; 0 =
 	// importer.DefaultFetchTimeout).
 	FetchTimeout time.Duration
+	// EventsTargetARN, when set, makes the association worker put a
+	// bucket notification configuration for each auto-import association
+	// that sends its events there (associations.Config.EventsTargetARN).
+	EventsTargetARN string
 	// Export tunes the exporter (zero fields take its defaults).
 	Export ExportOptions
 	// AutoReleaseAbove, when set (0.8–1), makes the task runner start an

@@ -224,6 +224,7 @@ func (d *Daemon) buildAssociations() error {
 		ExportFailures:         func() map[string]int64 { return d.exp.Stats().Failures },
 		Invalidate:             d.invalidate,
 		Listeners:              []func(*dra.Table){d.exp.SetAssociations, d.jnl.SetAssociations},
+		EventsTargetARN:        d.cfg.EventsTargetARN,
 	})
 	d.assoc.Publish(context.Background())
 	return nil

@@ -38,6 +38,7 @@ type MinIO struct {
 	cmd      *exec.Cmd
 	addr     string
 	logPath  string
+	env      []string // extra environment (StartMinIOEnv)
 }
 
 // RepoRoot returns the root of the ferry checkout (where go.mod is).
@@ -78,9 +79,18 @@ func Need(tb testing.TB, err error) {
 // StartMinIO starts a server for this test; it stops when the test ends.
 func StartMinIO(tb testing.TB) *MinIO {
 	tb.Helper()
+	return StartMinIOEnv(tb)
+}
+
+// StartMinIOEnv starts a server for this test with extra environment
+// variables (NAME=VALUE), such as MinIO's notification targets
+// (MINIO_NOTIFY_WEBHOOK_ENABLE_<ID>=on, MINIO_NOTIFY_WEBHOOK_ENDPOINT_<ID>);
+// Restart keeps them. It stops when the test ends.
+func StartMinIOEnv(tb testing.TB, env ...string) *MinIO {
+	tb.Helper()
 	bin, err := MinIOBinary()
 	Need(tb, err)
-	m, err := startMinIO(bin, tb.TempDir())
+	m, err := startMinIO(bin, tb.TempDir(), env)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -111,7 +121,7 @@ func SharedMinIO(tb testing.TB) *MinIO {
 			sharedErr = err
 			return
 		}
-		shared, sharedErr = startMinIO(bin, sharedDir)
+		shared, sharedErr = startMinIO(bin, sharedDir, nil)
 	})
 	if sharedErr != nil && strings.HasPrefix(sharedErr.Error(), "minio not found") {
 		Need(tb, sharedErr)
@@ -141,7 +151,7 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func startMinIO(bin, dir string) (*MinIO, error) {
+func startMinIO(bin, dir string, env []string) (*MinIO, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		addr, err := freeAddr()
@@ -152,7 +162,7 @@ func startMinIO(bin, dir string) (*MinIO, error) {
 		if err != nil {
 			return nil, err
 		}
-		m := &MinIO{Endpoint: "http://" + addr, addr: addr, DataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "minio.log")}
+		m := &MinIO{Endpoint: "http://" + addr, addr: addr, DataDir: filepath.Join(dir, "data"), logPath: filepath.Join(dir, "minio.log"), env: env}
 		if err := m.start(bin, console); err != nil {
 			lastErr = err
 			continue
@@ -171,6 +181,7 @@ func (m *MinIO) start(bin, console string) error {
 	cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+AccessKey, "MINIO_ROOT_PASSWORD="+SecretKey,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1")
+	cmd.Env = append(cmd.Env, m.env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
