@@ -295,14 +295,10 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 		// A rename of the new name begun but not journaled yet (the
 		// mount appends its RENAME after the store renamed) would come
 		// after the forwarding: wait for it.
-		if moves, err := e.cfg.Catalog.Moves(ctx); err != nil {
+		if _, begun, err := e.begunFrom(ctx, je.Path); err != nil {
 			return false, err
-		} else {
-			for _, m := range moves {
-				if _, below := keypath.Within(m.From, je.Path); below {
-					return false, errDeferred
-				}
-			}
+		} else if begun {
+			return false, errDeferred
 		}
 		return true, e.cfg.Catalog.ForwardRenames(ctx, je.Path, je.OldPath)
 	}
@@ -625,7 +621,8 @@ func (e *Exporter) rescueFrom(ctx context.Context, a *dra.Assoc, p, cp string, p
 // follow returns the store path of what is now at catalog path cp, or at
 // the end of the pending renames from it: a file renamed again before the
 // first rename's move ran is under the later name (mv a t; mv t b leaves
-// RENAME(t ← a) and RENAME(b ← t) when the first was already claimed).
+// RENAME(t ← a) and RENAME(b ← t) when the first was already claimed). A
+// rename made but not journaled yet is followed through its move record.
 func (e *Exporter) follow(ctx context.Context, a *dra.Assoc, cp string) (string, error) {
 	for range 16 { // a bound: each hop is a rename made since
 		if _, err := e.cfg.Store.Lstat(keypath.FromCatalog(cp)); !gone(err) {
@@ -635,12 +632,35 @@ func (e *Exporter) follow(ctx context.Context, a *dra.Assoc, cp string) (string,
 		if err != nil {
 			return "", err
 		}
-		if len(next) == 0 {
-			break
+		if len(next) == 1 {
+			cp = next[0].Path + cp[len(next[0].OldPath):]
+			continue
 		}
-		cp = next[0].Path + cp[len(next[0].OldPath):]
+		to, ok, err := e.begunFrom(ctx, cp)
+		if err != nil || !ok {
+			return keypath.FromCatalog(cp), err
+		}
+		cp = to
 	}
 	return keypath.FromCatalog(cp), nil
+}
+
+// begunFrom returns where catalog path cp went by a rename the mount has
+// made in the store but not journaled yet (it appends its RENAME after the
+// store renamed; the move record says where the name went meanwhile), of
+// cp or of one of its parents; the latest such record wins.
+func (e *Exporter) begunFrom(ctx context.Context, cp string) (string, bool, error) {
+	moves, err := e.cfg.Catalog.Moves(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	to, ok := "", false
+	for _, m := range moves {
+		if _, below := keypath.Within(m.From, cp); below {
+			to, ok = m.To+cp[len(m.From):], true
+		}
+	}
+	return to, ok, nil
 }
 
 // localizeLeavers makes local every released file that a rename took from
