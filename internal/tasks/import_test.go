@@ -1,10 +1,18 @@
 package tasks
 
 import (
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/xml"
+	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,10 +20,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/dra"
+	"github.com/ferry-hpc/ferry/internal/exporter"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/importer"
+	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
+	"github.com/ferry-hpc/ferry/internal/transfer"
 )
 
 // importTask runs an IMPORT_METADATA_FROM_REPOSITORY task to lifecycle l.
@@ -249,5 +261,165 @@ func TestImportTaskReport(t *testing.T) {
 	lines := slices.Collect(strings.Lines(body))
 	if len(lines) != 1 {
 		t.Errorf("report lines %q", lines)
+	}
+}
+
+// fakeBucket serves ListObjectsV2 (prefix, delimiter; one page) and HEAD
+// over a set of keys, for what MinIO cannot do: hold keys keypath refuses
+// ("../x", "a//b", names over 255 bytes), which AWS S3 stores, and fail a
+// flat listing (listFails: 500) while it answers the rest.
+type fakeBucket struct {
+	mu        sync.Mutex
+	objs      map[string]string
+	listFails bool
+}
+
+func (fb *fakeBucket) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+	etag := func(body string) string { s := md5.Sum([]byte(body)); return `"` + hex.EncodeToString(s[:]) + `"` }
+	if key != "" {
+		body, ok := fb.objs[key]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.Header().Set("ETag", etag(body))
+		w.Header().Set("Last-Modified", "Mon, 02 Jan 2006 15:04:05 GMT")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		if r.Method == http.MethodGet {
+			w.Write([]byte(body))
+		}
+		return
+	}
+	q := r.URL.Query()
+	if fb.listFails && q.Get("delimiter") == "" {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	type content struct {
+		Key, LastModified, ETag string
+		Size                    int
+	}
+	type commonPrefix struct{ Prefix string }
+	var res struct {
+		XMLName        xml.Name `xml:"ListBucketResult"`
+		Name, Prefix   string
+		KeyCount       int
+		MaxKeys        int
+		IsTruncated    bool
+		Contents       []content
+		CommonPrefixes []commonPrefix
+	}
+	res.Name, res.Prefix, res.MaxKeys = bucket, q.Get("prefix"), 1000
+	for _, k := range slices.Sorted(maps.Keys(fb.objs)) {
+		rest, ok := strings.CutPrefix(k, res.Prefix)
+		if !ok {
+			continue
+		}
+		if d := q.Get("delimiter"); d != "" {
+			if i := strings.Index(rest, d); i >= 0 {
+				p := k[:len(k)-len(rest)+i+1]
+				if n := len(res.CommonPrefixes); n == 0 || res.CommonPrefixes[n-1].Prefix != p {
+					res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{p})
+				}
+				continue
+			}
+		}
+		res.Contents = append(res.Contents, content{k, "2006-01-02T15:04:05.000Z", etag(fb.objs[k]), len(fb.objs[k])})
+	}
+	res.KeyCount = len(res.Contents) + len(res.CommonPrefixes)
+	w.Header().Set("Content-Type", "application/xml")
+	xml.NewEncoder(w).Encode(&res)
+}
+
+// newFakeEnv is newEnv on fb (s3://bucket/pre/ ↔ /ExtData), without
+// MinIO.
+func newFakeEnv(t *testing.T, fb *fakeBucket) *env {
+	srv := httptest.NewServer(fb)
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_ACCESS_KEY_ID", "fake")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "fake")
+	c, err := s3x.New(ctx, s3x.Config{EndpointURL: srv.URL, Region: "us-east-1", MaxAttempts: 1})
+	must(t, err)
+	root := t.TempDir()
+	st, err := store.Open(root)
+	must(t, err)
+	t.Cleanup(func() { st.Close() })
+	cat, err := catalog.OpenSQLite(ctx, filepath.Join(st.MetaPath(), catalog.DefaultFile), catalog.Options{})
+	must(t, err)
+	e := &env{t: t, st: st, cat: cat, s3: c, bucket: "bucket", fsID: dra.NewFileSystemID()}
+	_, err = cat.InitFileSystem(ctx, catalog.FileSystemInfo{FileSystemId: e.fsID, CreationTime: time.Now(), StorePath: root})
+	must(t, err)
+	a := api.DataRepositoryAssociation{
+		AssociationId: dra.NewAssociationID(), FileSystemId: e.fsID, FileSystemPath: "/ExtData",
+		DataRepositoryPath: "s3://bucket/pre/", Lifecycle: api.LifecycleAvailable,
+		CreationTime: api.NewTime(time.Now()), ImportedFileChunkSize: 1024,
+	}
+	_, _, err = cat.CreateAssociation(ctx, a, nil)
+	must(t, err)
+	must(t, st.MkdirAll("ExtData", 0o755))
+	e.ex, err = exporter.New(exporter.Config{Store: st, Catalog: cat, S3: c, Engine: transfer.New(c, transfer.Options{}), Version: "test"})
+	must(t, err)
+	e.im = importer.New(importer.Config{Store: st, Catalog: cat, S3: c})
+	e.im.SetAssociations(dra.NewTable([]api.DataRepositoryAssociation{a}, nil))
+	t.Cleanup(func() {
+		e.stop()
+		e.im.Close()
+		cat.Close()
+	})
+	e.cfg = Config{Catalog: cat, Store: st, Exporter: e.ex, Importer: e.im, S3: c,
+		Applier: e.im.NewApplier(importer.ApplyConfig{AllEvents: true}), Workers: 2, FlushInterval: 50 * time.Millisecond}
+	return e
+}
+
+// TestImportTaskRefusedKeysReported: keys that cannot be paths are failed
+// objects, each named in the report by its s3:// address with
+// S3ObjectPathNotPosixCompliant, and counted once (not again by the
+// listing of new objects).
+func TestImportTaskRefusedKeysReported(t *testing.T) {
+	long := strings.Repeat("L", 300)
+	e := newFakeEnv(t, &fakeBucket{objs: map[string]string{
+		"pre/ok.txt": "ok", "pre/../x": "escape", "pre/a//b": "empty component", "pre/" + long: "too long"}})
+	e.start()
+	tk := e.importTask(api.TaskFailed, &api.CompletionReport{Enabled: true, Path: "/reports"})
+	// ok.txt and the directory a (of the prefix "pre/a/") are made.
+	if tot, ok, failed := counts(tk); tot != 5 || ok != 2 || failed != 3 {
+		t.Fatalf("counts: total %d ok %d failed %d", tot, ok, failed)
+	}
+	b, err := os.ReadFile(filepath.Join(e.st.Root(), "reports", tk.TaskId, "report.csv"))
+	must(t, err)
+	lines := slices.Sorted(strings.Lines(string(b)))
+	want := []string{
+		"s3://bucket/pre/../x,failed,S3ObjectPathNotPosixCompliant\r\n",
+		"s3://bucket/pre/" + long + ",failed,S3ObjectPathNotPosixCompliant\r\n",
+		"s3://bucket/pre/a//b,failed,S3ObjectPathNotPosixCompliant\r\n",
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("report:\n%q\nwant\n%q", lines, want)
+	}
+	if e.flags("ExtData/ok.txt") != hsm.Imported() {
+		t.Error("ok.txt not imported")
+	}
+}
+
+// TestImportTaskListingFails: a listing that fails fails the task and
+// takes no file for deleted.
+func TestImportTaskListingFails(t *testing.T) {
+	fb := &fakeBucket{objs: map[string]string{"pre/ok.txt": "ok", "pre/d/two.txt": "2"}}
+	e := newFakeEnv(t, fb)
+	e.start()
+	e.importTask(api.TaskSucceeded, nil)
+	fb.mu.Lock()
+	delete(fb.objs, "pre/ok.txt") // a HEAD would find it gone
+	fb.listFails = true
+	fb.mu.Unlock()
+	tk := e.importTask(api.TaskFailed, nil)
+	if tk.FailureDetails == nil || !strings.Contains(tk.FailureDetails.Message, "s3://bucket/pre/") {
+		t.Errorf("FailureDetails %+v", tk.FailureDetails)
+	}
+	if !e.exists("ExtData/ok.txt") || !e.exists("ExtData/d/two.txt") {
+		t.Error("a file was removed by a task whose listing failed")
 	}
 }
