@@ -423,3 +423,24 @@ func TestImportTaskListingFails(t *testing.T) {
 		t.Error("a file was removed by a task whose listing failed")
 	}
 }
+
+// TestImportTaskAfterExport: files the file system exported agree with
+// their objects: an import task leaves them (their data stays local) and
+// counts nothing.
+func TestImportTaskAfterExport(t *testing.T) {
+	e := newEnv(t)
+	e.write("ExtData/mine.txt", "mine")
+	e.write("ExtData/sub/big.bin", strings.Repeat("x", 6<<20)) // multipart
+	e.start()
+	e.exportAll()
+	before := e.flags("ExtData/sub/big.bin")
+	tk := e.importTask(api.TaskSucceeded, nil)
+	if tot, _, _ := counts(tk); tot != 0 {
+		t.Errorf("import after export counted %d", tot)
+	}
+	for _, rel := range []string{"ExtData/mine.txt", "ExtData/sub/big.bin"} {
+		if f := e.flags(rel); f.Has(hsm.Released) || !f.Has(hsm.Exists) || f != before {
+			t.Errorf("%s after an import task: %v", rel, f)
+		}
+	}
+}
