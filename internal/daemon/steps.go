@@ -206,9 +206,23 @@ func (d *Daemon) buildTasks() (err error) {
 	d.tasks, err = tasks.New(tasks.Config{
 		Catalog: d.cat, Store: d.store, Exporter: d.exp, Importer: d.imp, S3: d.s3,
 		Engine: d.eng, Logger: d.log,
+		// Import tasks apply every event, whatever the policy; their
+		// conflict copies are journaled for export like a mount's.
+		Applier:          d.imp.NewApplier(importer.ApplyConfig{AllEvents: true, Journal: conflictJournal{d}}),
 		AutoReleaseAbove: d.cfg.AutoReleaseAbove,
 	})
 	return err
+}
+
+// conflictJournal journals the conflict copies an import makes (NEW), in
+// the mount's export journal, once buildAssociations has made it.
+type conflictJournal struct{ d *Daemon }
+
+func (c conflictJournal) Made(ctx context.Context, rel string) error {
+	if c.d.jnl == nil {
+		return nil
+	}
+	return writepath.New(writepath.Config{Store: c.d.store, Journal: c.d.jnl, Logger: c.d.log}).Made(ctx, rel)
 }
 
 // buildAssociations builds the mount's export journal (its write hooks

@@ -159,6 +159,11 @@ type ApplyConfig struct {
 	Journal HintJournal
 	// Now is the clock of conflict copy names (default time.Now).
 	Now func() time.Time
+	// AllEvents applies NEW, CHANGED and DELETED whatever the
+	// association's AutoImportPolicy: an IMPORT_METADATA_FROM_REPOSITORY
+	// task imports every change under its paths (internal/tasks), as FSx
+	// runs its import tasks independently of automatic import.
+	AllEvents bool
 }
 
 // Defaults of ApplyConfig, and the waits of a hint retried.
@@ -311,6 +316,14 @@ type deferError struct{ why string }
 
 func (e *deferError) Error() string { return "deferred: " + e.why }
 
+// IsDeferred reports whether err, from Apply, says the hint cannot be
+// applied now without risk (its file is open, or its export in flight)
+// and is to be applied again a little later.
+func IsDeferred(err error) bool {
+	var de *deferError
+	return errors.As(err, &de)
+}
+
 // hintTarget is a hint located: its association, its path inside it and
 // in the store, and the key's kind.
 type hintTarget struct {
@@ -338,6 +351,9 @@ func (ap *Applier) apply(ctx context.Context, h catalog.ImportHint) (HintOutcome
 	if !ok {
 		return HintIgnoredUncovered, nil
 	}
+	if ap.cfg.AllEvents {
+		t.a = everyEvent(t.a)
+	}
 	if t.sub == "." {
 		return HintNoop, nil // the association's own directory object
 	}
@@ -348,6 +364,19 @@ func (ap *Applier) apply(ctx context.Context, h catalog.ImportHint) (HintOutcome
 		return ap.applyDir(ctx, t)
 	}
 	return ap.applyFile(ctx, t)
+}
+
+// everyEvent is a with an AutoImportPolicy of every event
+// (ApplyConfig.AllEvents); a itself is never changed.
+func everyEvent(a *dra.Assoc) *dra.Assoc {
+	b := *a
+	var s3c api.S3DataRepositoryConfiguration
+	if a.API.S3 != nil {
+		s3c = *a.API.S3
+	}
+	s3c.AutoImportPolicy = &api.AutoImportPolicy{Events: []api.EventType{api.EventNew, api.EventChanged, api.EventDeleted}}
+	b.API.S3 = &s3c
+	return &b
 }
 
 // locate finds the serving association whose bucket and prefix cover h's

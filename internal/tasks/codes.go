@@ -31,6 +31,9 @@ func codeOf(err error) string {
 	if errors.As(err, &pe) {
 		return pe.Code
 	}
+	if importer.IsDeferred(err) {
+		return CodeFileInUse // open through the mount, or its export in flight
+	}
 	var re *importer.ReadError
 	if errors.As(err, &re) && re.Code != "" {
 		return re.Code

@@ -15,8 +15,8 @@
 //
 // A task found EXECUTING when Run starts was cut short by a crash or a stop.
 // It is run again from the start: every task type is idempotent (an exported
-// file is clean and skipped, a released file is skipped, an import never
-// overwrites). SucceededCount is kept (that work is done and is not redone,
+// file is clean and skipped, a released file is skipped, an import finds
+// the entries it made or changed agreeing with the repository). SucceededCount is kept (that work is done and is not redone,
 // so it would not be counted again); FailedCount is reset and TotalCount set
 // back to SucceededCount, because the failed files are tried again and
 // counted anew; the failure list restarts empty. A task found CANCELING ends
@@ -28,7 +28,9 @@
 // an export task counts files, directories and symlinks whose content or
 // metadata the repository lacks (clean archived files and released stubs are
 // skipped and not counted); a release task counts the files that qualified
-// for release; an import task counts the objects it imported or refused.
+// for release; an import task counts the objects it imported (new,
+// changed, deleted, or kept as a conflict) or refused, and the files it
+// could not change.
 // SucceededCount + FailedCount = TotalCount once the task ends. Counters are
 // written to the catalog at most once per Config.FlushInterval, not per file.
 package tasks
@@ -67,6 +69,13 @@ type Importer interface {
 	Release(ctx context.Context, rel string) error
 }
 
+// Applier makes the namespace agree with the repository for one key
+// (importer.Applier, made with ApplyConfig.AllEvents): the one code path
+// of events, the sweep and import tasks for changed and deleted objects.
+type Applier interface {
+	Apply(ctx context.Context, h catalog.ImportHint) (importer.HintOutcome, error)
+}
+
 // Defaults.
 const (
 	DefaultWorkers       = 8
@@ -77,15 +86,19 @@ const (
 	DefaultWatermark = 0.80
 	// DefaultChangeBackoff is Config.ChangeBackoff's default.
 	DefaultChangeBackoff = 100 * time.Millisecond
+	// DefaultBusyWait is Config.BusyWait's default.
+	DefaultBusyWait = 30 * time.Second
 )
 
-// Config wires a Runner. Catalog, Store, Exporter and Importer are
-// required; Engine (or S3) is needed for reports written to S3.
+// Config wires a Runner. Catalog, Store, Exporter, Importer and Applier
+// are required; S3 for import tasks; Engine (or S3) for reports written
+// to S3.
 type Config struct {
 	Catalog  catalog.Catalog
 	Store    *store.Store
 	Exporter Exporter
 	Importer Importer
+	Applier  Applier          // import tasks: changed and deleted objects
 	S3       *s3x.Client      // report uploads, import path checks, directory checks of export tasks
 	Engine   *transfer.Engine // report uploads
 	Logger   *slog.Logger
@@ -113,6 +126,10 @@ type Config struct {
 	// that changed while it was uploaded, doubled for each next retry
 	// (default DefaultChangeBackoff).
 	ChangeBackoff time.Duration
+	// BusyWait is how long an import task waits for a file it must
+	// change that is open through the mount or being exported before it
+	// counts the file as failed, FileInUse (default DefaultBusyWait).
+	BusyWait time.Duration
 	// OnRetry, when set, is called before each such retry (rel, the
 	// file's store path; retry, counting from 1). For tests, which make
 	// a file settle through it; nil in a real daemon.
@@ -141,8 +158,11 @@ const autoRetryAfter = 10 * time.Minute
 
 // New returns a Runner.
 func New(cfg Config) (*Runner, error) {
-	if cfg.Catalog == nil || cfg.Store == nil || cfg.Exporter == nil || cfg.Importer == nil {
-		return nil, errors.New("tasks: Catalog, Store, Exporter and Importer are required")
+	if cfg.Catalog == nil || cfg.Store == nil || cfg.Exporter == nil || cfg.Importer == nil || cfg.Applier == nil {
+		return nil, errors.New("tasks: Catalog, Store, Exporter, Importer and Applier are required")
+	}
+	if cfg.BusyWait <= 0 {
+		cfg.BusyWait = DefaultBusyWait
 	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers

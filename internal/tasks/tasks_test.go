@@ -102,6 +102,7 @@ func newEnvAt(t testing.TB, dir string, tune ...func(*Config)) *env {
 	})
 	e.cfg = Config{
 		Catalog: cat, Store: st, Exporter: e.ex, Importer: e.im, S3: e.s3, Engine: e.eng,
+		Applier: e.im.NewApplier(importer.ApplyConfig{AllEvents: true}),
 		Workers: 4, FlushInterval: 50 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
@@ -665,6 +666,7 @@ func TestReleaseTaskInUse(t *testing.T) {
 	e.im.SetAssociations(dra.NewTable(as, nil))
 	e.stop()
 	e.cfg.Importer = e.im
+	e.cfg.Applier = e.im.NewApplier(importer.ApplyConfig{AllEvents: true})
 	e.start()
 	id := e.create(api.CreateDataRepositoryTaskRequest{Type: api.TaskReleaseDataFromFilesystem,
 		Report: &api.CompletionReport{Enabled: true, Path: "s3://" + e.bucket + "/r/"}})
@@ -935,7 +937,7 @@ func TestDefaultUsageIsDfUse(t *testing.T) {
 	if total == 0 || used > total || total > sf.Blocks*uint64(sf.Bsize) {
 		t.Fatalf("usage %d of %d (file system %d bytes)", used, total, sf.Blocks*uint64(sf.Bsize))
 	}
-	if _, err := New(Config{Catalog: e.cat, Store: e.st, Exporter: e.ex, Importer: e.im, Watermark: 0.8, AutoReleaseAbove: 0.7}); err == nil {
+	if _, err := New(Config{Catalog: e.cat, Store: e.st, Exporter: e.ex, Importer: e.im, Applier: e.cfg.Applier, Watermark: 0.8, AutoReleaseAbove: 0.7}); err == nil {
 		t.Fatal("AutoReleaseAbove under the watermark accepted")
 	}
 }
