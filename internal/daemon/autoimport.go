@@ -101,7 +101,10 @@ func (d *Daemon) runAutoImport() error {
 		// Conflict copies are journaled NEW, so an exporting association
 		// exports them.
 		Journal: writepath.New(writepath.Config{Store: d.store, Journal: d.jnl, Logger: d.log}),
-		Applied: d.ai.record,
+		// The exporter's exports in flight (hsm archive and export tasks
+		// too): a hint may be the echo of their own upload.
+		Exporting: func(rel string) bool { _, ok := d.exp.Progress(rel); return ok },
+		Applied:   d.ai.record,
 	})
 	stop := d.background("auto-import", d.applier.Run)
 	d.closers.push("auto-import", func() error {

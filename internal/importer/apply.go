@@ -159,6 +159,12 @@ type ApplyConfig struct {
 	Journal HintJournal
 	// Now is the clock of conflict copy names (default time.Now).
 	Now func() time.Time
+	// Exporting, when set, says whether an export of store path rel is
+	// running now (the exporter's own exports, hsm archive and export
+	// tasks, which the journal's claims do not show). A hint of such a
+	// file is deferred: the upload may be what changed the object, and
+	// the file is marked exported only after it.
+	Exporting func(rel string) bool
 	// Applied, when set, is told of every hint Run or Drain applied (not
 	// of those deferred or failed, which come again), after the hint was
 	// completed: the daemon's counters by source and association, and the
@@ -619,6 +625,9 @@ func (ap *Applier) busy(ctx context.Context, rel string, released bool) error {
 	im := ap.im
 	if !released && im.cfg.InUse != nil && im.cfg.InUse(rel) {
 		return &deferError{why: rel + " is open"}
+	}
+	if ap.cfg.Exporting != nil && ap.cfg.Exporting(rel) {
+		return &deferError{why: "the export of " + rel + " is in flight"}
 	}
 	p := keypath.ToCatalog(rel)
 	es, err := im.cat.Pending(ctx, p, "", 1)
