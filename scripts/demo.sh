@@ -5,7 +5,9 @@
 # S3 and back down, with progress, then a no-op re-sync and a listing. Then
 # the second approach: `ferry mount` of a store directory, the FSx guide's three
 # data repository associations, and lazy import (ls, hsm state before and
-# after a read, a parallel restore), then the way back: hsm archive and an
+# after a read, a parallel restore), auto-import (MinIO's webhook target posts
+# the bucket's events to the daemon's --events-listen: an object put into the
+# bucket appears in the mount), then the way back: hsm archive and an
 # EXPORT_TO_REPOSITORY task write new files to S3, an AutoExportPolicy
 # exports a file as it is closed, hsm wait drains, umount says what is
 # pending. Everything lives under .tools/demo/;
@@ -23,10 +25,20 @@ export FERRY_RUNTIME_DIR="$demo/run"
 rm -rf "$demo/minio" "$demo/fsx" "$demo/store" "$demo/run"
 mkdir -p "$demo/minio" "$demo/sample" "$demo/store" "$mnt"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 9000)
+freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo "$1"; }
+port=$(freeport 9000)
+events_port=$(freeport 9010) # the mount's event endpoint (ferry mount --events-listen)
 export AWS_ACCESS_KEY_ID=ferrydemo AWS_SECRET_ACCESS_KEY=ferrydemo-secret AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$port" AWS_EC2_METADATA_DISABLED=true
+# The token MinIO's webhook sends and the mount requires (ferry reads it from
+# FERRY_EVENTS_TOKEN, which keeps it out of ps).
+FERRY_EVENTS_TOKEN=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export FERRY_EVENTS_TOKEN
+# MinIO's webhook target FERRY posts the bucket's events to the mount; it may
+# start before the mount listens (events are sent once it does).
 MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_BROWSER=off \
+  MINIO_NOTIFY_WEBHOOK_ENABLE_FERRY=on MINIO_NOTIFY_WEBHOOK_ENDPOINT_FERRY="http://127.0.0.1:$events_port/events" \
+  MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_FERRY="$FERRY_EVENTS_TOKEN" \
   "$minio" server --quiet --address "127.0.0.1:$port" "$demo/minio" >"$demo/minio.log" 2>&1 &
 minio_pid=$!
 trap '"$ferry" umount "$mnt" >/dev/null 2>&1 || true; kill $minio_pid 2>/dev/null; wait $minio_pid 2>/dev/null || true' EXIT
@@ -59,8 +71,8 @@ run s3 ls "s3://$bucket/" --recursive --summarize --human-readable | tail -3
 
 echo; echo "== mount: a ferry file system over the store directory $demo/store, on $mnt"
 cd "$demo"
-echo "+ ferry mount --background --store store mnt"
-if ! FSX_ID=$("$ferry" mount --background --log-level warn --store store mnt); then
+echo "+ ferry mount --background --events-listen $events_port --store store mnt"
+if ! FSX_ID=$("$ferry" mount --background --log-level warn --events-listen "$events_port" --store store mnt); then
   echo "demo: ferry mount needs FUSE (/dev/fuse, and fusermount3 when not root: scripts/tools.sh fuse3); skipping the mount part."
   echo "demo: done. Files are in $demo/fsx; MinIO (stopped now) kept its data in $demo/minio."
   exit 0
@@ -91,6 +103,28 @@ echo "+ cmp mnt/$f sample/$f   (the read fetches the data)"; cmp "mnt/$f" "sampl
 # The chunks read are marked local just after the read is served.
 for _ in $(seq 20); do "$ferry" hsm state "mnt/$f" | grep -q released || break; sleep 0.1; done
 run hsm state "mnt/$f"
+echo; echo "== auto-import: the bucket sends its events to the mount (MinIO webhook → ferry mount --events-listen)"
+# The bucket notification (what mc event add does): creates and deletes go to
+# MinIO's webhook target FERRY. Signed by curl (SigV4).
+cat >"$demo/notification.xml" <<EOF
+<NotificationConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><QueueConfiguration><Id>ferry-demo</Id><Queue>arn:minio:sqs::FERRY:webhook</Queue><Event>s3:ObjectCreated:*</Event><Event>s3:ObjectRemoved:*</Event></QueueConfiguration></NotificationConfiguration>
+EOF
+echo "+ PutBucketNotificationConfiguration s3://$bucket: s3:ObjectCreated:*, s3:ObjectRemoved:* → arn:minio:sqs::FERRY:webhook"
+if curl -sf --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+     -T "$demo/notification.xml" "$AWS_ENDPOINT_URL_S3/$bucket?notification=" >/dev/null; then
+  new=ExtData/HEMCO/MEGAN/v2021-12/file_13.nc4
+  head -c 50000 /dev/urandom >"$demo/file_13.nc4"
+  echo "+ ls mnt/${new%/*} | tail -2"; ls "mnt/${new%/*}" | tail -2
+  run s3 cp "$demo/file_13.nc4" "s3://$bucket/$new"
+  for _ in $(seq 100); do [ -e "mnt/$new" ] && break; sleep 0.1; done
+  echo "+ ls mnt/${new%/*} | tail -2   (the new object is there: its event made it appear)"; ls "mnt/${new%/*}" | tail -2
+  run hsm state "mnt/$new"
+  run fsx describe-data-repository-associations --filters Name=file-system-id,Values="$FSX_ID" \
+    --query "Associations[?FileSystemPath=='/ExtData'].{Path:FileSystemPath,Sources:join(',',FerryStatus.AutoImport.Sources),EventsApplied:FerryStatus.AutoImport.EventsApplied,Conflicts:FerryStatus.AutoImport.Conflicts}" --output table
+else
+  echo "demo: curl could not put the bucket notification (curl 7.75 or later signs S3 requests); skipping auto-import."
+fi
+
 echo; echo "== preload a whole tree in parallel, then release a file's local data again"
 run hsm restore -r "mnt/blended-tropomi"
 run hsm state "mnt/blended-tropomi/2019/01/tropomi_blended_20190101.nc"

@@ -139,6 +139,42 @@ type AssociationStatus struct {
 	BatchImport            *BatchImportStatus `json:"BatchImport,omitempty"`
 	LastCheckTime          *Time              `json:"LastCheckTime,omitempty"`
 	DeleteDataInFileSystem *bool              `json:"DeleteDataInFileSystem,omitempty"`
+	// AutoImport is filled by the daemon when describing an association
+	// with an AutoImportPolicy; it is never stored.
+	AutoImport *AutoImportStatus `json:"AutoImport,omitempty"`
+}
+
+// Auto-import sources (AutoImportStatus.Sources).
+const (
+	AutoImportSourceEvents = "EVENTS" // ferry mount --events-listen: S3 event notifications by HTTP
+	AutoImportSourceSweep  = "SWEEP"  // the periodic sweep of the prefix
+)
+
+// AutoImportStatus is the ferry-only state of auto-import, of one
+// association (FerryStatus.AutoImport) or of the whole file system
+// (FileSystem.FerryStatus.AutoImport). Counts and times are since the
+// daemon started.
+type AutoImportStatus struct {
+	// Sources are what feeds auto-import now (AutoImportSource*); empty
+	// when nothing does: the namespace then changes only by listings and
+	// import tasks.
+	Sources []string `json:"Sources"`
+	// LastEventTime is the newest event time among the events applied
+	// (the sender's time; the time it was queued when the sender gave
+	// none).
+	LastEventTime *Time `json:"LastEventTime,omitempty"`
+	// EventsApplied counts events applied, whatever they did (duplicates
+	// and events that needed no work included).
+	EventsApplied int64 `json:"EventsApplied"`
+	// Conflicts counts files with local changes whose object changed (a
+	// conflict copy kept the local content) or was deleted (the file
+	// stayed).
+	Conflicts int64 `json:"Conflicts"`
+	// LastSweep is when the last sweep of the prefix ended.
+	LastSweep *Time `json:"LastSweep,omitempty"`
+	// PendingEvents is the number of events queued and not yet applied
+	// (file system only).
+	PendingEvents *int64 `json:"PendingEvents,omitempty"`
 }
 
 // Batch import states (BatchImportStatus.State).
@@ -224,6 +260,13 @@ type FileSystem struct {
 	Tags                []Tag                          `json:"Tags,omitempty"`
 	LustreConfiguration *LustreFileSystemConfiguration `json:"LustreConfiguration,omitempty"`
 	FerryConfiguration  *FerryConfiguration            `json:"FerryConfiguration,omitempty"`
+	FerryStatus         *FileSystemStatus              `json:"FerryStatus,omitempty"`
+}
+
+// FileSystemStatus is the ferry-only state of the daemon's background
+// work for the whole file system.
+type FileSystemStatus struct {
+	AutoImport *AutoImportStatus `json:"AutoImport,omitempty"`
 }
 
 // LustreFileSystemConfiguration carries the FSx members ferry can fill.

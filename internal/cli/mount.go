@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 type mountOpts struct {
 	store, catalog, logLevel, metricsAddr string
+	eventsListen, eventsToken             string
 	repoCheck, fetchTimeout               time.Duration
 	autoRelease                           float64
 	background, debug, noPassthrough      bool
@@ -86,13 +88,31 @@ Data repository tasks (ferry fsx create-data-repository-task) run in the
 daemon; a task cut short by an unmount runs again at the next mount. With
 --auto-release-above F the daemon starts an AUTO_RELEASE_DATA task by itself
 when the store's file system is fuller than F, releasing the least recently
-used archived files until it is below 80%.`,
+used archived files until it is below 80%.
+
+Auto-import: with --events-listen ADDR the daemon serves S3 event
+notifications at http://ADDR/events (POST): MinIO's webhook target, Ceph
+RGW's HTTP push, Amazon SNS over HTTP. Each event is queued durably in the
+catalog before the sender is answered, then applied to the associations that
+have an AutoImportPolicy by checking the object (HEAD): a new object appears,
+a changed one replaces a clean file's data, a deleted one removes a clean
+file. A file with local changes is never lost: when its object changes, the
+local content is kept as NAME.ferry-conflict-TIME-N beside it. Events queued
+when the daemon stops are applied by the next mount. --events-token TOKEN (or
+$FERRY_EVENTS_TOKEN, which keeps the token out of ps) makes every request
+carry "Authorization: Bearer TOKEN"; an address beyond 127.0.0.1 is refused
+without one. For MinIO:
+  MINIO_NOTIFY_WEBHOOK_ENABLE_FERRY=on
+  MINIO_NOTIFY_WEBHOOK_ENDPOINT_FERRY=http://ADDR/events
+  MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_FERRY=TOKEN
+and a bucket notification with the queue arn:minio:sqs::FERRY:webhook.`,
 		Example: `  ferry mount --store /nvme/ferry /fsx
   ferry mount --background --store /lustre/ferry-store /fsx
   ferry mount --store /nvme/ferry --catalog sqlite:///var/lib/ferry/fsx.db /fsx
   ferry --endpoint-url http://127.0.0.1:9000 mount --background --store /nvme/ferry /fsx
   ferry mount --background --metrics-addr 9100 --store /nvme/ferry /fsx   # curl 127.0.0.1:9100/metrics
   ferry mount --background --fetch-timeout 5m --store /nvme/ferry /fsx   # wait out longer outages
+  FERRY_EVENTS_TOKEN=$(openssl rand -hex 32) ferry mount --background --events-listen 0.0.0.0:9010 --store /nvme/ferry /fsx
   ferry umount /fsx`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -113,6 +133,8 @@ used archived files until it is below 80%.`,
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", importer.DefaultFetchTimeout, "how long a read of a released file, or a directory's first listing, waits while the repository sends nothing (refused, hung) before it fails with EIO, e.g. 30s or 5m")
 	f.Float64Var(&o.autoRelease, "auto-release-above", 0, "start an AUTO_RELEASE_DATA task by itself when the store's file system is fuller than this fraction (0.8–1, e.g. 0.9; 0: never)")
 	f.StringVar(&o.eventsTargetARN, "events-target-arn", "", "put a bucket notification configuration sending each auto-import association's S3 events to this SQS queue or SNS topic ARN (MinIO: arn:minio:sqs::ID:webhook); see docs/semantics.md §2")
+	f.StringVar(&o.eventsListen, "events-listen", "", "serve S3 event notifications at http://ADDR/events (HOST:PORT, or PORT for 127.0.0.1:PORT) for auto-import")
+	f.StringVar(&o.eventsToken, "events-token", "", "bearer token every event request must carry (default $"+daemon.EventsTokenEnv+"); required when --events-listen is not a loopback address")
 	f.BoolVar(&o.noPassthrough, "no-passthrough", false, "serve every read and write in the daemon, even where the kernel offers FUSE passthrough")
 	for _, n := range []string{"entry-timeout", "attr-timeout", "negative-timeout", "no-passthrough"} {
 		f.MarkHidden(n)
@@ -144,6 +166,16 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		return usageError("%v", err)
 	}
 	metricsAddr, err := daemon.ParseMetricsAddr(o.metricsAddr)
+	if err != nil {
+		return usageError("%v", err)
+	}
+	eventsToken := o.eventsToken
+	if !cmd.Flags().Changed("events-token") {
+		eventsToken = os.Getenv(daemon.EventsTokenEnv)
+	} else if o.eventsListen == "" {
+		return usageError("--events-token is given without --events-listen ADDR: it protects the event endpoint, which only --events-listen serves")
+	}
+	eventsListen, err := daemon.ParseEventsAddr(o.eventsListen, eventsToken)
 	if err != nil {
 		return usageError("%v", err)
 	}
@@ -209,6 +241,8 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		MetricsAddr:            metricsAddr,
 		AutoReleaseAbove:       o.autoRelease,
 		EventsTargetARN:        o.eventsTargetARN,
+		EventsListen:           eventsListen,
+		EventsToken:            eventsToken,
 		FUSE: fusefs.Options{
 			EntryTimeout:    neg(o.entryTimeout),
 			AttrTimeout:     neg(o.attrTimeout),

@@ -32,6 +32,40 @@ func TestMountFetchTimeoutFlag(t *testing.T) {
 	}
 }
 
+// TestMountEventsFlags: an event endpoint other machines can reach is
+// refused without a token, with a line naming the flag, the variable and
+// the way out; so are a token that cannot travel in a header and a token
+// given without an endpoint. FERRY_EVENTS_TOKEN counts as a token.
+func TestMountEventsFlags(t *testing.T) {
+	r := runCmd(t, exec.Command(ferryBin, "mount", "--help"))
+	if r.code != 0 || !strings.Contains(r.stdout, "--events-listen string") || !strings.Contains(r.stdout, "--events-token string") ||
+		!strings.Contains(r.stdout, "MINIO_NOTIFY_WEBHOOK_ENDPOINT_FERRY") {
+		t.Errorf("mount --help: exit %d, want --events-listen, --events-token and the MinIO setup:\n%s", r.code, r.stdout)
+	}
+	for _, c := range []struct {
+		args []string
+		says []string
+	}{
+		{[]string{"--events-listen", "0.0.0.0:9010"}, []string{"--events-listen 0.0.0.0:9010", "--events-token", "FERRY_EVENTS_TOKEN", "127.0.0.1"}},
+		{[]string{"--events-listen", "192.0.2.1:9010"}, []string{"--events-token"}},
+		{[]string{"--events-listen", "9010", "--events-token", "a b"}, []string{"--events-token", "without spaces"}},
+		{[]string{"--events-token", "tok"}, []string{"--events-token", "--events-listen"}},
+		{[]string{"--events-listen", "nope"}, []string{"--events-listen", "HOST:PORT"}},
+	} {
+		args := append(append([]string{"mount"}, c.args...), "--store", t.TempDir(), t.TempDir())
+		cmd := exec.Command(ferryBin, args...)
+		cmd.Env = append(os.Environ(), "FERRY_EVENTS_TOKEN=")
+		r := runCmd(t, cmd)
+		ok := r.code == cli.ExitSkipped
+		for _, s := range c.says {
+			ok = ok && strings.Contains(r.stderr, s)
+		}
+		if !ok {
+			t.Errorf("%q: exit %d (want %d), stderr:\n%s\nwant it to name %q", args, r.code, cli.ExitSkipped, r.stderr, c.says)
+		}
+	}
+}
+
 // TestMountBackgroundArgs: the daemon of `ferry mount --background` runs
 // with the arguments the user gave, --background left out, so no flag is
 // lost on the way; relative paths are taken from the directory ferry was
@@ -51,7 +85,7 @@ func TestMountBackgroundArgs(t *testing.T) {
 	args := []string{"--endpoint-url", srv.Endpoint, "mount", "--store", "st", "--background=true",
 		"--log-level", "debug", "--fetch-timeout", "90s", "--repository-check-interval", "7m",
 		"--metrics-addr", "0", "--auto-release-above", "0.95", "--entry-timeout", "2s", "--no-passthrough",
-		"--catalog", "sqlite://cat.db", "--", "mp"}
+		"--catalog", "sqlite://cat.db", "--events-listen", "127.0.0.1:0", "--events-token", "tok", "--", "mp"}
 	cmd := exec.Command(ferryBin, args...)
 	cmd.Dir, cmd.Env = work, env
 	if r := runCmd(t, cmd); r.code != 0 {
@@ -81,5 +115,10 @@ func TestMountBackgroundArgs(t *testing.T) {
 	}
 	if cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", reg.Pid)); err != nil || cwd != "/" {
 		t.Errorf("the daemon's working directory is %q (%v), want /", cwd, err)
+	}
+	cmd = exec.Command(ferryBin, "fsx", "describe-file-systems", "--query", "FileSystems[0].FerryStatus.AutoImport.Sources", "--output", "text")
+	cmd.Env = env
+	if r := runCmd(t, cmd); r.code != 0 || strings.TrimSpace(r.stdout) != "EVENTS" {
+		t.Errorf("the background daemon's auto-import sources: %q (exit %d, %s), want EVENTS (--events-listen)", r.stdout, r.code, r.stderr)
 	}
 }

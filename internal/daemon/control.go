@@ -101,7 +101,7 @@ func (d *Daemon) serveFSx(w http.ResponseWriter, r *http.Request) {
 	case api.OpCreateAssociation:
 		call(w, r, op, d.assoc.Create)
 	case api.OpDescribeAssociations:
-		call(w, r, op, d.assoc.Describe)
+		call(w, r, op, d.describeAssociations)
 	case api.OpUpdateAssociation:
 		call(w, r, op, d.assoc.Update)
 	case api.OpDeleteAssociation:
@@ -120,7 +120,7 @@ func (d *Daemon) serveFSx(w http.ResponseWriter, r *http.Request) {
 }
 
 // describeFileSystems describes the one file system this daemon serves.
-func (d *Daemon) describeFileSystems(_ context.Context, req api.DescribeFileSystemsRequest) (api.DescribeFileSystemsResponse, error) {
+func (d *Daemon) describeFileSystems(ctx context.Context, req api.DescribeFileSystemsRequest) (api.DescribeFileSystemsResponse, error) {
 	out := api.DescribeFileSystemsResponse{FileSystems: []api.FileSystem{}}
 	if req.MaxResults != nil && *req.MaxResults < 1 {
 		return out, api.BadRequestf("MaxResults %d: use at least 1", *req.MaxResults)
@@ -146,6 +146,9 @@ func (d *Daemon) describeFileSystems(_ context.Context, req api.DescribeFileSyst
 			DaemonPid:     os.Getpid(),
 			Version:       d.cfg.Version,
 		},
+	}
+	if ai := d.fileSystemAutoImport(ctx); ai != nil {
+		fsys.FerryStatus = &api.FileSystemStatus{AutoImport: ai}
 	}
 	if sf, err := d.store.Statfs(); err == nil {
 		gib := int32(min(uint64(sf.Blocks)*uint64(sf.Bsize)>>30, 1<<31-1))

@@ -31,6 +31,12 @@
 // pending exports: the journal stays in the catalog and the next mount
 // resumes it.
 //
+// Auto-import (autoimport.go): the importer's Applier applies the import
+// hints of the catalog's durable queue; with --events-listen an
+// events.Intake serves POST /events for S3 event notifications, queues
+// their hints and wakes the applier. Their counters and the import lag are
+// in /metrics, and describe shows FerryStatus.AutoImport.
+//
 // Data repository tasks (tasks.go) are run by internal/tasks' Runner from
 // the catalog, started after the exporter (export tasks use it) and stopped
 // before it; a task cut short by a stop runs again at the next mount.
@@ -56,6 +62,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/associations"
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/events"
 	"github.com/ferry-hpc/ferry/internal/exporter"
 	"github.com/ferry-hpc/ferry/internal/fusefs"
 	"github.com/ferry-hpc/ferry/internal/importer"
@@ -117,6 +124,13 @@ type Config struct {
 	// DefaultBootIDFile). Tests point it at a file of their own to
 	// simulate a reboot.
 	BootIDFile string
+	// EventsListen, when set, serves S3 event notifications (POST
+	// /events) on this TCP address (ParseEventsAddr: a port alone listens
+	// on 127.0.0.1; an address beyond loopback needs EventsToken).
+	EventsListen string
+	// EventsToken, when set, must come with every event request as
+	// "Authorization: Bearer TOKEN".
+	EventsToken string
 }
 
 // DefaultBootIDFile is where Linux gives the current boot's random id.
@@ -145,7 +159,12 @@ type Daemon struct {
 	metricsL net.Listener // --metrics-addr
 	tasks    *tasks.Runner
 	logFile  string // a --background daemon's log
-	log      *slog.Logger
+
+	applier    *importer.Applier             // applies queued import hints (autoimport.go)
+	ai         *autoImport                   // what the applier reported
+	intake     atomic.Pointer[events.Intake] // --events-listen (read by scrapes)
+	eventsAddr string                        // where the intake listens
+	log        *slog.Logger
 
 	marker runningMarkerState // see unclean.go
 

@@ -30,15 +30,11 @@ type ExportOptions struct {
 // stable across restarts of this file system on this host, so a restarted
 // daemon takes back the claims a crash left (exporter.Run releases them).
 func (d *Daemon) newExporter() (*exporter.Exporter, error) {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
 	o := d.cfg.Export
 	return exporter.New(exporter.Config{
 		Store: d.store, Catalog: d.cat, S3: d.s3,
 		Engine:  d.eng,
-		Owner:   d.id.FileSystemId + "@" + host,
+		Owner:   d.claimOwner(),
 		Workers: o.Workers, RetryBase: o.RetryBase, RetryMax: o.RetryMax, Poll: o.Poll,
 		Version:     d.cfg.Version,
 		Logger:      d.log.With("component", "exporter"),
@@ -49,6 +45,16 @@ func (d *Daemon) newExporter() (*exporter.Exporter, error) {
 			return f != nil && f.UnseenWriter(dev, ino)
 		},
 	})
+}
+
+// hostname is the machine's name in claim owners ("localhost" when it has
+// none).
+func hostname() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		return "localhost"
+	}
+	return host
 }
 
 // versionRead is the exporter's Config.VersionRead: the mount clears the

@@ -62,6 +62,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter("ferry_importer_refused_keys_by_code_total", "S3 keys refused by the importer, by error code.", uint64(v), "code", code)
 	}
 	d.collectExport(ch, counter)
+	d.collectAutoImport(ch, counter)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if all, err := d.cat.Associations(ctx); err == nil {
@@ -160,15 +161,22 @@ func ParseMetricsAddr(s string) (string, error) {
 	if s == "" {
 		return "", nil
 	}
+	return parseListenAddr("--metrics-addr", s, "127.0.0.1:9100")
+}
+
+// parseListenAddr checks the TCP address s of flag and returns it as
+// host:port; a port alone means 127.0.0.1. example is shown when s does
+// not parse.
+func parseListenAddr(flag, s, example string) (string, error) {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		if _, perr := strconv.Atoi(s); perr != nil {
-			return "", fmt.Errorf("--metrics-addr %q: expected HOST:PORT or PORT, e.g. 127.0.0.1:9100", s)
+			return "", fmt.Errorf("%s %q: expected HOST:PORT or PORT, e.g. %s", flag, s, example)
 		}
 		host, port = "", s
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return "", fmt.Errorf("--metrics-addr %q: the port must be a number from 0 to 65535", s)
+		return "", fmt.Errorf("%s %q: the port must be a number from 0 to 65535", flag, s)
 	}
 	if host == "" {
 		host = "127.0.0.1"

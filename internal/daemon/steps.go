@@ -48,6 +48,11 @@ import (
 //     registration, not on the mountpoint;
 //   - the association worker resumes work a crash left CREATING, UPDATING
 //     or DELETING before the mount serves;
+//   - the applier of import hints (auto-import) starts after the unclean
+//     boot is settled and stops before the importer closes; the event
+//     intake, which wakes it, serves after it starts and stops before it
+//     (hints accepted at a stop are committed to the catalog, and the next
+//     mount applies them);
 //   - nothing writes through the mount before the FUSE step, and the
 //     running marker (unclean.go) is written before it and removed only
 //     after the catalog closed.
@@ -76,8 +81,10 @@ func (d *Daemon) steps() []step {
 		{"export", d.runExporter},
 		{"tasks", d.runTasks},
 		{"unclean boot", d.recoverUncleanBoot},
+		{"auto-import", d.runAutoImport},
 		{"control API", d.serveControl},
 		{"metrics", d.serveMetrics},
+		{"event intake", d.serveEvents},
 		{"association worker", d.runAssociations},
 		{"FUSE mount", d.mountFUSE},
 		{"ready", d.notifyReady},

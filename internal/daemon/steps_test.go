@@ -34,8 +34,8 @@ func failAt(name string) func(string) error {
 // Config.StepHook, after the step did its work) and checks that the
 // failed start undid everything the steps so far started: no file
 // descriptor and no goroutine more than before, nothing listening on the
-// control socket or the --metrics-addr port, no FUSE mount, no
-// registration, the running marker as it was. A start and a stop, which
+// control socket or the --metrics-addr and --events-listen ports, no FUSE
+// mount, no registration, the running marker as it was. A start and a stop, which
 // run the same closers, are held to the same.
 func TestFailedStartLeavesNothing(t *testing.T) {
 	testutil.NeedFUSE(t)
@@ -44,6 +44,7 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	st, mp, rt := t.TempDir(), t.TempDir(), t.TempDir()
 	testutil.DetachOnCleanup(t, mp)
 	cfg := Config{Store: st, MountPoint: mp, RuntimeDir: rt, MetricsAddr: freeAddr(t),
+		EventsListen: freeAddr(t), EventsToken: "token",
 		S3: s3x.Config{EndpointURL: srv.Endpoint, MaxAttempts: 2}}
 	// A first start and stop: what a process keeps once it has run a
 	// daemon (the netpoller's descriptors, the runtime's workers) is in
@@ -55,7 +56,7 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	if err := d.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	l := &leakCheck{t: t, st: st, mp: mp, rt: rt, metrics: cfg.MetricsAddr}
+	l := &leakCheck{t: t, st: st, mp: mp, rt: rt, metrics: cfg.MetricsAddr, events: cfg.EventsListen}
 	var names []string
 	for _, s := range (&Daemon{}).steps() {
 		names = append(names, s.name)
@@ -99,6 +100,22 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 		c := cfg
 		c.MetricsAddr = busy.Addr().String()
 		if _, err := Start(c); err == nil || !strings.Contains(err.Error(), "--metrics-addr") {
+			t.Fatalf("start with a taken port: %v", err)
+		}
+		l.nothingLeft(before)
+	})
+	// The same with the --events-listen port.
+	t.Run("events_port_taken", func(t *testing.T) {
+		l.t = t
+		busy, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer busy.Close()
+		before := l.snapshot()
+		c := cfg
+		c.EventsListen = busy.Addr().String()
+		if _, err := Start(c); err == nil || !strings.Contains(err.Error(), "--events-listen") {
 			t.Fatalf("start with a taken port: %v", err)
 		}
 		l.nothingLeft(before)
@@ -148,6 +165,7 @@ type leakCheck struct {
 	t          *testing.T
 	st, mp, rt string
 	metrics    string // --metrics-addr
+	events     string // --events-listen
 }
 
 type snapshot struct {
@@ -200,6 +218,9 @@ func (l *leakCheck) nothingLeft(before snapshot) {
 	}
 	if tcpListening(t, l.metrics) {
 		t.Errorf("something still listens on the metrics address %s", l.metrics)
+	}
+	if tcpListening(t, l.events) {
+		t.Errorf("something still listens on the events address %s", l.events)
 	}
 	if ents, _ := os.ReadDir(l.rt); len(ents) > 0 {
 		var names []string

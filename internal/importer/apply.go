@@ -164,6 +164,27 @@ type ApplyConfig struct {
 	// task imports every change under its paths (internal/tasks), as FSx
 	// runs its import tasks independently of automatic import.
 	AllEvents bool
+	// Exporting, when set, says whether an export of store path rel is
+	// running now (the exporter's own exports, hsm archive and export
+	// tasks, which the journal's claims do not show). A hint of such a
+	// file is deferred: the upload may be what changed the object, and
+	// the file is marked exported only after it.
+	Exporting func(rel string) bool
+	// Applied, when set, is told of every hint Run or Drain applied (not
+	// of those deferred or failed, which come again), after the hint was
+	// completed: the daemon's counters by source and association, and the
+	// import lag, come from it. It must not block.
+	Applied func(AppliedHint)
+}
+
+// AppliedHint is one hint applied, as ApplyConfig.Applied hears of it.
+type AppliedHint struct {
+	Hint catalog.QueuedHint
+	// Association is the id of the association that covers the key (""
+	// when none serves it: HintIgnoredUncovered).
+	Association string
+	Outcome     HintOutcome
+	At          time.Time // when it was applied
 }
 
 // Defaults of ApplyConfig, and the waits of a hint retried.
@@ -278,7 +299,7 @@ func (ap *Applier) Drain(ctx context.Context) (int, error) {
 // applies it again, which finds nothing more to do.
 func (ap *Applier) handle(ctx context.Context, h catalog.QueuedHint) {
 	im := ap.im
-	_, err := ap.Apply(ctx, h.ImportHint)
+	assoc, out, err := ap.applyCounted(ctx, h.ImportHint)
 	if ctx.Err() != nil {
 		return // the lease expires; the hint is claimed again
 	}
@@ -293,6 +314,9 @@ func (ap *Applier) handle(ctx context.Context, h catalog.QueuedHint) {
 		err = im.cat.FailHint(ctx, h, err.Error(), time.Now().Add(hintBackoff(h.Attempts)))
 	default:
 		_, err = im.cat.CompleteHint(ctx, h)
+		if ap.cfg.Applied != nil {
+			ap.cfg.Applied(AppliedHint{Hint: h, Association: assoc, Outcome: out, At: time.Now()})
+		}
 	}
 	if err != nil && ctx.Err() == nil {
 		im.log.Warn("import hint: queue update failed; it is applied again after its lease", "key", h.Key, "err", err)
@@ -339,21 +363,29 @@ type hintTarget struct {
 // one, finds the namespace agreeing already. An error means the hint must
 // be retried (the repository did not answer; a *deferError: later).
 func (ap *Applier) Apply(ctx context.Context, h catalog.ImportHint) (HintOutcome, error) {
-	out, err := ap.apply(ctx, h)
-	if err == nil {
-		ap.im.n.hints.byOutcome[out].Add(1)
-	}
+	_, out, err := ap.applyCounted(ctx, h)
 	return out, err
 }
 
-func (ap *Applier) apply(ctx context.Context, h catalog.ImportHint) (HintOutcome, error) {
-	t, ok := ap.locate(h)
-	if !ok {
-		return HintIgnoredUncovered, nil
+// applyCounted is Apply that also says which association covers the key
+// ("" when none).
+func (ap *Applier) applyCounted(ctx context.Context, h catalog.ImportHint) (string, HintOutcome, error) {
+	assoc, out := "", HintIgnoredUncovered
+	var err error
+	if t, ok := ap.locate(h); ok {
+		assoc = t.a.ID()
+		if ap.cfg.AllEvents {
+			t.a = everyEvent(t.a)
+		}
+		out, err = ap.apply(ctx, t)
 	}
-	if ap.cfg.AllEvents {
-		t.a = everyEvent(t.a)
+	if err == nil {
+		ap.im.n.hints.byOutcome[out].Add(1)
 	}
+	return assoc, out, err
+}
+
+func (ap *Applier) apply(ctx context.Context, t hintTarget) (HintOutcome, error) {
 	if t.sub == "." {
 		return HintNoop, nil // the association's own directory object
 	}
@@ -383,18 +415,36 @@ func everyEvent(a *dra.Assoc) *dra.Assoc {
 // key, and the key's path. A key keypath refuses is counted as a listing
 // would count it (invariant 4) and ignored.
 func (ap *Applier) locate(h catalog.ImportHint) (hintTarget, bool) {
-	for _, a := range ap.im.table().All() {
-		if a.Bucket != h.Bucket || !strings.HasPrefix(h.Key, a.Prefix) || !a.Serves() {
-			continue
-		}
-		sub, kind, err := keypath.ToPath(a.Prefix, h.Key)
-		if err != nil {
-			ap.im.refuse(keypath.CodeOf(err), h.Key, err.Error())
-			return hintTarget{}, false
-		}
-		return hintTarget{a: a, key: h.Key, sub: sub, rel: a.StorePath(sub), kind: kind}, true
+	a := ap.holder(h.Bucket, h.Key)
+	if a == nil {
+		return hintTarget{}, false
 	}
-	return hintTarget{}, false
+	sub, kind, err := keypath.ToPath(a.Prefix, h.Key)
+	if err != nil {
+		ap.im.refuse(keypath.CodeOf(err), h.Key, err.Error())
+		return hintTarget{}, false
+	}
+	return hintTarget{a: a, key: h.Key, sub: sub, rel: a.StorePath(sub), kind: kind}, true
+}
+
+// holder is the serving association whose bucket and prefix cover key
+// (nil when none: associations never overlap, so at most one does).
+func (ap *Applier) holder(bucket, key string) *dra.Assoc {
+	for _, a := range ap.im.table().All() {
+		if a.Bucket == bucket && strings.HasPrefix(key, a.Prefix) && a.Serves() {
+			return a
+		}
+	}
+	return nil
+}
+
+// Covers says whether a hint of key in bucket can act: a serving
+// association covers it and has an AutoImportPolicy. The event intake
+// queues only such hints (events.Config.Covered); the others would be
+// applied as ignored.
+func (ap *Applier) Covers(bucket, key string) bool {
+	a := ap.holder(bucket, key)
+	return a != nil && a.Imports(api.EventNew, api.EventChanged, api.EventDeleted)
 }
 
 // applyFile applies a hint of a file key.
@@ -604,6 +654,9 @@ func (ap *Applier) busy(ctx context.Context, rel string, released bool) error {
 	im := ap.im
 	if !released && im.cfg.InUse != nil && im.cfg.InUse(rel) {
 		return &deferError{why: rel + " is open"}
+	}
+	if ap.cfg.Exporting != nil && ap.cfg.Exporting(rel) {
+		return &deferError{why: "the export of " + rel + " is in flight"}
 	}
 	p := keypath.ToCatalog(rel)
 	es, err := im.cat.Pending(ctx, p, "", 1)

@@ -372,6 +372,74 @@ func TestApplyConflictDeferredWhileOpen(t *testing.T) {
 	}
 }
 
+// A file whose export runs now (hsm archive, an export task: no journal
+// claim shows it) is not moved aside while its upload may be what changed
+// the object: the hint waits until the export ended.
+func TestApplyDeferredWhileExporting(t *testing.T) {
+	exporting := true
+	e := newEnv(t, Config{})
+	e.policy(e.im, allEvents...)
+	ap := e.im.NewApplier(ApplyConfig{Owner: "test", Exporting: func(rel string) bool { return exporting && rel == "ExtData/f" }})
+	e.put("data/f", []byte("one"), nil)
+	e.listed("ExtData")
+	e.dirty(e.im, "ExtData/f", []byte("local"))
+	e.put("data/f", []byte("local"), nil) // the export's upload
+	ctx := context.Background()
+	if _, err := ap.Apply(ctx, e.hint("data/f", catalog.HintCreated)); !errors.As(err, new(*deferError)) {
+		t.Fatalf("Apply while exporting: %v, want deferred", err)
+	}
+	if cs := e.conflictCopies("ExtData", "f"); len(cs) != 0 {
+		t.Errorf("conflict copies while exporting: %v", cs)
+	}
+	exporting = false
+	if _, err := ap.Apply(ctx, e.hint("data/f", catalog.HintCreated)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Run reports each hint applied, with its association and outcome, to
+// ApplyConfig.Applied; Covers tells the keys an auto-import association
+// serves.
+func TestApplyReportsApplied(t *testing.T) {
+	e := newEnv(t, Config{})
+	got := make(chan AppliedHint, 10)
+	ap := e.im.NewApplier(ApplyConfig{Owner: "test", Poll: 50 * time.Millisecond, Applied: func(h AppliedHint) { got <- h }})
+	if ap.Covers(e.bucket, "data/new") {
+		t.Errorf("covered without an AutoImportPolicy")
+	}
+	e.policy(e.im, allEvents...)
+	if !ap.Covers(e.bucket, "data/new") || ap.Covers(e.bucket, "elsewhere/new") || ap.Covers("other-bucket", "data/new") {
+		t.Errorf("Covers: want only keys below the association's prefix in its bucket")
+	}
+	e.listed("ExtData")
+	e.put("data/new", []byte("n"), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- ap.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h := e.hint("data/new", catalog.HintCreated)
+	h.EventTime = time.Now().Add(-time.Second)
+	if _, err := e.cat.EnqueueHints(context.Background(), h, e.hint("elsewhere/x", catalog.HintCreated)); err != nil {
+		t.Fatal(err)
+	}
+	ap.Notify()
+	seen := map[string]AppliedHint{}
+	for len(seen) < 2 {
+		select {
+		case a := <-got:
+			seen[a.Hint.Key] = a
+		case <-time.After(20 * time.Second):
+			t.Fatalf("applied reports: %+v", seen)
+		}
+	}
+	if a := seen["data/new"]; a.Association != e.a.AssociationId || a.Outcome != HintNew || !a.Hint.EventTime.Equal(h.EventTime) || a.At.Sub(a.Hint.EventTime) < time.Second {
+		t.Errorf("data/new reported as %+v", a)
+	}
+	if a := seen["elsewhere/x"]; a.Association != "" || a.Outcome != HintIgnoredUncovered {
+		t.Errorf("elsewhere/x reported as %+v", a)
+	}
+}
+
 func TestApplyDeleted(t *testing.T) {
 	e := newEnv(t, Config{})
 	e.policy(e.im, allEvents...)
