@@ -47,6 +47,11 @@ type ImportHints interface {
 	// Attempts counted, cause kept (cut to 1024 bytes), and it is not
 	// claimed again before retryAt.
 	FailHint(ctx context.Context, h QueuedHint, cause string, retryAt time.Time) error
+	// ReleaseHints makes every hint leased to owner ready at once, and
+	// returns how many: an applier starting again under the same owner
+	// (the daemon restarted on this node) takes back the claims its
+	// previous run died holding, instead of waiting for their leases.
+	ReleaseHints(ctx context.Context, owner string) (int64, error)
 	// HintDepth is the number of pending hints; it does not scan.
 	HintDepth(ctx context.Context) (int64, error)
 	// HintOldestAge is how long the oldest pending hint has waited (0

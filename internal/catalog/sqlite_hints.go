@@ -206,6 +206,25 @@ func (c *sqliteCatalog) FailHint(ctx context.Context, h QueuedHint, cause string
 	return nil
 }
 
+func (c *sqliteCatalog) ReleaseHints(ctx context.Context, owner string) (int64, error) {
+	if owner == "" {
+		return 0, fmt.Errorf("catalog: release hints needs an owner")
+	}
+	var n int64
+	err := c.write(ctx, relaxed, func(ctx context.Context) error {
+		r, err := c.wexec(ctx, `UPDATE import_hints SET owner = NULL, ready_ns = ? WHERE owner = ?`, max(c.opts.now().UnixNano(), 1), owner)
+		if err != nil {
+			return err
+		}
+		n, err = r.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("catalog: release hints of %s: %w", owner, err)
+	}
+	return n, nil
+}
+
 func (c *sqliteCatalog) HintDepth(ctx context.Context) (int64, error) {
 	return c.scalar(ctx, `SELECT depth FROM import_hint_stats WHERE one = 1`)
 }

@@ -239,14 +239,23 @@ func (ap *Applier) Notify() {
 	}
 }
 
-// Run applies hints until ctx ends (or the Importer closes): it drains
-// the ready hints, then waits for Notify or Poll. Errors of the queue are
+// Run applies hints until ctx ends (or the Importer closes): it first
+// takes back the claims its owner held (catalog ReleaseHints: this node's
+// daemon restarted), then drains the ready hints and waits for Notify or
+// Poll. Errors of the queue are
 // logged and retried at the next round.
 func (ap *Applier) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ap.im.ctx, cancel)
 	defer stop()
+	// Claims this owner's last run died holding (a restart) are ours
+	// again at once, not after their leases.
+	if n, err := ap.im.cat.ReleaseHints(ctx, ap.cfg.Owner); err != nil {
+		ap.im.log.Warn("import hints: claims of the last run not released; they come back when their leases end", "err", err)
+	} else if n > 0 {
+		ap.im.log.Info("import hints: took back the claims of the last run", "hints", n)
+	}
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {

@@ -245,6 +245,28 @@ func testHintsFail(t *testing.T, c catalog.Catalog, clk *Clock) {
 	}
 }
 
+// testHintsRelease: the hints an owner holds are ready again at once when
+// it releases them (a restart); others' claims stay.
+func testHintsRelease(t *testing.T, c catalog.Catalog, clk *Clock) {
+	enqueue(t, c, hint("b", "1", catalog.HintCreated, "01"), hint("b", "2", catalog.HintCreated, "01"))
+	mine, err := c.ClaimHints(ctx, "one", 1, time.Hour)
+	must(t, err)
+	if hs := claimAll(t, c, "two"); len(hs) != 1 || len(mine) != 1 {
+		t.Fatalf("claims: %q and %q", keysOf(mine), keysOf(hs))
+	}
+	n, err := c.ReleaseHints(ctx, "one")
+	must(t, err)
+	if n != 1 {
+		t.Fatalf("released %d hints, want 1", n)
+	}
+	if hs := claimAll(t, c, "three"); keysOf(hs) != keysOf(mine) {
+		t.Fatalf("after the release: claimed %q, want %q (and not two's)", keysOf(hs), keysOf(mine))
+	}
+	if _, err := c.ReleaseHints(ctx, ""); err == nil {
+		t.Fatal("a release without an owner was accepted")
+	}
+}
+
 // testHintsInvalid: a batch with an invalid hint is refused whole.
 func testHintsInvalid(t *testing.T, c catalog.Catalog, clk *Clock) {
 	good := hint("b", "k", catalog.HintCreated, "01")

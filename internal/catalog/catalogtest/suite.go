@@ -79,6 +79,7 @@ func Run(t *testing.T, open Open) {
 		{"HintsArrivalOrder", testHintsArrivalOrder},
 		{"HintsLease", testHintsLease},
 		{"HintsFail", testHintsFail},
+		{"HintsRelease", testHintsRelease},
 		{"HintsInvalid", testHintsInvalid},
 		{"Closed", testClosed},
 	}
