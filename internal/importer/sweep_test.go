@@ -74,7 +74,7 @@ func TestSweepNewChangedDeleted(t *testing.T) {
 	e.put("data/d/new", []byte("new"), nil)
 	etag := e.put("data/d/b", []byte("b, version two"), nil)
 	e.del("data/d/c")
-	e.put("data/u/z", []byte("z"), nil)       // a directory never listed
+	e.put("data/u/z", []byte("z"), nil)         // a directory never listed
 	e.put("data/n/m/deep", []byte("deep"), nil) // a new directory
 	e.put("data/n/m/deeper", []byte("deeper"), nil)
 	e.create("ExtData/d/local", "never exported")
