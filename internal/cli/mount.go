@@ -21,6 +21,7 @@ import (
 type mountOpts struct {
 	store, catalog, logLevel, metricsAddr string
 	repoCheck, fetchTimeout               time.Duration
+	importSweep                           time.Duration
 	autoRelease                           float64
 	background, debug, noPassthrough      bool
 	entryTimeout, attrTimeout, negTimeout time.Duration
@@ -81,6 +82,15 @@ of data already local, and listings of directories already listed, never
 wait on the repository. /metrics shows stalled fetches
 (ferry_importer_fetches_stalled).
 
+An association with an AutoImportPolicy is swept every
+--import-sweep-interval (default 5m; 0: never): its prefix is listed (1,000
+keys per request, at most 20 requests a second, slower while reads need the
+repository) and what changed in the directories already listed — new,
+overwritten and deleted objects — is applied under the policy, as a bucket
+event would be; a file with local changes is never overwritten (its content
+is kept as a conflict copy). Directories never listed cost nothing: their
+first listing sees the bucket as it is.
+
 Data repository tasks (ferry fsx create-data-repository-task) run in the
 daemon; a task cut short by an unmount runs again at the next mount. With
 --auto-release-above F the daemon starts an AUTO_RELEASE_DATA task by itself
@@ -110,6 +120,7 @@ used archived files until it is below 80%.`,
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "also serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, or PORT for 127.0.0.1:PORT)")
 	f.DurationVar(&o.repoCheck, "repository-check-interval", associations.DefaultAvailableCheckInterval, "how often an AVAILABLE association's repository is checked (0: never)")
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", importer.DefaultFetchTimeout, "how long a read of a released file, or a directory's first listing, waits while the repository sends nothing (refused, hung) before it fails with EIO, e.g. 30s or 5m")
+	f.DurationVar(&o.importSweep, "import-sweep-interval", importer.DefaultSweepInterval, "how often each auto-import association's prefix is listed to catch changes no event announced, paced so reads come first (0: never)")
 	f.Float64Var(&o.autoRelease, "auto-release-above", 0, "start an AUTO_RELEASE_DATA task by itself when the store's file system is fuller than this fraction (0.8–1, e.g. 0.9; 0: never)")
 	f.BoolVar(&o.noPassthrough, "no-passthrough", false, "serve every read and write in the daemon, even where the kernel offers FUSE passthrough")
 	for _, n := range []string{"entry-timeout", "attr-timeout", "negative-timeout", "no-passthrough"} {
@@ -150,6 +161,9 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 	}
 	if o.fetchTimeout < time.Second {
 		return usageError("--fetch-timeout %v: give a duration of at least 1s, such as 60s or 5m", o.fetchTimeout)
+	}
+	if o.importSweep < 0 {
+		return usageError("--import-sweep-interval %v is negative: give a duration such as 5m, or 0 for never", o.importSweep)
 	}
 	if o.autoRelease != 0 && (o.autoRelease <= tasks.DefaultWatermark || o.autoRelease >= 1) {
 		return usageError("--auto-release-above %v: give a fraction above %v (the release watermark) and below 1, e.g. 0.9", o.autoRelease, tasks.DefaultWatermark)
@@ -199,6 +213,7 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 
 		AvailableCheckInterval: repoCheck,
 		FetchTimeout:           o.fetchTimeout,
+		ImportSweepInterval:    o.importSweep,
 		MetricsAddr:            metricsAddr,
 		AutoReleaseAbove:       o.autoRelease,
 		FUSE: fusefs.Options{

@@ -94,6 +94,10 @@ type Config struct {
 	// reads waiting for it with EIO (importer.Config.FetchTimeout; 0 =
 	// importer.DefaultFetchTimeout).
 	FetchTimeout time.Duration
+	// ImportSweepInterval is the pause between two import sweeps of the
+	// auto-import associations (importer.Sweeper; ferry mount
+	// --import-sweep-interval); 0: no sweep.
+	ImportSweepInterval time.Duration
 	// Export tunes the exporter (zero fields take its defaults).
 	Export ExportOptions
 	// AutoReleaseAbove, when set (0.8–1), makes the task runner start an
@@ -136,6 +140,8 @@ type Daemon struct {
 	exp      *exporter.Exporter
 	jnl      *writepath.CatalogJournal // the mount's export journal
 	assoc    *associations.Worker
+	applier  *importer.Applier // import hints (startApplier)
+	sweeper  *importer.Sweeper // --import-sweep-interval; nil when off
 	http     *http.Server
 	metrics  *prometheus.Registry
 	metricsL net.Listener // --metrics-addr

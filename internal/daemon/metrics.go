@@ -62,6 +62,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 		counter("ferry_importer_refused_keys_by_code_total", "S3 keys refused by the importer, by error code.", uint64(v), "code", code)
 	}
 	d.collectExport(ch, counter)
+	d.collectSweep(ch, counter)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if all, err := d.cat.Associations(ctx); err == nil {

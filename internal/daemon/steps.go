@@ -79,6 +79,7 @@ func (d *Daemon) steps() []step {
 		{"control API", d.serveControl},
 		{"metrics", d.serveMetrics},
 		{"association worker", d.runAssociations},
+		{"import sweep", d.runSweep},
 		{"FUSE mount", d.mountFUSE},
 		{"ready", d.notifyReady},
 	}
