@@ -288,3 +288,38 @@ func TestSweepRun(t *testing.T) {
 		t.Errorf("stats: %+v", s)
 	}
 }
+
+// A sweep keeps its page rate, and waits while reads hold half of the
+// request slots or more (at most maxYield per page).
+func TestSweepPaced(t *testing.T) {
+	e := newEnv(t, Config{Concurrency: 4})
+	e.policy(e.im, allEvents...)
+	for i := range 4 {
+		e.put(fmt.Sprintf("data/f%d", i), []byte("f"), nil)
+	}
+	e.listed("ExtData")
+	a, _, sw := e.sweeper(SweepConfig{PageSize: 1, PagesPerSecond: 10})
+	start := time.Now()
+	res, err := sw.SweepOnce(context.Background(), a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4 keys in pages of 1: 4 or 5 pages (a full last page may say
+	// truncated), 100 ms apart.
+	if d := time.Since(start); d < time.Duration(res.ListRequests-1)*100*time.Millisecond || res.ListRequests < 4 {
+		t.Errorf("%d pages in %v at 10 pages/s", res.ListRequests, d)
+	}
+
+	// Reads hold 2 of the 4 slots: the sweep waits until they are free.
+	_, _, sw = e.sweeper(SweepConfig{PageSize: 1000})
+	e.im.req <- struct{}{}
+	e.im.req <- struct{}{}
+	freed := time.Now().Add(300 * time.Millisecond)
+	time.AfterFunc(300*time.Millisecond, func() { <-e.im.req; <-e.im.req })
+	if _, err := sw.SweepOnce(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	if now := time.Now(); now.Before(freed) || now.After(freed.Add(maxYield)) {
+		t.Errorf("sweep ended %v after the reads' slots were freed", now.Sub(freed))
+	}
+}
