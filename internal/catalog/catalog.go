@@ -101,6 +101,12 @@ type Catalog interface {
 	MarkListed(ctx context.Context, dirs ...ListedDir) error
 	// Listed returns the record of a listed directory.
 	Listed(ctx context.Context, path string) (ListedDir, bool, error)
+	// ListedBelow reports whether a directory strictly below dir ("" =
+	// the store root) is recorded listed; dir's own record does not
+	// count. One indexed read, whatever the number of records (the import
+	// sweep asks it of a directory that was never listed: none below
+	// means every key under its prefix can be passed over).
+	ListedBelow(ctx context.Context, dir string) (bool, error)
 	// ForgetListed drops the records of prefix and below (re-import,
 	// association deletion) and returns how many there were.
 	ForgetListed(ctx context.Context, prefix string) (int64, error)

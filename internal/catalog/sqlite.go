@@ -722,6 +722,26 @@ func (c *sqliteCatalog) Listed(ctx context.Context, path string) (ListedDir, boo
 	return d, true, nil
 }
 
+func (c *sqliteCatalog) ListedBelow(ctx context.Context, dir string) (bool, error) {
+	q, args := `SELECT 1 FROM listed_dirs WHERE path <> '' LIMIT 1`, []any{}
+	if dir != "" {
+		lo, hi := prefixRange(dir)
+		q, args = `SELECT 1 FROM listed_dirs WHERE path >= ? AND path < ? LIMIT 1`, []any{lo, hi}
+	}
+	row, err := c.rrow(ctx, q, args...)
+	if err != nil {
+		return false, err
+	}
+	var one int
+	switch err := row.Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("catalog: listed below %q: %w", dir, err)
+	}
+	return true, nil
+}
+
 // deleteUnder deletes the rows of table whose path is prefix or below it.
 func (c *sqliteCatalog) deleteUnder(ctx context.Context, table, prefix string) (int64, error) {
 	var n int64

@@ -23,18 +23,15 @@ type mountOpts struct {
 	store, catalog, logLevel, metricsAddr string
 	eventsListen, eventsToken             string
 	repoCheck, fetchTimeout               time.Duration
+	importSweep                           time.Duration
 	autoRelease                           float64
 	background, debug, noPassthrough      bool
 	entryTimeout, attrTimeout, negTimeout time.Duration
 	eventsTargetARN                       string
 }
 
-func newMountCmd(g *globals) *cobra.Command {
-	o := &mountOpts{}
-	cmd := &cobra.Command{
-		Use:   "mount --store DIR MOUNTPOINT",
-		Short: "Mount a ferry file system: a FUSE view of a store directory",
-		Long: `Mount the ferry file system kept in the store directory DIR on MOUNTPOINT.
+// mountLong is the long help of ferry mount.
+const mountLong = `Mount the ferry file system kept in the store directory DIR on MOUNTPOINT.
 
 The mount shows the store's files and directories; every operation goes to
 the store below DIR, never outside it. The store's metadata folder (.ferry)
@@ -84,6 +81,15 @@ of data already local, and listings of directories already listed, never
 wait on the repository. /metrics shows stalled fetches
 (ferry_importer_fetches_stalled).
 
+An association with an AutoImportPolicy is swept every
+--import-sweep-interval (default 5m; 0: never): its prefix is listed (1,000
+keys per request, at most 20 requests a second, slower while reads need the
+repository) and what changed in the directories already listed — new,
+overwritten and deleted objects — is applied under the policy, as a bucket
+event would be; a file with local changes is never overwritten (its content
+is kept as a conflict copy). Directories never listed cost nothing: their
+first listing sees the bucket as it is.
+
 Data repository tasks (ferry fsx create-data-repository-task) run in the
 daemon; a task cut short by an unmount runs again at the next mount. With
 --auto-release-above F the daemon starts an AUTO_RELEASE_DATA task by itself
@@ -105,7 +111,14 @@ without one. For MinIO:
   MINIO_NOTIFY_WEBHOOK_ENABLE_FERRY=on
   MINIO_NOTIFY_WEBHOOK_ENDPOINT_FERRY=http://ADDR/events
   MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_FERRY=TOKEN
-and a bucket notification with the queue arn:minio:sqs::FERRY:webhook.`,
+and a bucket notification with the queue arn:minio:sqs::FERRY:webhook.`
+
+func newMountCmd(g *globals) *cobra.Command {
+	o := &mountOpts{}
+	cmd := &cobra.Command{
+		Use:   "mount --store DIR MOUNTPOINT",
+		Short: "Mount a ferry file system: a FUSE view of a store directory",
+		Long:  mountLong,
 		Example: `  ferry mount --store /nvme/ferry /fsx
   ferry mount --background --store /lustre/ferry-store /fsx
   ferry mount --store /nvme/ferry --catalog sqlite:///var/lib/ferry/fsx.db /fsx
@@ -131,6 +144,7 @@ and a bucket notification with the queue arn:minio:sqs::FERRY:webhook.`,
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "also serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, or PORT for 127.0.0.1:PORT)")
 	f.DurationVar(&o.repoCheck, "repository-check-interval", associations.DefaultAvailableCheckInterval, "how often an AVAILABLE association's repository is checked (0: never)")
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", importer.DefaultFetchTimeout, "how long a read of a released file, or a directory's first listing, waits while the repository sends nothing (refused, hung) before it fails with EIO, e.g. 30s or 5m")
+	f.DurationVar(&o.importSweep, "import-sweep-interval", importer.DefaultSweepInterval, "how often each auto-import association's prefix is listed to catch changes no event announced, paced so reads come first (0: never)")
 	f.Float64Var(&o.autoRelease, "auto-release-above", 0, "start an AUTO_RELEASE_DATA task by itself when the store's file system is fuller than this fraction (0.8–1, e.g. 0.9; 0: never)")
 	f.StringVar(&o.eventsTargetARN, "events-target-arn", "", "put a bucket notification configuration sending each auto-import association's S3 events to this SQS queue or SNS topic ARN (MinIO: arn:minio:sqs::ID:webhook); see docs/semantics.md §2")
 	f.StringVar(&o.eventsListen, "events-listen", "", "serve S3 event notifications at http://ADDR/events (HOST:PORT, or PORT for 127.0.0.1:PORT) for auto-import")
@@ -185,6 +199,9 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 	if o.fetchTimeout < time.Second {
 		return usageError("--fetch-timeout %v: give a duration of at least 1s, such as 60s or 5m", o.fetchTimeout)
 	}
+	if o.importSweep < 0 {
+		return usageError("--import-sweep-interval %v is negative: give a duration such as 5m, or 0 for never", o.importSweep)
+	}
 	if o.autoRelease != 0 && (o.autoRelease <= tasks.DefaultWatermark || o.autoRelease >= 1) {
 		return usageError("--auto-release-above %v: give a fraction above %v (the release watermark) and below 1, e.g. 0.9", o.autoRelease, tasks.DefaultWatermark)
 	}
@@ -238,6 +255,7 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 
 		AvailableCheckInterval: repoCheck,
 		FetchTimeout:           o.fetchTimeout,
+		ImportSweepInterval:    o.importSweep,
 		MetricsAddr:            metricsAddr,
 		AutoReleaseAbove:       o.autoRelease,
 		EventsTargetARN:        o.eventsTargetARN,

@@ -85,7 +85,7 @@ func TestMountBackgroundArgs(t *testing.T) {
 	args := []string{"--endpoint-url", srv.Endpoint, "mount", "--store", "st", "--background=true",
 		"--log-level", "debug", "--fetch-timeout", "90s", "--repository-check-interval", "7m",
 		"--metrics-addr", "0", "--auto-release-above", "0.95", "--entry-timeout", "2s", "--no-passthrough",
-		"--catalog", "sqlite://cat.db", "--events-listen", "127.0.0.1:0", "--events-token", "tok", "--", "mp"}
+		"--catalog", "sqlite://cat.db", "--events-listen", "127.0.0.1:0", "--events-token", "tok", "--import-sweep-interval", "0", "--", "mp"}
 	cmd := exec.Command(ferryBin, args...)
 	cmd.Dir, cmd.Env = work, env
 	if r := runCmd(t, cmd); r.code != 0 {
@@ -119,6 +119,6 @@ func TestMountBackgroundArgs(t *testing.T) {
 	cmd = exec.Command(ferryBin, "fsx", "describe-file-systems", "--query", "FileSystems[0].FerryStatus.AutoImport.Sources", "--output", "text")
 	cmd.Env = env
 	if r := runCmd(t, cmd); r.code != 0 || strings.TrimSpace(r.stdout) != "EVENTS" {
-		t.Errorf("the background daemon's auto-import sources: %q (exit %d, %s), want EVENTS (--events-listen)", r.stdout, r.code, r.stderr)
+		t.Errorf("the background daemon's auto-import sources: %q (exit %d, %s), want EVENTS (--events-listen; --import-sweep-interval 0: no SWEEP)", r.stdout, r.code, r.stderr)
 	}
 }

@@ -194,6 +194,22 @@ func (d *Daemon) autoImportSources() []string {
 	if d.cfg.EventsListen != "" {
 		s = append(s, api.AutoImportSourceEvents)
 	}
+	if d.cfg.ImportSweepInterval > 0 {
+		s = append(s, api.AutoImportSourceSweep)
+	}
+	return s
+}
+
+// withSweep sets s.LastSweep: when the last sweep (of every auto-import
+// association at once) ended.
+func (d *Daemon) withSweep(s *api.AutoImportStatus) *api.AutoImportStatus {
+	if d.sweeper == nil {
+		return s
+	}
+	if end := d.sweeper.Stats().LastEnd; !end.IsZero() {
+		t := api.NewTime(end)
+		s.LastSweep = &t
+	}
 	return s
 }
 
@@ -320,7 +336,7 @@ func (d *Daemon) describeAssociations(ctx context.Context, req api.DescribeDataR
 		if a.FerryStatus != nil {
 			st = *a.FerryStatus
 		}
-		st.AutoImport = d.ai.status(a.AssociationId, sources)
+		st.AutoImport = d.withSweep(d.ai.status(a.AssociationId, sources))
 		a.FerryStatus = &st
 	}
 	return resp, nil
@@ -331,7 +347,7 @@ func (d *Daemon) fileSystemAutoImport(ctx context.Context) *api.AutoImportStatus
 	if d.ai == nil {
 		return nil
 	}
-	s := d.ai.status("", d.autoImportSources())
+	s := d.withSweep(d.ai.status("", d.autoImportSources()))
 	s.Conflicts = d.imp.Stats().Hints.Conflicts()
 	if n, err := d.cat.HintDepth(ctx); err == nil {
 		s.PendingEvents = &n

@@ -105,6 +105,10 @@ type Config struct {
 	// bucket notification configuration for each auto-import association
 	// that sends its events there (associations.Config.EventsTargetARN).
 	EventsTargetARN string
+	// ImportSweepInterval is the pause between two import sweeps of the
+	// auto-import associations (importer.Sweeper; ferry mount
+	// --import-sweep-interval); 0: no sweep.
+	ImportSweepInterval time.Duration
 	// Export tunes the exporter (zero fields take its defaults).
 	Export ExportOptions
 	// AutoReleaseAbove, when set (0.8–1), makes the task runner start an
@@ -154,6 +158,7 @@ type Daemon struct {
 	exp      *exporter.Exporter
 	jnl      *writepath.CatalogJournal // the mount's export journal
 	assoc    *associations.Worker
+	sweeper  *importer.Sweeper // --import-sweep-interval; nil when off
 	http     *http.Server
 	metrics  *prometheus.Registry
 	metricsL net.Listener // --metrics-addr

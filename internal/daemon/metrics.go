@@ -63,6 +63,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	d.collectExport(ch, counter)
 	d.collectAutoImport(ch, counter)
+	d.collectSweep(ch, counter)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if all, err := d.cat.Associations(ctx); err == nil {

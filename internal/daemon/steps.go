@@ -86,6 +86,7 @@ func (d *Daemon) steps() []step {
 		{"metrics", d.serveMetrics},
 		{"event intake", d.serveEvents},
 		{"association worker", d.runAssociations},
+		{"import sweep", d.runSweep},
 		{"FUSE mount", d.mountFUSE},
 		{"ready", d.notifyReady},
 	}

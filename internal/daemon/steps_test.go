@@ -44,7 +44,7 @@ func TestFailedStartLeavesNothing(t *testing.T) {
 	st, mp, rt := t.TempDir(), t.TempDir(), t.TempDir()
 	testutil.DetachOnCleanup(t, mp)
 	cfg := Config{Store: st, MountPoint: mp, RuntimeDir: rt, MetricsAddr: freeAddr(t),
-		EventsListen: freeAddr(t), EventsToken: "token",
+		EventsListen: freeAddr(t), EventsToken: "token", ImportSweepInterval: time.Hour,
 		S3: s3x.Config{EndpointURL: srv.Endpoint, MaxAttempts: 2}}
 	// A first start and stop: what a process keeps once it has run a
 	// daemon (the netpoller's descriptors, the runtime's workers) is in

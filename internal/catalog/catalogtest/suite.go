@@ -535,6 +535,11 @@ func testListed(t *testing.T, c catalog.Catalog, clk *Clock) {
 	if err := c.MarkListed(ctx, catalog.ListedDir{Path: "/abs"}); err == nil {
 		t.Fatal("absolute path accepted")
 	}
+	for dir, want := range map[string]bool{"": true, "a": true, "a/b": false, "a.b": false, "x": false, "a/": false} {
+		if got, err := c.ListedBelow(ctx, dir); err != nil || got != want {
+			t.Errorf("ListedBelow(%q) = %v, %v; want %v", dir, got, err, want)
+		}
+	}
 	n, err := c.ForgetListed(ctx, "a")
 	must(t, err)
 	if n != 2 {
