@@ -4,8 +4,9 @@
 # fails the run instead of skipping tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/tools.sh minio
+scripts/tools.sh minio goaws
 export FERRY_MINIO="$PWD/.tools/bin/minio"
+export FERRY_GOAWS="$PWD/.tools/bin/goaws"
 go vet ./...
 # Formatting and go.mod stay tidy: a diff here fails the run.
 unformatted=$(gofmt -l cmd internal bench)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the pinned tools ferry's demo and tests need into .tools/ (git-ignored).
-# Reuses what is already there. Usage: scripts/tools.sh [minio] [s5cmd] [rclone] [awscli] [fuse3]
-#   [geesefs] [s3fs]
-# With no argument it installs what the tests need (minio).
+# Reuses what is already there. Usage: scripts/tools.sh [minio] [goaws] [s5cmd] [rclone] [awscli]
+#   [fuse3] [geesefs] [s3fs]
+# With no argument it installs what the tests need (minio, goaws).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/.tools/bin"
@@ -19,6 +19,8 @@ RCLONE_VERSION=v1.71.2
 # `go mod download` of the pinned version works (see install_geesefs).
 GEESEFS_VERSION=v0.43.8
 # s3fs: Debian's package (bookworm: 1.90-1).
+# goaws (SQS-compatible server for the SQS poller's tests): pinned in
+# scripts/goaws/go.mod (github.com/Admiral-Piett/goaws v0.4.5) and go.sum.
 
 stamp() { echo "$bin/.$1-$2"; }
 
@@ -40,6 +42,20 @@ go_build_module() {
   dir=$(go mod download -json "$mod@$ver" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   (cd "$dir" && GOFLAGS=-mod=mod go build -o "$bin/$name" .)
   touch "$(stamp "$name" "$ver")"
+}
+
+# goaws: scripts/goaws is a small main around goaws's packages, a module of
+# its own (go.mod and go.sum pin goaws), because goaws's own command listens
+# on 0.0.0.0 and tests listen on 127.0.0.1 only. The stamp names a hash of
+# the wrapper and its pins, so a change rebuilds it.
+install_goaws() {
+  local src="$root/scripts/goaws" sum
+  sum=$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-12)
+  if [ -x "$bin/goaws" ] && [ -f "$(stamp goaws "$sum")" ]; then return; fi
+  echo "tools: building goaws (scripts/goaws)" >&2
+  (cd "$src" && GOFLAGS=-mod=readonly go build -o "$bin/goaws" .)
+  rm -f "$bin"/.goaws-*
+  touch "$(stamp goaws "$sum")"
 }
 
 install_awscli() {
@@ -83,10 +99,11 @@ install_s3fs() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 s3fs >/dev/null
 }
 
-[ $# -eq 0 ] && set -- minio
+[ $# -eq 0 ] && set -- minio goaws
 for t in "$@"; do
   case "$t" in
     minio) install_minio ;;
+    goaws) install_goaws ;;
     s5cmd) go_build_module github.com/peak/s5cmd/v2 "$S5CMD_VERSION" s5cmd ;;
     rclone) go_build_module github.com/rclone/rclone "$RCLONE_VERSION" rclone ;;
     awscli) install_awscli ;;

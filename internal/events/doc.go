@@ -3,7 +3,8 @@
 // SNS HTTP(S) notification, or through EventBridge) send when an object
 // changes, into import hints — "key K of bucket B may have changed" — and
 // queues them durably in the catalog (catalog.ImportHints) before it
-// answers the sender.
+// answers the sender. SQSPoller reads the same payloads from an SQS queue
+// and deletes a message only once its hints are queued.
 //
 // Applying hints to the namespace is not done here: the importer claims
 // them and checks each object with HEAD or LIST, so a hint is never

@@ -17,7 +17,8 @@ type SourceStats struct {
 	Ignored int64
 	// Tests: s3:TestEvents (also counted in Ignored).
 	Tests int64
-	// Malformed: requests refused with 400 or 413.
+	// Malformed: requests refused with 400 or 413; SQS messages that
+	// could not be decoded (deleted).
 	Malformed int64
 }
 
@@ -31,7 +32,8 @@ type Stats struct {
 	Unauthorized int64
 	// Busy: requests refused because MaxInFlight were in flight (503).
 	Busy int64
-	// QueueFailed: requests whose hints could not be queued (503).
+	// QueueFailed: requests whose hints could not be queued (503), and
+	// SQS receives whose hints could not be queued (messages kept).
 	QueueFailed int64
 	// Subscriptions confirmed, whose confirmation failed (503), and
 	// refused because AllowSubscribeURL refused the URL (403).
