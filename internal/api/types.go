@@ -148,6 +148,7 @@ type AssociationStatus struct {
 const (
 	AutoImportSourceEvents = "EVENTS" // ferry mount --events-listen: S3 event notifications by HTTP
 	AutoImportSourceSweep  = "SWEEP"  // the periodic sweep of the prefix
+	AutoImportSourceSQS    = "SQS"    // ferry mount --events-sqs: S3 event notifications from an SQS queue
 )
 
 // AutoImportStatus is the ferry-only state of auto-import, of one

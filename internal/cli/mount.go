@@ -21,7 +21,7 @@ import (
 
 type mountOpts struct {
 	store, catalog, logLevel, metricsAddr string
-	eventsListen, eventsToken             string
+	eventsListen, eventsToken, eventsSQS  string
 	repoCheck, fetchTimeout               time.Duration
 	importSweep                           time.Duration
 	autoRelease                           float64
@@ -148,6 +148,7 @@ func newMountCmd(g *globals) *cobra.Command {
 	f.Float64Var(&o.autoRelease, "auto-release-above", 0, "start an AUTO_RELEASE_DATA task by itself when the store's file system is fuller than this fraction (0.8–1, e.g. 0.9; 0: never)")
 	f.StringVar(&o.eventsTargetARN, "events-target-arn", "", "put a bucket notification configuration sending each auto-import association's S3 events to this SQS queue or SNS topic ARN (MinIO: arn:minio:sqs::ID:webhook); see docs/semantics.md §2")
 	f.StringVar(&o.eventsListen, "events-listen", "", "serve S3 event notifications at http://ADDR/events (HOST:PORT, or PORT for 127.0.0.1:PORT) for auto-import")
+	f.StringVar(&o.eventsSQS, "events-sqs", "", "long-poll this SQS queue URL for S3 event notifications for auto-import (a message is deleted once its events are queued; AWS_ENDPOINT_URL_SQS for another endpoint)")
 	f.StringVar(&o.eventsToken, "events-token", "", "bearer token every event request must carry (default $"+daemon.EventsTokenEnv+"); required when --events-listen is not a loopback address")
 	f.BoolVar(&o.noPassthrough, "no-passthrough", false, "serve every read and write in the daemon, even where the kernel offers FUSE passthrough")
 	for _, n := range []string{"entry-timeout", "attr-timeout", "negative-timeout", "no-passthrough"} {
@@ -261,6 +262,7 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		EventsTargetARN:        o.eventsTargetARN,
 		EventsListen:           eventsListen,
 		EventsToken:            eventsToken,
+		EventsSQS:              o.eventsSQS,
 		FUSE: fusefs.Options{
 			EntryTimeout:    neg(o.entryTimeout),
 			AttrTimeout:     neg(o.attrTimeout),

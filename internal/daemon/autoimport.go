@@ -134,14 +134,12 @@ func (q wakeQueue) EnqueueHints(ctx context.Context, hints ...catalog.ImportHint
 	return out, err
 }
 
-// serveEvents serves the event intake (POST /events) on --events-listen.
+// serveEvents serves the event intake: POST /events on --events-listen,
+// and the SQS poller of --events-sqs, which queues through the same
+// intake (its committer, its Covered filter, its counters).
 func (d *Daemon) serveEvents() error {
-	if d.cfg.EventsListen == "" {
+	if d.cfg.EventsListen == "" && d.cfg.EventsSQS == "" {
 		return nil
-	}
-	addr, err := ParseEventsAddr(d.cfg.EventsListen, d.cfg.EventsToken)
-	if err != nil {
-		return err
 	}
 	in, err := events.New(events.Config{
 		Queue:   wakeQueue{d.cat, d.applier.Notify},
@@ -152,9 +150,27 @@ func (d *Daemon) serveEvents() error {
 	if err != nil {
 		return err
 	}
+	d.intake.Store(in)
+	d.closers.push("event intake", in.Close)
+	if d.cfg.EventsListen != "" {
+		if err := d.listenEvents(in); err != nil {
+			return err
+		}
+	}
+	if d.cfg.EventsSQS != "" {
+		return d.pollSQS(in)
+	}
+	return nil
+}
+
+// listenEvents serves in on --events-listen.
+func (d *Daemon) listenEvents(in *events.Intake) error {
+	addr, err := ParseEventsAddr(d.cfg.EventsListen, d.cfg.EventsToken)
+	if err != nil {
+		return err
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		in.Close()
 		return fmt.Errorf("--events-listen: %w", err)
 	}
 	srv := &http.Server{
@@ -172,14 +188,31 @@ func (d *Daemon) serveEvents() error {
 			d.log.Error("event intake stopped", "err", err)
 		}
 	}()
-	d.intake.Store(in)
 	d.eventsAddr = l.Addr().String()
 	d.log.Info("serving S3 event notifications", "url", "http://"+d.eventsAddr+"/events", "token", d.cfg.EventsToken != "")
-	d.closers.push("event intake", func() error {
+	d.closers.push("event listener", func() error {
 		shutdown(srv)
 		<-served
-		return in.Close()
+		return nil
 	})
+	return nil
+}
+
+// pollSQS runs the SQS poller of --events-sqs; it stops before the intake
+// closes (the closers run last first).
+func (d *Daemon) pollSQS(in *events.Intake) error {
+	p, err := events.NewSQSPoller(events.SQSConfig{
+		QueueURL: d.cfg.EventsSQS, Intake: in,
+		Profile: d.cfg.S3.Profile, Region: d.cfg.S3.Region,
+		Logger: d.log.With("component", "events", "source", "sqs"),
+	})
+	if err != nil {
+		return fmt.Errorf("--events-sqs: %w", err)
+	}
+	d.sqs.Store(p)
+	stop := d.background("SQS poller", p.Run)
+	d.closers.push("SQS poller", func() error { stop(); return nil })
+	d.log.Info("polling S3 event notifications", "queue", d.cfg.EventsSQS)
 	return nil
 }
 
@@ -193,6 +226,9 @@ func (d *Daemon) autoImportSources() []string {
 	s := []string{}
 	if d.cfg.EventsListen != "" {
 		s = append(s, api.AutoImportSourceEvents)
+	}
+	if d.cfg.EventsSQS != "" {
+		s = append(s, api.AutoImportSourceSQS)
 	}
 	if d.cfg.ImportSweepInterval > 0 {
 		s = append(s, api.AutoImportSourceSweep)
@@ -371,6 +407,14 @@ func (d *Daemon) collectAutoImport(ch chan<- prometheus.Metric, counter func(nam
 		counter("ferry_events_unauthorized_total", "Event requests refused for a missing or wrong bearer token (401).", uint64(st.Unauthorized))
 		counter("ferry_events_busy_total", "Event requests refused because too many were in flight (503; senders retry).", uint64(st.Busy))
 		counter("ferry_events_queue_failed_total", "Event requests whose events could not be queued (503; senders retry).", uint64(st.QueueFailed))
+		if p := d.sqs.Load(); p != nil {
+			q := p.Stats()
+			counter("ferry_events_sqs_messages_total", "SQS messages received (again when received again).", uint64(q.Messages))
+			counter("ferry_events_sqs_deleted_total", "SQS messages deleted: their hints queued, or none in them.", uint64(q.Deleted))
+			counter("ferry_events_sqs_retained_total", "SQS messages left in the queue because their hints could not be queued.", uint64(q.Retained))
+			counter("ferry_events_sqs_errors_total", "Failed SQS calls, by call.", uint64(q.ReceiveErrors), "call", "ReceiveMessage")
+			counter("ferry_events_sqs_errors_total", "Failed SQS calls, by call.", uint64(q.DeleteErrors), "call", "DeleteMessageBatch")
+		}
 		for result, v := range map[string]int64{"confirmed": st.SubscriptionsConfirmed, "failed": st.SubscriptionsFailed, "refused": st.SubscriptionsRefused} {
 			counter("ferry_events_sns_subscriptions_total", "SNS subscription confirmations, by result.", uint64(v), "result", result)
 		}

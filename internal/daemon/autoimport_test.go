@@ -179,3 +179,47 @@ func TestEventIntakeThroughTheMount(t *testing.T) {
 		t.Errorf("file system FerryStatus %+v", f)
 	}
 }
+
+// TestEventsSQSThroughTheMount: with --events-sqs the daemon long-polls an
+// SQS queue (goaws on loopback); an S3 event in it shows through the
+// mount, and the message is deleted once its hint is queued.
+func TestEventsSQSThroughTheMount(t *testing.T) {
+	g := testutil.StartGoAWS(t, 30, "ferry")
+	for _, kv := range g.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	e := startExportEnv(t, func(c *Config) { c.EventsSQS = g.QueueURL("ferry") })
+	bucket := e.srv.Bucket(t)
+	a, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/data", DataRepositoryPath: "s3://" + bucket + "/p", S3: importAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(a.AssociationId, api.LifecycleAvailable)
+	if _, err := os.ReadDir(filepath.Join(e.mp, "data")); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Put(t, bucket, "p/new.txt", []byte("new object"))
+	g.Send(t, "ferry", minioEvent("s3:ObjectCreated:Put", bucket, "p/new.txt"))
+	testutil.Eventually(t, 30*time.Second, "data/new.txt through the mount", func() bool {
+		b, err := os.ReadFile(filepath.Join(e.mp, "data/new.txt"))
+		return err == nil && string(b) == "new object"
+	})
+	testutil.Eventually(t, 10*time.Second, "the message deleted", func() bool { return g.Depth(t, "ferry") == 0 })
+	text, err := e.c.Metrics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]float64{
+		`ferry_events_queued_total{source="sqs"}`:                1,
+		`ferry_events_sqs_deleted_total`:                         1,
+		`ferry_events_applied_total{outcome="new",source="sqs"}`: 1,
+	} {
+		if got := metricValue(text, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if st := e.describe(a.AssociationId).FerryStatus; st == nil || st.AutoImport == nil || !slices.Contains(st.AutoImport.Sources, api.AutoImportSourceSQS) {
+		t.Errorf("describe FerryStatus %+v, want the SQS source", st)
+	}
+}

@@ -135,6 +135,11 @@ type Config struct {
 	// EventsToken, when set, must come with every event request as
 	// "Authorization: Bearer TOKEN".
 	EventsToken string
+	// EventsSQS, when set, is the URL of an SQS queue of S3 event
+	// notifications that the daemon long-polls (events.SQSPoller, with
+	// the account, region and endpoint of S3, AWS_ENDPOINT_URL_SQS for
+	// another endpoint); a message is deleted once its hints are queued.
+	EventsSQS string
 }
 
 // DefaultBootIDFile is where Linux gives the current boot's random id.
@@ -165,10 +170,11 @@ type Daemon struct {
 	tasks    *tasks.Runner
 	logFile  string // a --background daemon's log
 
-	applier    *importer.Applier             // applies queued import hints (autoimport.go)
-	ai         *autoImport                   // what the applier reported
-	intake     atomic.Pointer[events.Intake] // --events-listen (read by scrapes)
-	eventsAddr string                        // where the intake listens
+	applier    *importer.Applier                // applies queued import hints (autoimport.go)
+	ai         *autoImport                      // what the applier reported
+	intake     atomic.Pointer[events.Intake]    // --events-listen, --events-sqs (read by scrapes)
+	sqs        atomic.Pointer[events.SQSPoller] // --events-sqs (read by scrapes)
+	eventsAddr string                           // where the intake listens
 	log        *slog.Logger
 
 	marker runningMarkerState // see unclean.go
