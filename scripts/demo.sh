@@ -5,7 +5,8 @@
 # S3 and back down, with progress, then a no-op re-sync and a listing. Then
 # the second approach: `ferry mount` of a store directory, the FSx guide's three
 # data repository associations, and lazy import (ls, hsm state before and
-# after a read, a parallel restore), auto-import (MinIO's webhook target posts
+# after a read, a parallel restore, a preload of exactly the files a GEOS-Chem
+# dry-run log names with hsm restore --from-dryrun), auto-import (MinIO's webhook target posts
 # the bucket's events to the daemon's --events-listen: an object put into the
 # bucket appears in the mount), then the way back: hsm archive and an
 # EXPORT_TO_REPOSITORY task write new files to S3, an AutoExportPolicy
@@ -56,6 +57,11 @@ if [ ! -f "$demo/sample/.done" ]; then
   head -c $((24 << 20)) /dev/urandom >"$demo/sample/blended-tropomi/2019/01/tropomi_blended_20190101.nc"
   touch "$demo/sample/.done"
 fi
+# A GEOS-Chem dry-run log (gcclassic --dryrun > log.dryrun) of a run that reads
+# some of these files, written on another machine (/home/ubuntu/ExtData/...):
+# it goes to the bucket with the run directory, to preload from.
+mkdir -p "$demo/sample/rundirs/gc_05x0625_merra2_fullchem"
+cp "$root/scripts/demo-dryrun.log" "$demo/sample/rundirs/gc_05x0625_merra2_fullchem/log.dryrun"
 
 run() { echo "+ ferry $*"; "$ferry" "$@"; }
 run s3 mb "s3://$bucket"
@@ -124,6 +130,14 @@ if curl -sf --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS
 else
   echo "demo: curl could not put the bucket notification (curl 7.75 or later signs S3 requests); skipping auto-import."
 fi
+
+echo; echo "== preload exactly what a model run reads: the files its dry run names"
+run s3 cp "s3://$bucket/rundirs/gc_05x0625_merra2_fullchem/log.dryrun" log.dryrun
+echo "+ grep -m 4 -E ': Opening|FILE NOT FOUND' log.dryrun"; grep -m 4 -E ': Opening|FILE NOT FOUND' log.dryrun
+# The log's paths are those of the machine of the dry run; --root maps the part
+# before ExtData/ onto the mount. Files already local (file_07, read above) cost nothing.
+run hsm restore --from-dryrun log.dryrun --root mnt
+run hsm state mnt/ExtData/GEOS_0.5x0.625/MERRA2/2019/01/MERRA2.20190101.A3dyn.05x0625.nc4 mnt/ExtData/GEOS_0.5x0.625/MERRA2/2019/01/file_03.nc4
 
 echo; echo "== preload a whole tree in parallel, then release a file's local data again"
 run hsm restore -r "mnt/blended-tropomi"

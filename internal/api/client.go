@@ -50,6 +50,9 @@ type HSMFile struct {
 	Action    string `json:"Action,omitempty"` // hsm_action's text after "PATH: "
 	Error     string `json:"Error,omitempty"`  // why this path failed
 	Errno     string `json:"Errno,omitempty"`  // strerror text of the cause, as lfs prints it
+	// Missing: the repository lacks the file (the mount has no such name,
+	// or its object is gone), as opposed to a failure to fetch it.
+	Missing bool `json:"Missing,omitempty"`
 }
 
 // HSMResponse answers State, Action and Release.
@@ -59,13 +62,16 @@ type HSMResponse struct {
 
 // HSMEvent is one line of a Restore stream: progress snapshots (totals
 // grow while the tree is walked), a line per failed file, and a last line
-// with Done set.
+// with Done set. Totals count the released files to fetch; LocalFiles and
+// LocalBytes count the regular files found already local (no fetch).
 type HSMEvent struct {
 	TotalFiles int64    `json:"TotalFiles"`
 	TotalBytes int64    `json:"TotalBytes"`
 	DoneFiles  int64    `json:"DoneFiles"`
 	DoneBytes  int64    `json:"DoneBytes"`
 	Failed     int64    `json:"Failed"`
+	LocalFiles int64    `json:"LocalFiles,omitempty"`
+	LocalBytes int64    `json:"LocalBytes,omitempty"`
 	File       *HSMFile `json:"File,omitempty"` // a failure
 	Done       bool     `json:"Done,omitempty"`
 }

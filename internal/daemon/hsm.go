@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/hsm"
+	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
@@ -110,7 +111,9 @@ func fileError(path string, err error) api.HSMFile {
 		c.Path = path
 		err = &c
 	}
-	return api.HSMFile{Path: path, Error: err.Error(), Errno: errnoText(err)}
+	e := store.Errno(err)
+	missing := e == unix.ENOENT || e == unix.ENOTDIR || s3x.CodeOf(err) == s3x.CodeNoSuchKey
+	return api.HSMFile{Path: path, Error: err.Error(), Errno: errnoText(err), Missing: missing}
 }
 
 // special reports whether rel is a FIFO, socket or device. Such a file
@@ -174,6 +177,17 @@ type restoreJob struct {
 	path, rel string
 }
 
+// restoreCounts are a Restore's counters, read by its progress snapshots.
+type restoreCounts struct {
+	totalFiles, totalBytes, doneFiles, doneBytes, failed atomic.Int64
+	localFiles, localBytes                               atomic.Int64 // already local: no fetch
+}
+
+func (c *restoreCounts) snapshot() api.HSMEvent {
+	return api.HSMEvent{TotalFiles: c.totalFiles.Load(), TotalBytes: c.totalBytes.Load(), DoneFiles: c.doneFiles.Load(),
+		DoneBytes: c.doneBytes.Load(), Failed: c.failed.Load(), LocalFiles: c.localFiles.Load(), LocalBytes: c.localBytes.Load()}
+}
+
 // hsmRestore restores every released file named (or, Recursive, below a
 // named directory) with Parallel files at once, streaming progress
 // snapshots and failures, and ends when every file's data is local (or
@@ -188,14 +202,12 @@ func (d *Daemon) hsmRestore(w http.ResponseWriter, r *http.Request, req api.HSMR
 	flusher, _ := w.(http.Flusher)
 	enc := json.NewEncoder(w)
 	var ev api.HSMEvent
-	var totalFiles, totalBytes, doneFiles, doneBytes, failed atomic.Int64
-	snapshot := func() api.HSMEvent {
-		return api.HSMEvent{TotalFiles: totalFiles.Load(), TotalBytes: totalBytes.Load(), DoneFiles: doneFiles.Load(), DoneBytes: doneBytes.Load(), Failed: failed.Load()}
-	}
+	c := &restoreCounts{}
+	snapshot := c.snapshot
 	failures := make(chan api.HSMFile)
 	g, ctx := errgroup.WithContext(r.Context())
 	fail := func(f api.HSMFile) {
-		failed.Add(1)
+		c.failed.Add(1)
 		select {
 		case failures <- f:
 		case <-ctx.Done():
@@ -213,7 +225,7 @@ func (d *Daemon) hsmRestore(w http.ResponseWriter, r *http.Request, req api.HSMR
 				fail(fileError(p, err))
 				continue
 			}
-			if err := d.planRestore(ctx, p, rel, req.Recursive, true, jobs, fail, &totalFiles, &totalBytes); err != nil {
+			if err := d.planRestore(ctx, p, rel, req.Recursive, true, jobs, fail, c); err != nil {
 				return err
 			}
 		}
@@ -222,7 +234,7 @@ func (d *Daemon) hsmRestore(w http.ResponseWriter, r *http.Request, req api.HSMR
 	for range par {
 		g.Go(func() error {
 			for j := range jobs {
-				err := d.imp.Restore(ctx, j.rel, func(n int64) { doneBytes.Add(n) })
+				err := d.imp.Restore(ctx, j.rel, func(n int64) { c.doneBytes.Add(n) })
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
@@ -230,7 +242,7 @@ func (d *Daemon) hsmRestore(w http.ResponseWriter, r *http.Request, req api.HSMR
 					fail(fileError(j.path, err))
 					continue
 				}
-				doneFiles.Add(1)
+				c.doneFiles.Add(1)
 			}
 			return nil
 		})
@@ -267,10 +279,11 @@ func (d *Daemon) hsmRestore(w http.ResponseWriter, r *http.Request, req api.HSMR
 }
 
 // planRestore sends the released regular files at rel (and below it, when
-// recursive) to jobs, counting them in the totals. Directories are listed
+// recursive) to jobs, counting them in the totals (and the regular files
+// already local in the local counts). Directories are listed
 // as they are walked (a tree never looked at is imported first), a batch
 // of entries at a time: memory does not grow with the tree.
-func (d *Daemon) planRestore(ctx context.Context, path, rel string, recursive, top bool, jobs chan<- restoreJob, fail func(api.HSMFile), nFiles, nBytes *atomic.Int64) error {
+func (d *Daemon) planRestore(ctx context.Context, path, rel string, recursive, top bool, jobs chan<- restoreJob, fail func(api.HSMFile), c *restoreCounts) error {
 	fi, err := d.store.Lstat(rel)
 	if err != nil {
 		fail(fileError(path, err))
@@ -284,10 +297,12 @@ func (d *Daemon) planRestore(ctx context.Context, path, rel string, recursive, t
 			return nil
 		}
 		if st.Flags&hsm.Released == 0 {
+			c.localFiles.Add(1)
+			c.localBytes.Add(fi.Size)
 			return nil // already local
 		}
-		nFiles.Add(1)
-		nBytes.Add(fi.Size)
+		c.totalFiles.Add(1)
+		c.totalBytes.Add(fi.Size)
 		select {
 		case jobs <- restoreJob{path: path, rel: rel}:
 		case <-ctx.Done():
@@ -321,7 +336,7 @@ func (d *Daemon) planRestore(ctx context.Context, path, rel string, recursive, t
 			if rel != "." {
 				crel = rel + "/" + e.Name
 			}
-			if err := d.planRestore(ctx, path+"/"+e.Name, crel, true, false, jobs, fail, nFiles, nBytes); err != nil {
+			if err := d.planRestore(ctx, path+"/"+e.Name, crel, true, false, jobs, fail, c); err != nil {
 				return err
 			}
 		}
