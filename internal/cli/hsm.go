@@ -35,6 +35,7 @@ an export makes it "exists archived" again. Each PATH is sent to the daemon
 of the mount that holds it.`,
 		Example: `  ferry hsm state /fsx/ExtData/file.nc
   ferry hsm restore -r /fsx/ExtData/HEMCO
+  ferry hsm restore --from-dryrun log.dryrun --root /fsx
   find /fsx/ExtData -type f -print0 | xargs -0 -n 1 -P 8 ferry hsm restore
   ferry hsm release /fsx/ExtData/file.nc
   ferry hsm archive /fsx/ExtData/output.nc
