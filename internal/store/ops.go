@@ -37,6 +37,9 @@ func (s *Store) OpenFile(rel string, flags int, mode uint32) (*os.File, error) {
 		return nil, pathErr("open", rel, err)
 	}
 	fd, err := s.openat2(rel, flags|unix.O_NOFOLLOW, mode)
+	if err == unix.EACCES && flags&unix.O_ACCMODE != unix.O_RDONLY {
+		fd, err = s.openOwnReadOnly(rel, flags)
+	}
 	if err != nil {
 		return nil, pathErr("open", rel, err)
 	}

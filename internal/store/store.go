@@ -136,6 +136,9 @@ type Store struct {
 	// file's object is (State.Origin): see MoveLock.
 	moves sync.RWMutex
 
+	// ownWrite serialises the opens of own read-only files (own.go).
+	ownWrite sync.Mutex
+
 	mu     sync.Mutex
 	closed bool
 
