@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"os"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -64,44 +65,62 @@ func (s *Store) openOwnReadOnly(rel string, flags int) (int, error) {
 		return -1, unix.EACCES
 	}
 	defer unix.Close(pfd)
-	return s.openOwn(pfd, rel, flags)
+	return openOwn(pfd, flags)
 }
 
-// openOwn opens the file of descriptor fd (any access, O_PATH included)
-// again with flags through its /proc/self/fd link, with the owner's write
-// bit added for the moment of the open when the file is this process's
-// and lacks it; otherwise it answers EACCES.
-func (s *Store) openOwn(fd int, name string, flags int) (int, error) {
-	s.ownWrite.Lock()
-	defer s.ownWrite.Unlock()
+// openOwn opens the file of descriptor fd (O_PATH included) again with
+// flags through its /proc/self/fd link, as withOwnerWrite allows.
+func openOwn(fd int, flags int) (int, error) {
 	proc := procFd(fd)
-	open := func() (int, error) {
-		return unix.Open(proc, flags&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW)|unix.O_CLOEXEC, 0)
+	nfd := -1
+	err := withOwnerWrite(proc, func() error {
+		var err error
+		nfd, err = unix.Open(proc, flags&^(unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW)|unix.O_CLOEXEC, 0)
+		return err
+	})
+	return nfd, err
+}
+
+// ownerWrite serialises withOwnerWrite's mode changes.
+var ownerWrite sync.Mutex
+
+// withOwnerWrite runs op, which changes or opens for writing the file or
+// directory path names (a /proc/self/fd link). If op answers EACCES and the
+// inode is this process's and lacks the owner's write bit, op runs again
+// with that bit added for its moment, and the mode is put back unless
+// something changed it meanwhile (see the comment at the top of the file).
+// Otherwise op's answer stands.
+func withOwnerWrite(path string, op func() error) error {
+	err := op()
+	if err != unix.EACCES {
+		return err
 	}
-	// Another open may have changed the mode since the refusal.
-	if nfd, err := open(); err != unix.EACCES {
-		return nfd, err
+	ownerWrite.Lock()
+	defer ownerWrite.Unlock()
+	// Another caller may have changed the mode since the refusal.
+	if err := op(); err != unix.EACCES {
+		return err
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return -1, unix.EACCES
+	if unix.Stat(path, &st) != nil {
+		return unix.EACCES
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Uid != uint32(os.Geteuid()) || st.Mode&0o200 != 0 {
-		return -1, unix.EACCES
+	typ := st.Mode & unix.S_IFMT
+	if typ != unix.S_IFREG && typ != unix.S_IFDIR || st.Uid != uint32(os.Geteuid()) || st.Mode&0o200 != 0 {
+		return unix.EACCES
 	}
 	perm := st.Mode & 0o7777
-	if err := unix.Fchmodat(unix.AT_FDCWD, proc, perm|0o200, 0); err != nil {
-		return -1, unix.EACCES
+	if unix.Fchmodat(unix.AT_FDCWD, path, perm|0o200, 0) != nil {
+		return unix.EACCES
 	}
-	nfd, err := open()
+	err = op()
 	var now unix.Stat_t
-	if unix.Fstat(fd, &now) == nil && now.Mode&0o7777 == perm|0o200 {
-		if cerr := unix.Fchmodat(unix.AT_FDCWD, proc, perm, 0); cerr != nil && err == nil {
-			unix.Close(nfd)
-			return -1, fmt.Errorf("%s: mode %#o not restored after a write open: %w", name, perm, cerr)
+	if unix.Stat(path, &now) == nil && now.Mode&0o7777 == perm|0o200 {
+		if cerr := unix.Fchmodat(unix.AT_FDCWD, path, perm, 0); cerr != nil && err == nil {
+			err = fmt.Errorf("mode %#o not restored: %w", perm, cerr)
 		}
 	}
-	return nfd, err
+	return err
 }
 
 // Reopen opens the file f has open again, by its /proc/self/fd link, with
@@ -114,7 +133,7 @@ func (s *Store) Reopen(f *os.File, flags int) (*os.File, error) {
 		var err error
 		fd, err = unix.Open(procFd(ffd), flags|unix.O_CLOEXEC, 0)
 		if err == unix.EACCES && flags&unix.O_ACCMODE != unix.O_RDONLY {
-			fd, err = s.openOwn(ffd, f.Name(), flags)
+			fd, err = openOwn(ffd, flags)
 		}
 		return err
 	})

@@ -136,9 +136,6 @@ type Store struct {
 	// file's object is (State.Origin): see MoveLock.
 	moves sync.RWMutex
 
-	// ownWrite serialises the opens of own read-only files (own.go).
-	ownWrite sync.Mutex
-
 	mu     sync.Mutex
 	closed bool
 
