@@ -52,6 +52,8 @@ func TestWithoutChown(t *testing.T) {
 	putMeta(t, srv, bucket, "in/sub/", nil, map[string]string{
 		"file-owner": "4321", "file-group": "4321", "file-permissions": "040755"})
 	srv.Put(t, bucket, "in/sub/deep.txt", []byte("deep\n"))
+	putMeta(t, srv, bucket, "in/ro/", nil, map[string]string{"file-permissions": "040555"})
+	srv.Put(t, bucket, "in/ro/f.txt", []byte("in a read-only directory\n"))
 
 	d := newDaemon(t, srv, t.TempDir())
 	d.wrap = setpriv
@@ -71,10 +73,10 @@ func TestWithoutChown(t *testing.T) {
 
 	// Stubs appear, every one the daemon's, modes from the headers.
 	names := d.asUser(t, "ls", filepath.Join(d.mp, "data"))
-	if got := strings.Fields(names); strings.Join(got, " ") != "other.dat owned.dat plain.dat sub" {
+	if got := strings.Fields(names); strings.Join(got, " ") != "other.dat owned.dat plain.dat ro sub" {
 		t.Fatalf("ls data: %q", names)
 	}
-	for name, mode := range map[string]uint32{"plain.dat": 0o644, "other.dat": 0o444, "owned.dat": 0o644, "sub": 0o755, "sub/deep.txt": 0o644} {
+	for name, mode := range map[string]uint32{"plain.dat": 0o644, "other.dat": 0o444, "owned.dat": 0o644, "sub": 0o755, "sub/deep.txt": 0o644, "ro": 0o555, "ro/f.txt": 0o644} {
 		st := lstat(t, filepath.Join(d.mp, "data", name))
 		if st.Uid != self || st.Gid != uint32(os.Getegid()) || st.Mode&0o7777 != mode {
 			t.Errorf("%s: %d:%d %#o, want %d:%d %#o", name, st.Uid, st.Gid, st.Mode&0o7777, self, os.Getegid(), mode)

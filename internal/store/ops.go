@@ -53,7 +53,7 @@ func (s *Store) Mkdir(rel string, mode uint32) error {
 		return pathErr("mkdir", rel, err)
 	}
 	defer release()
-	return pathErr("mkdir", rel, unix.Mkdirat(fd, base, mode))
+	return pathErr("mkdir", rel, s.inDir(fd, func() error { return unix.Mkdirat(fd, base, mode) }))
 }
 
 // MkdirAll creates rel and any missing parents with mode. An existing
@@ -138,7 +138,7 @@ func (s *Store) Symlink(target, rel string) error {
 		return pathErr("symlink", rel, err)
 	}
 	defer release()
-	return pathErr("symlink", rel, unix.Symlinkat(target, fd, base))
+	return pathErr("symlink", rel, s.inDir(fd, func() error { return unix.Symlinkat(target, fd, base) }))
 }
 
 // Readlink returns the target of symlink rel verbatim.
@@ -217,7 +217,7 @@ func (s *Store) Unlink(rel string) error {
 		return pathErr("unlink", rel, err)
 	}
 	defer release()
-	return pathErr("unlink", rel, unix.Unlinkat(fd, base, 0))
+	return pathErr("unlink", rel, s.inDir(fd, func() error { return unix.Unlinkat(fd, base, 0) }))
 }
 
 // Rmdir removes the empty directory rel.
@@ -227,7 +227,7 @@ func (s *Store) Rmdir(rel string) error {
 		return pathErr("rmdir", rel, err)
 	}
 	defer release()
-	return pathErr("rmdir", rel, unix.Unlinkat(fd, base, unix.AT_REMOVEDIR))
+	return pathErr("rmdir", rel, s.inDir(fd, func() error { return unix.Unlinkat(fd, base, unix.AT_REMOVEDIR) }))
 }
 
 // Chmod sets the permission bits of rel ("." is the root). On a symlink it

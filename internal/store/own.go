@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -92,14 +93,41 @@ var ownerWrite sync.Mutex
 // Otherwise op's answer stands.
 func withOwnerWrite(path string, op func() error) error {
 	err := op()
-	if err != unix.EACCES {
+	if !errors.Is(err, unix.EACCES) {
 		return err
 	}
+	return ownerWritable(path, op, true)
+}
+
+// inDir runs op, which creates or removes names in directory dirfd. A
+// directory whose mode denies its owner writing (a directory object
+// imported 040555) is made writable for op's moment when it is this
+// process's and the process has no CAP_DAC_OVERRIDE (the importer must
+// still fill it). A cheap stat decides first, so op never runs twice.
+func (s *Store) inDir(dirfd int, op func() error) error {
+	if s.override {
+		return op()
+	}
+	path := procFd(dirfd)
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil || st.Mode&0o200 != 0 || st.Uid != uint32(os.Geteuid()) {
+		return op()
+	}
+	return ownerWritable(path, op, false)
+}
+
+// ownerWritable runs op with the owner's write bit of path added, if path
+// is a regular file or directory of this process's that lacks it, and puts
+// the mode back unless something changed it meanwhile; otherwise EACCES.
+// With retry, op first runs once more under the lock (another caller may
+// have changed the mode since op's refusal).
+func ownerWritable(path string, op func() error, retry bool) error {
 	ownerWrite.Lock()
 	defer ownerWrite.Unlock()
-	// Another caller may have changed the mode since the refusal.
-	if err := op(); err != unix.EACCES {
-		return err
+	if retry {
+		if err := op(); !errors.Is(err, unix.EACCES) {
+			return err
+		}
 	}
 	var st unix.Stat_t
 	if unix.Stat(path, &st) != nil {
@@ -107,13 +135,16 @@ func withOwnerWrite(path string, op func() error) error {
 	}
 	typ := st.Mode & unix.S_IFMT
 	if typ != unix.S_IFREG && typ != unix.S_IFDIR || st.Uid != uint32(os.Geteuid()) || st.Mode&0o200 != 0 {
-		return unix.EACCES
+		if retry {
+			return unix.EACCES
+		}
+		return op()
 	}
 	perm := st.Mode & 0o7777
 	if unix.Fchmodat(unix.AT_FDCWD, path, perm|0o200, 0) != nil {
 		return unix.EACCES
 	}
-	err = op()
+	err := op()
 	var now unix.Stat_t
 	if unix.Stat(path, &now) == nil && now.Mode&0o7777 == perm|0o200 {
 		if cerr := unix.Fchmodat(unix.AT_FDCWD, path, perm, 0); cerr != nil && err == nil {
