@@ -209,17 +209,8 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 	if err != nil {
 		return usageError("%v", err)
 	}
-	if o.repoCheck < 0 {
-		return usageError("--repository-check-interval %v is negative: give a duration such as 5m, or 0 for never", o.repoCheck)
-	}
-	if o.fetchTimeout < time.Second {
-		return usageError("--fetch-timeout %v: give a duration of at least 1s, such as 60s or 5m", o.fetchTimeout)
-	}
-	if o.importSweep < 0 {
-		return usageError("--import-sweep-interval %v is negative: give a duration such as 5m, or 0 for never", o.importSweep)
-	}
-	if o.autoRelease != 0 && (o.autoRelease <= tasks.DefaultWatermark || o.autoRelease >= 1) {
-		return usageError("--auto-release-above %v: give a fraction above %v (the release watermark) and below 1, e.g. 0.9", o.autoRelease, tasks.DefaultWatermark)
+	if err := o.checkDurations(); err != nil {
+		return err
 	}
 	if o.eventsTargetARN != "" {
 		if err := associations.ParseTargetARN(o.eventsTargetARN); err != nil {
@@ -307,6 +298,24 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		logger.Info("signal: unmounting", "mountpoint", mp)
 		return d.Stop()
 	}
+}
+
+// checkDurations checks the intervals, the fetch timeout and the
+// auto-release fraction.
+func (o *mountOpts) checkDurations() error {
+	if o.repoCheck < 0 {
+		return usageError("--repository-check-interval %v is negative: give a duration such as 5m, or 0 for never", o.repoCheck)
+	}
+	if o.fetchTimeout < time.Second {
+		return usageError("--fetch-timeout %v: give a duration of at least 1s, such as 60s or 5m", o.fetchTimeout)
+	}
+	if o.importSweep < 0 {
+		return usageError("--import-sweep-interval %v is negative: give a duration such as 5m, or 0 for never", o.importSweep)
+	}
+	if o.autoRelease != 0 && (o.autoRelease <= tasks.DefaultWatermark || o.autoRelease >= 1) {
+		return usageError("--auto-release-above %v: give a fraction above %v (the release watermark) and below 1, e.g. 0.9", o.autoRelease, tasks.DefaultWatermark)
+	}
+	return nil
 }
 
 // parseID parses the value of flag, a numeric user or group id; "" is
