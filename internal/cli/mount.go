@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +30,7 @@ type mountOpts struct {
 	background, debug, noPassthrough      bool
 	entryTimeout, attrTimeout, negTimeout time.Duration
 	eventsTargetARN                       string
+	uid, gid                              string
 }
 
 // mountLong is the long help of ferry mount.
@@ -50,6 +53,16 @@ else $XDG_RUNTIME_DIR/ferry), each with its control socket <id>.sock (mode
 0600) that "ferry fsx" and "ferry hsm" talk to. As root the mount is shared
 with every user (allow_other) and the kernel checks permissions
 (default_permissions).
+
+Ownership: as root (with CAP_CHOWN) imported files get the owner and group
+of their object's x-amz-meta-file-owner/-group headers, and root:root without
+them, as on FSx. As an ordinary user (or root without CAP_CHOWN) every
+imported file is the mounting user's: objects without owner headers, and
+those whose headers name another user or a group the user is not in. --uid
+and --gid choose the owner of objects without owner headers (without
+CAP_CHOWN only the user's own uid and groups can be given). Without root the
+mount is made by fusermount3 (Debian/Ubuntu package fuse3) and only the
+mounting user can use it, unless /etc/fuse.conf has user_allow_other.
 
 The daemon reaches the data repositories of its associations with the
 standard AWS chain (AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_REGION,
@@ -150,6 +163,8 @@ func newMountCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.eventsListen, "events-listen", "", "serve S3 event notifications at http://ADDR/events (HOST:PORT, or PORT for 127.0.0.1:PORT) for auto-import")
 	f.StringVar(&o.eventsSQS, "events-sqs", "", "long-poll this SQS queue URL for S3 event notifications for auto-import (a message is deleted once its events are queued; AWS_ENDPOINT_URL_SQS for another endpoint)")
 	f.StringVar(&o.eventsToken, "events-token", "", "bearer token every event request must carry (default $"+daemon.EventsTokenEnv+"); required when --events-listen is not a loopback address")
+	f.StringVar(&o.uid, "uid", "", "owner (numeric uid) of imported files whose objects have no owner header (default: root, or the mounting user without CAP_CHOWN)")
+	f.StringVar(&o.gid, "gid", "", "group (numeric gid) of imported files whose objects have no group header (default: root, or the mounting user's group without CAP_CHOWN)")
 	f.BoolVar(&o.noPassthrough, "no-passthrough", false, "serve every read and write in the daemon, even where the kernel offers FUSE passthrough")
 	for _, n := range []string{"entry-timeout", "attr-timeout", "negative-timeout", "no-passthrough"} {
 		f.MarkHidden(n)
@@ -194,22 +209,21 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 	if err != nil {
 		return usageError("%v", err)
 	}
-	if o.repoCheck < 0 {
-		return usageError("--repository-check-interval %v is negative: give a duration such as 5m, or 0 for never", o.repoCheck)
-	}
-	if o.fetchTimeout < time.Second {
-		return usageError("--fetch-timeout %v: give a duration of at least 1s, such as 60s or 5m", o.fetchTimeout)
-	}
-	if o.importSweep < 0 {
-		return usageError("--import-sweep-interval %v is negative: give a duration such as 5m, or 0 for never", o.importSweep)
-	}
-	if o.autoRelease != 0 && (o.autoRelease <= tasks.DefaultWatermark || o.autoRelease >= 1) {
-		return usageError("--auto-release-above %v: give a fraction above %v (the release watermark) and below 1, e.g. 0.9", o.autoRelease, tasks.DefaultWatermark)
+	if err := o.checkDurations(); err != nil {
+		return err
 	}
 	if o.eventsTargetARN != "" {
 		if err := associations.ParseTargetARN(o.eventsTargetARN); err != nil {
 			return usageError("%v", err)
 		}
+	}
+	uid, err := parseID("--uid", o.uid, "id -u")
+	if err != nil {
+		return usageError("%v", err)
+	}
+	gid, err := parseID("--gid", o.gid, "id -g")
+	if err != nil {
+		return usageError("%v", err)
 	}
 	repoCheck := o.repoCheck
 	if repoCheck == 0 {
@@ -263,6 +277,8 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		EventsListen:           eventsListen,
 		EventsToken:            eventsToken,
 		EventsSQS:              o.eventsSQS,
+		UID:                    uid,
+		GID:                    gid,
 		FUSE: fusefs.Options{
 			EntryTimeout:    neg(o.entryTimeout),
 			AttrTimeout:     neg(o.attrTimeout),
@@ -282,6 +298,38 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		logger.Info("signal: unmounting", "mountpoint", mp)
 		return d.Stop()
 	}
+}
+
+// checkDurations checks the intervals, the fetch timeout and the
+// auto-release fraction.
+func (o *mountOpts) checkDurations() error {
+	if o.repoCheck < 0 {
+		return usageError("--repository-check-interval %v is negative: give a duration such as 5m, or 0 for never", o.repoCheck)
+	}
+	if o.fetchTimeout < time.Second {
+		return usageError("--fetch-timeout %v: give a duration of at least 1s, such as 60s or 5m", o.fetchTimeout)
+	}
+	if o.importSweep < 0 {
+		return usageError("--import-sweep-interval %v is negative: give a duration such as 5m, or 0 for never", o.importSweep)
+	}
+	if o.autoRelease != 0 && (o.autoRelease <= tasks.DefaultWatermark || o.autoRelease >= 1) {
+		return usageError("--auto-release-above %v: give a fraction above %v (the release watermark) and below 1, e.g. 0.9", o.autoRelease, tasks.DefaultWatermark)
+	}
+	return nil
+}
+
+// parseID parses the value of flag, a numeric user or group id; "" is
+// nil (not given). hint is the command that prints the caller's own.
+func parseID(flag, v, hint string) (*uint32, error) {
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || n == math.MaxUint32 {
+		return nil, fmt.Errorf("%s %q: give a numeric id from 0 to 4294967294 (`%s` prints yours)", flag, v, hint)
+	}
+	id := uint32(n)
+	return &id, nil
 }
 
 // withoutBackground returns args without --background (and

@@ -3,6 +3,7 @@ package cli
 import (
 	"io"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -69,6 +70,20 @@ func TestWithoutBackgroundKeepsEveryFlag(t *testing.T) {
 		want := append(append([]string{"mount"}, args...), "mp")
 		if got := withoutBackground(in, cmd.Flags()); !slices.Equal(got, want) {
 			t.Errorf("%q:\n got %q\nwant %q", in, got, want)
+		}
+	}
+}
+
+func TestParseID(t *testing.T) {
+	if id, err := parseID("--uid", "", "id -u"); id != nil || err != nil {
+		t.Fatalf("not given: %v %v", id, err)
+	}
+	if id, err := parseID("--uid", "1000", "id -u"); err != nil || *id != 1000 {
+		t.Fatalf("1000: %v %v", id, err)
+	}
+	for _, bad := range []string{"-1", "alice", "4294967295", "4294967296", "1e3"} {
+		if _, err := parseID("--gid", bad, "id -g"); err == nil || !strings.Contains(err.Error(), "--gid") || !strings.Contains(err.Error(), "id -g") {
+			t.Errorf("%q: %v", bad, err)
 		}
 	}
 }

@@ -67,6 +67,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/fusefs"
 	"github.com/ferry-hpc/ferry/internal/importer"
 	"github.com/ferry-hpc/ferry/internal/mounts"
+	"github.com/ferry-hpc/ferry/internal/posixmeta"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/tasks"
@@ -140,6 +141,12 @@ type Config struct {
 	// the account, region and endpoint of S3, AWS_ENDPOINT_URL_SQS for
 	// another endpoint); a message is deleted once its hints are queued.
 	EventsSQS string
+	// UID and GID own imported files whose objects have no owner (group)
+	// headers (ferry mount --uid, --gid); nil: root's for a daemon that
+	// may chown (CAP_CHOWN), else the daemon's own (resolveOwners).
+	UID, GID *uint32
+
+	owners posixmeta.Owners // resolved from UID, GID and CAP_CHOWN
 }
 
 // DefaultBootIDFile is where Linux gives the current boot's random id.
@@ -244,6 +251,9 @@ func (cfg Config) resolve() (Config, error) {
 		return cfg, err
 	}
 	if cfg.Catalog, err = ParseCatalog(cfg.Catalog, cfg.Store); err != nil {
+		return cfg, err
+	}
+	if cfg.owners, err = resolveOwners(cfg.UID, cfg.GID, store.MayChown()); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

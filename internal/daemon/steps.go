@@ -183,6 +183,7 @@ func (d *Daemon) startImporter() error {
 	d.imp = importer.New(importer.Config{
 		Store: d.store, Catalog: d.cat, S3: d.s3, Logger: d.log,
 		FetchTimeout: d.cfg.FetchTimeout,
+		Owners:       d.cfg.owners,
 		InUse: func(rel string) bool {
 			f := d.mounted.Load()
 			return f != nil && f.InUse(rel)
@@ -190,6 +191,10 @@ func (d *Daemon) startImporter() error {
 		Invalidate: d.invalidate,
 	})
 	d.closers.push("importer", d.imp.Close)
+	if o := d.cfg.owners; o.Restricted {
+		d.log.Info("no CAP_CHOWN: imported files belong to this daemon's user; owner headers naming others are replaced",
+			"uid", o.UID, "gid", o.GID)
+	}
 	return nil
 }
 

@@ -53,6 +53,9 @@ type daemon struct {
 	rt, st, mp string
 	id         string
 	extraArgs  []string
+	// wrap, when set, is a command prefix every ferry command runs
+	// under (setpriv dropping capabilities: unpriv_test.go).
+	wrap []string
 }
 
 func newDaemon(t *testing.T, srv *testutil.MinIO, store string) *daemon {
@@ -113,6 +116,9 @@ type result struct {
 func (d *daemon) run(args ...string) result {
 	d.t.Helper()
 	cmd := exec.Command(ferryBin, args...)
+	if len(d.wrap) > 0 {
+		cmd = exec.Command(d.wrap[0], append(append(d.wrap[1:], ferryBin), args...)...)
+	}
 	cmd.Env = d.env()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

@@ -83,8 +83,12 @@
 //     the attributes the store reports, so the daemon never has to (and a
 //     daemon running as root does not grant root's rights to its callers).
 //   - allow_other when the daemon runs as root (HPC nodes mount once for
-//     every user; default_permissions makes that safe); not otherwise, since
-//     fusermount3 refuses it unless /etc/fuse.conf has user_allow_other.
+//     every user; default_permissions makes that safe), or as another user
+//     when /etc/fuse.conf has user_allow_other (fusermount3 refuses it
+//     otherwise); without it only the daemon's user can use the mount, and
+//     the log says so (AllowOther).
+//   - Mounted with mount(2) as root, by fusermount3 otherwise (go-fuse
+//     runs it; Debian's fuse3 package has it).
 //   - MaxWrite 1 MiB (the kernel's default fuse max_pages_limit), readahead
 //     asked at 1 MiB (Linux offers at most 128 KiB in INIT and keeps that),
 //     64 background requests, readdirplus on (ls -l and find
@@ -118,6 +122,8 @@ import (
 	"log/slog"
 	"math/bits"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -178,7 +184,7 @@ type Stats struct {
 type FS struct {
 	store       *store.Store
 	rootDev     uint64
-	owner       bool // running as root: new names get the caller's owner
+	owner       bool // may chown (CAP_CHOWN): new names get the caller's owner
 	egid        uint32
 	passthrough bool
 	log         *slog.Logger
@@ -210,7 +216,7 @@ func New(st *store.Store, opt Options) (*FS, error) {
 	return &FS{
 		store:       st,
 		rootDev:     root.Dev,
-		owner:       os.Geteuid() == 0,
+		owner:       store.MayChown(),
 		egid:        uint32(os.Getegid()),
 		passthrough: !opt.NoPassthrough,
 		log:         lg,
@@ -270,7 +276,7 @@ func MountOptions(st *store.Store, opt Options) *fs.Options {
 			FsName:            name,
 			Name:              Name,
 			Options:           []string{"default_permissions"},
-			AllowOther:        os.Geteuid() == 0,
+			AllowOther:        AllowOther(),
 			DirectMount:       os.Geteuid() == 0, // mount(2) itself; fusermount3 only as fallback
 			MaxWrite:          MaxWrite,
 			MaxReadAhead:      MaxWrite,
@@ -308,5 +314,39 @@ func Mount(mountpoint string, st *store.Store, opt Options) (*fuse.Server, *FS, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("mount %s on %s: %w", st.Root(), mountpoint, err)
 	}
+	if !o.AllowOther {
+		fsys.log.Info("mounted without allow_other: only this user can use the mount (uid "+strconv.Itoa(os.Geteuid())+
+			"); to share it with other users, add user_allow_other to "+FuseConf+" and mount again", "mountpoint", mountpoint)
+	}
 	return server, fsys, nil
+}
+
+// FuseConf is the file that allows users other than root to mount with
+// allow_other (a line "user_allow_other").
+const FuseConf = "/etc/fuse.conf"
+
+// AllowOther reports whether a mount made now is shared with every user
+// (allow_other): always as root; as another user only when FuseConf
+// allows it, since fusermount3 refuses the option otherwise.
+func AllowOther() bool {
+	if os.Geteuid() == 0 {
+		return true
+	}
+	return userAllowOther(FuseConf)
+}
+
+// userAllowOther reports whether the fuse.conf at path has a
+// user_allow_other line (comments start with #).
+func userAllowOther(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		if strings.TrimSpace(line) == "user_allow_other" {
+			return true
+		}
+	}
+	return false
 }

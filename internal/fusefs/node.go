@@ -227,10 +227,12 @@ func (n *Node) setSize(ctx context.Context, rel string, h *file, size int64) err
 }
 
 // own gives rel, just created by the daemon, to the caller when the daemon
-// runs as root (the kernel checks permissions against owners, so a file
-// must belong to whoever made it). The group is the caller's unless the
-// directory is set-group-ID, where the file system already gave it the
-// directory's group.
+// may give files to others (CAP_CHOWN, as root: the kernel checks
+// permissions against owners, so a file must belong to whoever made it).
+// The group is the caller's unless the directory is set-group-ID, where the
+// file system already gave it the directory's group. A daemon without
+// CAP_CHOWN keeps what it creates as its own: without allow_other the
+// caller is always the daemon's user anyway.
 func (n *Node) own(ctx context.Context, rel string, st *unix.Stat_t) error {
 	if !n.fsys.owner {
 		return nil

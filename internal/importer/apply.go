@@ -631,7 +631,7 @@ func (ap *Applier) makeEntry(ctx context.Context, w *watch, t hintTarget, out *s
 // decodeFile reads a file object's POSIX attributes as a listing does:
 // an object whose headers say directory is a type mismatch (refused).
 func (im *Importer) decodeFile(a *dra.Assoc, key string, out *s3.HeadObjectOutput) (posixmeta.Decoded, bool) {
-	d := posixmeta.Decode(out.Metadata, false, aws.ToTime(out.LastModified))
+	d := im.decode(key, out.Metadata, false, aws.ToTime(out.LastModified))
 	for _, p := range d.Problems {
 		if p.Code == posixmeta.CodeTypeMismatch {
 			im.refuse(CodeTypeMismatch, key, p.Error())

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -142,8 +141,9 @@ func (im *Importer) lookupItem(rel string, f *os.File) (*item, error) {
 	}
 	// Fetched bytes are written through a descriptor of our own: the
 	// reader's may be read-only. /proc/self/fd reopens the same inode,
-	// whatever its name is now.
-	wf, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), os.O_RDWR, 0)
+	// whatever its name is now (also a file of mode 0444 when the daemon
+	// is its owner without CAP_DAC_OVERRIDE: store.Reopen).
+	wf, err := im.st.Reopen(f, unix.O_RDWR)
 	if err != nil {
 		return nil, fmt.Errorf("open %s for hydration: %w", rel, err)
 	}
@@ -835,7 +835,7 @@ func (im *Importer) reimport(a *dra.Assoc, key, rel string, old *os.File) {
 		im.log.Warn("re-import after change refused", "path", rel, "err", err)
 		return
 	}
-	d := posixmeta.Decode(out.Metadata, false, aws.ToTime(out.LastModified))
+	d := im.decode(key, out.Metadata, false, aws.ToTime(out.LastModified))
 	if !d.Attrs.IsRegular() {
 		im.log.Warn("re-import after change: the object is no longer a regular file", "key", key)
 		return

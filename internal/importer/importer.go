@@ -49,6 +49,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/dra"
+	"github.com/ferry-hpc/ferry/internal/posixmeta"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
@@ -84,6 +85,11 @@ type Config struct {
 	// DefaultFetchTimeout). Until then it retries with backoff; each
 	// attempt is abandoned after AttemptTimeout() without a byte.
 	FetchTimeout time.Duration
+	// Owners gives imported files and directories their owner (zero: the
+	// owner headers, root:root without them, as FSx). A daemon that may
+	// not chown to others passes a Restricted rule (ferry mount; see
+	// posixmeta.Owners).
+	Owners posixmeta.Owners
 }
 
 // Defaults, chosen by measurement (docs/architecture.md, "Lazy import").
@@ -202,6 +208,10 @@ type Importer struct {
 	epoch    time.Time
 
 	n counters
+
+	// ownersReplaced: the first object whose owner headers o.Owners
+	// could not give has been logged (one line at Info, the rest at Debug).
+	ownersReplaced atomic.Bool
 }
 
 // New returns an Importer. Call SetAssociations before it serves anything,
@@ -242,6 +252,22 @@ func New(cfg Config) *Importer {
 	}
 	im.n.byCode = map[string]int64{}
 	return im
+}
+
+// decode reads an object's POSIX attributes (posixmeta.Decode) and gives
+// them their owner under Config.Owners.
+func (im *Importer) decode(key string, meta map[string]string, dir bool, lastModified time.Time) posixmeta.Decoded {
+	d := posixmeta.Decode(meta, dir, lastModified)
+	uid, gid := d.Attrs.UID, d.Attrs.GID
+	if im.cfg.Owners.Apply(&d) {
+		lg := im.log.Debug
+		if !im.ownersReplaced.Swap(true) {
+			lg = im.log.Info
+		}
+		lg("owner headers name an owner this daemon cannot give files to (no CAP_CHOWN); imported as its own",
+			"key", key, "header_uid", uid, "header_gid", gid, "uid", d.Attrs.UID, "gid", d.Attrs.GID)
+	}
+	return d
 }
 
 // Close stops every listing, fetch and readahead of the importer and waits

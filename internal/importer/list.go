@@ -448,7 +448,7 @@ func giveUp(ctx context.Context, err error) bool {
 func (im *Importer) importDir(ctx context.Context, w *watch, a *dra.Assoc, p, sub string, mk sync.Locker) (bool, error) {
 	// A prefix without a directory object has no time of its own: the
 	// directory gets the time it appeared (the listing's).
-	attrs := posixmeta.Defaults(true, time.Now())
+	attrs := im.cfg.Owners.Defaults(true, time.Now())
 	out, found, err := im.head(ctx, w, a.Bucket, p)
 	switch {
 	case err != nil && giveUp(ctx, err):
@@ -456,7 +456,7 @@ func (im *Importer) importDir(ctx context.Context, w *watch, a *dra.Assoc, p, su
 	case err != nil:
 		im.log.Warn("directory object unreadable; default attributes", "dra", a.ID(), "key", p, "err", err)
 	case found:
-		d := posixmeta.Decode(out.Metadata, true, aws.ToTime(out.LastModified))
+		d := im.decode(p, out.Metadata, true, aws.ToTime(out.LastModified))
 		if err := d.Err(); err != nil {
 			im.log.Warn("invalid POSIX metadata on directory object; defaults used for it", "dra", a.ID(), "key", p, "err", err)
 		}
@@ -542,7 +542,7 @@ func (im *Importer) importFile(ctx context.Context, w *watch, a *dra.Assoc, o s3
 	if !found {
 		return nil // deleted since the listing
 	}
-	d := posixmeta.Decode(out.Metadata, false, aws.ToTime(out.LastModified))
+	d := im.decode(o.Key, out.Metadata, false, aws.ToTime(out.LastModified))
 	for _, p := range d.Problems {
 		if p.Code == posixmeta.CodeTypeMismatch {
 			im.refuse(CodeTypeMismatch, o.Key, p.Error())

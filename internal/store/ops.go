@@ -37,6 +37,9 @@ func (s *Store) OpenFile(rel string, flags int, mode uint32) (*os.File, error) {
 		return nil, pathErr("open", rel, err)
 	}
 	fd, err := s.openat2(rel, flags|unix.O_NOFOLLOW, mode)
+	if err == unix.EACCES && flags&unix.O_ACCMODE != unix.O_RDONLY {
+		fd, err = s.openOwnReadOnly(rel, flags)
+	}
 	if err != nil {
 		return nil, pathErr("open", rel, err)
 	}
@@ -50,7 +53,7 @@ func (s *Store) Mkdir(rel string, mode uint32) error {
 		return pathErr("mkdir", rel, err)
 	}
 	defer release()
-	return pathErr("mkdir", rel, unix.Mkdirat(fd, base, mode))
+	return pathErr("mkdir", rel, s.inDir(fd, func() error { return unix.Mkdirat(fd, base, mode) }))
 }
 
 // MkdirAll creates rel and any missing parents with mode. An existing
@@ -135,7 +138,7 @@ func (s *Store) Symlink(target, rel string) error {
 		return pathErr("symlink", rel, err)
 	}
 	defer release()
-	return pathErr("symlink", rel, unix.Symlinkat(target, fd, base))
+	return pathErr("symlink", rel, s.inDir(fd, func() error { return unix.Symlinkat(target, fd, base) }))
 }
 
 // Readlink returns the target of symlink rel verbatim.
@@ -214,7 +217,7 @@ func (s *Store) Unlink(rel string) error {
 		return pathErr("unlink", rel, err)
 	}
 	defer release()
-	return pathErr("unlink", rel, unix.Unlinkat(fd, base, 0))
+	return pathErr("unlink", rel, s.inDir(fd, func() error { return unix.Unlinkat(fd, base, 0) }))
 }
 
 // Rmdir removes the empty directory rel.
@@ -224,7 +227,7 @@ func (s *Store) Rmdir(rel string) error {
 		return pathErr("rmdir", rel, err)
 	}
 	defer release()
-	return pathErr("rmdir", rel, unix.Unlinkat(fd, base, unix.AT_REMOVEDIR))
+	return pathErr("rmdir", rel, s.inDir(fd, func() error { return unix.Unlinkat(fd, base, unix.AT_REMOVEDIR) }))
 }
 
 // Chmod sets the permission bits of rel ("." is the root). On a symlink it

@@ -123,13 +123,15 @@ func (s *Store) SetFileDirOrigin(f *os.File, origin string) error {
 		return pathErr("set directory origin", f.Name(), fmt.Errorf("origin of %d bytes; at most %d", len(origin), maxOriginLen))
 	}
 	return pathErr("set directory origin", f.Name(), WithFd(f, func(fd int) error {
-		if origin == "" {
-			if err := unix.Fremovexattr(fd, DirXattr); err != nil && err != unix.ENODATA {
-				return err
+		return withOwnerWrite(procFd(fd), func() error {
+			if origin == "" {
+				if err := unix.Fremovexattr(fd, DirXattr); err != nil && err != unix.ENODATA {
+					return err
+				}
+				return nil
 			}
-			return nil
-		}
-		return unix.Fsetxattr(fd, DirXattr, []byte(origin), 0)
+			return unix.Fsetxattr(fd, DirXattr, []byte(origin), 0)
+		})
 	}))
 }
 
@@ -159,6 +161,6 @@ func (s *Store) markDirOrigin(rel string) error {
 		if err != nil || origin != "" {
 			return err
 		}
-		return unix.Setxattr(proc, DirXattr, []byte(rel), 0)
+		return withOwnerWrite(proc, func() error { return unix.Setxattr(proc, DirXattr, []byte(rel), 0) })
 	})
 }

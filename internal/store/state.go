@@ -434,11 +434,15 @@ func readXattr(fd int, path string) ([]byte, error) {
 	}
 }
 
+// writeXattr writes the state record p of the file open as fd or, when
+// path is set, of path (a /proc/self/fd link). A file whose mode denies its
+// owner writing (an object imported 0444) refuses user xattrs to a daemon
+// without CAP_DAC_OVERRIDE: withOwnerWrite.
 func writeXattr(fd int, path string, p []byte) error {
 	if path != "" {
-		return unix.Setxattr(path, StateXattr, p, 0)
+		return withOwnerWrite(path, func() error { return unix.Setxattr(path, StateXattr, p, 0) })
 	}
-	return unix.Fsetxattr(fd, StateXattr, p, 0)
+	return withOwnerWrite(procFd(fd), func() error { return unix.Fsetxattr(fd, StateXattr, p, 0) })
 }
 
 // decode parses p and, for an external map, loads its bits.
@@ -580,7 +584,7 @@ func (s *Store) update(fd int, proc string, fn func(*State) error) (State, error
 // ErrNoState if there is none).
 func (s *Store) ClearState(rel string) error {
 	return s.pathState("clear state", rel, func(proc string, _ *unix.Stat_t) error {
-		err := unix.Removexattr(proc, StateXattr)
+		err := withOwnerWrite(proc, func() error { return unix.Removexattr(proc, StateXattr) })
 		if err == unix.ENODATA {
 			return withErrno(ErrNoState, unix.ENODATA)
 		}

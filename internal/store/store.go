@@ -136,6 +136,11 @@ type Store struct {
 	// file's object is (State.Origin): see MoveLock.
 	moves sync.RWMutex
 
+	// override: the process may write whatever the modes say
+	// (CAP_DAC_OVERRIDE); without it inDir opens read-only directories of
+	// its own for the importer (own.go).
+	override bool
+
 	mu     sync.Mutex
 	closed bool
 
@@ -200,7 +205,7 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, &fs.PathError{Op: "open store", Path: dir, Err: err}
 	}
-	s := &Store{root: fd, path: dir}
+	s := &Store{root: fd, path: dir, override: hasCap(unix.CAP_DAC_OVERRIDE)}
 	if err := unix.Mkdirat(fd, MetaDir, 0o700); err != nil && err != unix.EEXIST {
 		unix.Close(fd)
 		return nil, &fs.PathError{Op: "create store metadata folder", Path: dir + "/" + MetaDir, Err: err}

@@ -68,19 +68,24 @@ func (s *Store) CreateStub(rel string, st Stub) error {
 	if err != nil {
 		return pathErr("create stub", rel, err)
 	}
+	return pathErr("create stub", rel, s.inDir(fd, func() error { return s.createStubAt(fd, base, st, rec, times) }))
+}
+
+// createStubAt is CreateStub in directory fd, by one of its two ways.
+func (s *Store) createStubAt(fd int, base string, st Stub, rec []byte, times *[2]unix.Timespec) error {
 	if !s.noTmpfile.Load() {
 		err := s.createStubTmpfile(fd, base, st, rec, times)
 		if err != errNoTmpfile {
-			return pathErr("create stub", rel, err)
+			return err
 		}
 	}
 	tmp, err := s.makeStub(fd, st, rec, times)
 	if err != nil {
-		return pathErr("create stub", rel, err)
+		return err
 	}
 	if err := unix.Renameat2(fd, tmp, fd, base, unix.RENAME_NOREPLACE); err != nil {
 		unix.Unlinkat(fd, tmp, 0)
-		return pathErr("create stub", rel, err)
+		return err
 	}
 	s.stubStep("renamed") // the stub is complete: nothing left to fail
 	return nil
@@ -195,6 +200,11 @@ func (s *Store) ReplaceStub(rel string, st Stub, check func(old State) error) er
 		return pathErr("replace stub", rel, err)
 	}
 	defer release()
+	return s.inDir(fd, func() error { return s.replaceStubAt(fd, base, rel, st, check) })
+}
+
+// replaceStubAt is ReplaceStub of base in directory fd (rel's parent).
+func (s *Store) replaceStubAt(fd int, base, rel string, st Stub, check func(old State) error) error {
 	oldState := func(name string) (State, error) {
 		var o State
 		err := s.withPathFdAt(fd, name, func(proc string) error {
