@@ -287,20 +287,7 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 	}
 	sta, err := e.cfg.Store.Lstat(newRel)
 	if gone(err) {
-		// Renamed again (or removed) since: the later entry moves what
-		// is below the later name; files carry where their objects are.
-		// This one moved nothing, so the objects are still under the
-		// old name: the later renames from this name are from there
-		// (their moves then keep the key of the old name safe: rescue).
-		// A rename of the new name begun but not journaled yet (the
-		// mount appends its RENAME after the store renamed) would come
-		// after the forwarding: wait for it.
-		if _, begun, err := e.begunFrom(ctx, je.Path); err != nil {
-			return false, err
-		} else if begun {
-			return false, errDeferred
-		}
-		return true, e.cfg.Catalog.ForwardRenames(ctx, je.Path, je.OldPath)
+		return e.movedOn(ctx, je)
 	}
 	if err != nil {
 		return false, err
@@ -325,6 +312,9 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 			fromKey, _ = keypath.ToKey(an.Prefix, inOld, keypath.File)
 		}
 		skipped, err = e.exportPath(ctx, an, inNew, newRel, fromKey)
+		if err == nil && skipped && e.renamedSince(newRel, sta) {
+			return e.movedOn(ctx, je)
+		}
 		if err == nil && fromKey != "" {
 			err = e.dropOldName(ctx, an, fromKey, oldRel)
 		}
@@ -335,6 +325,9 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 		}
 		defer unlock()
 		skipped, err = e.exportPath(ctx, an, inNew, newRel, "")
+		if err == nil && skipped && e.renamedSince(newRel, sta) {
+			return e.movedOn(ctx, je)
+		}
 		if err == nil && sameAssoc {
 			if k, kerr := keypath.ToKey(an.Prefix, inOld, keypath.File); kerr == nil && k != "" {
 				err = e.dropOldName(ctx, an, k, oldRel)
@@ -352,6 +345,33 @@ func (e *Exporter) exportRename(ctx context.Context, je catalog.JournalEntry) (b
 		}
 	}
 	return skipped, nil
+}
+
+// movedOn settles RENAME je whose file (or directory) was renamed again,
+// or removed, before its move ran: the later entry moves what is below
+// the later name, and files carry where their objects are. This one moved
+// nothing, so the objects are still under the old name: the later renames
+// from this name are made renames from there (catalog ForwardRenames), so
+// that their moves keep the key of the old name safe (rescue). A rename
+// of the new name begun but not journaled yet (the mount appends its
+// RENAME after the store renamed) would come after the forwarding: the
+// entry waits for it.
+func (e *Exporter) movedOn(ctx context.Context, je catalog.JournalEntry) (bool, error) {
+	if _, begun, err := e.begunFrom(ctx, je.Path); err != nil {
+		return false, err
+	} else if begun {
+		return false, errDeferred
+	}
+	return true, e.cfg.Catalog.ForwardRenames(ctx, je.Path, je.OldPath)
+}
+
+// renamedSince reports whether the file found at rel (sta) is no longer
+// there: an export that skipped it because it was gone when opened (the
+// e2e swap: mv a t was exported while mv t b ran, and completing it
+// without forwarding left key a unprotected) moved nothing.
+func (e *Exporter) renamedSince(rel string, sta unix.Stat_t) bool {
+	now, err := e.cfg.Store.Lstat(rel)
+	return gone(err) || (err == nil && (now.Ino != sta.Ino || now.Dev != sta.Dev))
 }
 
 // leftAssoc handles the old side of a rename out of association ao: its

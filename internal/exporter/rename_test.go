@@ -1,10 +1,14 @@
 package exporter
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +22,7 @@ import (
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/testutil"
+	"github.com/ferry-hpc/ferry/internal/transfer"
 )
 
 // exportedTree writes files f0..f{n-1} below dir and exports them.
@@ -517,6 +522,80 @@ func TestReleasedFilesSwappedLastMoveUnjournaled(t *testing.T) {
 	e.start()
 	e.drain()
 	e.mustSwapped()
+}
+
+// TestReleasedFilesSwappedRenamedDuringMove: the swap with the last two
+// renames made while the first one's move runs, between its look at the
+// new name (t, there) and its open of the file (gone to b): it moves
+// nothing, and must then make the later RENAME(b ← t) a rename from a
+// (ForwardRenames), or nothing keeps key a — A's only data — safe from
+// B's move, which writes it (the e2e swap lost A so: its log showed the
+// first move done "skipped" and B's move finding no rename from a). B's
+// move runs before A's, one at a time, the order that lost A.
+func TestReleasedFilesSwappedRenamedDuringMove(t *testing.T) {
+	e := releasedPair(t)
+	e.rename("ExtData/a", "ExtData/t")
+	e.appendJ("ExtData/t", catalog.KindRename, "ExtData/a", false)
+	var fnErr error
+	cat := &renameDuring{Catalog: e.cat, path: "ExtData/t", fn: func() {
+		// mv b a; mv t b, as the mount makes them.
+		mu := e.st.MoveLock()
+		mu.Lock()
+		fnErr = errors.Join(e.st.MarkOrigins(ctx, "ExtData/b"), e.st.Rename("ExtData/b", "ExtData/a", 0))
+		mu.Unlock()
+		fnErr = errors.Join(fnErr, e.cat.Append(ctx, catalog.JournalAppend{Path: "ExtData/a", Kind: catalog.KindRename, OldPath: "ExtData/b"}))
+		id, err := e.cat.BeginMove(ctx, "ExtData/t", "ExtData/b")
+		mu.Lock()
+		fnErr = errors.Join(fnErr, err, e.st.MarkOrigins(ctx, "ExtData/t"), e.st.Rename("ExtData/t", "ExtData/b", 0))
+		mu.Unlock()
+		fnErr = errors.Join(fnErr, e.cat.Append(ctx, catalog.JournalAppend{Path: "ExtData/b", Kind: catalog.KindRename, OldPath: "ExtData/t", EndMove: id}))
+		// B's move (a ← b) runs before A's (b ← t), as in the e2e run
+		// that lost A.
+		hs, err := e.cat.Claim(ctx, "hold", 10, time.Hour)
+		fnErr = errors.Join(fnErr, err)
+		for _, je := range hs {
+			retry := time.Now()
+			if je.Path == "ExtData/b" {
+				retry = retry.Add(1500 * time.Millisecond)
+			}
+			fnErr = errors.Join(fnErr, e.cat.Defer(ctx, je, "test", retry))
+		}
+	}}
+	ex, err := New(Config{
+		Store: e.st, Catalog: cat, S3: e.s3,
+		Engine: transfer.New(e.s3, transfer.Options{Concurrency: 4, PartSize: transfer.MinPartSize}),
+		Owner:  "A", Workers: 1, Lease: 3 * time.Second,
+		RetryBase: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond, Poll: 50 * time.Millisecond,
+		Version: "test",
+		Restore: func(ctx context.Context, rel string) error { return e.im.Restore(ctx, rel, nil) },
+	})
+	must(t, err)
+	ex.SetAssociations(e.ex.table())
+	e.ex = ex
+	e.start()
+	e.drain()
+	must(t, fnErr)
+	if !cat.ran.Load() {
+		t.Fatal("the renames were not made during the move")
+	}
+	e.mustSwapped()
+}
+
+// renameDuring is the catalog with renames of the mount falling into an
+// export: fn runs once, at the first RenamesFrom asking about path (the
+// move of path looks for renames from its key before it opens the file).
+type renameDuring struct {
+	catalog.Catalog
+	path string
+	fn   func()
+	ran  atomic.Bool
+}
+
+func (c *renameDuring) RenamesFrom(ctx context.Context, paths []string, limit int) ([]catalog.JournalEntry, error) {
+	if slices.Contains(paths, c.path) && c.ran.CompareAndSwap(false, true) {
+		c.fn()
+	}
+	return c.Catalog.RenamesFrom(ctx, paths, limit)
 }
 
 // only runs the exporter on the entry of path alone: every other entry
