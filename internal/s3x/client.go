@@ -15,6 +15,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -95,38 +97,12 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			o.RateLimiter = ratelimit.None
 		})
 	}
-	// The HTTP client and the retryer above are S3's only. The loaded
-	// configuration's are the credential chain's (the instance metadata
-	// service, STS, SSO): the SDK's own HTTP client (IMDS: 250 ms dial,
-	// 500 ms to the response) and two attempts 300 ms apart at most, so a
-	// machine without credentials and without a metadata service learns
-	// it in about a second, not after ten attempts with S3's 10 s dial
-	// timeout and 20 s backoff (docs/architecture.md, "S3 access").
-	opts := []func(*config.LoadOptions) error{
-		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) {
-				o.MaxAttempts = 2
-				o.MaxBackoff = 300 * time.Millisecond
-			})
-		}),
-	}
-	if cfg.Profile != "" {
-		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
-	}
-	if cfg.Region != "" {
-		opts = append(opts, config.WithRegion(cfg.Region))
-	}
-	if cfg.Access.Unsigned {
-		// Never consult the chain: no profile, file or metadata service
-		// is needed (or waited for) to read a public bucket.
-		opts = append(opts, config.WithCredentialsProvider(aws.AnonymousCredentials{}))
-	}
-	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	// The HTTP client and the retryer above are S3's only; the credential
+	// chain's clients (STS, SSO, the instance metadata service) keep the
+	// SDK's own. See loadConfig for the metadata service's bound.
+	awsCfg, err := loadConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w (check --profile and ~/.aws/config)", err)
-	}
-	if !cfg.Access.Unsigned && awsCfg.Credentials != nil {
-		awsCfg.Credentials = aws.NewCredentialsCache(chainProvider{awsCfg.Credentials})
+		return nil, err
 	}
 	endpoint := cfg.EndpointURL
 	if endpoint == "" {
@@ -166,6 +142,49 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	b := &clientBase{endpoint: named, cfg: awsCfg, opts: s3opts, variants: map[Access]*Client{}}
 	return b.client(cfg.Access), nil
+}
+
+// loadConfig loads the configuration chain (environment, ~/.aws/config
+// and credentials, the profile) with the instance metadata service (IMDS)
+// held to one attempt per request, as the aws CLI does
+// (metadata_service_num_attempts = 1): with the SDK's timeouts (250 ms to
+// connect, 500 ms to the response headers) a machine without credentials
+// and without a metadata service learns it at once (0.1 s when the
+// service refuses the connection) or in about a second (1.1 s when it
+// never answers). Before, the chain shared S3's retryer (ten attempts):
+// 5.0 s either way, the metadata operation's own timeout; the SDK's
+// default retryer (three attempts up to 1 s apart, for the token and again
+// for the IMDSv1 fallback) takes about 4 s (docs/architecture.md, "S3
+// access"). The metadata client is made from a first load, so it keeps
+// every setting of the chain (AWS_EC2_METADATA_SERVICE_ENDPOINT, the
+// endpoint mode, ec2_metadata_service_endpoint in ~/.aws/config,
+// AWS_EC2_METADATA_DISABLED). The chain's failure is made final
+// (chainProvider). An unsigned Client never asks the chain anything
+// (Access.options).
+func loadConfig(ctx context.Context, cfg Config) (aws.Config, error) {
+	var opts []func(*config.LoadOptions) error
+	if cfg.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
+	}
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	first, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w (check --profile and ~/.aws/config)", err)
+	}
+	md := imds.NewFromConfig(first, func(o *imds.Options) {
+		o.Retryer = retry.AddWithMaxAttempts(retry.NewStandard(), 1)
+	})
+	opts = append(opts, config.WithEC2RoleCredentialOptions(func(o *ec2rolecreds.Options) { o.Client = md }))
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w (check --profile and ~/.aws/config)", err)
+	}
+	if awsCfg.Credentials != nil {
+		awsCfg.Credentials = aws.NewCredentialsCache(chainProvider{awsCfg.Credentials})
+	}
+	return awsCfg, nil
 }
 
 func isPlainHTTP(endpoint string) bool {
