@@ -215,7 +215,7 @@ func (e *Exporter) removeIfOurs(ctx context.Context, a *dra.Assoc, key, p, etag 
 	if owned, err := e.ownedAt(p, f, etag); err != nil || owned {
 		return err
 	}
-	c := e.s3For(a.Bucket)
+	c := e.cfg.S3.For(a.Access())
 	_, err = c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(a.Bucket), Key: aws.String(key), IfMatch: h.ETag})
 	if err != nil && !notFound(err) && s3x.CodeOf(err) != s3x.CodePrecondition {
 		return c.Explain(err, "delete", a.Bucket, key)
@@ -491,7 +491,7 @@ func (e *Exporter) dropOldPrefix(ctx context.Context, a *dra.Assoc, inOld, oldRe
 		return nil // a directory is there again: its objects are its own
 	}
 	var batch []string
-	err = e.s3For(a.Bucket).List(ctx, a.Bucket, s3x.ListOptions{Prefix: oldKey}, func(o s3x.Object) error {
+	err = e.cfg.S3.For(a.Access()).List(ctx, a.Bucket, s3x.ListOptions{Prefix: oldKey}, func(o s3x.Object) error {
 		suffix := o.Key[len(oldKey):]
 		isDir := suffix == "" || suffix[len(suffix)-1] == '/'
 		sub, _, err := keypath.ToPath(oldKey, o.Key)
@@ -546,7 +546,7 @@ func (e *Exporter) dropDirObject(ctx context.Context, a *dra.Assoc, origin strin
 	} else if err != nil && !gone(err) {
 		return err
 	}
-	c := e.s3For(ao.Bucket)
+	c := e.cfg.S3.For(ao.Access())
 	_, err = c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(ao.Bucket), Key: aws.String(key)})
 	if err != nil && !notFound(err) {
 		return c.Explain(err, "delete", ao.Bucket, key)
