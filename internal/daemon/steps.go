@@ -173,9 +173,6 @@ func (d *Daemon) openCatalog() (err error) {
 // (s3x.Client.For): an unsigned association never needs any.
 func (d *Daemon) connectS3() (err error) {
 	s3cfg := d.cfg.S3
-	if s3cfg.Access != (s3x.Access{}) {
-		return fmt.Errorf("--no-sign-request and --request-payer are set per association on a mount: give them to `ferry fsx create-data-repository-association`, not to `ferry mount`")
-	}
 	if s3cfg.MaxConns == 0 {
 		s3cfg.MaxConns = 64
 	}

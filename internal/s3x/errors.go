@@ -99,8 +99,9 @@ func (c *Client) Explain(err error, op, bucket, key string) error {
 }
 
 // NoCredentialsHelp is what an error says when the credential chain found
-// nothing: where it looked, and the two ways on.
-const NoCredentialsHelp = "no AWS credentials found: the chain looked in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE), the profile (--profile) in ~/.aws/credentials and ~/.aws/config, and the EC2 instance metadata service (IMDS); give credentials there, or, for a public bucket, use --no-sign-request"
+// nothing: the two ways on, and where the chain looked (--no-sign-request
+// first: an association's FailureDetails keeps 256 characters).
+const NoCredentialsHelp = "no AWS credentials found: for a public bucket use --no-sign-request, else give credentials where the chain looks: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or --profile, ~/.aws/credentials, ~/.aws/config, the EC2 instance metadata service (IMDS)"
 
 // payerHint is the AccessDenied hint for a client that does not send
 // x-amz-request-payer: S3 refuses requests to a requester-pays bucket
