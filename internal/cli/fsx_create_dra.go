@@ -8,6 +8,23 @@ import (
 	"github.com/ferry-hpc/ferry/internal/s3x"
 )
 
+const createDRAExample = `  ferry fsx create-data-repository-association \
+      --file-system-id "$FSX_ID" \
+      --file-system-path "/ExtData" \
+      --data-repository-path "s3://dzhang-imi-gchp-test/ExtData" \
+      --batch-import-meta-data-on-create \
+      --s3 '{"AutoImportPolicy": {"Events": ["NEW","CHANGED","DELETED"]}}' \
+      --tags Key=Name,Value=dra-extdata \
+      --client-request-token dra-extdata-001
+
+  # GEOS-Chem's public input data, read without credentials
+  ferry fsx create-data-repository-association \
+      --file-system-id "$FSX_ID" \
+      --file-system-path "/ExtData" \
+      --data-repository-path "s3://geos-chem/" \
+      --no-sign-request \
+      --s3 '{"AutoImportPolicy": {"Events": ["NEW","CHANGED","DELETED"]}}'`
+
 func newFsxCreateDRACmd(o *fsxOpts) *cobra.Command {
 	var (
 		fsID, fsPath, repoPath, s3v, token, input string
@@ -40,23 +57,8 @@ daemon reaches this repository — unsigned, for a public bucket (no credentials
 needed, none used; import only: an AutoExportPolicy is refused), or with
 x-amz-request-payer: requester, for a requester-pays bucket. Other
 associations of the same mount keep the daemon's credentials.`,
-		Example: `  ferry fsx create-data-repository-association \
-      --file-system-id "$FSX_ID" \
-      --file-system-path "/ExtData" \
-      --data-repository-path "s3://dzhang-imi-gchp-test/ExtData" \
-      --batch-import-meta-data-on-create \
-      --s3 '{"AutoImportPolicy": {"Events": ["NEW","CHANGED","DELETED"]}}' \
-      --tags Key=Name,Value=dra-extdata \
-      --client-request-token dra-extdata-001
-
-  # GEOS-Chem's public input data, read without credentials
-  ferry fsx create-data-repository-association \
-      --file-system-id "$FSX_ID" \
-      --file-system-path "/ExtData" \
-      --data-repository-path "s3://geos-chem/" \
-      --no-sign-request \
-      --s3 '{"AutoImportPolicy": {"Events": ["NEW","CHANGED","DELETED"]}}'`,
-		Args: cobra.NoArgs,
+		Example: createDRAExample,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(); err != nil {
 				return err
