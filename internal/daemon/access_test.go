@@ -82,6 +82,20 @@ func TestPublicBesidePrivateAssociations(t *testing.T) {
 		}
 	}
 
+	// An import task over the public prefix lists it unsigned too.
+	srv.Put(t, pub, "ExtData/HEMCO/new.nc", []byte("new"))
+	var itr api.CreateDataRepositoryTaskResponse
+	if err := e.c.Call(context.Background(), api.OpCreateTask, api.CreateDataRepositoryTaskRequest{FileSystemId: e.d.ID(), Type: api.TaskImportMetadataFromRepository,
+		Paths: []string{"s3://" + pub + "/ExtData/HEMCO/"}, Report: &api.CompletionReport{Enabled: false}}, &itr); err != nil {
+		t.Fatal(err)
+	}
+	if task := e.waitTask(itr.DataRepositoryTask.TaskId); task.Lifecycle != api.TaskSucceeded {
+		t.Errorf("import task of the public prefix: %s %+v %+v", task.Lifecycle, task.Status, task.FailureDetails)
+	}
+	if got, err := os.ReadFile(filepath.Join(e.mp, "ExtData/HEMCO/new.nc")); err != nil || string(got) != "new" {
+		t.Errorf("imported new.nc: %q %v", got, err)
+	}
+
 	var pubN, privN int
 	for _, r := range proxy.Records() {
 		auth := r.Header.Get("Authorization")
@@ -149,19 +163,25 @@ func TestPublicBesidePrivateAssociations(t *testing.T) {
 		Report: &api.CompletionReport{Enabled: false}}, &tr); err != nil {
 		t.Fatal(err)
 	}
-	var task api.DataRepositoryTask
-	testutil.Eventually(t, 30*time.Second, "export task ends", func() bool {
-		var dr api.DescribeDataRepositoryTasksResponse
-		if err := e.c.Call(context.Background(), api.OpDescribeTasks, api.DescribeDataRepositoryTasksRequest{TaskIds: []string{tr.DataRepositoryTask.TaskId}}, &dr); err != nil {
-			t.Fatal(err)
-		}
-		task = dr.DataRepositoryTasks[0]
-		return task.Lifecycle == api.TaskSucceeded || task.Lifecycle == api.TaskFailed
-	})
-	if task.Lifecycle != api.TaskSucceeded || task.Status == nil || task.Status.FailedCount != 0 {
+	if task := e.waitTask(tr.DataRepositoryTask.TaskId); task.Lifecycle != api.TaskSucceeded || task.Status == nil || task.Status.FailedCount != 0 {
 		t.Errorf("whole file system export task: %s %+v %+v", task.Lifecycle, task.Status, task.FailureDetails)
 	}
 	if _, ok := getObject(t, srv.Client(t), pub, "ExtData/HEMCO/local.nc"); ok {
 		t.Errorf("a file of the unsigned association was exported")
 	}
+}
+
+// waitTask waits until task id has ended and returns it.
+func (e *env) waitTask(id string) api.DataRepositoryTask {
+	e.t.Helper()
+	var task api.DataRepositoryTask
+	testutil.Eventually(e.t, 30*time.Second, "task "+id+" ends", func() bool {
+		var dr api.DescribeDataRepositoryTasksResponse
+		if err := e.c.Call(context.Background(), api.OpDescribeTasks, api.DescribeDataRepositoryTasksRequest{TaskIds: []string{id}}, &dr); err != nil {
+			e.t.Fatal(err)
+		}
+		task = dr.DataRepositoryTasks[0]
+		return task.Lifecycle == api.TaskSucceeded || task.Lifecycle == api.TaskFailed || task.Lifecycle == api.TaskCanceled
+	})
+	return task
 }
