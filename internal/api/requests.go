@@ -27,6 +27,8 @@ type CreateDataRepositoryAssociationRequest struct {
 	S3                          *S3DataRepositoryConfiguration `json:"S3,omitempty"`
 	ClientRequestToken          string                         `json:"ClientRequestToken,omitempty"`
 	Tags                        []Tag                          `json:"Tags,omitempty"`
+	// FerryRepositoryAccess is ferry only: see RepositoryAccess.
+	FerryRepositoryAccess *RepositoryAccess `json:"FerryRepositoryAccess,omitempty"`
 }
 
 type CreateDataRepositoryAssociationResponse struct {

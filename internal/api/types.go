@@ -126,10 +126,38 @@ type DataRepositoryAssociation struct {
 	S3                          *S3DataRepositoryConfiguration `json:"S3,omitempty"`
 	Tags                        []Tag                          `json:"Tags,omitempty"`
 	CreationTime                Time                           `json:"CreationTime"`
+	// FerryRepositoryAccess is ferry only (FSx has no such member): how
+	// the daemon's requests to the repository are made, when not signed
+	// with the daemon's credentials. Set at create, never changed.
+	FerryRepositoryAccess *RepositoryAccess `json:"FerryRepositoryAccess,omitempty"`
 	// FerryStatus is ferry only (FSx has no such member): the progress of
 	// the daemon's background work on the association. Absent until there
 	// is something to say; FSx clients ignore it.
 	FerryStatus *AssociationStatus `json:"FerryStatus,omitempty"`
+}
+
+// RequestPayerRequester is the one value of RepositoryAccess.RequestPayer.
+const RequestPayerRequester = "requester"
+
+// RepositoryAccess is the ferry-only member FerryRepositoryAccess of an
+// association (and of its create request): how the daemon's requests to
+// the repository are made. Absent, they are signed with the credentials
+// the daemon found (ferry mount's --profile, the environment, ~/.aws, the
+// instance metadata service). At most one member is set:
+//
+//	{"Unsigned": true}           ferry fsx create-data-repository-association --no-sign-request
+//	{"RequestPayer": "requester"} ferry fsx create-data-repository-association --request-payer requester
+type RepositoryAccess struct {
+	// Unsigned: requests carry no credentials and no signature, as aws's
+	// --no-sign-request: a public bucket, read by a daemon that may have no
+	// credentials at all. Import only: an AutoExportPolicy is refused at
+	// create and update, and export tasks and hsm archive are refused on
+	// its files.
+	Unsigned bool `json:"Unsigned,omitempty"`
+	// RequestPayer "requester": every request carries x-amz-request-payer:
+	// requester, as aws's --request-payer requester (a requester-pays
+	// bucket: the daemon's account pays for requests and bytes).
+	RequestPayer string `json:"RequestPayer,omitempty"`
 }
 
 // AssociationStatus is the ferry-only progress of an association's

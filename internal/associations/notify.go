@@ -14,6 +14,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 )
 
@@ -134,7 +135,7 @@ func (m *Worker) notifierFor(a api.DataRepositoryAssociation) (*notifier, error)
 	if err != nil {
 		return nil, err
 	}
-	n := &notifier{c: m.s3, bucket: u.Bucket, want: notification{id: NotificationID(m.fsID, a.AssociationId), arn: m.targetARN, prefix: u.Key}}
+	n := &notifier{c: m.s3.For(dra.AccessOf(a)), bucket: u.Bucket, want: notification{id: NotificationID(m.fsID, a.AssociationId), arn: m.targetARN, prefix: u.Key}}
 	n.want.topic = strings.HasPrefix(m.targetARN, "arn:") && strings.Contains(m.targetARN, ":sns:")
 	if autoImports(a) {
 		n.want.events = notifyEvents(a)
@@ -229,6 +230,15 @@ func (m *Worker) notify(ctx context.Context, a api.DataRepositoryAssociation, lo
 	if m.targetARN == "" {
 		return nil
 	}
+	if dra.AccessOf(a).Unsigned {
+		// Only the bucket's owner may configure its notifications, and an
+		// unsigned association's requests are nobody's: its auto-import
+		// comes from the sweep, or from events the owner sends.
+		if autoImports(a) && a.Lifecycle != api.LifecycleAvailable {
+			log.Info("unsigned association: no bucket event notification is put (that needs the bucket owner's credentials); auto-import relies on --import-sweep-interval or on events the owner sends")
+		}
+		return nil
+	}
 	if !autoImports(a) {
 		m.dropNotification(ctx, a, log)
 		return nil
@@ -259,7 +269,7 @@ func (m *Worker) notify(ctx context.Context, a api.DataRepositoryAssociation, lo
 // kept because its bucket cannot be reached (the log says what to remove
 // by hand).
 func (m *Worker) dropNotification(ctx context.Context, a api.DataRepositoryAssociation, log *slog.Logger) {
-	if m.targetARN == "" {
+	if m.targetARN == "" || dra.AccessOf(a).Unsigned {
 		return
 	}
 	n, err := m.notifierFor(a)

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 )
 
@@ -46,6 +47,7 @@ func checkRepository(ctx context.Context, c *s3x.Client, a api.DataRepositoryAss
 	if c == nil {
 		return fmt.Errorf("no S3 client: the daemon was started without S3 access")
 	}
+	c = c.For(dra.AccessOf(a))
 	u, err := s3x.ParseURL(a.DataRepositoryPath)
 	if err != nil {
 		return err

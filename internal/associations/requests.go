@@ -30,6 +30,12 @@ func (m *Worker) Create(ctx context.Context, req api.CreateDataRepositoryAssocia
 	if err != nil {
 		return out, err
 	}
+	if n.FerryRepositoryAccess, err = normalizeAccess(n.FerryRepositoryAccess); err != nil {
+		return out, err
+	}
+	if err := checkUnsignedExport(api.DataRepositoryAssociation{S3: n.S3, FerryRepositoryAccess: n.FerryRepositoryAccess}, "create"); err != nil {
+		return out, err
+	}
 	if err := m.checkFS(n.FileSystemId); err != nil {
 		return out, err
 	}
@@ -56,6 +62,7 @@ func (m *Worker) Create(ctx context.Context, req api.CreateDataRepositoryAssocia
 		return out, err
 	}
 	a := dra.NewAssociation(n, dra.NewAssociationID(), api.Now())
+	a.FerryRepositoryAccess = n.FerryRepositoryAccess
 	if a.BatchImportMetaDataOnCreate {
 		a.FerryStatus = &api.AssociationStatus{BatchImport: &api.BatchImportStatus{State: api.BatchImportPending}}
 	}
@@ -131,6 +138,9 @@ func (m *Worker) Update(ctx context.Context, req api.UpdateDataRepositoryAssocia
 		}
 		na, err := dra.ApplyUpdate(*a, req)
 		if err != nil {
+			return err
+		}
+		if err := checkUnsignedExport(na, "update of "+na.AssociationId); err != nil {
 			return err
 		}
 		na.Lifecycle = api.LifecycleUpdating

@@ -2,15 +2,36 @@ package cli
 
 import (
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/s3x"
 )
+
+const createDRAExample = `  ferry fsx create-data-repository-association \
+      --file-system-id "$FSX_ID" \
+      --file-system-path "/ExtData" \
+      --data-repository-path "s3://dzhang-imi-gchp-test/ExtData" \
+      --batch-import-meta-data-on-create \
+      --s3 '{"AutoImportPolicy": {"Events": ["NEW","CHANGED","DELETED"]}}' \
+      --tags Key=Name,Value=dra-extdata \
+      --client-request-token dra-extdata-001
+
+  # GEOS-Chem's public input data, read without credentials
+  ferry fsx create-data-repository-association \
+      --file-system-id "$FSX_ID" \
+      --file-system-path "/ExtData" \
+      --data-repository-path "s3://geos-chem/" \
+      --no-sign-request \
+      --s3 '{"AutoImportPolicy": {"Events": ["NEW","CHANGED","DELETED"]}}'`
 
 func newFsxCreateDRACmd(o *fsxOpts) *cobra.Command {
 	var (
 		fsID, fsPath, repoPath, s3v, token, input string
 		chunk                                     int32
 		tags                                      []string
+		unsigned                                  bool
+		payer                                     string
 	)
 	cmd := &cobra.Command{
 		Use:   "create-data-repository-association",
@@ -28,16 +49,16 @@ works. Follow it with describe-data-repository-associations.
 
 --s3 and --tags take aws's shorthand or JSON. The same --client-request-token
 with the same parameters returns the same association; with other parameters
-it is an IncompatibleParameterError.`,
-		Example: `  ferry fsx create-data-repository-association \
-      --file-system-id "$FSX_ID" \
-      --file-system-path "/ExtData" \
-      --data-repository-path "s3://dzhang-imi-gchp-test/ExtData" \
-      --batch-import-meta-data-on-create \
-      --s3 '{"AutoImportPolicy": {"Events": ["NEW","CHANGED","DELETED"]}}' \
-      --tags Key=Name,Value=dra-extdata \
-      --client-request-token dra-extdata-001`,
-		Args: cobra.NoArgs,
+it is an IncompatibleParameterError.
+
+--no-sign-request and --request-payer are ferry's (FSx has neither): they set
+the association's FerryRepositoryAccess, which describe shows, and fix how the
+daemon reaches this repository — unsigned, for a public bucket (no credentials
+needed, none used; import only: an AutoExportPolicy is refused), or with
+x-amz-request-payer: requester, for a requester-pays bucket. Other
+associations of the same mount keep the daemon's credentials.`,
+		Example: createDRAExample,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.validate(); err != nil {
 				return err
@@ -78,6 +99,9 @@ it is an IncompatibleParameterError.`,
 			if f.Changed("client-request-token") {
 				req.ClientRequestToken = token
 			}
+			if err := accessFlags(f, unsigned, payer, &req.FerryRepositoryAccess); err != nil {
+				return err
+			}
 			if req.FileSystemId == "" {
 				return paramError("the following arguments are required: --file-system-id")
 			}
@@ -102,6 +126,33 @@ it is an IncompatibleParameterError.`,
 	f.StringVar(&s3v, "s3", "", `import/export policies: AutoImportPolicy={Events=[NEW,CHANGED,DELETED]},AutoExportPolicy={Events=[NEW]} or JSON`)
 	f.StringArrayVar(&tags, "tags", nil, "tags: Key=k,Value=v … (shorthand or JSON)")
 	f.StringVar(&token, "client-request-token", "", "idempotency token (1–63 of A-Za-z0-9_.-)")
+	f.BoolVar(&unsigned, "no-sign-request", false, "ferry only: the daemon reads this repository unsigned, without credentials (a public bucket; import only)")
+	f.StringVar(&payer, "request-payer", "", `ferry only: "requester" — the daemon's requests to this repository carry x-amz-request-payer: requester (a requester-pays bucket)`)
 	f.StringVar(&input, "cli-input-json", "", "the request as JSON (or file://PATH); flags given too override its members")
 	return cmd
+}
+
+// accessFlags sets the FerryRepositoryAccess of a create request from
+// --no-sign-request and --request-payer (when given; they override the
+// member of --cli-input-json). A value the daemon would refuse is a usage
+// error here already.
+func accessFlags(f *pflag.FlagSet, unsigned bool, payer string, dst **api.RepositoryAccess) error {
+	if !f.Changed("no-sign-request") && !f.Changed("request-payer") {
+		return nil
+	}
+	r := api.RepositoryAccess{}
+	if *dst != nil {
+		r = **dst
+	}
+	if f.Changed("no-sign-request") {
+		r.Unsigned = unsigned
+	}
+	if f.Changed("request-payer") {
+		r.RequestPayer = payer
+	}
+	if err := (s3x.Access{Unsigned: r.Unsigned, RequestPayer: r.RequestPayer}).Validate(); err != nil {
+		return paramError("%v", err)
+	}
+	*dst = &r
+	return nil
 }

@@ -53,9 +53,14 @@ type globals struct {
 	profile     string
 	region      string
 	endpointURL string
-	cpuProfile  string
-	stdout      io.Writer
-	stderr      io.Writer
+	// noSignRequest is aws's global --no-sign-request; requestPayer is
+	// --request-payer of the s3 commands (aws has it on its transfer
+	// commands; ferry on every s3 command).
+	noSignRequest bool
+	requestPayer  string
+	cpuProfile    string
+	stdout        io.Writer
+	stderr        io.Writer
 	// args are the arguments ferry was run with (Main's), as given: a
 	// --background mount runs them again, without --background.
 	args []string
@@ -63,7 +68,23 @@ type globals struct {
 
 // s3Config returns the S3 configuration the global flags select.
 func (g *globals) s3Config(maxConns int) s3x.Config {
-	return s3x.Config{Profile: g.profile, Region: g.region, EndpointURL: g.endpointURL, MaxConns: maxConns}
+	return s3x.Config{Profile: g.profile, Region: g.region, EndpointURL: g.endpointURL, MaxConns: maxConns,
+		Access: s3x.Access{Unsigned: g.noSignRequest, RequestPayer: g.requestPayer}}
+}
+
+// s3Client builds the S3 client of an s3 command: the global flags'
+// configuration, with --no-sign-request and --request-payer checked first
+// (a usage error names the flag and its values).
+func (g *globals) s3Client(ctx context.Context, maxConns int) (*s3x.Client, error) {
+	cfg := g.s3Config(maxConns)
+	if err := cfg.Access.Validate(); err != nil {
+		return nil, usageError("%v", err)
+	}
+	c, err := s3x.New(ctx, cfg)
+	if err != nil {
+		return nil, &exitError{code: ExitFailed, err: err}
+	}
+	return c, nil
 }
 
 // NewRoot builds the ferry command tree for the process's own arguments
@@ -82,7 +103,8 @@ the semantics of "aws s3", only faster.
 
 Credentials, region and endpoint come from the standard AWS chain
 (AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL_S3,
-~/.aws/config) or the flags below.`,
+~/.aws/config, the EC2 instance metadata service) or the flags below.
+A public bucket is read without credentials with --no-sign-request.`,
 		Example: `  ferry s3 sync s3://bucket/ExtData ./ExtData
   ferry s3 ls s3://bucket/ --recursive --summarize --human-readable
   ferry --endpoint-url http://127.0.0.1:9000 s3 cp big.nc s3://bucket/big.nc`,
@@ -95,6 +117,7 @@ Credentials, region and endpoint come from the standard AWS chain
 	pf.StringVar(&g.profile, "profile", "", "use this profile from ~/.aws/config and ~/.aws/credentials")
 	pf.StringVar(&g.region, "region", "", "AWS region (default from the configuration chain, else us-east-1)")
 	pf.StringVar(&g.endpointURL, "endpoint-url", "", "S3 endpoint, e.g. http://127.0.0.1:9000 (default $AWS_ENDPOINT_URL_S3); enables path-style addressing")
+	pf.BoolVar(&g.noSignRequest, "no-sign-request", false, "send requests unsigned, without credentials (public buckets); the credential chain is not consulted")
 	pf.StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	pf.MarkHidden("cpuprofile")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {

@@ -22,8 +22,11 @@ output lines and exit codes (0 ok, 1 failed, 2 some files skipped), with a
 parallel transfer engine underneath.`,
 		Example: `  ferry s3 sync ./output s3://bucket/output
   ferry s3 cp s3://bucket/ExtData/file.nc .
-  ferry s3 ls s3://bucket/ExtData/`,
+  ferry s3 ls s3://bucket/ExtData/
+  ferry s3 ls --no-sign-request s3://gcgrid/GEOSCHEM_RESTARTS/
+  ferry s3 cp --request-payer requester s3://payer-bucket/key .`,
 	}
+	cmd.PersistentFlags().StringVar(&g.requestPayer, "request-payer", "", `"requester": confirm that you pay for the requests and bytes of a requester-pays bucket (sends x-amz-request-payer: requester)`)
 	cmd.AddCommand(newS3SyncCmd(g), newS3CpCmd(g), newS3LsCmd(g), newS3MbCmd(g))
 	return cmd
 }

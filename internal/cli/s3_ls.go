@@ -46,9 +46,9 @@ nothing.`,
 }
 
 func runLs(ctx context.Context, g *globals, f *lsFlags, args []string) error {
-	client, err := s3x.New(ctx, g.s3Config(4))
+	client, err := g.s3Client(ctx, 4)
 	if err != nil {
-		return &exitError{code: ExitFailed, err: err}
+		return err
 	}
 	if len(args) == 0 {
 		return lsBuckets(ctx, client, g.stdout)

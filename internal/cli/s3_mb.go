@@ -32,9 +32,9 @@ func runMb(ctx context.Context, g *globals, arg string) error {
 	if u.Key != "" {
 		return usageError("%s: a bucket name has no key; write s3://%s", arg, u.Bucket)
 	}
-	client, err := s3x.New(ctx, g.s3Config(1))
+	client, err := g.s3Client(ctx, 1)
 	if err != nil {
-		return &exitError{code: ExitFailed, err: err}
+		return err
 	}
 	in := &s3.CreateBucketInput{Bucket: aws.String(u.Bucket)}
 	if client.Region != "us-east-1" {

@@ -56,7 +56,7 @@ func newRunner(ctx context.Context, g *globals, f *transferFlags, src, dst locat
 	default:
 		return nil, usageError("%s and %s are both local paths: one side must be an s3:// URL", src.arg, dst.arg)
 	}
-	client, err := s3x.New(ctx, g.s3Config(f.concurrency))
+	client, err := g.s3Client(ctx, f.concurrency)
 	if err != nil {
 		return nil, err
 	}

@@ -228,6 +228,9 @@ func Start(cfg Config) (*Daemon, error) {
 // URL in canonical form, a logger, the runtime directory, the wait stream's
 // period and the boot id file.
 func (cfg Config) resolve() (Config, error) {
+	if cfg.S3.Access != (s3x.Access{}) {
+		return cfg, fmt.Errorf("--no-sign-request and --request-payer are set per association on a mount: give them to `ferry fsx create-data-repository-association`, not to `ferry mount`")
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -167,6 +167,10 @@ func (d *Daemon) openCatalog() (err error) {
 	return nil
 }
 
+// connectS3 builds the daemon's one S3 client (one connection pool).
+// Nothing is requested here: a daemon starts without credentials, and
+// each association's requests use the client of its Access
+// (s3x.Client.For): an unsigned association never needs any.
 func (d *Daemon) connectS3() (err error) {
 	s3cfg := d.cfg.S3
 	if s3cfg.MaxConns == 0 {

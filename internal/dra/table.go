@@ -5,6 +5,7 @@ import (
 
 	"github.com/ferry-hpc/ferry/internal/api"
 	"github.com/ferry-hpc/ferry/internal/keypath"
+	"github.com/ferry-hpc/ferry/internal/s3x"
 )
 
 // Assoc is one association as the daemon's parts use it: its record, where
@@ -17,6 +18,19 @@ type Assoc struct {
 
 // ID is the association's id.
 func (a *Assoc) ID() string { return a.API.AssociationId }
+
+// Access is how requests to the association's repository are made (its
+// FerryRepositoryAccess); every part picks its S3 client by it
+// (s3x.Client.For).
+func (a *Assoc) Access() s3x.Access { return AccessOf(a.API) }
+
+// AccessOf is the s3x.Access of association a.
+func AccessOf(a api.DataRepositoryAssociation) s3x.Access {
+	if a.FerryRepositoryAccess == nil {
+		return s3x.Access{}
+	}
+	return s3x.Access{Unsigned: a.FerryRepositoryAccess.Unsigned, RequestPayer: a.FerryRepositoryAccess.RequestPayer}
+}
 
 // Inside returns rel's path inside the association ("." for its
 // directory), or false when rel is not at or below its directory.

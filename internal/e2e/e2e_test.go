@@ -56,6 +56,9 @@ type daemon struct {
 	// wrap, when set, is a command prefix every ferry command runs
 	// under (setpriv dropping capabilities: unpriv_test.go).
 	wrap []string
+	// bareEnv, when set, is the whole environment of every ferry the
+	// test runs (with FERRY_RUNTIME_DIR): none of the server's credentials.
+	bareEnv []string
 }
 
 func newDaemon(t *testing.T, srv *testutil.MinIO, store string) *daemon {
@@ -104,6 +107,9 @@ func (d *daemon) keepOnFailure() {
 }
 
 func (d *daemon) env() []string {
+	if d.bareEnv != nil {
+		return append(append([]string(nil), d.bareEnv...), "FERRY_RUNTIME_DIR="+d.rt)
+	}
 	return append(append(os.Environ(), d.srv.Env()...), "FERRY_RUNTIME_DIR="+d.rt)
 }
 

@@ -102,6 +102,9 @@ func (e *Exporter) Export(ctx context.Context, rel string) (exported bool, err e
 	if !a.Serves() {
 		return false, fmt.Errorf("export %s: %w", rel, errNotReady{a})
 	}
+	if a.Access().Unsigned {
+		return false, fmt.Errorf("export %s: %w", rel, ErrUnsigned)
+	}
 	skipped, err := e.exportPath(ctx, a, in, rel, "")
 	return !skipped && err == nil, err
 }
@@ -233,7 +236,8 @@ func (e *Exporter) putSymlink(ctx context.Context, a *dra.Assoc, in, rel string,
 
 // put writes a small object from memory (directory and symlink objects).
 func (e *Exporter) put(ctx context.Context, bucket, key, body string, meta map[string]string) error {
-	_, err := e.cfg.S3.S3.PutObject(ctx, &s3.PutObjectInput{
+	c := e.s3For(bucket, key)
+	_, err := c.S3.PutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(body),
 		ContentLength: aws.Int64(int64(len(body))), Metadata: meta,
 	})
@@ -241,10 +245,10 @@ func (e *Exporter) put(ctx context.Context, bucket, key, body string, meta map[s
 		// The server can store no object under this key (MinIO refuses a
 		// directory key whose last name has 254 or more bytes): retrying
 		// cannot help; parked and reported, as a key over 1,024 bytes is.
-		return permanent(CodeInvalidObjectName, e.cfg.S3.Explain(err, "upload", bucket, key))
+		return permanent(CodeInvalidObjectName, c.Explain(err, "upload", bucket, key))
 	}
 	if err != nil {
-		return e.cfg.S3.Explain(err, "upload", bucket, key)
+		return c.Explain(err, "upload", bucket, key)
 	}
 	e.stats.objects.Add(1)
 	e.stats.bytes.Add(int64(len(body)))
@@ -431,7 +435,7 @@ func (e *Exporter) previousObject(ctx context.Context, st *store.State, src home
 // and ctype, counting its bytes in moved, and returns the new object's
 // ETag ("" when it cannot be read: a later release re-reads it).
 func (e *Exporter) upload(ctx context.Context, rel string, fd int, sta *unix.Stat_t, dst home, meta map[string]string, ctype string, moved *atomic.Int64) (string, error) {
-	err := e.cfg.Engine.Upload(ctx, transfer.UploadInput{
+	err := e.cfg.Engine.With(e.cfg.S3.For(dst.a.Access())).Upload(ctx, transfer.UploadInput{
 		// /proc/self/fd reopens exactly this inode: the upload stays inside
 		// the store's openat2 confinement.
 		Path:   fmt.Sprintf("/proc/self/fd/%d", fd),
@@ -513,9 +517,10 @@ func (e *Exporter) Progress(rel string) (moved int64, ok bool) {
 }
 
 func (e *Exporter) head(ctx context.Context, bucket, key string) (*s3.HeadObjectOutput, error) {
-	h, err := e.cfg.S3.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	c := e.s3For(bucket, key)
+	h, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		return nil, e.cfg.S3.Explain(err, "head", bucket, key)
+		return nil, c.Explain(err, "head", bucket, key)
 	}
 	return h, nil
 }
@@ -562,7 +567,7 @@ func (e *Exporter) copyMeta(ctx context.Context, srcBucket, src, bucket, dst, et
 			e.log.Warn("metadata of an object over 5 GiB cannot be replaced in place", "bucket", bucket, "key", src)
 			return "", false, nil
 		}
-		err := e.cfg.Engine.Copy(ctx, transfer.CopyInput{SrcBucket: srcBucket, SrcKey: src, DstBucket: bucket, DstKey: dst,
+		err := e.engineFor(bucket, dst).Copy(ctx, transfer.CopyInput{SrcBucket: srcBucket, SrcKey: src, DstBucket: bucket, DstKey: dst,
 			Object: s3x.Object{Key: src, Size: size, ETag: trimQ(cur)}}, nil)
 		if s3x.CodeOf(err) == s3x.CodePrecondition || notFound(err) {
 			return "", false, nil
@@ -577,7 +582,7 @@ func (e *Exporter) copyMeta(ctx context.Context, srcBucket, src, bucket, dst, et
 		}
 		return aws.ToString(h2.ETag), true, nil
 	}
-	out, err := e.cfg.S3.S3.CopyObject(ctx, &s3.CopyObjectInput{
+	out, err := e.s3For(bucket, dst).S3.CopyObject(ctx, &s3.CopyObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String(dst),
 		CopySource:         aws.String(copySource(srcBucket, src)),
 		CopySourceIfMatch:  aws.String(cur),
@@ -593,7 +598,7 @@ func (e *Exporter) copyMeta(ctx context.Context, srcBucket, src, bucket, dst, et
 		if c := s3x.CodeOf(err); c == s3x.CodePrecondition || c == s3x.CodeNoSuchKey {
 			return "", false, nil
 		}
-		return "", false, e.cfg.S3.Explain(err, "copy", bucket, dst)
+		return "", false, e.s3For(bucket, dst).Explain(err, "copy", bucket, dst)
 	}
 	e.stats.objects.Add(1)
 	if out.CopyObjectResult != nil && out.CopyObjectResult.ETag != nil {
@@ -665,7 +670,7 @@ func (e *Exporter) deleteBatch(ctx context.Context, bucket string, keys []string
 		return nil
 	}
 	var first error
-	err := e.cfg.Engine.Delete(ctx, bucket, keys, func(key string, err error) {
+	err := e.engineFor(bucket, keys[0]).Delete(ctx, bucket, keys, func(key string, err error) {
 		if err == nil {
 			e.stats.deleted.Add(1)
 		} else if s3x.InvalidKey(err) {

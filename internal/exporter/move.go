@@ -215,9 +215,10 @@ func (e *Exporter) removeIfOurs(ctx context.Context, a *dra.Assoc, key, p, etag 
 	if owned, err := e.ownedAt(p, f, etag); err != nil || owned {
 		return err
 	}
-	_, err = e.cfg.S3.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(a.Bucket), Key: aws.String(key), IfMatch: h.ETag})
+	c := e.cfg.S3.For(a.Access())
+	_, err = c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(a.Bucket), Key: aws.String(key), IfMatch: h.ETag})
 	if err != nil && !notFound(err) && s3x.CodeOf(err) != s3x.CodePrecondition {
-		return e.cfg.S3.Explain(err, "delete", a.Bucket, key)
+		return c.Explain(err, "delete", a.Bucket, key)
 	}
 	if err == nil {
 		e.stats.deleted.Add(1)
@@ -510,7 +511,7 @@ func (e *Exporter) dropOldPrefix(ctx context.Context, a *dra.Assoc, inOld, oldRe
 		return nil // a directory is there again: its objects are its own
 	}
 	var batch []string
-	err = e.cfg.S3.List(ctx, a.Bucket, s3x.ListOptions{Prefix: oldKey}, func(o s3x.Object) error {
+	err = e.cfg.S3.For(a.Access()).List(ctx, a.Bucket, s3x.ListOptions{Prefix: oldKey}, func(o s3x.Object) error {
 		suffix := o.Key[len(oldKey):]
 		isDir := suffix == "" || suffix[len(suffix)-1] == '/'
 		sub, _, err := keypath.ToPath(oldKey, o.Key)
@@ -565,9 +566,10 @@ func (e *Exporter) dropDirObject(ctx context.Context, a *dra.Assoc, origin strin
 	} else if err != nil && !gone(err) {
 		return err
 	}
-	_, err = e.cfg.S3.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(ao.Bucket), Key: aws.String(key)})
+	c := e.cfg.S3.For(ao.Access())
+	_, err = c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(ao.Bucket), Key: aws.String(key)})
 	if err != nil && !notFound(err) {
-		return e.cfg.S3.Explain(err, "delete", ao.Bucket, key)
+		return c.Explain(err, "delete", ao.Bucket, key)
 	}
 	if err == nil {
 		e.stats.deleted.Add(1)

@@ -489,7 +489,7 @@ func (ap *Applier) applyFile(ctx context.Context, t hintTarget) (HintOutcome, er
 		// is overwritten by the move.
 		return HintIgnoredRenamed, nil
 	}
-	out, found, err := im.head(ctx, im.newWatch(&im.n.retries), t.a.Bucket, t.key)
+	out, found, err := im.head(ctx, im.newWatch(&im.n.retries), t.a, t.key)
 	if err != nil {
 		return HintNoop, err
 	}
@@ -515,7 +515,7 @@ func (ap *Applier) applyAbsent(ctx context.Context, t hintTarget) (HintOutcome, 
 		return HintIgnoredPolicy, nil
 	}
 	w := im.newWatch(&im.n.retries)
-	out, found, err := im.head(ctx, w, t.a.Bucket, t.key)
+	out, found, err := im.head(ctx, w, t.a, t.key)
 	if err != nil || !found {
 		return HintNoop, err // gone again: a stale hint
 	}
@@ -740,7 +740,7 @@ func (ap *Applier) removeEmptyDirs(ctx context.Context, a *dra.Assoc, dir string
 		if err != nil {
 			return nil
 		}
-		if has, err := im.anyUnder(ctx, a.Bucket, key); err != nil || has {
+		if has, err := im.anyUnder(ctx, a, key); err != nil || has {
 			return err
 		}
 		if err := im.st.Rmdir(rel); err != nil {
@@ -790,13 +790,14 @@ func (im *Importer) forgetListed(ctx context.Context, rel string) error {
 	return err
 }
 
-// anyUnder reports whether the repository has a key under prefix (one
+// anyUnder reports whether a's repository has a key under prefix (one
 // ListObjectsV2 of one key, bounded as every importer request).
-func (im *Importer) anyUnder(ctx context.Context, bucket, prefix string) (bool, error) {
+func (im *Importer) anyUnder(ctx context.Context, a *dra.Assoc, prefix string) (bool, error) {
+	c, bucket := im.s3.For(a.Access()), a.Bucket
 	var n int32
 	err := im.request(ctx, im.newWatch(&im.n.retries), true, func(ctx context.Context, o func(*s3.Options)) error {
 		im.n.list.Add(1)
-		out, err := im.s3.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
+		out, err := c.S3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{
 			Bucket: aws.String(bucket), Prefix: aws.String(prefix), MaxKeys: aws.Int32(1),
 		}, o)
 		if err == nil {
@@ -805,7 +806,7 @@ func (im *Importer) anyUnder(ctx context.Context, bucket, prefix string) (bool, 
 		return err
 	})
 	if err != nil {
-		return false, im.s3.Explain(err, "list", bucket, prefix)
+		return false, c.Explain(err, "list", bucket, prefix)
 	}
 	return n > 0, nil
 }
@@ -958,7 +959,7 @@ func (ap *Applier) moveAside(ctx context.Context, t hintTarget) (string, error) 
 			continue
 		}
 		if key, err := t.a.Key(sub, keypath.File); err == nil {
-			if _, found, err := im.head(ctx, im.newWatch(&im.n.retries), t.a.Bucket, key); err != nil {
+			if _, found, err := im.head(ctx, im.newWatch(&im.n.retries), t.a, key); err != nil {
 				return "", err
 			} else if found {
 				continue
@@ -1013,7 +1014,7 @@ func (ap *Applier) applyDir(ctx context.Context, t hintTarget) (HintOutcome, err
 		return HintIgnoredPolicy, nil
 	}
 	w := im.newWatch(&im.n.retries)
-	if has, err := im.anyUnder(ctx, t.a.Bucket, t.key); err != nil || !has {
+	if has, err := im.anyUnder(ctx, t.a, t.key); err != nil || !has {
 		return HintNoop, err // nothing there now: a stale hint
 	}
 	if made, err := ap.makeDirs(ctx, w, t.a, missing); err != nil || !made {

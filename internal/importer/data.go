@@ -548,7 +548,7 @@ func (it *item) get(fe *fetch, a *dra.Assoc, key, rel, etag string, r store.Rang
 		if im.ctx.Err() != nil {
 			return im.ctx.Err() // Close
 		}
-		err = im.s3.Explain(err, "get", a.Bucket, key)
+		err = im.s3.For(a.Access()).Explain(err, "get", a.Bucket, key)
 		if c := s3x.CodeOf(err); alt != nil && (c == s3x.CodeNoSuchKey || c == s3x.CodePrecondition) {
 			if a2, key2, ok := alt(); ok {
 				a, key, alt = a2, key2, nil
@@ -615,7 +615,7 @@ func (it *item) attempt(fe *fetch, a *dra.Assoc, key, etag string, r store.Range
 		return err
 	}
 	im.n.get.Add(1)
-	out, err := im.s3.S3.GetObject(ctx, &s3.GetObjectInput{
+	out, err := im.s3.For(a.Access()).S3.GetObject(ctx, &s3.GetObjectInput{
 		Bucket:  aws.String(a.Bucket),
 		Key:     aws.String(key),
 		Range:   aws.String(fmt.Sprintf("bytes=%d-%d", r.Off, r.End()-1)),
@@ -817,7 +817,7 @@ func (im *Importer) reimport(a *dra.Assoc, key, rel string, old *os.File) {
 	if err != nil {
 		return
 	}
-	out, found, err := im.head(ctx, im.newWatch(&im.n.retries), a.Bucket, key)
+	out, found, err := im.head(ctx, im.newWatch(&im.n.retries), a, key)
 	if err != nil || !found {
 		im.log.Warn("re-import after change: object unreadable", "key", key, "err", err)
 		return

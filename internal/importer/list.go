@@ -265,7 +265,7 @@ func (im *Importer) listDir(a *dra.Assoc, in, dir string, onDir func(in string))
 	// VM 5,000 temp-create-and-renames took 6.4–7.0 s from 16 threads,
 	// 2.3–3.6 s from 4, 3.0–4.1 s from 1; docs/architecture.md, "Listing").
 	mk := make(slots, createSlots)
-	err := im.list(gctx, w, a.Bucket, s3x.ListOptions{
+	err := im.list(gctx, w, a, s3x.ListOptions{
 		Prefix: prefix, Delimiter: "/",
 		OnPrefix: func(p string) error {
 			sub, kind, err := keypath.ToPath(a.Prefix, p)
@@ -398,25 +398,26 @@ type slots chan struct{}
 func (s slots) Lock()   { s <- struct{}{} }
 func (s slots) Unlock() { <-s }
 
-// list is s3x.Client.List with each page's request bounded as a request
-// of w (request) and counted.
-func (im *Importer) list(ctx context.Context, w *watch, bucket string, opts s3x.ListOptions, fn func(s3x.Object) error) error {
+// list is s3x.Client.List of a's repository (with a's Access) with each
+// page's request bounded as a request of w (request) and counted.
+func (im *Importer) list(ctx context.Context, w *watch, a *dra.Assoc, opts s3x.ListOptions, fn func(s3x.Object) error) error {
 	opts.Send = func(ctx context.Context, page func(context.Context, ...func(*s3.Options)) error) error {
 		return im.request(ctx, w, false, func(ctx context.Context, o func(*s3.Options)) error {
 			im.n.list.Add(1)
 			return page(ctx, o)
 		})
 	}
-	return im.s3.List(ctx, bucket, opts, fn)
+	return im.s3.For(a.Access()).List(ctx, a.Bucket, opts, fn)
 }
 
-// head HEADs key as a request of w (bounded: request); found is false for
-// a missing object (404).
-func (im *Importer) head(ctx context.Context, w *watch, bucket, key string) (*s3.HeadObjectOutput, bool, error) {
+// head HEADs key of a's bucket as a request of w (bounded: request);
+// found is false for a missing object (404).
+func (im *Importer) head(ctx context.Context, w *watch, a *dra.Assoc, key string) (*s3.HeadObjectOutput, bool, error) {
+	c, bucket := im.s3.For(a.Access()), a.Bucket
 	var out *s3.HeadObjectOutput
 	err := im.request(ctx, w, true, func(ctx context.Context, o func(*s3.Options)) (err error) {
 		im.n.head.Add(1)
-		out, err = im.s3.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}, o)
+		out, err = c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}, o)
 		return err
 	})
 	if err != nil {
@@ -424,7 +425,7 @@ func (im *Importer) head(ctx context.Context, w *watch, bucket, key string) (*s3
 		if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound {
 			return nil, false, nil
 		}
-		return nil, false, im.s3.Explain(err, "head", bucket, key)
+		return nil, false, c.Explain(err, "head", bucket, key)
 	}
 	return out, true, nil
 }
@@ -449,7 +450,7 @@ func (im *Importer) importDir(ctx context.Context, w *watch, a *dra.Assoc, p, su
 	// A prefix without a directory object has no time of its own: the
 	// directory gets the time it appeared (the listing's).
 	attrs := im.cfg.Owners.Defaults(true, time.Now())
-	out, found, err := im.head(ctx, w, a.Bucket, p)
+	out, found, err := im.head(ctx, w, a, p)
 	switch {
 	case err != nil && giveUp(ctx, err):
 		return false, err
@@ -535,7 +536,7 @@ const maxSymlinkBody = posixmeta.MaxSymlinkTarget
 // while it creates.
 func (im *Importer) importFile(ctx context.Context, w *watch, a *dra.Assoc, o s3x.Object, sub string, mk sync.Locker) error {
 	rel := a.StorePath(sub)
-	out, found, err := im.head(ctx, w, a.Bucket, o.Key)
+	out, found, err := im.head(ctx, w, a, o.Key)
 	if err != nil {
 		return err
 	}
@@ -612,7 +613,7 @@ func (im *Importer) importSymlink(ctx context.Context, w *watch, a *dra.Assoc, k
 		im.refuse(keypath.CodeNotPOSIXCompliant, key, "symlink object body longer than PATH_MAX")
 		return nil
 	}
-	body, err := im.getSmall(ctx, w, a.Bucket, key, etag)
+	body, err := im.getSmall(ctx, w, a, key, etag)
 	if err != nil && giveUp(ctx, err) {
 		return err
 	}
@@ -647,13 +648,14 @@ func (im *Importer) importSymlink(ctx context.Context, w *watch, a *dra.Assoc, k
 	return nil
 }
 
-// getSmall GETs a whole small object, if it still has etag, as a request
-// of w (bounded: request).
-func (im *Importer) getSmall(ctx context.Context, w *watch, bucket, key, etag string) ([]byte, error) {
+// getSmall GETs a whole small object of a's bucket, if it still has
+// etag, as a request of w (bounded: request).
+func (im *Importer) getSmall(ctx context.Context, w *watch, a *dra.Assoc, key, etag string) ([]byte, error) {
+	c, bucket := im.s3.For(a.Access()), a.Bucket
 	var body []byte
 	err := im.request(ctx, w, true, func(ctx context.Context, o func(*s3.Options)) error {
 		im.n.get.Add(1)
-		out, err := im.s3.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), IfMatch: aws.String(etag)}, o)
+		out, err := c.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), IfMatch: aws.String(etag)}, o)
 		if err != nil {
 			return err
 		}
@@ -662,7 +664,7 @@ func (im *Importer) getSmall(ctx context.Context, w *watch, bucket, key, etag st
 		return err
 	})
 	if err != nil {
-		return nil, im.s3.Explain(err, "get", bucket, key)
+		return nil, c.Explain(err, "get", bucket, key)
 	}
 	return body, nil
 }

@@ -351,11 +351,11 @@ func (r *sweepRun) listFlat(ctx context.Context, fn func(s3types.Object) error) 
 		err := im.request(ctx, w, false, func(ctx context.Context, o func(*s3.Options)) (err error) {
 			im.n.list.Add(1)
 			r.res.ListRequests++
-			out, err = im.s3.S3.ListObjectsV2(ctx, in, o)
+			out, err = im.s3.For(a.Access()).S3.ListObjectsV2(ctx, in, o)
 			return err
 		})
 		if err != nil {
-			return im.s3.Explain(err, "list", a.Bucket, a.Prefix)
+			return im.s3.For(a.Access()).Explain(err, "list", a.Bucket, a.Prefix)
 		}
 		for _, o := range out.Contents {
 			if err := fn(o); err != nil {

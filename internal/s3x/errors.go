@@ -82,18 +82,35 @@ func (c *Client) Explain(err error, op, bucket, key string) error {
 		return &Error{CodeNoSuchBucket, fmt.Sprintf("%s %s: bucket %q does not exist at %s: check the name, or create it first (aws s3 mb s3://%s)", op, loc, bucket, c.Endpoint, bucket), err}
 	case code == "NoSuchKey" || (status == 404 && code == "NotFound"):
 		return &Error{CodeNoSuchKey, fmt.Sprintf("%s %s: no such object (check the key; listings are case-sensitive)", op, loc), err}
+	case (code == "AccessDenied" || code == "Forbidden" || status == 403 && code != "InvalidAccessKeyId" && code != "SignatureDoesNotMatch") && c.Access.Unsigned:
+		return &Error{CodeAccessDenied, fmt.Sprintf("%s %s: access denied to an unsigned request (--no-sign-request): bucket %q does not allow s3:%s to everyone; give credentials instead (drop --no-sign-request)", op, loc, bucket, permissionFor(op)), err}
 	case code == "AccessDenied" || code == "Forbidden" || status == 403 && code != "InvalidAccessKeyId" && code != "SignatureDoesNotMatch":
-		return &Error{CodeAccessDenied, fmt.Sprintf("%s %s: access denied: the credentials in use lack permission for this on bucket %q; grant it (s3:%s) or use another --profile", op, loc, bucket, permissionFor(op)), err}
+		return &Error{CodeAccessDenied, fmt.Sprintf("%s %s: access denied: the credentials in use lack permission for this on bucket %q; grant it (s3:%s) or use another --profile%s", op, loc, bucket, permissionFor(op), c.payerHint()), err}
 	case code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "InvalidToken" || code == "ExpiredToken":
 		return &Error{CodeBadCredentials, fmt.Sprintf("%s %s: %s refused the credentials (%s): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or the --profile in use", op, loc, c.Endpoint, code), err}
 	case code == "PreconditionFailed" || status == 412:
 		return &Error{CodePrecondition, fmt.Sprintf("%s %s: the object changed while it was read (ETag no longer matches)", op, loc), err}
 	case isNoCredentials(err):
-		return &Error{CodeNoCredentials, fmt.Sprintf("%s %s: no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or name a profile with --profile", op, loc), err}
+		return &Error{CodeNoCredentials, fmt.Sprintf("%s %s: %s", op, loc, NoCredentialsHelp), err}
 	case isUnreachable(err):
 		return &Error{CodeUnreachable, fmt.Sprintf("%s %s: cannot reach the endpoint %s: is the server running and the address right (--endpoint-url, AWS_ENDPOINT_URL_S3)?", op, loc, c.Endpoint), err}
 	}
 	return fmt.Errorf("%s %s: %w", op, loc, err)
+}
+
+// NoCredentialsHelp is what an error says when the credential chain found
+// nothing: the two ways on, and where the chain looked (--no-sign-request
+// first: an association's FailureDetails keeps 256 characters).
+const NoCredentialsHelp = "no AWS credentials found: for a public bucket use --no-sign-request, else give credentials where the chain looks: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE or --profile, ~/.aws/credentials, ~/.aws/config, the EC2 instance metadata service (IMDS)"
+
+// payerHint is the AccessDenied hint for a client that does not send
+// x-amz-request-payer: S3 refuses requests to a requester-pays bucket
+// without it from anyone but the owner.
+func (c *Client) payerHint() string {
+	if c.Access.RequestPayer != "" {
+		return ""
+	}
+	return " (a requester-pays bucket also needs --request-payer requester)"
 }
 
 func permissionFor(op string) string {

@@ -83,7 +83,7 @@ func TestExplain(t *testing.T) {
 		{"412 without a code", apiErr(412, ""), "download", CodePrecondition,
 			[]string{"ETag no longer matches"}},
 		{"no credentials", netErr(errors.New("get identity: get credentials: failed to refresh cached credentials, failed to retrieve credentials")), "list", CodeNoCredentials,
-			[]string{"list " + loc, "no AWS credentials found", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", "--profile"}},
+			[]string{"list " + loc, "no AWS credentials found", "--no-sign-request", "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", "--profile", "~/.aws/credentials", "(IMDS)"}},
 		{"empty static credentials", netErr(errors.New("static credentials are empty")), "list", CodeNoCredentials,
 			[]string{"no AWS credentials found"}},
 		{"connection refused", netErr(&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}), "list", CodeUnreachable,

@@ -45,7 +45,10 @@ func (j *job) export() error {
 	}
 	j.forEach(roots, func(ctx context.Context, e entry) {
 		a, in, ok := as.Holder(e.rel)
-		if !ok {
+		if !ok || a.Access().Unsigned {
+			// An unsigned association exports nothing (a task naming a
+			// path in one is refused at create): a task over a wider
+			// path passes over it.
 			return
 		}
 		switch e.typ {
@@ -162,9 +165,10 @@ func (j *job) objectCurrent(ctx context.Context, a *dra.Assoc, in string, e entr
 	if err != nil {
 		return false, nil // let the export report it
 	}
-	h, err := j.r.cfg.S3.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(a.Bucket), Key: aws.String(key)})
+	c := j.r.cfg.S3.For(a.Access())
+	h, err := c.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(a.Bucket), Key: aws.String(key)})
 	if err != nil {
-		xerr := j.r.cfg.S3.Explain(err, "head", a.Bucket, key)
+		xerr := c.Explain(err, "head", a.Bucket, key)
 		if c := s3x.CodeOf(xerr); c == "NotFound" || c == s3x.CodeNoSuchKey {
 			return false, nil
 		}

@@ -151,7 +151,7 @@ func (j *job) importUnit(as *dra.Table, p string) (importUnit, error) {
 		}
 		// A sub-prefix must name something; the association's own
 		// prefix may be empty.
-		if err := j.prefixExists(u); err != nil {
+		if err := j.prefixExists(a, u); err != nil {
 			return importUnit{}, err
 		}
 		return importUnit{a, rel}, nil
@@ -190,7 +190,7 @@ func (j *job) reconcile(un importUnit) error {
 			}
 		}
 	}
-	err := j.r.cfg.S3.List(j.feed, un.a.Bucket, s3x.ListOptions{Prefix: prefix}, func(o s3x.Object) error {
+	err := j.r.cfg.S3.For(un.a.Access()).List(j.feed, un.a.Bucket, s3x.ListOptions{Prefix: prefix}, func(o s3x.Object) error {
 		if _, _, err := keypath.ToPath(un.a.Prefix, o.Key); err != nil {
 			j.done(err, "s3://"+un.a.Bucket+"/"+o.Key, 0)
 			return j.feed.Err()
@@ -359,14 +359,14 @@ func isKeypathCode(code string) bool {
 	return false
 }
 
-// prefixExists checks that an import path names something in the
+// prefixExists checks that an import path names something in a's
 // repository (an invalid path fails the task).
-func (j *job) prefixExists(u s3x.URL) error {
+func (j *job) prefixExists(a *dra.Assoc, u s3x.URL) error {
 	if j.r.cfg.S3 == nil || u.Key == "" {
 		return nil
 	}
 	errFound := errors.New("found")
-	err := j.r.cfg.S3.List(j.work, u.Bucket, s3x.ListOptions{Prefix: u.Key}, func(s3x.Object) error { return errFound })
+	err := j.r.cfg.S3.For(a.Access()).List(j.work, u.Bucket, s3x.ListOptions{Prefix: u.Key}, func(s3x.Object) error { return errFound })
 	switch {
 	case errors.Is(err, errFound):
 		return nil

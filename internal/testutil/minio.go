@@ -300,3 +300,17 @@ func (m *MinIO) Put(tb testing.TB, bucket, key string, body []byte) {
 		tb.Fatalf("put s3://%s/%s: %v", bucket, key, err)
 	}
 }
+
+// PublicRead gives bucket a policy that lets anyone, unsigned, list it and
+// read its objects (s3:ListBucket, s3:GetObject for Principal "*"), as a
+// public data set's bucket has.
+func (m *MinIO) PublicRead(tb testing.TB, bucket string) {
+	tb.Helper()
+	policy := `{"Version":"2012-10-17","Statement":[` +
+		`{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":["s3:ListBucket","s3:GetBucketLocation"],"Resource":["arn:aws:s3:::` + bucket + `"]},` +
+		`{"Effect":"Allow","Principal":{"AWS":["*"]},"Action":["s3:GetObject"],"Resource":["arn:aws:s3:::` + bucket + `/*"]}]}`
+	_, err := m.Client(tb).S3.PutBucketPolicy(context.Background(), &s3.PutBucketPolicyInput{Bucket: aws.String(bucket), Policy: aws.String(policy)})
+	if err != nil {
+		tb.Fatalf("public-read policy on %s: %v", bucket, err)
+	}
+}

@@ -16,6 +16,13 @@ type RequestLog struct {
 	URL string // point the client's endpoint here
 	mu  sync.Mutex
 	req []string
+	rec []Request
+}
+
+// Request is one request a RequestLog saw, with its headers.
+type Request struct {
+	Method, Path, RawQuery string
+	Header                 http.Header
 }
 
 // NewRequestLog starts a recording proxy to target on 127.0.0.1.
@@ -30,6 +37,7 @@ func NewRequestLog(tb testing.TB, target string) *RequestLog {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		l.mu.Lock()
 		l.req = append(l.req, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+		l.rec = append(l.rec, Request{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Header: r.Header.Clone()})
 		l.mu.Unlock()
 		// Keep the Host header the client signed.
 		proxy.ServeHTTP(w, r)
@@ -46,9 +54,17 @@ func (l *RequestLog) Requests() []string {
 	return append([]string(nil), l.req...)
 }
 
+// Records returns the requests seen so far with their headers (to check
+// what a client signed or sent, such as x-amz-request-payer).
+func (l *RequestLog) Records() []Request {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]Request(nil), l.rec...)
+}
+
 // Reset forgets the requests seen so far.
 func (l *RequestLog) Reset() {
 	l.mu.Lock()
-	l.req = nil
+	l.req, l.rec = nil, nil
 	l.mu.Unlock()
 }

@@ -136,14 +136,14 @@ type Engine struct {
 	client *s3x.Client
 	opts   Options
 	slots  *semaphore.Weighted
-	bufs   sync.Pool // *[]byte of bufSize
+	bufs   *sync.Pool // *[]byte of bufSize
 
 	// The download shape; constants but for tests and benchmarks.
 	rangesPerFile int
 	maxRange      int64
 	wholeMD5Max   int64
 
-	md5 md5Hashers // the MD5s that verify downloads (see md5.go)
+	md5 *md5Hashers // the MD5s that verify downloads (see md5.go)
 }
 
 // New returns an Engine on client with opts (zero fields take defaults).
@@ -164,10 +164,22 @@ func New(client *s3x.Client, opts Options) *Engine {
 		opts.MultipartThreshold = opts.PartSize
 	}
 	e := &Engine{client: client, opts: opts, slots: semaphore.NewWeighted(int64(opts.Concurrency)),
-		rangesPerFile: rangesPerFile, maxRange: maxRangeSize, wholeMD5Max: wholeMD5Max}
-	e.bufs.New = func() any { b := make([]byte, bufSize); return &b }
-	e.md5.simdFrom = simdMD5From
+		rangesPerFile: rangesPerFile, maxRange: maxRangeSize, wholeMD5Max: wholeMD5Max,
+		bufs: &sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }},
+		md5:  &md5Hashers{simdFrom: simdMD5From}}
 	return e
+}
+
+// With returns an engine that makes its requests with client (another
+// Access of the same S3 client: s3x.Client.For) and shares everything else
+// with e: the bound on requests in flight, the buffers, the MD5 hashers.
+func (e *Engine) With(client *s3x.Client) *Engine {
+	if client == e.client {
+		return e
+	}
+	v := *e
+	v.client = client
+	return &v
 }
 
 // Options returns the options in effect, defaults filled in.
