@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -605,11 +606,36 @@ func (e *Exporter) rescue(ctx context.Context, a *dra.Assoc, p string) (unlock f
 	}
 	e.rmu.Lock()
 	unlock = e.rmu.Unlock
-	if err := e.rescueFrom(ctx, a, p, cp, pending); err != nil {
-		unlock()
-		return func() {}, err
+	// The renames may change while they are walked: the mount appends
+	// mv t b as RENAME(b ← a) in place of a waiting RENAME(t ← a), so the
+	// walk of t finds nothing, and the file is found by walking the
+	// renames as they are now. Until two reads agree; a journal that never
+	// settles makes the move wait.
+	for range 8 {
+		if err := e.rescueFrom(ctx, a, p, cp, pending); err != nil {
+			unlock()
+			return func() {}, err
+		}
+		again, err := e.cfg.Catalog.RenamesFrom(ctx, ancestors(cp, a.Dir), 100)
+		if err != nil {
+			unlock()
+			return func() {}, err
+		}
+		if sameRenames(pending, again) {
+			return unlock, nil
+		}
+		pending = again
 	}
-	return unlock, nil
+	unlock()
+	return func() {}, errDeferred
+}
+
+// sameRenames reports whether two reads of the pending renames found the
+// same ones.
+func sameRenames(x, y []catalog.JournalEntry) bool {
+	return slices.EqualFunc(x, y, func(a, b catalog.JournalEntry) bool {
+		return a.Path == b.Path && a.OldPath == b.OldPath && a.Seq == b.Seq
+	})
 }
 
 // rescueFrom is rescue's work for the pending renames from p's key.
@@ -650,21 +676,42 @@ func (e *Exporter) follow(ctx context.Context, a *dra.Assoc, cp string) (string,
 		if _, err := e.cfg.Store.Lstat(keypath.FromCatalog(cp)); !gone(err) {
 			break
 		}
-		next, err := e.cfg.Catalog.RenamesFrom(ctx, ancestors(cp, a.Dir), 1)
+		next, err := e.renameFrom(ctx, a, cp)
 		if err != nil {
 			return "", err
 		}
-		if len(next) == 1 {
-			cp = next[0].Path + cp[len(next[0].OldPath):]
-			continue
+		if next == "" {
+			break
 		}
-		to, ok, err := e.begunFrom(ctx, cp)
-		if err != nil || !ok {
-			return keypath.FromCatalog(cp), err
-		}
-		cp = to
+		cp = next
 	}
 	return keypath.FromCatalog(cp), nil
+}
+
+// renameFrom returns where the rename of catalog path cp (or of a parent)
+// took it, "" when none is known: a pending RENAME from it, else the move
+// record of a rename made in the store and not journaled yet, else —
+// read again — a RENAME journaled meanwhile. The mount's append adds the
+// RENAME and removes the record in one transaction, so a record gone when
+// the records are read means its RENAME is there for the second read of
+// the journal (one read of each could miss both: the e2e swap lost A
+// so). A journaled rename comes first: the record may be of another file
+// at that name since.
+func (e *Exporter) renameFrom(ctx context.Context, a *dra.Assoc, cp string) (string, error) {
+	journaled := func() (string, error) {
+		next, err := e.cfg.Catalog.RenamesFrom(ctx, ancestors(cp, a.Dir), 1)
+		if err != nil || len(next) == 0 {
+			return "", err
+		}
+		return next[0].Path + cp[len(next[0].OldPath):], nil
+	}
+	if to, err := journaled(); err != nil || to != "" {
+		return to, err
+	}
+	if to, ok, err := e.begunFrom(ctx, cp); err != nil || ok {
+		return to, err
+	}
+	return journaled()
 }
 
 // begunFrom returns where catalog path cp went by a rename the mount has

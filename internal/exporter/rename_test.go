@@ -561,17 +561,7 @@ func TestReleasedFilesSwappedRenamedDuringMove(t *testing.T) {
 			fnErr = errors.Join(fnErr, e.cat.Defer(ctx, je, "test", retry))
 		}
 	}}
-	ex, err := New(Config{
-		Store: e.st, Catalog: cat, S3: e.s3,
-		Engine: transfer.New(e.s3, transfer.Options{Concurrency: 4, PartSize: transfer.MinPartSize}),
-		Owner:  "A", Workers: 1, Lease: 3 * time.Second,
-		RetryBase: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond, Poll: 50 * time.Millisecond,
-		Version: "test",
-		Restore: func(ctx context.Context, rel string) error { return e.im.Restore(ctx, rel, nil) },
-	})
-	must(t, err)
-	ex.SetAssociations(e.ex.table())
-	e.ex = ex
+	e.ex = e.exporterWith(cat, 1)
 	e.start()
 	e.drain()
 	must(t, fnErr)
@@ -596,6 +586,108 @@ func (c *renameDuring) RenamesFrom(ctx context.Context, paths []string, limit in
 		c.fn()
 	}
 	return c.Catalog.RenamesFrom(ctx, paths, limit)
+}
+
+// TestReleasedFilesSwappedJournaledWhileFollowed: B's move follows A
+// through the pending RENAME(t ← a) to t, gone: A's last rename (mv t b)
+// was made in the store, and its RENAME is appended — removing its move
+// record — between the move's read of the journal (no RENAME from t yet)
+// and its read of the move records (none any more). It must find A under
+// b, or it writes key a, A's only data (the e2e swap lost A so). The
+// append makes RENAME(b ← t) when RENAME(t ← a) is claimed at that moment
+// (the journal must be read again after the records), and RENAME(b ← a)
+// in its place when not (the renames must be walked again).
+func TestReleasedFilesSwappedJournaledWhileFollowed(t *testing.T) {
+	for _, claimed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("first rename claimed %v", claimed), func(t *testing.T) {
+			e := releasedPair(t)
+			e.rename("ExtData/a", "ExtData/t")
+			e.appendJ("ExtData/t", catalog.KindRename, "ExtData/a", false)
+			e.rename("ExtData/b", "ExtData/a")
+			e.appendJ("ExtData/a", catalog.KindRename, "ExtData/b", false)
+			id, err := e.cat.BeginMove(ctx, "ExtData/t", "ExtData/b")
+			must(t, err)
+			e.rename("ExtData/t", "ExtData/b")
+			// B's move runs alone: A's first RENAME is held (claimed by
+			// another exporter, or waiting an hour).
+			_, err = e.cat.Reschedule(ctx, "")
+			must(t, err)
+			es, err := e.cat.Claim(ctx, "hold", 10, time.Hour)
+			must(t, err)
+			var first catalog.JournalEntry
+			for _, je := range es {
+				retry := time.Now()
+				if je.Path == "ExtData/t" {
+					first = je
+					if claimed {
+						continue
+					}
+					retry = retry.Add(time.Hour)
+				}
+				must(t, e.cat.Defer(ctx, je, "test", retry))
+			}
+			var fnErr error
+			cat := &journalOnMoves{Catalog: e.cat, fn: func() {
+				fnErr = e.cat.Append(ctx, catalog.JournalAppend{Path: "ExtData/b", Kind: catalog.KindRename, OldPath: "ExtData/t", EndMove: id})
+				// A's move waits until B's is done.
+				es, err := e.cat.Claim(ctx, "hold", 10, time.Hour)
+				fnErr = errors.Join(fnErr, err)
+				for _, je := range es {
+					fnErr = errors.Join(fnErr, e.cat.Defer(ctx, je, "test", time.Now().Add(1500*time.Millisecond)))
+				}
+			}}
+			e.ex = e.exporterWith(cat, 4)
+			e.start()
+			testutil.Eventually(t, 30*time.Second, "B's move", func() bool {
+				n, err := e.cat.PendingCount(ctx, "ExtData/a", 0)
+				return err == nil && n == 0
+			})
+			must(t, fnErr)
+			if !cat.ran.Load() {
+				t.Fatal("the move records were never read")
+			}
+			if claimed {
+				must(t, e.cat.Defer(ctx, first, "test", time.Now()))
+			} else {
+				_, err = e.cat.Reschedule(ctx, "")
+				must(t, err)
+			}
+			e.ex.Notify()
+			e.drain()
+			e.mustSwapped()
+		})
+	}
+}
+
+// journalOnMoves is the catalog with the mount's append of a RENAME
+// falling between an export's reads: fn runs once, before the first read
+// of the move records.
+type journalOnMoves struct {
+	catalog.Catalog
+	fn  func()
+	ran atomic.Bool
+}
+
+func (c *journalOnMoves) Moves(ctx context.Context) ([]catalog.Move, error) {
+	if c.ran.CompareAndSwap(false, true) {
+		c.fn()
+	}
+	return c.Catalog.Moves(ctx)
+}
+
+// exporterWith is an exporter of e over cat with workers workers.
+func (e *env) exporterWith(cat catalog.Catalog, workers int) *Exporter {
+	ex, err := New(Config{
+		Store: e.st, Catalog: cat, S3: e.s3,
+		Engine: transfer.New(e.s3, transfer.Options{Concurrency: 4, PartSize: transfer.MinPartSize}),
+		Owner:  "A", Workers: workers, Lease: 3 * time.Second,
+		RetryBase: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond, Poll: 50 * time.Millisecond,
+		Version: "test",
+		Restore: func(ctx context.Context, rel string) error { return e.im.Restore(ctx, rel, nil) },
+	})
+	must(e.t, err)
+	ex.SetAssociations(e.ex.table())
+	return ex
 }
 
 // only runs the exporter on the entry of path alone: every other entry
