@@ -22,8 +22,10 @@
 // the PUT or DELETE. A poll is an lstat of the path (no open: an open file
 // defers its change): new — the file exists with its size; overwrite —
 // the new size; delete — ENOENT. Each pending change is polled by one of
-// -pollers goroutines in turn, at most every -poll, so the resolution is
-// the poll period plus the time of one round of lstats. A change not seen
+// -pollers goroutines in turn, at most every -poll and, once older, every
+// twentieth of its age (so a backlog does not turn the probe into a load
+// on the daemon): the error is under max(-poll, 5 %) plus one round of
+// lstats. A change not seen
 // after -giveup is counted lost; the report also counts those seen after
 // 10 s. At the end the content of every new and overwritten file is read
 // once and compared.
@@ -117,6 +119,7 @@ type change struct {
 	sent time.Time
 	done time.Time // the PUT or DELETE returned
 	seen time.Time // zero: not seen
+	next time.Time // the next poll is due
 	err  error
 }
 
@@ -339,6 +342,13 @@ func (w *watcher) poll(s *shard) {
 		var gone []*change
 		for _, ch := range batch {
 			now := time.Now()
+			if now.Before(ch.next) {
+				continue
+			}
+			// Polled again after a twentieth of its age, at least -poll
+			// later: the error stays under 5 % plus one round, and a
+			// backlog does not turn the probe into a load on the daemon.
+			ch.next = now.Add(max(w.o.poll, now.Sub(ch.done)/20))
 			if visible(w.o, ch) {
 				ch.seen = time.Now()
 				gone = append(gone, ch)

@@ -20,7 +20,8 @@
 // the peak Go heap above the heap after a GC before the sweep (sampled every
 // millisecond, as BenchmarkSweep), the process's RSS before and its peak
 // during the sweep (VmHWM, reset through /proc/self/clear_refs before it),
-// and the load average. Credentials come from AWS_ACCESS_KEY_ID and
+// the CPU time of the process and (-minio-pid) of MinIO, and the load
+// average. Credentials come from AWS_ACCESS_KEY_ID and
 // AWS_SECRET_ACCESS_KEY.
 package main
 
@@ -28,14 +29,17 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ferry-hpc/ferry/internal/api"
@@ -50,9 +54,10 @@ import (
 
 type opts struct {
 	endpoint, bucket, prefix, dir string
-	n, sweeps                     int
+	n, sweeps, minioPid           int
 	mems                          []int
 	pages                         float64
+	cpuprofile                    string
 }
 
 func main() {
@@ -66,6 +71,8 @@ func main() {
 	flag.IntVar(&o.sweeps, "sweeps", 3, "sweeps per walk")
 	flag.StringVar(&mems, "mem", "0,4096", "walks: MemEntries of each (0: the default, in memory)")
 	flag.Float64Var(&o.pages, "pages", -1, "LIST pages per second (-1: unpaced, 0: the default 20)")
+	flag.IntVar(&o.minioPid, "minio-pid", 0, "also report the CPU time of this process (the MinIO) per sweep")
+	flag.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the sweeps (not of the tree's making) to this file")
 	flag.Parse()
 	for _, s := range strings.Split(mems, ",") {
 		m, err := strconv.Atoi(s)
@@ -135,7 +142,18 @@ func run(o opts) error {
 	if !ok {
 		return fmt.Errorf("no association %s", a.AssociationId)
 	}
-	fmt.Println("walk\tsweep\tseconds\tobjects_per_s\tlist_requests\tobjects\tlocal_files\tpeak_heap_MiB\trss_before_MiB\trss_peak_MiB\tload")
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	fmt.Println("walk\tsweep\tseconds\tobjects_per_s\tlist_requests\tobjects\tlocal_files\tpeak_heap_MiB\trss_before_MiB\trss_peak_MiB\tcpu_s\tminio_cpu_s\tload")
 	for _, mem := range o.mems {
 		sw := im.NewSweeper(importer.SweepConfig{PagesPerSecond: o.pages, MemEntries: mem})
 		walk := "memory"
@@ -159,9 +177,11 @@ func sweepOnce(ctx context.Context, sw *importer.Sweeper, a *dra.Assoc, o opts, 
 	_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 	var peak int64
 	stop := samplePeak(&peak, base)
+	c0, m0 := selfCPU(), procCPU(o.minioPid)
 	t0 := time.Now()
 	res, err := sw.SweepOnce(ctx, a)
 	el := time.Since(t0).Seconds()
+	c1, m1 := selfCPU(), procCPU(o.minioPid)
 	stop()
 	if err != nil {
 		return err
@@ -169,8 +189,9 @@ func sweepOnce(ctx context.Context, sw *importer.Sweeper, a *dra.Assoc, o opts, 
 	if res.Hints() != 0 || res.Objects != int64(o.n) || res.LocalFiles != int64(o.n) {
 		return fmt.Errorf("sweep %d: %+v, want %d objects and files and no hint", i, res, o.n)
 	}
-	fmt.Printf("%s\t%d\t%.2f\t%.0f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%s\n", walk, i, el, float64(res.Objects)/el,
-		res.ListRequests, res.Objects, res.LocalFiles, float64(peak)/(1<<20), float64(rss0)/1024, float64(status("VmHWM"))/1024, loadavg())
+	fmt.Printf("%s\t%d\t%.2f\t%.0f\t%d\t%d\t%d\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\n", walk, i, el, float64(res.Objects)/el,
+		res.ListRequests, res.Objects, res.LocalFiles, float64(peak)/(1<<20), float64(rss0)/1024, float64(status("VmHWM"))/1024,
+		c1-c0, m1-m0, loadavg())
 	return nil
 }
 
@@ -251,6 +272,32 @@ func status(field string) int64 {
 		}
 	}
 	return -1
+}
+
+// selfCPU is the process's user and system CPU time, in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// procCPU is process pid's user and system CPU time, in seconds (NaN
+// when pid is 0 or unknown).
+func procCPU(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if pid <= 0 || err != nil {
+		return math.NaN()
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return math.NaN()
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ
 }
 
 func loadavg() string {
