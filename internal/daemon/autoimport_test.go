@@ -223,3 +223,37 @@ func TestEventsSQSThroughTheMount(t *testing.T) {
 		t.Errorf("describe FerryStatus %+v, want the SQS source", st)
 	}
 }
+
+// TestEventNameLookedUpBefore: a name looked up (and not found) before its
+// object arrived shows at once when the event is applied — the kernel's
+// cached failed lookup is dropped — not after --negative-timeout (an hour
+// here; by default 1 s, the tail of event-to-visible latency).
+func TestEventNameLookedUpBefore(t *testing.T) {
+	e := startExportEnv(t, func(c *Config) {
+		c.EventsListen = "127.0.0.1:0"
+		c.FUSE.NegativeTimeout = time.Hour
+	})
+	bucket := e.srv.Bucket(t)
+	a, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/data", DataRepositoryPath: "s3://" + bucket + "/p", S3: importAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(a.AssociationId, api.LifecycleAvailable)
+	for _, p := range []string{"data/new.txt", "data/sub"} {
+		if _, err := os.Stat(filepath.Join(e.mp, p)); !os.IsNotExist(err) {
+			t.Fatalf("%s before its object: %v, want ENOENT", p, err)
+		}
+	}
+	e.srv.Put(t, bucket, "p/new.txt", []byte("new object"))
+	e.srv.Put(t, bucket, "p/sub/deep.txt", []byte("deep"))
+	for _, k := range []string{"p/new.txt", "p/sub/deep.txt"} {
+		if code := postEvent(t, e.d.EventsAddr(), "", minioEvent("s3:ObjectCreated:Put", bucket, k)); code != http.StatusOK {
+			t.Fatalf("event: %d", code)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, "data/new.txt and data/sub/deep.txt through the mount", func() bool {
+		b, err := os.ReadFile(filepath.Join(e.mp, "data/new.txt"))
+		c, err2 := os.ReadFile(filepath.Join(e.mp, "data/sub/deep.txt"))
+		return err == nil && string(b) == "new object" && err2 == nil && string(c) == "deep"
+	})
+}

@@ -168,16 +168,15 @@ func (f *FS) nodeIs(rel string, pred func(*Node) bool) bool {
 }
 
 // Invalidate tells the kernel that rel changed behind the mount (the
-// importer re-imported or released it): the name is dropped from the
-// kernel's dentry cache, so the next lookup finds the new inode, and the
-// inode's cached pages and attributes are dropped. Names the kernel does
-// not know need nothing.
+// importer re-imported, released, removed or made it): the name is
+// dropped from the kernel's dentry cache, so the next lookup finds the new
+// inode — or, for a name that has just appeared, does not answer from a
+// cached failed lookup (--negative-timeout) — and a known inode's cached
+// pages and attributes are dropped.
 func (f *FS) Invalidate(rel string) {
-	n := f.node(rel)
-	if n == nil {
-		return
+	if n := f.node(rel); n != nil {
+		n.NotifyContent(0, 0) // length 0: every page to the end
 	}
-	n.NotifyContent(0, 0) // length 0: every page to the end
 	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
 		if p := f.node(rel[:i]); p != nil {
 			p.NotifyEntry(rel[i+1:])

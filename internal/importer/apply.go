@@ -529,6 +529,14 @@ func (ap *Applier) applyAbsent(ctx context.Context, t hintTarget) (HintOutcome, 
 	if err := im.st.SyncDir(path.Dir(t.rel)); err != nil {
 		return HintNoop, err
 	}
+	// The kernel may have looked the name up before it existed and
+	// cached "no such file" (--negative-timeout): drop that, so the new
+	// file shows at once (the ~1 s tail of event-to-visible latency).
+	if len(missing) > 0 {
+		ap.invalidate(t.a.StorePath(missing[0]))
+	} else {
+		ap.invalidate(t.rel)
+	}
 	return HintNew, nil
 }
 
