@@ -53,6 +53,16 @@ type HSMFile struct {
 	// Missing: the repository lacks the file (the mount has no such name,
 	// or its object is gone), as opposed to a failure to fetch it.
 	Missing bool `json:"Missing,omitempty"`
+	// Conflict is set (State) for a conflict copy: the local content
+	// auto-import kept when the object of the file changed under it.
+	Conflict *HSMConflict `json:"Conflict,omitempty"`
+}
+
+// HSMConflict says what a conflict copy is the copy of.
+type HSMConflict struct {
+	Kind string `json:"Kind"` // CHANGED: the object changed under local changes
+	Of   string `json:"Of"`   // the file the copy was made from (its path under the mount)
+	Time Time   `json:"Time"` // when the copy was made
 }
 
 // HSMResponse answers State, Action and Release.

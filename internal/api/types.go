@@ -199,11 +199,36 @@ type AutoImportStatus struct {
 	// conflict copy kept the local content) or was deleted (the file
 	// stayed).
 	Conflicts int64 `json:"Conflicts"`
+	// RecentConflicts lists the newest conflicts, newest first: at most
+	// 20, kept in memory since the daemon started.
+	RecentConflicts []ConflictRecord `json:"RecentConflicts,omitempty"`
 	// LastSweep is when the last sweep of the prefix ended.
 	LastSweep *Time `json:"LastSweep,omitempty"`
 	// PendingEvents is the number of events queued and not yet applied
 	// (file system only).
 	PendingEvents *int64 `json:"PendingEvents,omitempty"`
+}
+
+// Conflict kinds (ConflictRecord.Kind).
+const (
+	ConflictChanged = "CHANGED" // the object changed under local changes: a conflict copy keeps them
+	ConflictDeleted = "DELETED" // the object was deleted under local changes: the file stays
+)
+
+// ConflictRecord is one conflict of AutoImportStatus.RecentConflicts:
+// a file with local changes whose object changed or was deleted.
+type ConflictRecord struct {
+	// Path is the file under the mount point: for CHANGED it now holds
+	// the repository's version, for DELETED the kept local content.
+	Path string `json:"Path"`
+	// CopyPath is the conflict copy holding the local content (CHANGED
+	// only).
+	CopyPath string `json:"CopyPath,omitempty"`
+	Kind     string `json:"Kind"`
+	Time     Time   `json:"Time"`
+	// AssociationId and Key name the association and the object's key.
+	AssociationId string `json:"AssociationId,omitempty"`
+	Key           string `json:"Key,omitempty"`
 }
 
 // Batch import states (BatchImportStatus.State).

@@ -373,6 +373,7 @@ func (d *Daemon) describeAssociations(ctx context.Context, req api.DescribeDataR
 			st = *a.FerryStatus
 		}
 		st.AutoImport = d.withSweep(d.ai.status(a.AssociationId, sources))
+		st.AutoImport.RecentConflicts = d.recentConflicts(a.AssociationId)
 		a.FerryStatus = &st
 	}
 	return resp, nil
@@ -385,10 +386,29 @@ func (d *Daemon) fileSystemAutoImport(ctx context.Context) *api.AutoImportStatus
 	}
 	s := d.withSweep(d.ai.status("", d.autoImportSources()))
 	s.Conflicts = d.imp.Stats().Hints.Conflicts()
+	s.RecentConflicts = d.recentConflicts("")
 	if n, err := d.cat.HintDepth(ctx); err == nil {
 		s.PendingEvents = &n
 	}
 	return s
+}
+
+// recentConflicts is the importer's RecentConflicts of association id
+// ("": all of them), as describe shows them (paths under the mount point).
+func (d *Daemon) recentConflicts(id string) []api.ConflictRecord {
+	var out []api.ConflictRecord
+	for _, c := range d.imp.RecentConflicts() {
+		if id != "" && c.Association != id {
+			continue
+		}
+		r := api.ConflictRecord{Path: d.mountPath(c.Path), Kind: c.Kind, Time: api.NewTime(c.Time),
+			AssociationId: c.Association, Key: c.Key}
+		if c.CopyPath != "" {
+			r.CopyPath = d.mountPath(c.CopyPath)
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // collectAutoImport adds the event intake's and the applier's counters,

@@ -74,6 +74,14 @@ func (d *Daemon) relPath(abs string) (string, error) {
 	return rel, nil
 }
 
+// mountPath is store path rel under the mount point.
+func (d *Daemon) mountPath(rel string) string {
+	if rel == "." || rel == "" {
+		return d.cfg.MountPoint
+	}
+	return d.cfg.MountPoint + "/" + rel
+}
+
 // ensureListed lists the directories leading to rel, as a lookup through
 // the mount would, so a path never looked at yet is found.
 func (d *Daemon) ensureListed(ctx context.Context, rel string) error {
@@ -153,7 +161,13 @@ func (d *Daemon) hsmOne(ctx context.Context, op, path string) api.HSMFile {
 		if err != nil {
 			return fileError(path, err)
 		}
-		return api.HSMFile{Path: path, Flags: uint32(st.Flags)}
+		f := api.HSMFile{Path: path, Flags: uint32(st.Flags)}
+		if m, ok, err := d.store.Conflict(rel); err != nil {
+			return fileError(path, err)
+		} else if ok {
+			f.Conflict = &api.HSMConflict{Kind: m.Kind, Of: d.mountPath(m.Of), Time: api.NewTime(m.Time)}
+		}
+		return f
 	case api.HSMAction:
 		if _, err := d.store.Lstat(rel); err != nil {
 			return fileError(path, err)

@@ -707,6 +707,7 @@ func (ap *Applier) objectGone(ctx context.Context, t hintTarget, st store.State)
 			return HintNoop, err
 		}
 		im.n.hints.conflictsDeleted.Add(1)
+		im.conflicts.add(Conflict{Association: t.a.ID(), Key: t.key, Path: t.rel, Kind: ConflictDeleted, Time: ap.cfg.Now()})
 		im.log.Warn("conflict: the object of a file with local changes was deleted; the file stays (local-only, exported again if the policy exports)",
 			"dra", t.a.ID(), "key", t.key, "path", t.rel)
 		return HintConflict, nil
@@ -920,9 +921,14 @@ func (ap *Applier) conflict(ctx context.Context, t hintTarget, out *s3.HeadObjec
 	if err := ap.busy(ctx, t.rel, false); err != nil {
 		return HintNoop, err
 	}
-	cp, err := ap.moveAside(ctx, t)
+	cp, at, err := ap.moveAside(ctx, t)
 	if err != nil {
 		return HintNoop, err
+	}
+	// The mark says what the copy is (ferry hsm state); without it the
+	// copy is still kept and its name still says it.
+	if err := im.st.SetConflict(cp, store.ConflictMark{Kind: ConflictChanged, Time: at, Of: t.rel}); err != nil {
+		im.log.Warn("conflict copy not marked; its name still says what it is", "path", cp, "err", err)
 	}
 	if _, err := im.st.UpdateState(cp, func(s *store.State) error {
 		s.Flags = hsm.Vanished(s.Flags)
@@ -946,15 +952,16 @@ func (ap *Applier) conflict(ctx context.Context, t hintTarget, out *s3.HeadObjec
 	ap.invalidate(t.rel)
 	ap.invalidate(cp)
 	im.n.hints.conflictsChanged.Add(1)
+	im.conflicts.add(Conflict{Association: t.a.ID(), Key: t.key, Path: t.rel, CopyPath: cp, Kind: ConflictChanged, Time: at})
 	im.log.Warn("conflict: the object of a file with local changes changed; the local content is kept as a conflict copy, the repository version is under the name",
 		"dra", t.a.ID(), "key", t.key, "path", t.rel, "copy", cp, "repository_version", made)
 	return HintConflict, nil
 }
 
 // moveAside renames t.rel to a free conflict name in its directory and
-// returns the new path. A name is free when nothing has it here
-// (RENAME_NOREPLACE) and its key holds no object.
-func (ap *Applier) moveAside(ctx context.Context, t hintTarget) (string, error) {
+// returns the new path and the time in its name. A name is free when
+// nothing has it here (RENAME_NOREPLACE) and its key holds no object.
+func (ap *Applier) moveAside(ctx context.Context, t hintTarget) (string, time.Time, error) {
 	im := ap.im
 	ap.seq.Lock()
 	defer ap.seq.Unlock()
@@ -968,7 +975,7 @@ func (ap *Applier) moveAside(ctx context.Context, t hintTarget) (string, error) 
 		}
 		if key, err := t.a.Key(sub, keypath.File); err == nil {
 			if _, found, err := im.head(ctx, im.newWatch(&im.n.retries), t.a, key); err != nil {
-				return "", err
+				return "", at, err
 			} else if found {
 				continue
 			}
@@ -977,9 +984,9 @@ func (ap *Applier) moveAside(ctx context.Context, t hintTarget) (string, error) 
 		if errors.Is(err, unix.EEXIST) {
 			continue
 		}
-		return cp, err
+		return cp, at, err
 	}
-	return "", fmt.Errorf("conflict copy of %s: %d names taken", t.rel, maxConflictTries)
+	return "", at, fmt.Errorf("conflict copy of %s: %d names taken", t.rel, maxConflictTries)
 }
 
 // invalidate tells the mount that rel changed behind it.

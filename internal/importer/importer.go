@@ -209,6 +209,8 @@ type Importer struct {
 
 	n counters
 
+	conflicts conflictLog // the newest conflicts (RecentConflicts)
+
 	// ownersReplaced: the first object whose owner headers o.Owners
 	// could not give has been logged (one line at Info, the rest at Debug).
 	ownersReplaced atomic.Bool
