@@ -700,7 +700,13 @@ func (ap *Applier) objectGone(ctx context.Context, t hintTarget, st store.State)
 		if !st.Flags.Has(hsm.Exists) {
 			return HintNoop, nil // never exported: nothing of it was in the repository
 		}
+		if err := ap.busy(ctx, t.rel, true); err != nil {
+			return HintNoop, err
+		}
 		if _, err := im.st.UpdateState(t.rel, func(s *store.State) error {
+			if s.Flags != st.Flags || s.Version != st.Version || s.ETag != st.ETag {
+				return &deferError{why: t.rel + " changed meanwhile"}
+			}
 			s.Flags = hsm.Vanished(s.Flags)
 			return nil
 		}); err != nil {
@@ -832,7 +838,7 @@ func (ap *Applier) objectChanged(ctx context.Context, t hintTarget, lst unix.Sta
 		if !t.a.Imports(ev) {
 			return HintIgnoredPolicy, nil
 		}
-		return ap.conflict(ctx, t, out)
+		return ap.conflict(ctx, t, st, out)
 	}
 	if !t.a.Imports(api.EventChanged) {
 		return HintIgnoredPolicy, nil
@@ -916,12 +922,12 @@ const maxConflictTries = 100
 // nothing, invariant 6). The copy is local-only (hsm.Vanished: it never
 // had an object) and journaled NEW, so an exporting association exports
 // it. The file must not be open (deferred) and its export not in flight.
-func (ap *Applier) conflict(ctx context.Context, t hintTarget, out *s3.HeadObjectOutput) (HintOutcome, error) {
+func (ap *Applier) conflict(ctx context.Context, t hintTarget, st store.State, out *s3.HeadObjectOutput) (HintOutcome, error) {
 	im := ap.im
 	if err := ap.busy(ctx, t.rel, false); err != nil {
 		return HintNoop, err
 	}
-	cp, at, err := ap.moveAside(ctx, t)
+	cp, at, err := ap.moveAside(ctx, t, st)
 	if err != nil {
 		return HintNoop, err
 	}
@@ -961,7 +967,11 @@ func (ap *Applier) conflict(ctx context.Context, t hintTarget, out *s3.HeadObjec
 // moveAside renames t.rel to a free conflict name in its directory and
 // returns the new path and the time in its name. A name is free when
 // nothing has it here (RENAME_NOREPLACE) and its key holds no object.
-func (ap *Applier) moveAside(ctx context.Context, t hintTarget) (string, time.Time, error) {
+// The file must still have state st just before the rename: the state
+// was read before the HEAD, and an export that ended in between (its
+// upload being the "change") made the file clean — the hint is then
+// deferred and decided again, never a conflict of a file with itself.
+func (ap *Applier) moveAside(ctx context.Context, t hintTarget, st store.State) (string, time.Time, error) {
 	im := ap.im
 	ap.seq.Lock()
 	defer ap.seq.Unlock()
@@ -980,6 +990,9 @@ func (ap *Applier) moveAside(ctx context.Context, t hintTarget) (string, time.Ti
 				continue
 			}
 		}
+		if err := ap.unchanged(ctx, t.rel, st); err != nil {
+			return "", at, err
+		}
 		err := im.st.Rename(t.rel, cp, store.RenameNoReplace)
 		if errors.Is(err, unix.EEXIST) {
 			continue
@@ -987,6 +1000,25 @@ func (ap *Applier) moveAside(ctx context.Context, t hintTarget) (string, time.Ti
 		return cp, at, err
 	}
 	return "", at, fmt.Errorf("conflict copy of %s: %d names taken", t.rel, maxConflictTries)
+}
+
+// unchanged returns a *deferError when rel's state is no longer st (an
+// export or a write since it was read) or its export is in flight now.
+func (ap *Applier) unchanged(ctx context.Context, rel string, st store.State) error {
+	if err := ap.busy(ctx, rel, false); err != nil {
+		return err
+	}
+	cur, err := ap.im.st.GetState(rel)
+	if errors.Is(err, store.ErrNoState) {
+		cur, err = store.State{}, nil
+	}
+	if err != nil {
+		return err
+	}
+	if cur.Flags != st.Flags || cur.Version != st.Version || cur.ETag != st.ETag {
+		return &deferError{why: rel + " changed meanwhile"}
+	}
+	return nil
 }
 
 // invalidate tells the mount that rel changed behind it.
