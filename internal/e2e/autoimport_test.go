@@ -303,8 +303,8 @@ func TestAutoImportMinIOWebhook(t *testing.T) {
 		t.Fatalf("describe: %v %+v", err, dr)
 	}
 	if st := dr.Associations[0].FerryStatus; st == nil || st.AutoImport == nil || st.AutoImport.Conflicts != 1 ||
-		!slices.Equal(st.AutoImport.Sources, []string{api.AutoImportSourceEvents}) || st.AutoImport.LastEventTime == nil {
-		t.Errorf("describe FerryStatus %+v, want AutoImport with the EVENTS source, 1 conflict and a last event time", st)
+		!slices.Equal(st.AutoImport.Sources, []string{api.AutoImportSourceEvents, api.AutoImportSourceSweep}) || st.AutoImport.LastEventTime == nil {
+		t.Errorf("describe FerryStatus %+v, want AutoImport with the EVENTS and SWEEP (default interval) sources, 1 conflict and a last event time", st)
 	}
 }
 
