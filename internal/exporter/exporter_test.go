@@ -84,11 +84,15 @@ func newEnv(t testing.TB, m *testutil.MinIO, events ...api.EventType) *env {
 	return e
 }
 
-func (e *env) newExporter(owner string) *Exporter {
+func (e *env) newExporter(owner string) *Exporter { return e.exporterOver(owner, e.cat, 4) }
+
+// exporterOver is an exporter of e named owner over cat (e.cat, or one
+// that injects a fault) with workers workers.
+func (e *env) exporterOver(owner string, cat catalog.Catalog, workers int) *Exporter {
 	ex, err := New(Config{
-		Store: e.st, Catalog: e.cat, S3: e.s3,
+		Store: e.st, Catalog: cat, S3: e.s3,
 		Engine: transfer.New(e.s3, transfer.Options{Concurrency: 4, PartSize: transfer.MinPartSize}),
-		Owner:  owner, Workers: 4, Lease: 3 * time.Second,
+		Owner:  owner, Workers: workers, Lease: 3 * time.Second,
 		RetryBase: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond, Poll: 50 * time.Millisecond,
 		Version: "test",
 		Restore: func(ctx context.Context, rel string) error { return e.im.Restore(ctx, rel, nil) },

@@ -22,7 +22,6 @@ import (
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/store"
 	"github.com/ferry-hpc/ferry/internal/testutil"
-	"github.com/ferry-hpc/ferry/internal/transfer"
 )
 
 // exportedTree writes files f0..f{n-1} below dir and exports them.
@@ -675,17 +674,10 @@ func (c *journalOnMoves) Moves(ctx context.Context) ([]catalog.Move, error) {
 	return c.Catalog.Moves(ctx)
 }
 
-// exporterWith is an exporter of e over cat with workers workers.
+// exporterWith is an exporter of e over cat with workers workers, with
+// e's associations.
 func (e *env) exporterWith(cat catalog.Catalog, workers int) *Exporter {
-	ex, err := New(Config{
-		Store: e.st, Catalog: cat, S3: e.s3,
-		Engine: transfer.New(e.s3, transfer.Options{Concurrency: 4, PartSize: transfer.MinPartSize}),
-		Owner:  "A", Workers: workers, Lease: 3 * time.Second,
-		RetryBase: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond, Poll: 50 * time.Millisecond,
-		Version: "test",
-		Restore: func(ctx context.Context, rel string) error { return e.im.Restore(ctx, rel, nil) },
-	})
-	must(e.t, err)
+	ex := e.exporterOver("A", cat, workers)
 	ex.SetAssociations(e.ex.table())
 	return ex
 }
