@@ -51,6 +51,17 @@ import (
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
+// SpaceKeeper is a catalog that keeps space for itself on a file system it
+// may share with the store (the SQLite engine's reserve, reserve.go). Room
+// is nil while the store's other writers may take space there; ENOSPC
+// while the catalog runs on the space it kept, until as much is free again
+// (invariant 1 in docs/invariants.md: export resumes after a full disk).
+// The write path and the importer's fetches call it before they take
+// space.
+type SpaceKeeper interface {
+	Room() error
+}
+
 // Catalog is the metadata interface every engine implements. All methods are
 // safe for concurrent use. Methods taking a context stop waiting when it is
 // done; a write whose context ends while it waits is not acknowledged (it may

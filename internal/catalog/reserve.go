@@ -4,8 +4,10 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,21 +25,36 @@ const DefaultReserve = 8 << 20
 // full drops the reserve and is retried once in the space it freed
 // (invariant 1 in docs/invariants.md: export resumes after a full disk).
 // The reserve is made again, at most once a minute, once there is room.
+//
+// The space the reserve frees is the catalog's alone: while it is given
+// up, room refuses the store's other writers (the mount's writes, the
+// importer's fetches) with ENOSPC until as much as the reserve is free
+// again and the reserve is back. Otherwise a writer filling the disk takes
+// the freed space at once and the catalog's next commit finds the disk
+// full with no reserve left: exports stop until users free space by hand.
 type reserve struct {
 	path string
 	size int64
 	log  *slog.Logger
+	held atomic.Bool // the reserve is in place (or none is kept)
 
 	mu      sync.Mutex
 	have    bool
 	tried   time.Time
-	dropped int // times the reserve was given up (tests, logs)
+	checked time.Time // room's last look at the free space
+	dropped int       // times the reserve was given up (tests, logs)
 }
+
+// roomEvery is how often room looks at the free space while the reserve
+// is given up (a statfs, and a fallocate when there is room).
+const roomEvery = 100 * time.Millisecond
 
 func newReserve(path string, size int64, log *slog.Logger) *reserve {
 	r := &reserve{path: path, size: size, log: log}
 	if size > 0 {
 		r.refill(time.Time{})
+	} else {
+		r.held.Store(true) // no reserve: nothing to protect
 	}
 	return r
 }
@@ -54,6 +71,11 @@ func (r *reserve) refill(now time.Time) {
 		return
 	}
 	r.tried = now
+	r.make()
+}
+
+// make creates the reserve's file and allocates its blocks; r.mu is held.
+func (r *reserve) make() {
 	f, err := os.OpenFile(r.path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return
@@ -70,6 +92,31 @@ func (r *reserve) refill(now time.Time) {
 		}
 	}
 	r.have = true
+	r.held.Store(true)
+}
+
+// room is nil while writers other than the catalog may take space on its
+// file system: the reserve is in place. While it is given up, room looks
+// at the free space (at most every roomEvery by the clock now) and makes
+// the reserve again as soon as as much as it is free; until then it
+// answers ENOSPC.
+func (r *reserve) room(now func() time.Time) error {
+	if r.held.Load() {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t := now(); !r.have && t.Sub(r.checked) >= roomEvery {
+		r.checked = t
+		var st unix.Statfs_t
+		if err := unix.Statfs(filepath.Dir(r.path), &st); err == nil && int64(st.Bavail)*st.Bsize >= r.size {
+			r.make()
+		}
+	}
+	if r.have {
+		return nil
+	}
+	return unix.ENOSPC
 }
 
 func writeZeros(f *os.File, n int64) error {
@@ -93,8 +140,9 @@ func (r *reserve) release() bool {
 		return false
 	}
 	r.have = false
+	r.held.Store(false)
 	r.dropped++
-	r.log.Warn("catalog: the disk is full; using the catalog's reserved space so that exports go on — free space on the store (ferry hsm release, or delete files)", "reserve", r.path, "bytes", r.size)
+	r.log.Warn("catalog: the disk is full; using the catalog's reserved space so that exports go on, and refusing writes to the store (ENOSPC) until as much is free again — free space on the store (ferry hsm release, or delete files)", "reserve", r.path, "bytes", r.size)
 	return true
 }
 

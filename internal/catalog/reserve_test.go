@@ -85,14 +85,47 @@ func TestFullDiskReserve(t *testing.T) {
 	if _, err := os.Stat(reserve); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("reserve still there after the disk filled (%v): was it needed at all?", err)
 	}
-	// Space comes back; a minute later the next commit makes the reserve again.
+	// Until the reserve is back, other writers are refused: the space it
+	// freed is the catalog's.
+	sk, ok := c.(catalog.SpaceKeeper)
+	if !ok {
+		t.Fatal("the SQLite catalog is not a SpaceKeeper")
+	}
+	if err := sk.Room(); !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("Room with the reserve given up: %v, want ENOSPC", err)
+	}
+	// Space comes back, but less than the reserve: still refused.
+	// (What the catalog left of the reserve's space counts as free.)
+	fi, err := fill.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(dir, &sfs); err != nil {
+		t.Fatal(err)
+	}
+	short := 4<<20 - int64(sfs.Bavail)*sfs.Bsize
+	if short <= 64<<10 {
+		t.Fatalf("%d bytes free after draining: the catalog used none of its reserve?", int64(sfs.Bavail)*sfs.Bsize)
+	}
+	if err := fill.Truncate(fi.Size() - short/2); err != nil {
+		t.Fatal(err)
+	}
+	now.Advance(time.Second)
+	if err := sk.Room(); !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("Room with less than the reserve free: %v, want ENOSPC", err)
+	}
+	// Enough space: the next Room makes the reserve again and lets writers on.
 	fill.Close()
 	if err := os.Remove(filepath.Join(dir, "fill")); err != nil {
 		t.Fatal(err)
 	}
-	now.Advance(61 * time.Second)
-	if err := c.Append(ctx, catalog.JournalAppend{Path: "after", Kind: catalog.KindNew}); err != nil {
-		t.Fatal(err)
+	if err := sk.Room(); !errors.Is(err, unix.ENOSPC) {
+		t.Fatalf("Room within %v of its last look: %v, want ENOSPC (it looks at most that often)", 100*time.Millisecond, err)
+	}
+	now.Advance(time.Second)
+	if err := sk.Room(); err != nil {
+		t.Fatalf("Room with space back: %v", err)
 	}
 	if fi, err := os.Stat(reserve); err != nil || fi.Size() != 4<<20 {
 		t.Fatalf("reserve after space came back: %v %v", fi, err)

@@ -281,6 +281,9 @@ func (c *sqliteCatalog) rquery(ctx context.Context, q string, args ...any) (*sql
 	return s.QueryContext(ctx, args...)
 }
 
+// Room implements SpaceKeeper.
+func (c *sqliteCatalog) Room() error { return c.res.room(c.opts.now) }
+
 func (c *sqliteCatalog) Close() error {
 	c.closeMu.Lock()
 	defer c.closeMu.Unlock()

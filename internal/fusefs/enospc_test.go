@@ -2,15 +2,18 @@ package fusefs
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
@@ -31,19 +34,15 @@ func TestFullStoreDisk(t *testing.T) {
 	je := mountJournalAt(t, dir, Options{}, true)
 	acked := map[string][]byte{}
 	var full error
-	for i := 0; full == nil && i < 200; i++ {
+	// Writers go on after the first ENOSPC (a model retrying its output):
+	// the space the catalog frees for itself must not go to them.
+	for i, fails := 0, 0; fails < 16 && i < 200; i++ {
 		rel := fmt.Sprintf("ExtData/f%03d", i)
 		body := randBody(mib+i, uint64(i))
-		f, err := os.Create(je.m(rel))
-		if err != nil {
-			full = err
-			break
-		}
-		_, werr := f.Write(body)
-		cerr := f.Close()
-		if werr != nil || cerr != nil {
-			full = errors.Join(werr, cerr)
-			break
+		if err := writeClose(je.m(rel), body); err != nil {
+			full = cmp.Or(full, err)
+			fails++
+			continue
 		}
 		acked[rel] = body
 	}
@@ -54,6 +53,17 @@ func TestFullStoreDisk(t *testing.T) {
 		t.Fatalf("a write to the full store failed with %v, want ENOSPC (or EIO from close)", full)
 	}
 	t.Logf("store full after %d acknowledged files: %v", len(acked), full)
+	// The catalog's reserve went to the catalog, not to the writers: it is
+	// still in place, or as good as free (what the catalog took since).
+	kept := int64(0)
+	if fi, err := os.Stat(filepath.Join(je.st.MetaPath(), catalog.DefaultFile+"-reserve")); err == nil {
+		kept = fi.Size()
+	}
+	var sfs unix.Statfs_t
+	must(t, unix.Statfs(dir, &sfs))
+	if free := int64(sfs.Bavail) * sfs.Bsize; kept+free < catalog.DefaultReserve/2 {
+		t.Fatalf("the writers took the catalog's reserve: %d bytes kept, %d free after the disk filled", kept, free)
+	}
 	// Export goes on while the disk is full (the catalog's own writes may
 	// fail and are retried); every acknowledged file reaches the bucket.
 	for rel, body := range acked {
@@ -61,11 +71,12 @@ func TestFullStoreDisk(t *testing.T) {
 			return bytes.Equal(je.s3Body(t, "data/"+rel[len("ExtData/"):]), body)
 		})
 	}
-	// Free space; writing and exporting resume.
+	// Free space (more than the catalog's reserve, which comes back
+	// first); writing and exporting resume.
 	n := 0
 	for rel := range acked {
 		must(t, os.Remove(je.m(rel)))
-		if n++; n == 4 {
+		if n++; n == 12 {
 			break
 		}
 	}
@@ -75,4 +86,14 @@ func TestFullStoreDisk(t *testing.T) {
 	if got := je.s3Body(t, "data/after"); !bytes.Equal(got, body) {
 		t.Fatal("a file written after space was freed was not exported")
 	}
+}
+
+// writeClose creates path with body; a failed write or close is returned.
+func writeClose(path string, body []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(body)
+	return errors.Join(werr, f.Close())
 }

@@ -101,6 +101,9 @@ func (h *file) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResul
 func (h *file) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
 	h.node.fsys.Stats.Writes.Add(1)
 	wp, in := h.node.fsys.wp, &h.node.w
+	if err := wp.Room(); err != nil {
+		return 0, errno(err)
+	}
 	if err := wp.BeginWrite(in, h.f); err != nil {
 		return 0, errno(err)
 	}
@@ -212,6 +215,11 @@ func (h *file) Lseek(ctx context.Context, off uint64, whence uint32) (uint64, sy
 // zeroing a range, or growing the size) counts as a write.
 func (h *file) Allocate(ctx context.Context, off, size uint64, mode uint32) syscall.Errno {
 	wp, in := h.node.fsys.wp, &h.node.w
+	if mode&unix.FALLOC_FL_PUNCH_HOLE == 0 {
+		if err := wp.Room(); err != nil { // a hole punched frees space
+			return errno(err)
+		}
+	}
 	if err := wp.BeginWrite(in, h.f); err != nil {
 		return errno(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/smithy-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/dra"
 	"github.com/ferry-hpc/ferry/internal/hsm"
 	"github.com/ferry-hpc/ferry/internal/keypath"
@@ -245,6 +246,16 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 			if r.Off/chunk < g.end && (r.End()+chunk-1)/chunk > g.first {
 				it.mu.Unlock()
 				return g.err
+			}
+		}
+	}
+	if len(missing) > 0 {
+		// Fetched bytes take space: not while the catalog runs on the
+		// space it keeps for a full disk (catalog.SpaceKeeper).
+		if sk, ok := im.cat.(catalog.SpaceKeeper); ok {
+			if err := sk.Room(); err != nil {
+				it.mu.Unlock()
+				return err
 			}
 		}
 	}

@@ -66,6 +66,15 @@ func (j *CatalogJournal) Append(ctx context.Context, entries ...catalog.JournalA
 	return j.cat.Append(ctx, entries...)
 }
 
+// Room implements catalog.SpaceKeeper for a catalog that keeps space
+// for itself (nil for one that does not).
+func (j *CatalogJournal) Room() error {
+	if sk, ok := j.cat.(catalog.SpaceKeeper); ok {
+		return sk.Room()
+	}
+	return nil
+}
+
 // Notify implements Journal.
 func (j *CatalogJournal) Notify() {
 	if j.notify != nil {
@@ -123,7 +132,8 @@ type Writer struct {
 	imported bool
 	listed   ListedDirs
 	restore  func(ctx context.Context, rel string) error
-	links    linksSeen // hard link names recorded (links.go)
+	room     func() error // the catalog's SpaceKeeper.Room, or nil
+	links    linksSeen    // hard link names recorded (links.go)
 
 	omu        sync.Mutex
 	openInodes map[inodeKey]*Inode // inodes open (Opened), for VersionRead
@@ -140,10 +150,24 @@ func New(cfg Config) *Writer {
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
 	}
-	return &Writer{
+	w := &Writer{
 		store: cfg.Store, jnl: cfg.Journal, log: lg, imported: cfg.Imported, listed: cfg.Listed, restore: cfg.Restore,
 		openInodes: map[inodeKey]*Inode{}, recentSet: map[inodeKey]int{},
 	}
+	if sk, ok := cfg.Journal.(catalog.SpaceKeeper); ok {
+		w.room = sk.Room
+	}
+	return w
+}
+
+// Room is nil when a write may take space on the store, and ENOSPC while
+// the catalog runs on the space it keeps for a full disk
+// (catalog.SpaceKeeper): the nodes ask before writes and allocations.
+func (w *Writer) Room() error {
+	if w.room == nil {
+		return nil
+	}
+	return w.room()
 }
 
 // journal appends entries whose paths the journal exports (a RENAME when
