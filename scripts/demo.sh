@@ -8,7 +8,8 @@
 # after a read, a parallel restore, a preload of exactly the files a GEOS-Chem
 # dry-run log names with hsm restore --from-dryrun), auto-import (MinIO's webhook target posts
 # the bucket's events to the daemon's --events-listen: an object put into the
-# bucket appears in the mount), then the way back: hsm archive and an
+# bucket appears in the mount), a public prefix (a bucket policy lets anyone
+# read public/: listed and linked with --no-sign-request), then the way back: hsm archive and an
 # EXPORT_TO_REPOSITORY task write new files to S3, an AutoExportPolicy
 # exports a file as it is closed, hsm wait drains, umount says what is
 # pending. Everything lives under .tools/demo/;
@@ -56,6 +57,11 @@ if [ ! -f "$demo/sample/.done" ]; then
   head -c $((48 << 20)) /dev/urandom >"$demo/sample/ExtData/GEOS_0.5x0.625/MERRA2/2019/01/MERRA2.20190101.A3dyn.05x0625.nc4"
   head -c $((24 << 20)) /dev/urandom >"$demo/sample/blended-tropomi/2019/01/tropomi_blended_20190101.nc"
   touch "$demo/sample/.done"
+fi
+# A public prefix (anyone may list and read it, like GEOS-Chem's own bucket).
+if [ ! -d "$demo/sample/public" ]; then
+  mkdir -p "$demo/sample/public/HEMCO/MACCITY/v2014-07"
+  for i in 1 2 3; do head -c $((65536 * i)) /dev/urandom >"$demo/sample/public/HEMCO/MACCITY/v2014-07/MACCity_4x5_$i.nc"; done
 fi
 # A GEOS-Chem dry-run log (gcclassic --dryrun > log.dryrun) of a run that reads
 # some of these files, written on another machine (/home/ubuntu/ExtData/...):
@@ -129,6 +135,38 @@ if curl -sf --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS
     --query "Associations[?FileSystemPath=='/ExtData'].{Path:FileSystemPath,Sources:join(',',FerryStatus.AutoImport.Sources),EventsApplied:FerryStatus.AutoImport.EventsApplied,Conflicts:FerryStatus.AutoImport.Conflicts}" --output table
 else
   echo "demo: curl could not put the bucket notification (curl 7.75 or later signs S3 requests); skipping auto-import."
+fi
+
+echo; echo "== a public prefix: read without credentials (--no-sign-request), as GEOS-Chem's input bucket"
+# The bucket policy (what mc anonymous set download does for the prefix):
+# anyone may list public/ and get the objects under it. Signed by curl (SigV4).
+cat >"$demo/policy.json" <<EOF
+{"Version":"2012-10-17","Statement":[
+ {"Effect":"Allow","Principal":{"AWS":["*"]},"Action":["s3:GetObject"],"Resource":["arn:aws:s3:::$bucket/public/*"]},
+ {"Effect":"Allow","Principal":{"AWS":["*"]},"Action":["s3:ListBucket"],"Resource":["arn:aws:s3:::$bucket"],"Condition":{"StringLike":{"s3:prefix":["public/*"]}}}]}
+EOF
+echo "+ PutBucketPolicy s3://$bucket: anyone may list and read public/"
+if curl -sf --aws-sigv4 "aws:amz:$AWS_REGION:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+     -T "$demo/policy.json" "$AWS_ENDPOINT_URL_S3/$bucket?policy=" >/dev/null; then
+  nocreds() { echo "+ (no credentials) ferry $*"; env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$ferry" "$@"; }
+  nocreds s3 ls --no-sign-request "s3://$bucket/public/" --recursive
+  echo "+ (no credentials) ferry s3 ls s3://$bucket/public/   (without --no-sign-request: refused at once)"
+  env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$ferry" s3 ls "s3://$bucket/public/" 2>&1 | head -2 || true
+  run fsx create-data-repository-association --file-system-id "$FSX_ID" \
+    --file-system-path /public --data-repository-path "s3://$bucket/public/" --no-sign-request \
+    --query 'Association.[AssociationId,FileSystemPath,Lifecycle]' --output text
+  for _ in $(seq 300); do
+    state=$("$ferry" fsx describe-data-repository-associations --filters Name=file-system-id,Values="$FSX_ID" \
+      --query "Associations[?FileSystemPath=='/public'].Lifecycle | [0]" --output text)
+    [ "$state" = AVAILABLE ] && break
+    sleep 0.1
+  done
+  p=public/HEMCO/MACCITY/v2014-07
+  echo "+ ls mnt/$p"; ls "mnt/$p"
+  echo "+ cmp mnt/$p/MACCity_4x5_2.nc sample/$p/MACCity_4x5_2.nc   (fetched unsigned)"
+  cmp "mnt/$p/MACCity_4x5_2.nc" "sample/$p/MACCity_4x5_2.nc" && echo "identical"
+else
+  echo "demo: curl could not put the bucket policy (curl 7.75 or later signs S3 requests); skipping the public prefix."
 fi
 
 echo; echo "== preload exactly what a model run reads: the files its dry run names"
