@@ -91,6 +91,7 @@ func importerCounters(s importer.Stats) map[string]uint64 {
 	return map[string]uint64{
 		"list_requests_total":    uint64(s.ListRequests),
 		"head_requests_total":    uint64(s.HeadRequests),
+		"listed_metadata_total":  uint64(s.ListedMetadata),
 		"get_requests_total":     uint64(s.GetRequests),
 		"bytes_fetched_total":    uint64(s.BytesFetched),
 		"stubs_created_total":    uint64(s.StubsCreated),

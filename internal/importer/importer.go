@@ -85,6 +85,10 @@ type Config struct {
 	// DefaultFetchTimeout). Until then it retries with backoff; each
 	// attempt is abandoned after AttemptTimeout() without a byte.
 	FetchTimeout time.Duration
+	// HeadEach HEADs every listed object for its metadata, even where the
+	// store can list it with the objects (s3x.ListOptions.WithMetadata):
+	// for measurements and tests of the HEAD path.
+	HeadEach bool
 	// Owners gives imported files and directories their owner (zero: the
 	// owner headers, root:root without them, as FSx). A daemon that may
 	// not chown to others passes a Restricted rule (ferry mount; see
@@ -126,6 +130,7 @@ const (
 type Stats struct {
 	ListRequests    int64 // ListObjectsV2 pages
 	HeadRequests    int64
+	ListedMetadata  int64 // objects whose metadata came with their listing (no HEAD)
 	GetRequests     int64 // ranged GETs of file data and symlink bodies
 	BytesFetched    int64 // file data written into the store
 	StubsCreated    int64
@@ -164,7 +169,8 @@ type Stats struct {
 }
 
 type counters struct {
-	list, head, get, bytes, stubs, dirs, links, listed, refused    atomic.Int64
+	list, head, listedMeta, get, bytes, stubs, dirs, links, listed atomic.Int64
+	refused                                                        atomic.Int64
 	local, reimports, changed, dedup, readahead, released, commits atomic.Int64
 	retries, timeouts, listRetries, listTimeouts                   atomic.Int64
 	hints                                                          hintCounters
@@ -290,7 +296,7 @@ func (im *Importer) Close() error {
 func (im *Importer) Stats() Stats {
 	n := &im.n
 	s := Stats{
-		ListRequests: n.list.Load(), HeadRequests: n.head.Load(), GetRequests: n.get.Load(),
+		ListRequests: n.list.Load(), HeadRequests: n.head.Load(), ListedMetadata: n.listedMeta.Load(), GetRequests: n.get.Load(),
 		BytesFetched: n.bytes.Load(), StubsCreated: n.stubs.Load(), DirsCreated: n.dirs.Load(),
 		SymlinksCreated: n.links.Load(), DirsListed: n.listed.Load(), Refused: n.refused.Load(),
 		LocalConflicts: n.local.Load(), Reimports: n.reimports.Load(), Changed: n.changed.Load(),

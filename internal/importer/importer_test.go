@@ -114,8 +114,25 @@ func randBytes(n int, seed uint64) []byte {
 	return b
 }
 
+// TestEnsureListedTree lists a tree twice: with the objects' metadata
+// from the listing (MinIO's extension, no HEAD per file) and with a HEAD
+// per file; both make the same entries.
 func TestEnsureListedTree(t *testing.T) {
-	e := newEnv(t, Config{})
+	heads := map[bool]int64{}
+	for _, headEach := range []bool{false, true} {
+		t.Run(map[bool]string{false: "listed-metadata", true: "head-each"}[headEach], func(t *testing.T) {
+			heads[headEach] = ensureListedTree(t, headEach)
+		})
+	}
+	if d := heads[true] - heads[false]; d != 3 {
+		t.Errorf("HEADs with a HEAD per file %d, with listed metadata %d: want 3 more (a.txt, b.bin, link)", heads[true], heads[false])
+	}
+}
+
+// ensureListedTree is TestEnsureListedTree with HEADs of every file
+// (headEach) or not; it returns the HEADs the listing of d sent.
+func ensureListedTree(t *testing.T, headEach bool) int64 {
+	e := newEnv(t, Config{HeadEach: headEach})
 	mtime := time.Date(2020, 7, 17, 16, 22, 0, 123456789, time.UTC)
 	e.put("data/d/a.txt", []byte("hello"), map[string]string{
 		"file-permissions": "0100640", "file-owner": "1000", "file-group": "1001",
@@ -176,6 +193,10 @@ func TestEnsureListedTree(t *testing.T) {
 	if d := after.SymlinksCreated - before.SymlinksCreated; d != 1 {
 		t.Errorf("%d symlinks", d)
 	}
+	if d, want := after.ListedMetadata-before.ListedMetadata, map[bool]int64{false: 3, true: 0}[headEach]; d != want {
+		t.Errorf("%d files imported from the listing's metadata, want %d", d, want)
+	}
+	heads := after.HeadRequests - before.HeadRequests
 	if _, ok, err := e.cat.Listed(context.Background(), "ExtData/d"); !ok || err != nil {
 		t.Errorf("d not marked listed in the catalog: %v", err)
 	}
@@ -197,6 +218,7 @@ func TestEnsureListedTree(t *testing.T) {
 	if s := e.im.Stats(); s.ListRequests != 0 {
 		t.Errorf("a directory outside the association was listed")
 	}
+	return heads
 }
 
 func TestLocalEntryWins(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 
@@ -223,10 +224,11 @@ func (im *Importer) listOnce(ctx context.Context, a *dra.Assoc, in, dir string, 
 // slots hear nothing (acquireList).
 //
 // Why HEAD: ListObjectsV2 carries no user metadata, and `ls -l` must show
-// the mode, owner and mtime of the headers from the first listing. MinIO's
-// metadata=true listing extension is not part of the S3 API; ferry stays on
-// the API every store serves. The HEADs run Concurrency at a time while the
-// listing streams (see docs/architecture.md for the measurement).
+// the mode, owner and mtime of the headers from the first listing. The
+// listing asks for MinIO's metadata extension (s3x.ListOptions.WithMetadata):
+// an object listed with its headers needs no HEAD. Other stores' objects
+// are HEADed, Concurrency at a time while the listing streams (see
+// docs/architecture.md, "Listing", for the measurements).
 func (im *Importer) listDir(a *dra.Assoc, in, dir string, onDir func(in string)) error {
 	ctx := im.ctx
 	w := im.newWatch(&im.n.listRetries)
@@ -266,7 +268,7 @@ func (im *Importer) listDir(a *dra.Assoc, in, dir string, onDir func(in string))
 	// 2.3–3.6 s from 4, 3.0–4.1 s from 1; docs/architecture.md, "Listing").
 	mk := make(slots, createSlots)
 	err := im.list(gctx, w, a, s3x.ListOptions{
-		Prefix: prefix, Delimiter: "/",
+		Prefix: prefix, Delimiter: "/", WithMetadata: !im.cfg.HeadEach,
 		OnPrefix: func(p string) error {
 			sub, kind, err := keypath.ToPath(a.Prefix, p)
 			if err != nil {
@@ -410,6 +412,23 @@ func (im *Importer) list(ctx context.Context, w *watch, a *dra.Assoc, opts s3x.L
 	return im.s3.For(a.Access()).List(ctx, a.Bucket, opts, fn)
 }
 
+// headListed is what a HEAD of listed object o answers: the listing's own
+// fields when it carried the object's metadata (s3x.ListOptions.WithMetadata),
+// else a HEAD.
+func (im *Importer) headListed(ctx context.Context, w *watch, a *dra.Assoc, o s3x.Object) (*s3.HeadObjectOutput, bool, error) {
+	if o.Metadata == nil {
+		return im.head(ctx, w, a, o.Key)
+	}
+	im.n.listedMeta.Add(1)
+	return &s3.HeadObjectOutput{
+		ContentLength: aws.Int64(o.Size),
+		ETag:          aws.String(`"` + o.ETag + `"`),
+		LastModified:  aws.Time(o.LastModified),
+		Metadata:      o.Metadata,
+		StorageClass:  s3types.StorageClass(o.StorageClass),
+	}, true, nil
+}
+
 // head HEADs key of a's bucket as a request of w (bounded: request);
 // found is false for a missing object (404).
 func (im *Importer) head(ctx context.Context, w *watch, a *dra.Assoc, key string) (*s3.HeadObjectOutput, bool, error) {
@@ -536,7 +555,7 @@ const maxSymlinkBody = posixmeta.MaxSymlinkTarget
 // while it creates.
 func (im *Importer) importFile(ctx context.Context, w *watch, a *dra.Assoc, o s3x.Object, sub string, mk sync.Locker) error {
 	rel := a.StorePath(sub)
-	out, found, err := im.head(ctx, w, a, o.Key)
+	out, found, err := im.headListed(ctx, w, a, o)
 	if err != nil {
 		return err
 	}

@@ -138,10 +138,11 @@ func TestListingOutageWaitsWhileItMoves(t *testing.T) {
 	if err := o.im.EnsureListed(context.Background(), "ExtData"); err != nil {
 		t.Fatal(err)
 	}
-	// One HEAD at a time, each answer held 0.5 s (an attempt waits 2/3 s):
-	// the listing lasts ~4.5 s, over twice the bound.
+	// One HEAD at a time (a HEAD per file, as for a store without listed
+	// metadata), each answer held 0.5 s (an attempt waits 2/3 s): the
+	// listing lasts ~4.5 s, over twice the bound.
 	cfg := o.cfg
-	cfg.Concurrency = 1
+	cfg.Concurrency, cfg.HeadEach = 1, true
 	o.cfg = cfg
 	im := o.start()
 	o.p.Delay(500 * time.Millisecond)
@@ -169,6 +170,10 @@ func TestListingOutageWaitsWhileItMoves(t *testing.T) {
 func TestPartialListingNotListed(t *testing.T) {
 	const bound = 2 * time.Second
 	o := newOutageEnv(t, bound)
+	// A HEAD per file, so that the cut falls among the entries (with the
+	// metadata in the listing, a one-page listing is cut before any).
+	o.cfg.HeadEach = true
+	o.im = o.start()
 	const n = 40
 	for _, d := range []string{"twin", "part"} {
 		for i := range n {

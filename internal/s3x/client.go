@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -61,6 +62,9 @@ type clientBase struct {
 	opts     func(*s3.Options)
 	mu       sync.Mutex
 	variants map[Access]*Client
+	// noListMeta: the store refused ListOptions.WithMetadata once; it is
+	// not asked again (listmeta.go).
+	noListMeta atomic.Bool
 }
 
 // New builds a Client from cfg and the standard configuration chain.

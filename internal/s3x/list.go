@@ -16,6 +16,10 @@ type Object struct {
 	ETag         string // without quotes
 	LastModified time.Time
 	StorageClass string
+	// Metadata is the object's user metadata (as HeadObjectOutput.Metadata)
+	// when the listing carried it (ListOptions.WithMetadata on a store
+	// that has the extension, listmeta.go); nil otherwise.
+	Metadata map[string]string
 }
 
 // IsDirMarker reports whether the key is a "folder" object (ends in "/").
@@ -33,6 +37,10 @@ type ListOptions struct {
 	// client's own retryer. The importer bounds its listings through it
 	// (a repository that does not answer).
 	Send func(ctx context.Context, page func(context.Context, ...func(*s3.Options)) error) error
+	// WithMetadata asks the store for each object's user metadata in the
+	// listing (MinIO's extension; listmeta.go). Objects it comes with have
+	// Object.Metadata set.
+	WithMetadata bool
 }
 
 // List streams the objects under opts.Prefix to fn, one page at a time, in
@@ -57,12 +65,27 @@ func (c *Client) List(ctx context.Context, bucket string, opts ListOptions, fn f
 		// A failed request leaves the paginator on the same page, so
 		// page may be called again.
 		var page *s3.ListObjectsV2Output
+		var body []byte
 		err := send(ctx, func(ctx context.Context, o ...func(*s3.Options)) (err error) {
+			body = nil
+			if opts.WithMetadata && !c.base.noListMeta.Load() {
+				page, err = p.NextPage(ctx, append(o, withListMetadata(&body))...)
+				if err == nil || !refusedListMetadata(err) {
+					return err
+				}
+				c.base.noListMeta.Store(true) // a store without the extension that says so
+			}
 			page, err = p.NextPage(ctx, o...)
 			return err
 		})
 		if err != nil {
 			return c.Explain(err, "list", bucket, opts.Prefix)
+		}
+		var meta map[string]map[string]string
+		if body != nil {
+			if meta, err = listMetadata(body); err != nil {
+				return c.Explain(err, "list", bucket, opts.Prefix)
+			}
 		}
 		// With a delimiter, objects and prefixes come as two sorted lists;
 		// merge them so callers see one sorted stream.
@@ -85,6 +108,7 @@ func (c *Client) List(ctx context.Context, bucket string, opts ListOptions, fn f
 				ETag:         strings.Trim(aws.ToString(o.ETag), `"`),
 				LastModified: aws.ToTime(o.LastModified),
 				StorageClass: string(o.StorageClass),
+				Metadata:     meta[aws.ToString(o.Key)],
 			}); err != nil {
 				return err
 			}
