@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferry-hpc/ferry/internal/catalog"
+	"github.com/ferry-hpc/ferry/internal/testutil"
 )
 
 // BenchmarkAppend measures acknowledged (durable, synchronous=FULL) journal
@@ -161,7 +162,7 @@ func BenchmarkJournal1M(b *testing.B) {
 func mkTemp() (string, error) { return os.MkdirTemp("", "ferry-catalog-bench-") }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := testutil.RunMain(m)
 	if bigDir != "" {
 		os.RemoveAll(bigDir)
 	}
