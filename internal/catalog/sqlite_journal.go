@@ -638,7 +638,7 @@ func (c *sqliteCatalog) ForwardRenames(ctx context.Context, from, to string) err
 	err := c.write(ctx, relaxed, func(ctx context.Context) error {
 		_, err := c.wexec(ctx, `UPDATE journal SET old_path = ?1 || substr(old_path, ?2)
 			WHERE kind = 'RENAME' AND (old_path = ?3 OR (old_path >= ?4 AND old_path < ?5))`,
-			to, len(from)+1, from, lo, hi)
+			to, runeOffset(from), from, lo, hi)
 		return err
 	})
 	if err != nil {
