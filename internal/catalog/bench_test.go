@@ -214,7 +214,7 @@ func engineNodes(b *testing.B, engine string, n int) []catalog.Catalog {
 }
 
 // BenchmarkCatalogEngines compares the engines on what many nodes share:
-// journal appends (3 nodes, 8 writers each: group commit), then claim and
+// journal appends (3 nodes, 8 or 64 writers each: group commit), then claim and
 // complete by 3 concurrent claimers (one per node, 64 entries a claim, one
 // Complete per entry, as the exporter does); listed-directory records (the
 // importer's bulk bookkeeping: MarkListed of 1000 at a time); and import
@@ -224,20 +224,22 @@ func engineNodes(b *testing.B, engine string, n int) []catalog.Catalog {
 //	go test ./internal/catalog -run '^$' -bench CatalogEngines -benchtime 20000x
 func BenchmarkCatalogEngines(b *testing.B) {
 	for _, engine := range []string{"sqlite", "postgres"} {
-		b.Run(engine+"/journal-3-nodes", func(b *testing.B) { benchJournalNodes(b, engine) })
+		for _, writers := range []int{24, 192} {
+			b.Run(fmt.Sprintf("%s/journal-3-nodes/writers=%d", engine, writers), func(b *testing.B) { benchJournalNodes(b, engine, writers) })
+		}
 		b.Run(engine+"/listed-dirs", func(b *testing.B) { benchListed(b, engine) })
 		b.Run(engine+"/hints", func(b *testing.B) { benchHints(b, engine) })
 	}
 }
 
-func benchJournalNodes(b *testing.B, engine string) {
+func benchJournalNodes(b *testing.B, engine string, writers int) {
 	nodes := engineNodes(b, engine, 3)
 	ctx := context.Background()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
-	for w := range 24 {
+	for w := range writers {
 		wg.Go(func() {
 			c := nodes[w%3]
 			for {

@@ -199,16 +199,16 @@ func (c *pgCatalog) tx(ctx context.Context, d durability, fn func(ctx context.Co
 }
 
 func (c *pgCatalog) txOnce(ctx context.Context, d durability, fn func(ctx context.Context, tx pgx.Tx) error) error {
-	tx, err := c.pool.Begin(ctx)
+	opts := pgx.TxOptions{}
+	if d == relaxed {
+		// One round trip for both (the simple protocol runs the two).
+		opts.BeginQuery = `BEGIN; SET LOCAL synchronous_commit = off`
+	}
+	tx, err := c.pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("catalog: begin: %w", err)
 	}
 	defer tx.Rollback(context.Background())
-	if d == relaxed {
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return err
-		}
-	}
 	if err := fn(ctx, tx); err != nil {
 		return err
 	}

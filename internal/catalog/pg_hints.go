@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -28,40 +27,69 @@ func (c *pgCatalog) EnqueueHints(ctx context.Context, hints ...ImportHint) ([]Hi
 		if err := tx.QueryRow(ctx, `SELECT last_seq FROM import_hint_stats WHERE one = 1 FOR UPDATE`).Scan(&seq); err != nil {
 			return err
 		}
+		cur, err := c.pendingHints(ctx, tx, hints)
+		if err != nil {
+			return err
+		}
+		// Decide in order (a key given twice meets its own first hint),
+		// then write everything in one round trip.
 		now := c.opts.now().UnixNano()
+		var b pgx.Batch
 		for i, h := range hints {
-			cur, err := scanHint(tx.QueryRow(ctx, `SELECT `+hintCols+` FROM import_hints WHERE bucket = $1 AND obj_key = $2 FOR UPDATE`, h.Bucket, h.Key))
+			k := [2]string{h.Bucket, h.Key}
+			prev, found := cur[k]
 			switch {
-			case errors.Is(err, pgx.ErrNoRows):
+			case !found:
 				seq++
-				if _, err := tx.Exec(ctx, `INSERT INTO import_hints
+				b.Queue(`INSERT INTO import_hints
 					(bucket, obj_key, kind, source, sequencer, event_ns, size, etag, seq, first_seq, enqueued_ns, updated_ns)
 					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $10)`,
-					h.Bucket, h.Key, string(h.Kind), h.Source, h.Sequencer, ns(h.EventTime), h.Size, h.ETag, seq, now); err != nil {
-					return fmt.Errorf("enqueue %s/%s: %w", h.Bucket, h.Key, err)
-				}
+					h.Bucket, h.Key, string(h.Kind), h.Source, h.Sequencer, ns(h.EventTime), h.Size, h.ETag, seq, now)
 				out[i] = HintQueued
-			case err != nil:
-				return fmt.Errorf("enqueue %s/%s: %w", h.Bucket, h.Key, err)
-			case HintNewer(h, cur.ImportHint):
+			case HintNewer(h, prev):
+				// The key keeps its place, any claim and any backoff.
 				seq++
-				if _, err := tx.Exec(ctx, `UPDATE import_hints SET kind = $3, source = $4, sequencer = $5, event_ns = $6,
+				b.Queue(`UPDATE import_hints SET kind = $3, source = $4, sequencer = $5, event_ns = $6,
 					size = $7, etag = $8, seq = $9, updated_ns = $10 WHERE bucket = $1 AND obj_key = $2`,
-					h.Bucket, h.Key, string(h.Kind), h.Source, h.Sequencer, ns(h.EventTime), h.Size, h.ETag, seq, now); err != nil {
-					return fmt.Errorf("enqueue %s/%s: %w", h.Bucket, h.Key, err)
-				}
+					h.Bucket, h.Key, string(h.Kind), h.Source, h.Sequencer, ns(h.EventTime), h.Size, h.ETag, seq, now)
 				out[i] = HintReplaced
 			default:
 				out[i] = HintStale
+				continue
 			}
+			// As read back: event times are kept in nanoseconds, UTC.
+			h.EventTime = fromNSUTC(ns(h.EventTime))
+			cur[k] = h
 		}
-		_, err := tx.Exec(ctx, `UPDATE import_hint_stats SET last_seq = $1 WHERE one = 1`, seq)
-		return err
+		b.Queue(`UPDATE import_hint_stats SET last_seq = $1 WHERE one = 1`, seq)
+		return tx.SendBatch(ctx, &b).Close()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("catalog: enqueue hints: %w", err)
 	}
 	return out, nil
+}
+
+// pendingHints reads and locks the pending hints of the keys of hints.
+func (c *pgCatalog) pendingHints(ctx context.Context, tx pgx.Tx, hints []ImportHint) (map[[2]string]ImportHint, error) {
+	buckets, keys := make([]string, len(hints)), make([]string, len(hints))
+	for i, h := range hints {
+		buckets[i], keys[i] = h.Bucket, h.Key
+	}
+	rows, err := tx.Query(ctx, `SELECT `+hintCols+` FROM import_hints
+		WHERE (bucket, obj_key) IN (SELECT * FROM unnest($1::text[], $2::text[])) FOR UPDATE`, buckets, keys)
+	if err != nil {
+		return nil, err
+	}
+	found, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (QueuedHint, error) { return scanHint(r) })
+	if err != nil {
+		return nil, err
+	}
+	cur := make(map[[2]string]ImportHint, len(hints))
+	for _, q := range found {
+		cur[[2]string{q.Bucket, q.Key}] = q.ImportHint
+	}
+	return cur, nil
 }
 
 func (c *pgCatalog) ClaimHints(ctx context.Context, owner string, n int, lease time.Duration) ([]QueuedHint, error) {

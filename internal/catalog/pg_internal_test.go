@@ -13,7 +13,8 @@ import (
 // TestPostgresRetry: a transaction the server fails with a serialization
 // failure (40001) or a deadlock (40P01) runs again, and commits; another
 // error is returned at once. The errors are the server's own (RAISE with
-// the SQLSTATE).
+// the SQLSTATE). Durable transactions commit with synchronous_commit on,
+// relaxed ones with it off.
 func TestPostgresRetry(t *testing.T) {
 	ctx := context.Background()
 	cat, err := OpenPostgres(ctx, testutil.PostgresDatabase(t), Options{PoolConns: 3})
@@ -24,6 +25,14 @@ func TestPostgresRetry(t *testing.T) {
 	c := cat.(*pgCatalog)
 	if got := c.pool.Config().MaxConns; got != 3 {
 		t.Fatalf("pool of %d connections, want 3 (Options.PoolConns)", got)
+	}
+	for d, want := range map[durability]string{durable: "on", relaxed: "off"} {
+		var got string
+		if err := c.tx(ctx, d, func(ctx context.Context, tx pgx.Tx) error {
+			return tx.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&got)
+		}); err != nil || got != want {
+			t.Fatalf("durability %d: synchronous_commit %q, %v; want %q", d, got, err, want)
+		}
 	}
 	for _, code := range []string{"40001", "40P01"} {
 		runs := 0

@@ -73,10 +73,17 @@ const pgCarry = `UPDATE journal SET first_seq = least(first_seq, $1), enqueued_n
 
 func (c *pgCatalog) commitAppends(batch []*appendReq) error {
 	err := c.tx(context.Background(), durable, func(ctx context.Context, tx pgx.Tx) error {
+		// Reserve one sequence number per entry (this locks the row
+		// until commit); a tree rename taking more records its end.
+		n := 0
+		for _, r := range batch {
+			n += len(r.entries)
+		}
 		var seq int64
-		if err := tx.QueryRow(ctx, `SELECT last_seq FROM journal_stats WHERE one = 1 FOR UPDATE`).Scan(&seq); err != nil {
+		if err := tx.QueryRow(ctx, `UPDATE journal_stats SET last_seq = last_seq + $1 WHERE one = 1 RETURNING last_seq - $1`, n).Scan(&seq); err != nil {
 			return err
 		}
+		reserved := seq + int64(n)
 		now := c.opts.now().UnixNano()
 		// Plain entries go to the server in one batch (one round trip);
 		// renames and move ends, which read, flush it first.
@@ -104,11 +111,10 @@ func (c *pgCatalog) commitAppends(batch []*appendReq) error {
 				}
 			}
 		}
-		if err := flush(); err != nil {
-			return err
+		if seq != reserved {
+			b.Queue(`UPDATE journal_stats SET last_seq = $1 WHERE one = 1`, seq)
 		}
-		_, err := tx.Exec(ctx, `UPDATE journal_stats SET last_seq = $1 WHERE one = 1`, seq)
-		return err
+		return flush()
 	})
 	if err != nil {
 		return fmt.Errorf("catalog: journal append: %w", err)
