@@ -326,3 +326,36 @@ func benchHints(b *testing.B, engine string) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "hints/s")
 }
+
+// BenchmarkPostgresAppend is BenchmarkAppend on one PostgreSQL node: the
+// commit latency (1 writer) and what group commit makes of it.
+//
+//	go test ./internal/catalog -run '^$' -bench PostgresAppend -benchtime 3000x
+func BenchmarkPostgresAppend(b *testing.B) {
+	for _, conc := range []int{1, 8, 64} {
+		b.Run(fmt.Sprintf("writers=%d", conc), func(b *testing.B) {
+			c := engineNodes(b, "postgres", 1)[0]
+			ctx := context.Background()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range conc {
+				wg.Go(func() {
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						if err := c.Append(ctx, catalog.JournalAppend{Path: fmt.Sprintf("d%03d/f%09d", i%1000, i), Kind: catalog.KindNew, Relaxed: true}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+		})
+	}
+}
