@@ -120,28 +120,19 @@ func redactErr(err error) string {
 	return s
 }
 
-// migrate creates and upgrades the schema, holding pgSchemaLock so that
-// nodes starting at once migrate one after the other (the later ones find
-// nothing to do).
+// migrate creates and upgrades the schema in one transaction that first
+// takes pgSchemaLock (pg_advisory_xact_lock: held until the transaction
+// ends, also through a connection pooler), so nodes starting at once
+// migrate one after the other and the later ones find nothing to do.
 func (c *pgCatalog) migrate(ctx context.Context) error {
-	conn, err := c.pool.Acquire(ctx)
+	tx, err := c.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("connect: %w", err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, pgSchemaLock); err != nil {
-		return fmt.Errorf("schema lock: %w", err)
-	}
-	defer func() {
-		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, pgSchemaLock); err != nil {
-			conn.Conn().Close(context.Background()) // a closed session drops its locks
-		}
-	}()
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return err
+		return fmt.Errorf("connect: %v", redactErr(err))
 	}
 	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, pgSchemaLock); err != nil {
+		return fmt.Errorf("schema lock: %w", err)
+	}
 	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("schema: %w", err)
 	}
@@ -157,6 +148,9 @@ func (c *pgCatalog) migrate(ctx context.Context) error {
 	if v > len(pgMigrations) {
 		return fmt.Errorf("schema version %d, this ferry knows up to %d: %w (use the newer ferry)", v, len(pgMigrations), ErrSchemaTooNew)
 	}
+	if v == len(pgMigrations) {
+		return tx.Commit(ctx) // up to date: nothing written
+	}
 	for i := v; i < len(pgMigrations); i++ {
 		if _, err := tx.Exec(ctx, pgMigrations[i]); err != nil {
 			return fmt.Errorf("migration %d: %w", i+1, err)
@@ -168,22 +162,26 @@ func (c *pgCatalog) migrate(ctx context.Context) error {
 	return tx.Commit(ctx)
 }
 
-// retryable reports a serialization failure or a deadlock.
+// retryable reports a serialization failure or a deadlock: the server
+// rolled the transaction back and it can run again.
 func retryable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && (pe.Code == "40001" || pe.Code == "40P01")
 }
 
 // tx runs fn in one transaction, again after a serialization failure or a
-// deadlock (see pgCatalog).
+// deadlock, and again when the transaction could not begin or its
+// connection was lost before the commit was sent (the server rolled it
+// back; the pool connects anew: a restart of the server). A connection
+// lost during the commit is returned: the commit may have happened.
 func (c *pgCatalog) tx(ctx context.Context, d durability, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	if c.isClosed() {
 		return ErrClosed
 	}
 	pause := 2 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		err := c.txOnce(ctx, d, fn)
-		if err == nil || !retryable(err) || attempt >= pgRetries {
+		lost, err := c.txOnce(ctx, d, fn)
+		if err == nil || !(lost || retryable(err)) || attempt >= pgRetries || ctx.Err() != nil {
 			return err
 		}
 		c.log.Debug("catalog: transaction retried", "attempt", attempt+1, "err", err)
@@ -198,7 +196,10 @@ func (c *pgCatalog) tx(ctx context.Context, d durability, fn func(ctx context.Co
 	}
 }
 
-func (c *pgCatalog) txOnce(ctx context.Context, d durability, fn func(ctx context.Context, tx pgx.Tx) error) error {
+// txOnce runs fn in one transaction. lost says the transaction did not
+// begin, or its connection was cut before the commit: nothing of it
+// happened.
+func (c *pgCatalog) txOnce(ctx context.Context, d durability, fn func(ctx context.Context, tx pgx.Tx) error) (lost bool, err error) {
 	opts := pgx.TxOptions{}
 	if d == relaxed {
 		// One round trip for both (the simple protocol runs the two).
@@ -206,13 +207,13 @@ func (c *pgCatalog) txOnce(ctx context.Context, d durability, fn func(ctx contex
 	}
 	tx, err := c.pool.BeginTx(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("catalog: begin: %w", err)
+		return true, fmt.Errorf("catalog: begin: %w", err)
 	}
 	defer tx.Rollback(context.Background())
 	if err := fn(ctx, tx); err != nil {
-		return err
+		return tx.Conn().IsClosed(), err
 	}
-	return tx.Commit(ctx)
+	return false, tx.Commit(ctx)
 }
 
 func (c *pgCatalog) isClosed() bool { return c.shut.Load() }

@@ -5,8 +5,8 @@ package catalog
 // and key column COLLATE "C" (bytewise, as SQLite's BINARY: a prefix P
 // selects P and the half-open range [P+"/", P+"0") whatever the database's
 // locale). Open applies the migrations a database lacks in one transaction
-// under an advisory lock (pgSchemaLock), so nodes starting together migrate
-// once; a database whose version is newer than len(pgMigrations) is refused
+// that first takes an advisory lock (pg_advisory_xact_lock(pgSchemaLock)),
+// so nodes starting together migrate once; a database whose version is newer than len(pgMigrations) is refused
 // (ErrSchemaTooNew). Append-only: never edit a released migration.
 //
 // What differs from SQLite:
@@ -23,7 +23,7 @@ package catalog
 //     sequence numbers follow commit order.
 //   - moves.id is an identity column.
 
-// pgSchemaLock is the pg_advisory_lock key under which the schema is
+// pgSchemaLock is the advisory lock key under which the schema is
 // created and migrated ("ferry" in ASCII, then 1).
 const pgSchemaLock int64 = 0x6665727279_0001
 

@@ -163,3 +163,40 @@ func TestPostgresSchemaTooNew(t *testing.T) {
 		t.Fatalf("open of a newer schema: %v", err)
 	}
 }
+
+// TestPostgresServerRestart: the server restarts under a node (every
+// connection of its pool is cut); what was committed is there, and the
+// node's next calls work without reopening the catalog. Its own server, so
+// the other tests' one is not disturbed.
+func TestPostgresServerRestart(t *testing.T) {
+	if _, err := testutil.PostgresBin(); err != nil {
+		testutil.Need(t, err)
+	}
+	srv, err := testutil.StartPostgres()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	c := openPG(t, srv.NewDatabase(t), catalog.Options{})
+	defer c.Close()
+	ctx := context.Background()
+	for i := range 20 {
+		if err := c.Append(ctx, catalog.JournalAppend{Path: fmt.Sprintf("f%02d", i), Kind: catalog.KindNew}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.Claim(ctx, "n1", 5, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart(t)
+	if err := c.Append(ctx, catalog.JournalAppend{Path: "after", Kind: catalog.KindNew}); err != nil {
+		t.Fatalf("append after the restart: %v", err)
+	}
+	es, err := c.Claim(ctx, "n2", 100, time.Hour)
+	if err != nil || len(es) != 16 {
+		t.Fatalf("claim after the restart: %d entries, %v; want the 15 unclaimed and the new one", len(es), err)
+	}
+	if d, err := c.Depth(ctx); err != nil || d != 21 {
+		t.Fatalf("depth after the restart %d, %v", d, err)
+	}
+}

@@ -36,6 +36,8 @@ type Postgres struct {
 	done chan struct{}
 	log  string
 	dbs  atomic.Int64
+	bin  string
+	cred *syscall.Credential
 }
 
 // PostgresBin finds the directory of the server's binaries: $FERRY_POSTGRES_BIN,
@@ -120,7 +122,15 @@ func (p *Postgres) start(bin string, cred *syscall.Credential) error {
 	}
 	_, port, _ := net.SplitHostPort(addr)
 	p.Port, _ = strconv.Atoi(port)
-	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	p.bin, p.cred = bin, cred
+	return p.launch()
+}
+
+// launch starts the server on p's data and port and waits until it accepts
+// connections.
+func (p *Postgres) launch() error {
+	data, port, cred := filepath.Join(p.Dir, "data"), strconv.Itoa(p.Port), p.cred
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
@@ -128,7 +138,7 @@ func (p *Postgres) start(bin string, cred *syscall.Credential) error {
 	if cred != nil {
 		os.Chown(p.log, int(cred.Uid), int(cred.Gid))
 	}
-	p.cmd = exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", port,
+	p.cmd = exec.Command(filepath.Join(p.bin, "postgres"), "-D", data, "-p", port,
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+p.Dir,
 		"-c", "max_connections=200", "-c", "shared_buffers=64MB")
 	p.cmd.Dir = p.Dir
@@ -156,7 +166,7 @@ func (p *Postgres) start(bin string, cred *syscall.Credential) error {
 		default:
 		}
 		if time.Now().After(deadline) {
-			p.Stop()
+			p.halt()
 			b, _ := os.ReadFile(p.log)
 			return fmt.Errorf("postgres did not accept connections in 30s: %v: %s", err, tail(string(b)))
 		}
@@ -197,9 +207,24 @@ func (p *Postgres) NewDatabase(tb testing.TB) string {
 	return p.URL(name)
 }
 
+// Restart stops the server (fast shutdown: every connection is cut) and
+// starts it again on the same data and port.
+func (p *Postgres) Restart(tb testing.TB) {
+	tb.Helper()
+	p.halt()
+	if err := p.launch(); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // Stop stops the server (fast shutdown, then SIGKILL after 10 s) and removes
 // its directory.
 func (p *Postgres) Stop() {
+	p.halt()
+	os.RemoveAll(p.Dir)
+}
+
+func (p *Postgres) halt() {
 	if p.cmd != nil && p.cmd.Process != nil {
 		p.cmd.Process.Signal(syscall.SIGINT)
 		select {
@@ -208,8 +233,8 @@ func (p *Postgres) Stop() {
 			syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 			<-p.done
 		}
+		p.cmd = nil
 	}
-	os.RemoveAll(p.Dir)
 }
 
 var (
