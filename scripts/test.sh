@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 scripts/tools.sh minio goaws
 export FERRY_MINIO="$PWD/.tools/bin/minio"
 export FERRY_GOAWS="$PWD/.tools/bin/goaws"
+FERRY_POSTGRES_BIN=$(scripts/tools.sh postgres)
+export FERRY_POSTGRES_BIN
 go vet ./...
 # Formatting and go.mod stay tidy: a diff here fails the run.
 unformatted=$(gofmt -l cmd internal bench)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the pinned tools ferry's demo and tests need into .tools/ (git-ignored).
-# Reuses what is already there. Usage: scripts/tools.sh [minio] [goaws] [s5cmd] [rclone] [awscli]
-#   [fuse3] [geesefs] [s3fs]
-# With no argument it installs what the tests need (minio, goaws).
+# Reuses what is already there. Usage: scripts/tools.sh [minio] [goaws] [postgres] [s5cmd] [rclone]
+#   [awscli] [fuse3] [geesefs] [s3fs]
+# With no argument it installs what the tests need (minio, goaws, postgres).
+# `scripts/tools.sh postgres` prints the directory of the PostgreSQL server's
+# binaries on stdout (test.sh exports it as FERRY_POSTGRES_BIN).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/.tools/bin"
@@ -19,6 +21,9 @@ RCLONE_VERSION=v1.71.2
 # `go mod download` of the pinned version works (see install_geesefs).
 GEESEFS_VERSION=v0.43.8
 # s3fs: Debian's package (bookworm: 1.90-1).
+# postgres: Debian's package postgresql (bookworm: 15), the server the
+# PostgreSQL catalog's tests start (internal/testutil/postgres.go).
+POSTGRES_PACKAGE=postgresql
 # goaws (SQS-compatible server for the SQS poller's tests): pinned in
 # scripts/goaws/go.mod (github.com/Admiral-Piett/goaws v0.4.5) and go.sum.
 
@@ -99,11 +104,32 @@ install_s3fs() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q fuse3 s3fs >/dev/null
 }
 
-[ $# -eq 0 ] && set -- minio goaws
+# postgres_bin prints the newest /usr/lib/postgresql/*/bin holding a server.
+postgres_bin() {
+  local d
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r); do
+    if [ -x "$d/postgres" ] && [ -x "$d/initdb" ]; then echo "$d"; return 0; fi
+  done
+  return 1
+}
+
+# The tests run the server themselves, as the user postgres when they run as
+# root (the package creates that user); the package's own cluster service is
+# not used (policy-rc.d-less containers do not start it anyway).
+install_postgres() {
+  if ! postgres_bin >/dev/null; then
+    echo "tools: installing Debian's $POSTGRES_PACKAGE" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$POSTGRES_PACKAGE" >/dev/null
+  fi
+  postgres_bin || { echo "tools: $POSTGRES_PACKAGE installed but no /usr/lib/postgresql/*/bin/postgres" >&2; return 1; }
+}
+
+[ $# -eq 0 ] && set -- minio goaws postgres
 for t in "$@"; do
   case "$t" in
     minio) install_minio ;;
     goaws) install_goaws ;;
+    postgres) install_postgres ;;
     s5cmd) go_build_module github.com/peak/s5cmd/v2 "$S5CMD_VERSION" s5cmd ;;
     rclone) go_build_module github.com/rclone/rclone "$RCLONE_VERSION" rclone ;;
     awscli) install_awscli ;;

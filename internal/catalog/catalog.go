@@ -12,7 +12,7 @@
 //	sqlite:///abs/path/catalog.db   SQLite (modernc.org/sqlite, no cgo)
 //	sqlite://relative/catalog.db    SQLite, relative to the working directory
 //	""                              SQLite in <store>/.ferry/catalog.db
-//	postgres://… postgresql://…     PostgreSQL (not yet in this build)
+//	postgres://… postgresql://…     PostgreSQL (pgx v5; OpenPostgres)
 //
 // Every engine passes catalogtest.Run. Paths kept in the catalog are
 // store-relative in the form internal/store uses ("a/b", "" for the root);
@@ -222,6 +222,9 @@ type Catalog interface {
 
 	// The queue of import hints from bucket events (see ImportHints).
 	ImportHints
+
+	// The daemons serving the file system (see Sessions).
+	Sessions
 
 	// CreateTask inserts t, the associations it works on and tok (when
 	// not nil) in one transaction, as CreateAssociation.
@@ -464,6 +467,9 @@ type Options struct {
 	MaxBatch int
 	// ReadConns is the size of the read pool (default 4).
 	ReadConns int
+	// PoolConns is the size of the PostgreSQL connection pool
+	// (DefaultPoolConns when 0; pool_max_conns in the URL wins).
+	PoolConns int
 	// BusyTimeout is how long a writer waits for another process's lock
 	// (default 10s).
 	BusyTimeout time.Duration
@@ -554,8 +560,7 @@ func Open(ctx context.Context, raw string, opts Options) (Catalog, error) {
 	case "sqlite":
 		return OpenSQLite(ctx, loc.Path, opts)
 	case "postgres":
-		return nil, fmt.Errorf("catalog %s: PostgreSQL is not yet supported in this build: use sqlite:// (or leave the catalog URL out for %s/%s): %w",
-			redact(loc.DSN), store.MetaDir, DefaultFile, ErrUnsupported)
+		return OpenPostgres(ctx, loc.DSN, opts)
 	}
 	return nil, fmt.Errorf("catalog engine %q: %w", loc.Engine, ErrUnsupported)
 }

@@ -58,6 +58,9 @@ package catalog
 //	                                        kept by triggers and
 //	                                        EnqueueHints: HintDepth without a
 //	                                        scan, sequence numbers
+//	sessions(node_id PK, host, mount_point, pid, version, started_ns,
+//	         heartbeat_ns, expires_ns)      daemons serving the file system
+//	                                        (Sessions); index expires_ns
 var sqliteMigrations = []string{
 	// 1: the first schema.
 	`
@@ -208,5 +211,20 @@ END;
 CREATE TRIGGER import_hints_depth_del AFTER DELETE ON import_hints BEGIN
 	UPDATE import_hint_stats SET depth = depth - 1 WHERE one = 1;
 END;
+`,
+	// 5: daemon sessions (Sessions: nodes, heartbeats, expiry).
+	`
+CREATE TABLE sessions (
+	node_id      TEXT    PRIMARY KEY,
+	host         TEXT    NOT NULL,
+	mount_point  TEXT    NOT NULL,
+	pid          INTEGER NOT NULL,
+	version      TEXT    NOT NULL,
+	started_ns   INTEGER NOT NULL,
+	heartbeat_ns INTEGER NOT NULL,
+	expires_ns   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_expires ON sessions (expires_ns);
+CREATE INDEX import_hints_owner ON import_hints (owner) WHERE owner IS NOT NULL;
 `,
 }

@@ -788,7 +788,7 @@ func (c *sqliteCatalog) moveListed(ctx context.Context, from, to string) error {
 	}
 	lo, hi = prefixRange(from)
 	_, err := c.wexec(ctx, `UPDATE listed_dirs SET path = ? || substr(path, ?) WHERE path = ? OR (path >= ? AND path < ?)`,
-		to, len(from)+1, from, lo, hi)
+		to, runeOffset(from), from, lo, hi)
 	return err
 }
 

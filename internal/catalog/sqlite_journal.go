@@ -105,15 +105,23 @@ func (c *sqliteCatalog) Append(ctx context.Context, entries ...JournalAppend) er
 
 func (c *sqliteCatalog) committer() {
 	defer c.commitWG.Done()
-	for r := range c.appendCh {
+	groupCommit(c.appendCh, c.opts.GroupCommitWindow, c.opts.MaxBatch, c.commitAppends)
+}
+
+// groupCommit is an engine's journal committer: it takes the first request
+// of ch, waits up to window for more, takes whatever else is queued (up to
+// maxBatch entries), commits them together and answers each, until ch is
+// closed.
+func groupCommit(ch <-chan *appendReq, window time.Duration, maxBatch int, commit func([]*appendReq) error) {
+	for r := range ch {
 		batch := []*appendReq{r}
 		n := len(r.entries)
-		if w := c.opts.GroupCommitWindow; w > 0 {
-			t := time.NewTimer(w)
+		if window > 0 {
+			t := time.NewTimer(window)
 		wait:
-			for n < c.opts.MaxBatch {
+			for n < maxBatch {
 				select {
-				case r2, ok := <-c.appendCh:
+				case r2, ok := <-ch:
 					if !ok {
 						break wait
 					}
@@ -126,9 +134,9 @@ func (c *sqliteCatalog) committer() {
 			t.Stop()
 		}
 	drain:
-		for n < c.opts.MaxBatch {
+		for n < maxBatch {
 			select {
-			case r2, ok := <-c.appendCh:
+			case r2, ok := <-ch:
 				if !ok {
 					break drain
 				}
@@ -138,7 +146,7 @@ func (c *sqliteCatalog) committer() {
 				break drain
 			}
 		}
-		err := c.commitAppends(batch)
+		err := commit(batch)
 		for _, r := range batch {
 			r.done <- err
 		}
@@ -630,7 +638,7 @@ func (c *sqliteCatalog) ForwardRenames(ctx context.Context, from, to string) err
 	err := c.write(ctx, relaxed, func(ctx context.Context) error {
 		_, err := c.wexec(ctx, `UPDATE journal SET old_path = ?1 || substr(old_path, ?2)
 			WHERE kind = 'RENAME' AND (old_path = ?3 OR (old_path >= ?4 AND old_path < ?5))`,
-			to, len(from)+1, from, lo, hi)
+			to, runeOffset(from), from, lo, hi)
 		return err
 	})
 	if err != nil {

@@ -147,7 +147,7 @@ func newMountCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.store, "store", "", "store directory holding the file system's names and data (required)")
-	f.StringVar(&o.catalog, "catalog", "", "catalog URL, sqlite://PATH (default sqlite://DIR/.ferry/catalog.db)")
+	f.StringVar(&o.catalog, "catalog", "", "catalog URL: sqlite://PATH (default sqlite://DIR/.ferry/catalog.db) or postgres://USER@HOST/DATABASE")
 	f.BoolVar(&o.background, "background", false, "run as a detached daemon; return once the mount is ready")
 	f.BoolVar(&o.debug, "debug", false, "log every FUSE request and reply (implies --log-level debug)")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")

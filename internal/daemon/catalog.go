@@ -14,8 +14,8 @@ const CatalogFile = "catalog.db"
 // ParseCatalog checks a --catalog URL and returns it in canonical form:
 // sqlite://PATH with PATH absolute (a relative PATH is taken from the
 // current directory; query parameters are kept). "" means the default,
-// sqlite://STORE/.ferry/catalog.db. PostgreSQL (postgres://, for several
-// nodes on one store) is not supported yet.
+// sqlite://STORE/.ferry/catalog.db. A PostgreSQL URL (postgres://, for
+// several nodes on one store) is kept as given.
 func ParseCatalog(u, storeDir string) (string, error) {
 	if u == "" {
 		abs, err := filepath.Abs(storeDir)
@@ -29,7 +29,7 @@ func ParseCatalog(u, storeDir string) (string, error) {
 	case !ok:
 		return "", fmt.Errorf("--catalog %q: expected sqlite://PATH, e.g. sqlite:///var/lib/ferry/catalog.db", u)
 	case scheme == "postgres" || scheme == "postgresql":
-		return "", fmt.Errorf("--catalog %q: PostgreSQL catalogs are not supported yet; use sqlite://PATH", u)
+		return u, nil // checked when opened (catalog.OpenPostgres)
 	case scheme != "sqlite":
 		return "", fmt.Errorf("--catalog %q: unknown scheme %q; expected sqlite://PATH", u, scheme)
 	}

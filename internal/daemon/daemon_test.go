@@ -86,7 +86,8 @@ func TestParseCatalog(t *testing.T) {
 		{"sqlite:///var/lib/ferry/c.db?_busy_timeout=5000", "sqlite:///var/lib/ferry/c.db?_busy_timeout=5000", ""},
 		{"sqlite://", "", "needs a file path"},
 		{"sqlite:///var/lib/", "", "needs a file path"},
-		{"postgres://db/ferry", "", "not supported yet"},
+		{"postgres://db/ferry", "postgres://db/ferry", ""},
+		{"postgresql://u@db:5433/ferry?sslmode=require", "postgresql://u@db:5433/ferry?sslmode=require", ""},
 		{"mysql://x", "", "unknown scheme"},
 		{"/var/lib/c.db", "", "expected sqlite://PATH"},
 	} {
@@ -323,8 +324,8 @@ func TestBackgroundFailure(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "mountpoint") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
-	_, errOut, code = run(t, rt, "mount", "--store", st, "--catalog", "postgres://x/y", t.TempDir())
-	if code != 2 || !strings.Contains(errOut, "not supported yet") {
+	_, errOut, code = run(t, rt, "mount", "--store", st, "--catalog", "mysql://x/y", t.TempDir())
+	if code != 2 || !strings.Contains(errOut, "unknown scheme") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 	_, errOut, code = run(t, rt, "mount", t.TempDir())

@@ -132,9 +132,11 @@ func SharedMinIO(tb testing.TB) *MinIO {
 	return shared
 }
 
-// RunMain runs the package's tests and stops the shared server afterwards.
+// RunMain runs the package's tests and stops the shared servers (MinIO,
+// PostgreSQL) afterwards.
 func RunMain(m interface{ Run() int }) int {
 	code := m.Run()
+	stopSharedPostgres()
 	if shared != nil {
 		shared.Stop()
 		os.RemoveAll(sharedDir)

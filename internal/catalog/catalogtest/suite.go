@@ -81,6 +81,8 @@ func Run(t *testing.T, open Open) {
 		{"HintsFail", testHintsFail},
 		{"HintsRelease", testHintsRelease},
 		{"HintsInvalid", testHintsInvalid},
+		{"Sessions", testSessions},
+		{"RenameNonASCII", testRenameNonASCII},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
