@@ -23,6 +23,7 @@ import (
 //	                        HSMEvent lines; Wait: HSMRequest → a stream of
 //	                        WaitEvent lines
 //	GET  /export/Status     ExportStatus (the journal's backlog)
+//	POST /status            StatusRequest → Status (ferry status; status.go)
 //	GET  /metrics           Prometheus text format
 const (
 	FSxPathPrefix    = "/fsx/"
