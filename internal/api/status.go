@@ -108,8 +108,11 @@ type StatusImport struct {
 	// running now; FetchesStalled those without a byte for a while.
 	FetchesInFlight int64 `json:"FetchesInFlight"`
 	FetchesStalled  int64 `json:"FetchesStalled"`
-	// Conflicts counts conflicts since the daemon started.
-	Conflicts int64 `json:"Conflicts"`
+	// Conflicts counts conflicts since the daemon started (auto-import's
+	// and import tasks'); RecentConflicts lists the newest, newest first
+	// (at most 20; an association's own are also in its ImportActivity).
+	Conflicts       int64            `json:"Conflicts"`
+	RecentConflicts []ConflictRecord `json:"RecentConflicts,omitempty"`
 }
 
 // StatusTask is a task not ended, with its counters.

@@ -28,6 +28,9 @@ type statusFlags struct {
 	count         int
 }
 
+// maxConflictLines bounds the recent conflicts the text view lists.
+const maxConflictLines = 3
+
 // clearScreen moves the cursor home and clears the screen, as top redraws.
 const clearScreen = "\x1b[H\x1b[2J"
 
@@ -206,6 +209,13 @@ func writeStatusText(w io.Writer, st api.Status) {
 	fmt.Fprintf(w, "\nEXPORT  %d pending (oldest %s), %d in flight, %d parked\n", e.Pending, age(e.OldestAgeSeconds), e.InFlight, e.Parked)
 	fmt.Fprintf(w, "IMPORT  %d events pending (oldest %s), %d fetches in flight (%d stalled), %d conflicts since start\n",
 		i.PendingEvents, age(i.OldestAgeSeconds), i.FetchesInFlight, i.FetchesStalled, i.Conflicts)
+	for _, c := range i.RecentConflicts[:min(len(i.RecentConflicts), maxConflictLines)] {
+		fmt.Fprintf(w, "        conflict %s %s ago: %s", c.Kind, age(now.Sub(c.Time.Time).Seconds()), c.Path)
+		if c.CopyPath != "" {
+			fmt.Fprintf(w, " (local changes kept in %s)", c.CopyPath)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(tw, "\nTASKS\nID\tTYPE\tLIFECYCLE\tSUCCEEDED\tFAILED\tTOTAL\tSTARTED\tPATHS\n")
 	for _, t := range st.Tasks {
 		started := "-"

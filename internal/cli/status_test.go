@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,6 +65,17 @@ func TestStatusWatch(t *testing.T) {
 	for _, want := range []string{"\nNODES\n", m.id + "@", a.AssociationId, "/data", "s3://" + bucket + "/p/", "AVAILABLE", "\nTASKS\n", "(none running)", "\nCACHE   "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text view lacks %q:\n%s", want, out)
+		}
+	}
+
+	// On a terminal (util-linux script gives the command a pseudo-terminal):
+	// each snapshot clears the screen and redraws from its top-left corner.
+	if script, err := exec.LookPath("script"); err == nil {
+		cmd := exec.Command(script, "-qec", ferryBin+" status --watch --interval 200ms --count 2", "/dev/null")
+		cmd.Env = m.env()
+		r := runCmd(t, cmd)
+		if r.code != 0 || strings.Count(r.stdout, "\x1b[H\x1b[2J"+m.id+"  ") != 2 {
+			t.Errorf("watch on a terminal: exit %d\n%q\n%s", r.code, r.stdout, r.stderr)
 		}
 	}
 

@@ -195,6 +195,7 @@ func (d *Daemon) importStatus(ctx context.Context) (api.StatusImport, error) {
 	s.OldestAgeSeconds = age.Seconds()
 	is := d.imp.Stats()
 	s.FetchesInFlight, s.FetchesStalled, s.Conflicts = is.FetchesInFlight, is.FetchesStalled, is.Hints.Conflicts()
+	s.RecentConflicts = d.recentConflicts("")
 	return s, nil
 }
 

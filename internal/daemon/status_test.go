@@ -48,7 +48,8 @@ func assocOf(s api.Status, id string) api.StatusAssociation {
 
 // ferry status follows real work: the node is this daemon; a read makes
 // released bytes local; a task shows while it runs (an import task waiting
-// for a file held open) and goes once it ends; an export that cannot go
+// for a file held open) and goes once it ends; a conflict is counted and
+// listed; an export that cannot go
 // (the bucket deleted) shows in its association's backlog with a growing
 // lag, and leaves it once exported.
 func TestStatusFollowsWork(t *testing.T) {
@@ -122,6 +123,29 @@ func TestStatusFollowsWork(t *testing.T) {
 		t.Errorf("tasks after the end: %+v", s.Tasks)
 	}
 
+	// A conflict: local changes to a file whose object changed, found by
+	// an import task.
+	in, err := e.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: "/in", DataRepositoryPath: "s3://" + bucket + "/q"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Put(t, bucket, "q/c.txt", []byte("remote one"))
+	e.waitState(in.AssociationId, api.LifecycleAvailable)
+	if err := os.WriteFile(filepath.Join(e.mp, "in/c.txt"), []byte("local"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Put(t, bucket, "q/c.txt", []byte("remote two"))
+	if err := e.c.Call(context.Background(), api.OpCreateTask, api.CreateDataRepositoryTaskRequest{FileSystemId: e.d.ID(),
+		Type: api.TaskImportMetadataFromRepository, Paths: []string{"s3://" + bucket + "/q/"}, Report: &api.CompletionReport{}}, &tr); err != nil {
+		t.Fatal(err)
+	}
+	e.waitTask(tr.DataRepositoryTask.TaskId)
+	s = e.status()
+	if c := s.Import.RecentConflicts; s.Import.Conflicts != 1 || len(c) != 1 || c[0].Path != filepath.Join(e.mp, "in/c.txt") ||
+		c[0].Kind != api.ConflictChanged || c[0].CopyPath == "" || c[0].AssociationId != in.AssociationId {
+		t.Errorf("conflicts: %d %+v", s.Import.Conflicts, c)
+	}
+
 	// The bucket goes: a write waits in the journal, under /data.
 	emptyAndDeleteBucket(t, e.srv.Client(t), bucket)
 	e.waitState(id, api.LifecycleMisconfigured)
@@ -165,8 +189,10 @@ func TestJournalBacklog(t *testing.T) {
 			}
 		}
 	}
+	aAt := time.Now()
 	appendNew("a/1", "a/sub/2")
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // a's entries older than b's by that much
+	bAt := time.Now()
 	appendNew("b/1", "ab/1")
 	// Park b/1 (a permanent failure).
 	claimed, err := cat.Claim(ctx, "test", 10, time.Minute)
@@ -187,20 +213,31 @@ func TestJournalBacklog(t *testing.T) {
 	depth, _ := cat.Depth(ctx)
 	oldest, _ := cat.OldestAge(ctx)
 	total := api.ExportStatus{Pending: depth, OldestAgeSeconds: oldest.Seconds()}
+	// Ages are checked against the times around the appends, read after
+	// the backlog (a loaded machine may take long between the steps).
 	for _, c := range []struct {
 		prefix          string
 		pending, parked int64
-		minAge, maxAge  float64
+		since           time.Time // the age is at most the time since
+		olderThanB      bool      // and at least the time since bAt plus the sleep
 	}{
-		{"a", 2, 0, 0.2, oldest.Seconds() + 1},
-		{"b", 0, 1, 0, 0.19},
-		{"ab", 1, 0, 0, 0.19},
-		{"", 3, 1, oldest.Seconds(), oldest.Seconds()},
-		{"c", 0, 0, 0, 0},
+		{"a", 2, 0, aAt, true},
+		{"b", 0, 1, bAt, false},
+		{"ab", 1, 0, bAt, false},
+		{"", 3, 1, aAt, true},
+		{"c", 0, 0, time.Time{}, false},
 	} {
 		b, err := d.journalBacklog(ctx, c.prefix, total)
-		if err != nil || b.Pending != c.pending || b.Parked != c.parked || b.OldestAgeSeconds < c.minAge || b.OldestAgeSeconds > c.maxAge || b.OldestAgeBound {
-			t.Errorf("%q: %+v %v, want %d pending, %d parked, age in [%.2f, %.2f]", c.prefix, b, err, c.pending, c.parked, c.minAge, c.maxAge)
+		maxAge := 0.0
+		if !c.since.IsZero() {
+			maxAge = time.Since(c.since).Seconds()
+		}
+		minAge := 0.0
+		if c.olderThanB {
+			minAge = 0.3
+		}
+		if err != nil || b.Pending != c.pending || b.Parked != c.parked || b.OldestAgeSeconds < minAge || b.OldestAgeSeconds > maxAge || b.OldestAgeBound {
+			t.Errorf("%q: %+v %v, want %d pending, %d parked, age in [%.2f, %.2f]", c.prefix, b, err, c.pending, c.parked, minAge, maxAge)
 		}
 	}
 }
