@@ -23,6 +23,7 @@ import (
 //	                        HSMEvent lines; Wait: HSMRequest → a stream of
 //	                        WaitEvent lines
 //	GET  /export/Status     ExportStatus (the journal's backlog)
+//	POST /status            StatusRequest → Status (ferry status; status.go)
 //	GET  /metrics           Prometheus text format
 const (
 	FSxPathPrefix    = "/fsx/"
@@ -181,6 +182,11 @@ func (c *Client) Do(ctx context.Context, path string, req any) (*http.Response, 
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	var e APIError
+	if resp.StatusCode == http.StatusNotFound && json.Unmarshal(data, &e) != nil {
+		// Every operation of a path the daemon serves answers in JSON; a
+		// plain 404 is a path it does not serve at all.
+		return nil, &APIError{Code: CodeBadRequest, Message: fmt.Sprintf("the daemon at %s does not serve %s: it runs an older ferry; remount the file system with this one (ferry umount, then ferry mount)", c.Socket, path)}
+	}
 	if err := json.Unmarshal(data, &e); err != nil {
 		return nil, &APIError{Code: CodeInternalServerError, Message: fmt.Sprintf("daemon answered %s: %.200s", resp.Status, data)}
 	}

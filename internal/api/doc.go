@@ -2,8 +2,8 @@
 // (ops.go), the requests, responses and errors of the FSx operations ferry
 // serves (data repository associations, data repository tasks, file
 // systems), with FSx's exact JSON member names so that scripts and JMESPath
-// queries written for `aws fsx` work unchanged, and the client of the
-// daemon's socket (client.go).
+// queries written for `aws fsx` work unchanged, the shapes of ferry's own
+// status (status.go), and the client of the daemon's socket (client.go).
 //
 // Sources for names, member order and enum values: the FSx service model
 // (botocore/data/fsx/2018-03-01/service-2.json, the same model aws-sdk-go-v2

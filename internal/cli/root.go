@@ -123,7 +123,7 @@ A public bucket is read without credentials with --no-sign-request.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError("%v\nSee '%s --help'.", err, c.CommandPath())
 	})
-	root.AddCommand(newVersionCmd(g), newS3Cmd(g), newMountCmd(g), newUmountCmd(g), newFsxCmd(g), newHsmCmd(g))
+	root.AddCommand(newVersionCmd(g), newS3Cmd(g), newMountCmd(g), newUmountCmd(g), newFsxCmd(g), newHsmCmd(g), newStatusCmd(g))
 	return root
 }
 

@@ -57,6 +57,7 @@ func (d *Daemon) handler() http.Handler {
 	mux.HandleFunc("POST "+api.HSMPathPrefix+"{op}", d.serveHSM)
 	mux.Handle("GET "+api.MetricsPath, promhttp.HandlerFor(d.metrics, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET "+api.ExportStatusPath, d.serveExportStatus)
+	mux.HandleFunc("POST "+api.StatusPath, func(w http.ResponseWriter, r *http.Request) { call(w, r, api.OpStatus, d.status) })
 	return mux
 }
 

@@ -37,6 +37,11 @@
 // their hints and wakes the applier. Their counters and the import lag are
 // in /metrics, and describe shows FerryStatus.AutoImport.
 //
+// Status (status.go, cachescan.go): POST /status gathers, in one call,
+// the nodes, each association's export backlog and auto-import state, the
+// import queue, the tasks not ended and the store's cache use (from a walk
+// of the store that runs in the background) for `ferry status`.
+//
 // Data repository tasks (tasks.go) are run by internal/tasks' Runner from
 // the catalog, started after the exporter (export tasks use it) and stopped
 // before it; a task cut short by a stop runs again at the next mount.
@@ -122,6 +127,11 @@ type Config struct {
 	// had failed, and what was started is undone. For tests of a failed
 	// start; nil in a real daemon.
 	StepHook func(step string) error
+	// CacheScanAge is how old the last walk of the store may be before a
+	// status starts another (ferry status, Cache; default
+	// DefaultCacheScanAge, and never less than ten times the last walk's
+	// duration).
+	CacheScanAge time.Duration
 	// WaitProgressEvery is how often an `hsm wait` stream reports what
 	// is still pending (default 1s).
 	WaitProgressEvery time.Duration
@@ -175,7 +185,9 @@ type Daemon struct {
 	metrics  *prometheus.Registry
 	metricsL net.Listener // --metrics-addr
 	tasks    *tasks.Runner
-	logFile  string // a --background daemon's log
+	logFile  string        // a --background daemon's log
+	started  time.Time     // when the daemon registered
+	scan     *cacheScanner // the store's cache use (status.go)
 
 	applier    *importer.Applier                // applies queued import hints (autoimport.go)
 	ai         *autoImport                      // what the applier reported

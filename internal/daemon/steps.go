@@ -82,6 +82,7 @@ func (d *Daemon) steps() []step {
 		{"tasks", d.runTasks},
 		{"unclean boot", d.recoverUncleanBoot},
 		{"auto-import", d.runAutoImport},
+		{"status", d.startStatus},
 		{"control API", d.serveControl},
 		{"metrics", d.serveMetrics},
 		{"event intake", d.serveEvents},
@@ -264,13 +265,14 @@ func (d *Daemon) buildAssociations() error {
 // register writes the registration <runtime dir>/<fs-id>.json.
 func (d *Daemon) register() (err error) {
 	d.logFile = backgroundLog(d.cfg.RuntimeDir, d.id.FileSystemId)
+	d.started = time.Now()
 	d.reg, err = mounts.Register(d.cfg.RuntimeDir, mounts.Registration{
 		FileSystemId: d.id.FileSystemId,
 		Pid:          os.Getpid(),
 		Store:        d.cfg.Store,
 		MountPoint:   d.cfg.MountPoint,
 		Catalog:      d.cfg.Catalog,
-		StartTime:    time.Now().UTC(),
+		StartTime:    d.started.UTC(),
 		LogFile:      d.logFile,
 		Socket:       mounts.SocketPath(d.cfg.RuntimeDir, d.id.FileSystemId),
 	})
