@@ -83,9 +83,7 @@ func (c *Client) List(ctx context.Context, bucket string, opts ListOptions, fn f
 		}
 		var meta map[string]map[string]string
 		if body != nil {
-			if meta, err = listMetadata(body); err != nil {
-				return c.Explain(err, "list", bucket, opts.Prefix)
-			}
+			meta = listMetadata(body)
 		}
 		// With a delimiter, objects and prefixes come as two sorted lists;
 		// merge them so callers see one sorted stream.

@@ -3,8 +3,8 @@ package s3x
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
+	"html"
 	"io"
 	"net/http"
 	"strings"
@@ -73,39 +73,92 @@ func withListMetadata(body *[]byte) func(*s3.Options) {
 // response body that has any: key → headers, named as the SDK names
 // HeadObjectOutput.Metadata (lower case, without "x-amz-meta-"). Entries
 // without a <UserMetadata> element are absent.
-func listMetadata(body []byte) (map[string]map[string]string, error) {
-	var page struct {
-		Contents []struct {
-			Key  string
-			Meta *struct {
-				Fields []struct {
-					XMLName xml.Name
-					Value   string `xml:",chardata"`
-				} `xml:",any"`
-			} `xml:"UserMetadata"`
-		}
-	}
-	if err := xml.Unmarshal(body, &page); err != nil {
-		return nil, err
-	}
+//
+// It scans for the few elements it needs instead of decoding the whole
+// document (encoding/xml took as long as creating the entries' stubs): a
+// page is machine-written XML without comments or CDATA, and an entry this
+// scan cannot read is only left out — its object is HEADed. A key is
+// matched to the SDK's by its unescaped text, so a scan that read a key
+// wrongly finds no entry rather than another object's.
+func listMetadata(body []byte) map[string]map[string]string {
 	var out map[string]map[string]string
-	for _, c := range page.Contents {
-		if c.Meta == nil {
+	for {
+		c, rest, ok := element(body, "Contents")
+		if !ok {
+			return out
+		}
+		body = rest
+		key, _, okKey := element(c, "Key")
+		um, _, okMeta := element(c, "UserMetadata")
+		if !okKey || !okMeta {
 			continue
 		}
-		m := map[string]string{}
-		for _, f := range c.Meta.Fields {
-			name := strings.ToLower(f.XMLName.Local)
-			if rest, ok := strings.CutPrefix(name, "x-amz-meta-"); ok {
-				m[rest] = f.Value
-			}
+		m, ok := metadataFields(um)
+		if !ok {
+			continue
 		}
 		if out == nil {
 			out = map[string]map[string]string{}
 		}
-		out[c.Key] = m
+		out[xmlText(key)] = m
 	}
-	return out, nil
+}
+
+// element finds the first <name>…</name> in b: its content and what
+// follows it.
+func element(b []byte, name string) (content, rest []byte, ok bool) {
+	open, end := "<"+name+">", "</"+name+">"
+	i := bytes.Index(b, []byte(open))
+	if i < 0 {
+		return nil, nil, false
+	}
+	b = b[i+len(open):]
+	j := bytes.Index(b, []byte(end))
+	if j < 0 {
+		return nil, nil, false
+	}
+	return b[:j], b[j+len(end):], true
+}
+
+// metadataFields reads the <Name>value</Name> children of UserMetadata,
+// keeping the x-amz-meta- ones.
+func metadataFields(b []byte) (map[string]string, bool) {
+	m := map[string]string{}
+	for {
+		b = bytes.TrimLeft(b, " \t\r\n")
+		if len(b) == 0 {
+			return m, true
+		}
+		if b[0] != '<' {
+			return nil, false
+		}
+		gt := bytes.IndexByte(b, '>')
+		if gt < 0 {
+			return nil, false
+		}
+		name := string(b[1:gt])
+		if strings.ContainsAny(name, " /") {
+			return nil, false // attributes or an empty element: not what MinIO writes
+		}
+		end := "</" + name + ">"
+		j := bytes.Index(b[gt+1:], []byte(end))
+		if j < 0 {
+			return nil, false
+		}
+		if rest, ok := strings.CutPrefix(strings.ToLower(name), "x-amz-meta-"); ok {
+			m[rest] = xmlText(b[gt+1 : gt+1+j])
+		}
+		b = b[gt+1+j+len(end):]
+	}
+}
+
+// xmlText is the text of character data: entities and character
+// references replaced.
+func xmlText(b []byte) string {
+	if bytes.IndexByte(b, '&') < 0 {
+		return string(b)
+	}
+	return html.UnescapeString(string(b))
 }
 
 // refusedListMetadata reports whether err is a store's refusal of the
