@@ -25,6 +25,7 @@ type mountOpts struct {
 	store, catalog, logLevel, metricsAddr string
 	eventsListen, eventsToken, eventsSQS  string
 	repoCheck, fetchTimeout               time.Duration
+	listAhead                             int
 	importSweep                           time.Duration
 	autoRelease                           float64
 	background, debug, noPassthrough      bool
@@ -157,6 +158,7 @@ func newMountCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "also serve Prometheus metrics at http://ADDR/metrics (HOST:PORT, or PORT for 127.0.0.1:PORT)")
 	f.DurationVar(&o.repoCheck, "repository-check-interval", associations.DefaultAvailableCheckInterval, "how often an AVAILABLE association's repository is checked (0: never)")
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", importer.DefaultFetchTimeout, "how long a read of a released file, or a directory's first listing, waits while the repository sends nothing (refused, hung) before it fails with EIO, e.g. 30s or 5m")
+	f.IntVar(&o.listAhead, "list-ahead", importer.DefaultListAhead, "after a directory's first listing, list the subdirectories it found in the background, this many at a time, before anyone looks into them (0: only when looked into)")
 	f.DurationVar(&o.importSweep, "import-sweep-interval", importer.DefaultSweepInterval, "how often each auto-import association's prefix is listed to catch changes no event announced, paced so reads come first (0: never)")
 	f.Float64Var(&o.autoRelease, "auto-release-above", 0, "start an AUTO_RELEASE_DATA task by itself when the store's file system is fuller than this fraction (0.8–1, e.g. 0.9; 0: never)")
 	f.StringVar(&o.eventsTargetARN, "events-target-arn", "", "put a bucket notification configuration sending each auto-import association's S3 events to this SQS queue or SNS topic ARN (MinIO: arn:minio:sqs::ID:webhook); see docs/semantics.md §2")
@@ -270,6 +272,7 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 
 		AvailableCheckInterval: repoCheck,
 		FetchTimeout:           o.fetchTimeout,
+		ListAhead:              o.listAhead,
 		ImportSweepInterval:    o.importSweep,
 		MetricsAddr:            metricsAddr,
 		AutoReleaseAbove:       o.autoRelease,
@@ -300,11 +303,14 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 	}
 }
 
-// checkDurations checks the intervals, the fetch timeout and the
+// checkDurations checks the intervals, the fetch timeout, --list-ahead and the
 // auto-release fraction.
 func (o *mountOpts) checkDurations() error {
 	if o.repoCheck < 0 {
 		return usageError("--repository-check-interval %v is negative: give a duration such as 5m, or 0 for never", o.repoCheck)
+	}
+	if o.listAhead < 0 || o.listAhead > 64 {
+		return usageError("--list-ahead %d: give 0 (list a directory only when looked into) to 64", o.listAhead)
 	}
 	if o.fetchTimeout < time.Second {
 		return usageError("--fetch-timeout %v: give a duration of at least 1s, such as 60s or 5m", o.fetchTimeout)

@@ -107,6 +107,10 @@ type Config struct {
 	// reads waiting for it with EIO (importer.Config.FetchTimeout; 0 =
 	// importer.DefaultFetchTimeout).
 	FetchTimeout time.Duration
+	// ListAhead is how many listings of subdirectories run in the
+	// background after a first listing (importer.Config.ListAhead; 0:
+	// none). ferry mount passes importer.DefaultListAhead unless told.
+	ListAhead int
 	// EventsTargetARN, when set, makes the association worker put a
 	// bucket notification configuration for each auto-import association
 	// that sends its events there (associations.Config.EventsTargetARN).

@@ -188,6 +188,7 @@ func (d *Daemon) startImporter() error {
 	d.imp = importer.New(importer.Config{
 		Store: d.store, Catalog: d.cat, S3: d.s3, Logger: d.log,
 		FetchTimeout: d.cfg.FetchTimeout,
+		ListAhead:    d.cfg.ListAhead,
 		Owners:       d.cfg.owners,
 		InUse: func(rel string) bool {
 			f := d.mounted.Load()

@@ -85,6 +85,12 @@ type Config struct {
 	// DefaultFetchTimeout). Until then it retries with backoff; each
 	// attempt is abandoned after AttemptTimeout() without a byte.
 	FetchTimeout time.Duration
+	// ListAhead is how many listings of subdirectories run in the
+	// background after a directory's first listing through EnsureListed:
+	// the directories that listing found are listed next, one level down,
+	// before anyone looks into them (a `find` or `ls -R` then waits for
+	// none of them). 0 = none; ferry mount uses DefaultListAhead.
+	ListAhead int
 	// HeadEach HEADs every listed object for its metadata, even where the
 	// store can list it with the objects (s3x.ListOptions.WithMetadata):
 	// for measurements and tests of the HEAD path.
@@ -101,6 +107,9 @@ const (
 	DefaultConcurrency = 16
 	DefaultChunkSize   = 4 << 20
 	DefaultReadahead   = 16
+	// DefaultListAhead leaves most listing slots (Concurrency/4+1) to the
+	// listings someone waits for.
+	DefaultListAhead = 2
 	// DefaultFetchTimeout: long enough to ride out what a repository
 	// recovers from by itself — a restarted MinIO or RGW node, a load
 	// balancer failing over, a burst of 503 SlowDown (tens of seconds) —
@@ -131,6 +140,7 @@ type Stats struct {
 	ListRequests    int64 // ListObjectsV2 pages
 	HeadRequests    int64
 	ListedMetadata  int64 // objects whose metadata came with their listing (no HEAD)
+	ListedAhead     int64 // directories listed in the background (Config.ListAhead)
 	GetRequests     int64 // ranged GETs of file data and symlink bodies
 	BytesFetched    int64 // file data written into the store
 	StubsCreated    int64
@@ -170,7 +180,7 @@ type Stats struct {
 
 type counters struct {
 	list, head, listedMeta, get, bytes, stubs, dirs, links, listed atomic.Int64
-	refused                                                        atomic.Int64
+	refused, listedAhead                                           atomic.Int64
 	local, reimports, changed, dedup, readahead, released, commits atomic.Int64
 	retries, timeouts, listRetries, listTimeouts                   atomic.Int64
 	hints                                                          hintCounters
@@ -192,6 +202,7 @@ type Importer struct {
 	wg    sync.WaitGroup
 	req   chan struct{} // S3 HEAD/GET requests in flight
 	lists chan struct{} // directory listings in flight
+	ahead chan string   // subdirectories (store-relative) to list in the background (list.go)
 
 	assocs atomic.Pointer[dra.Table]
 
@@ -259,6 +270,13 @@ func New(cfg Config) *Importer {
 		epoch:    time.Now(),
 	}
 	im.n.byCode = map[string]int64{}
+	if cfg.ListAhead > 0 {
+		im.ahead = make(chan string, maxListAhead)
+		for range cfg.ListAhead {
+			im.wg.Add(1)
+			go im.listAhead()
+		}
+	}
 	return im
 }
 
@@ -296,7 +314,7 @@ func (im *Importer) Close() error {
 func (im *Importer) Stats() Stats {
 	n := &im.n
 	s := Stats{
-		ListRequests: n.list.Load(), HeadRequests: n.head.Load(), ListedMetadata: n.listedMeta.Load(), GetRequests: n.get.Load(),
+		ListRequests: n.list.Load(), HeadRequests: n.head.Load(), ListedMetadata: n.listedMeta.Load(), ListedAhead: n.listedAhead.Load(), GetRequests: n.get.Load(),
 		BytesFetched: n.bytes.Load(), StubsCreated: n.stubs.Load(), DirsCreated: n.dirs.Load(),
 		SymlinksCreated: n.links.Load(), DirsListed: n.listed.Load(), Refused: n.refused.Load(),
 		LocalConflicts: n.local.Load(), Reimports: n.reimports.Load(), Changed: n.changed.Load(),

@@ -42,24 +42,64 @@ type listCall struct {
 // lookup, plus one catalog read the first time a directory is seen after a
 // start. Concurrent calls for one directory list it once.
 func (im *Importer) EnsureListed(ctx context.Context, dir string) error {
+	_, err := im.ensureListed(ctx, dir, im.ahead != nil)
+	return err
+}
+
+// ensureListed is EnsureListed; ahead queues the subdirectories its
+// listing makes for listAhead. did reports whether this call listed.
+func (im *Importer) ensureListed(ctx context.Context, dir string, ahead bool) (did bool, err error) {
 	im.lmu.RLock()
 	done := im.listed[dir]
 	im.lmu.RUnlock()
 	if done {
-		return nil
+		return false, nil
 	}
 	a, in, ok := im.assocFor(dir)
 	if !ok || !a.Serves() {
-		return nil
+		return false, nil
 	}
 	if _, ok, err := im.cat.Listed(ctx, keypath.ToCatalog(dir)); err != nil {
-		return err
+		return false, err
 	} else if ok {
 		im.markListedMem(dir)
-		return nil
+		return false, nil
 	}
-	_, err := im.listOnce(ctx, a, in, dir, nil)
-	return err
+	var onDir func(sub string)
+	if ahead {
+		onDir = func(sub string) { im.queueAhead(a.StorePath(sub)) }
+	}
+	return im.listOnce(ctx, a, in, dir, onDir)
+}
+
+// maxListAhead bounds the subdirectories waiting to be listed ahead; past
+// it new ones are not queued (they are listed when someone looks).
+const maxListAhead = 4096
+
+// queueAhead queues directory dir (store-relative), just made by a
+// listing, to be listed in the background; a full queue drops it.
+func (im *Importer) queueAhead(dir string) {
+	select {
+	case im.ahead <- dir:
+	default:
+	}
+}
+
+// listAhead lists the queued directories, one level: the listings it does
+// queue nothing. A failure is the listing's own (logged by listFailed);
+// the directory stays unlisted and is listed when someone looks.
+func (im *Importer) listAhead() {
+	defer im.wg.Done()
+	for {
+		select {
+		case <-im.ctx.Done():
+			return
+		case dir := <-im.ahead:
+			if did, err := im.ensureListed(im.ctx, dir, false); did && err == nil {
+				im.n.listedAhead.Add(1)
+			}
+		}
+	}
 }
 
 // Renamed records that directory from (store-relative) is now to: its
