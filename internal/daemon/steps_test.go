@@ -137,7 +137,7 @@ func TestFailedStartKeepsCrashedBoot(t *testing.T) {
 	d.Stop()
 	meta := filepath.Join(st, ".ferry")
 	const crashed = "00000000-1111-2222-3333-444444444444"
-	if err := os.WriteFile(runningMarker(meta), []byte(crashed+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(runningMarker(meta, mp), []byte(crashed+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, step := range []string{"running marker", "catalog", "tasks"} {
@@ -145,7 +145,7 @@ func TestFailedStartKeepsCrashedBoot(t *testing.T) {
 		if _, err := Start(cfg); !errors.Is(err, errInjected) {
 			t.Fatalf("start failing after %s: %v", step, err)
 		}
-		if b, err := os.ReadFile(runningMarker(meta)); err != nil || strings.TrimSpace(string(b)) != crashed {
+		if b, err := os.ReadFile(runningMarker(meta, mp)); err != nil || strings.TrimSpace(string(b)) != crashed {
 			t.Fatalf("marker after a start failing after %s: %q %v, want the crashed boot's id", step, b, err)
 		}
 	}
@@ -155,7 +155,7 @@ func TestFailedStartKeepsCrashedBoot(t *testing.T) {
 	if _, err := Start(cfg); !errors.Is(err, errInjected) {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(runningMarker(meta)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(runningMarker(meta, mp)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("marker after the unclean boot was settled: %v", err)
 	}
 }
