@@ -138,7 +138,7 @@ func (d *Daemon) beat(ctx context.Context, ttl time.Duration) {
 	err := d.cat.HeartbeatSession(cctx, d.node, ttl)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
-		d.log.Warn("this node's session had expired (no heartbeat within --session-ttl): other nodes may have taken its claims; registering again",
+		d.log.Warn("this node's session is gone from the catalog (expired: no heartbeat within --session-ttl, or ended by another): other nodes may have taken its claims; registering again",
 			"node", d.node, "session_ttl", ttl)
 		if err := d.cat.RegisterSession(cctx, d.session(), ttl); err != nil && ctx.Err() == nil {
 			d.log.Warn("registering this node's session again", "node", d.node, "err", err)

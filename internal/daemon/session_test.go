@@ -121,13 +121,25 @@ func TestTwoNodes(t *testing.T) {
 	if n := len(a.status().Nodes); n != 2 {
 		t.Fatalf("%d live nodes after the TTL, want 2 (heartbeats)", n)
 	}
+	// A node whose session is gone (here ended behind its back, as
+	// another node would expire it after a long pause) warns and
+	// registers again at its next heartbeat.
+	if err := b.d.cat.EndSession(context.Background(), wantA); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, "a registered again", func() bool {
+		return len(b.describeFS().FerryNodes) == 2
+	})
+	if n := strings.Count(log.String(), "registering again"); n != 1 || !strings.Contains(log.String(), "level=WARN") {
+		t.Fatalf("%d warnings of a session registered again, want 1:\n%s", n, log.String())
+	}
 	if err := b.d.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	if nodes := a.describeFS().FerryNodes; len(nodes) != 1 || nodes[0].NodeId != wantA {
 		t.Fatalf("FerryNodes after b stopped: %+v, want only %s", nodes, wantA)
 	}
-	if strings.Contains(log.String(), "expired") {
+	if strings.Contains(log.String(), "node expired") {
 		t.Fatalf("a session expired:\n%s", log.String())
 	}
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/mounts"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/testutil"
@@ -231,6 +233,34 @@ func (l *leakCheck) nothingLeft(before snapshot) {
 	}
 	if ms, _ := filepath.Glob(filepath.Join(l.st, ".ferry", "running.*")); len(ms) > 0 {
 		t.Errorf("running marker left: %v", ms)
+	}
+	l.noSession()
+}
+
+// noSession checks that no node's session is left in the store's catalog
+// (a failed start ends the session it registered), and that the catalog
+// is not locked: this test opens it, as the next daemon would.
+func (l *leakCheck) noSession() {
+	t := l.t
+	u, err := ParseCatalog("", l.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(strings.TrimPrefix(u, "sqlite://")); errors.Is(err, os.ErrNotExist) {
+		return // the failed start never made it
+	}
+	unlock, err := lockSQLite(u, l.st, l.mp)
+	if err != nil {
+		t.Fatalf("catalog left locked: %v", err)
+	}
+	defer unlock()
+	cat, err := catalog.Open(context.Background(), u, catalog.Options{StoreRoot: l.st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	if ss, err := cat.LiveSessions(context.Background()); err != nil || len(ss) > 0 {
+		t.Errorf("sessions left: %+v %v", ss, err)
 	}
 }
 
