@@ -44,15 +44,16 @@ type Status struct {
 // StatusNode is one daemon serving the file system.
 type StatusNode struct {
 	// NodeId names the node in the catalog's queues (claims of export
-	// entries, import hints): <fs-id>@<host>.
+	// entries, import hints) and its session: <fs-id>@<host>:<mount
+	// point>.
 	NodeId     string `json:"NodeId"`
 	Host       string `json:"Host"`
 	MountPoint string `json:"MountPoint"`
 	Pid        int    `json:"Pid"`
 	Version    string `json:"Version,omitempty"`
 	StartTime  Time   `json:"StartTime"`
-	// LastHeartbeat is the node's latest sign of life: for the daemon
-	// that answered, the time of the answer.
+	// LastHeartbeat is the node's latest heartbeat of its session in the
+	// catalog.
 	LastHeartbeat Time `json:"LastHeartbeat"`
 	// Self marks the daemon that answered.
 	Self bool `json:"Self"`

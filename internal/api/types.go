@@ -315,6 +315,23 @@ type FileSystem struct {
 	LustreConfiguration *LustreFileSystemConfiguration `json:"LustreConfiguration,omitempty"`
 	FerryConfiguration  *FerryConfiguration            `json:"FerryConfiguration,omitempty"`
 	FerryStatus         *FileSystemStatus              `json:"FerryStatus,omitempty"`
+	// FerryNodes is ferry only: the daemons (nodes) serving the file
+	// system from its catalog, by NodeId: their sessions not expired.
+	FerryNodes []FerryNode `json:"FerryNodes,omitempty"`
+}
+
+// FerryNode is one daemon serving a file system: its session in the
+// catalog, kept alive by a heartbeat (ferry mount --session-ttl).
+type FerryNode struct {
+	// NodeId names the node's session and its claims in the catalog's
+	// queues: <fs-id>@<host>:<mount point>.
+	NodeId        string `json:"NodeId"`
+	Host          string `json:"Host"`
+	MountPoint    string `json:"MountPoint"`
+	Pid           int    `json:"Pid"`
+	Version       string `json:"Version,omitempty"`
+	Started       Time   `json:"Started"`
+	LastHeartbeat Time   `json:"LastHeartbeat"`
 }
 
 // FileSystemStatus is the ferry-only state of the daemon's background

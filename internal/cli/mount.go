@@ -26,7 +26,7 @@ type mountOpts struct {
 	eventsListen, eventsToken, eventsSQS  string
 	repoCheck, fetchTimeout               time.Duration
 	listAhead                             int
-	importSweep                           time.Duration
+	importSweep, sessionTTL               time.Duration
 	autoRelease                           float64
 	background, debug, noPassthrough      bool
 	entryTimeout, attrTimeout, negTimeout time.Duration
@@ -104,6 +104,14 @@ event would be; a file with local changes is never overwritten (its content
 is kept as a conflict copy). Directories never listed cost nothing: their
 first listing sees the bucket as it is.
 
+Many nodes: every ferry mount of one store directory (on a shared file
+system) with one --catalog postgres://USER@HOST/DATABASE serves the same
+file system. Each daemon is a node with a session in the catalog, kept
+alive by a heartbeat every third of --session-ttl (default 30s); a node
+silent for longer (killed, powered off) expires and the other nodes take over
+the exports and import events it held. The default SQLite catalog serves
+one daemon only: a second mount of the store is refused.
+
 Data repository tasks (ferry fsx create-data-repository-task) run in the
 daemon; a task cut short by an unmount runs again at the next mount. With
 --auto-release-above F the daemon starts an AUTO_RELEASE_DATA task by itself
@@ -160,6 +168,7 @@ func newMountCmd(g *globals) *cobra.Command {
 	f.DurationVar(&o.fetchTimeout, "fetch-timeout", importer.DefaultFetchTimeout, "how long a read of a released file, or a directory's first listing, waits while the repository sends nothing (refused, hung) before it fails with EIO, e.g. 30s or 5m")
 	f.IntVar(&o.listAhead, "list-ahead", importer.DefaultListAhead, "after a directory's first listing, list the subdirectories it found in the background, this many at a time, before anyone looks into them (0: only when looked into)")
 	f.DurationVar(&o.importSweep, "import-sweep-interval", importer.DefaultSweepInterval, "how often each auto-import association's prefix is listed to catch changes no event announced, paced so reads come first (0: never)")
+	f.DurationVar(&o.sessionTTL, "session-ttl", daemon.DefaultSessionTTL, "how long this node's session in the catalog lives without a heartbeat (sent every third of it); a node silent for longer loses its claimed exports and import events to the other nodes")
 	f.Float64Var(&o.autoRelease, "auto-release-above", 0, "start an AUTO_RELEASE_DATA task by itself when the store's file system is fuller than this fraction (0.8–1, e.g. 0.9; 0: never)")
 	f.StringVar(&o.eventsTargetARN, "events-target-arn", "", "put a bucket notification configuration sending each auto-import association's S3 events to this SQS queue or SNS topic ARN (MinIO: arn:minio:sqs::ID:webhook); see docs/semantics.md §2")
 	f.StringVar(&o.eventsListen, "events-listen", "", "serve S3 event notifications at http://ADDR/events (HOST:PORT, or PORT for 127.0.0.1:PORT) for auto-import")
@@ -253,14 +262,6 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		fmt.Fprintln(g.stdout, id)
 		return nil
 	}
-	// A negative duration on the command line means "no caching"; the
-	// fusefs options take 0 as "default".
-	neg := func(d time.Duration) time.Duration {
-		if d <= 0 {
-			return -1
-		}
-		return d
-	}
 	logger := slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
 	d, err := daemon.Start(daemon.Config{
 		Store:      store,
@@ -274,6 +275,7 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		FetchTimeout:           o.fetchTimeout,
 		ListAhead:              o.listAhead,
 		ImportSweepInterval:    o.importSweep,
+		SessionTTL:             o.sessionTTL,
 		MetricsAddr:            metricsAddr,
 		AutoReleaseAbove:       o.autoRelease,
 		EventsTargetARN:        o.eventsTargetARN,
@@ -283,9 +285,9 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 		UID:                    uid,
 		GID:                    gid,
 		FUSE: fusefs.Options{
-			EntryTimeout:    neg(o.entryTimeout),
-			AttrTimeout:     neg(o.attrTimeout),
-			NegativeTimeout: neg(o.negTimeout),
+			EntryTimeout:    cacheTimeout(o.entryTimeout),
+			AttrTimeout:     cacheTimeout(o.attrTimeout),
+			NegativeTimeout: cacheTimeout(o.negTimeout),
 			NoPassthrough:   o.noPassthrough,
 			Debug:           o.debug,
 		},
@@ -303,8 +305,18 @@ func runMount(cmd *cobra.Command, g *globals, o *mountOpts, mountpoint string) e
 	}
 }
 
-// checkDurations checks the intervals, the fetch timeout, --list-ahead and the
-// auto-release fraction.
+// cacheTimeout is a kernel cache time for fusefs.Options: a duration of
+// 0 or less on the command line means "no caching", which the options
+// write -1 (they take 0 as "default").
+func cacheTimeout(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
+
+// checkDurations checks the intervals, the fetch timeout, --list-ahead,
+// --session-ttl and the auto-release fraction.
 func (o *mountOpts) checkDurations() error {
 	if o.repoCheck < 0 {
 		return usageError("--repository-check-interval %v is negative: give a duration such as 5m, or 0 for never", o.repoCheck)
@@ -317,6 +329,9 @@ func (o *mountOpts) checkDurations() error {
 	}
 	if o.importSweep < 0 {
 		return usageError("--import-sweep-interval %v is negative: give a duration such as 5m, or 0 for never", o.importSweep)
+	}
+	if err := daemon.CheckSessionTTL(o.sessionTTL); err != nil {
+		return usageError("%v", err)
 	}
 	if o.autoRelease != 0 && (o.autoRelease <= tasks.DefaultWatermark || o.autoRelease >= 1) {
 		return usageError("--auto-release-above %v: give a fraction above %v (the release watermark) and below 1, e.g. 0.9", o.autoRelease, tasks.DefaultWatermark)

@@ -32,6 +32,23 @@ func TestMountFetchTimeoutFlag(t *testing.T) {
 	}
 }
 
+// TestMountSessionTTLFlag: --session-ttl is documented with its default,
+// and a TTL out of bounds is refused with a line naming the flag and a
+// value that works.
+func TestMountSessionTTLFlag(t *testing.T) {
+	r := runCmd(t, exec.Command(ferryBin, "mount", "--help"))
+	if r.code != 0 || !strings.Contains(r.stdout, "--session-ttl duration") || !strings.Contains(r.stdout, "(default 30s)") ||
+		!strings.Contains(r.stdout, "--catalog postgres://") {
+		t.Errorf("mount --help: exit %d, want --session-ttl with its default and the many nodes paragraph:\n%s", r.code, r.stdout)
+	}
+	for _, v := range []string{"0", "1s", "-30s", "2h"} {
+		r := runCmd(t, exec.Command(ferryBin, "mount", "--session-ttl", v, "--store", t.TempDir(), t.TempDir()))
+		if r.code != cli.ExitSkipped || !strings.Contains(r.stderr, "--session-ttl "+v) || !strings.Contains(r.stderr, "such as 30s") {
+			t.Errorf("mount --session-ttl %s: exit %d (want %s), stderr:\n%s", v, r.code, strconv.Itoa(cli.ExitSkipped), r.stderr)
+		}
+	}
+}
+
 // TestMountEventsFlags: an event endpoint other machines can reach is
 // refused without a token, with a line naming the flag, the variable and
 // the way out; so are a token that cannot travel in a header and a token

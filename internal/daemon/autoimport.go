@@ -85,13 +85,6 @@ func loopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// claimOwner names this daemon's claims in the catalog's queues (export
-// journal, import hints): stable across restarts of this file system on
-// this host, so a restarted daemon takes back what a crash left claimed.
-func (d *Daemon) claimOwner() string {
-	return d.id.FileSystemId + "@" + hostname()
-}
-
 // runAutoImport runs the applier of import hints. It runs whatever the
 // sources: hints a previous mount queued are applied too.
 func (d *Daemon) runAutoImport() error {

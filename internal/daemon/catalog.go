@@ -1,10 +1,15 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/ferry-hpc/ferry/internal/mounts"
 	"github.com/ferry-hpc/ferry/internal/store"
 )
 
@@ -45,4 +50,41 @@ func ParseCatalog(u, storeDir string) (string, error) {
 		abs += "?" + query
 	}
 	return "sqlite://" + abs, nil
+}
+
+// lockSQLite takes the daemon's lock on the SQLite catalog at url (a
+// sqlite:// URL), an exclusive flock(2) on PATH.lock beside it, held while
+// the daemon runs; the returned release drops it. An SQLite catalog serves
+// one daemon: two processes on one machine would share it without the
+// nodes' coordination (and on a shared file system its WAL would not work
+// at all), so a second daemon is refused with the first one's name and the
+// way to serve a store from several daemons: a PostgreSQL catalog. A
+// PostgreSQL URL takes no lock (release does nothing).
+func lockSQLite(url, storeDir, mountPoint string) (release func() error, err error) {
+	path, ok := strings.CutPrefix(url, "sqlite://")
+	if !ok {
+		return func() error { return nil }, nil
+	}
+	path, _, _ = strings.Cut(path, "?")
+	lock := path + ".lock"
+	f, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("catalog %s: %w", url, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(lock)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: store %s: its SQLite catalog %s is in use by another ferry daemon (%s); "+
+				"an SQLite catalog serves one daemon: to serve the store from several mounts or nodes, give each the same "+
+				"--catalog postgres://USER@HOST/DATABASE (or run `ferry umount` on the other mount first)",
+				mounts.ErrAlreadyMounted, storeDir, path, strings.TrimSpace(string(holder)))
+		}
+		return nil, fmt.Errorf("catalog %s: locking %s: %w", url, lock, err)
+	}
+	// Who holds it, for the message above (best effort).
+	if err := f.Truncate(0); err == nil {
+		fmt.Fprintf(f, "process %d on %s, mount point %s\n", os.Getpid(), hostname(), mountPoint)
+	}
+	return f.Close, nil // closing the descriptor drops the lock
 }

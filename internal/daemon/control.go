@@ -148,6 +148,10 @@ func (d *Daemon) describeFileSystems(ctx context.Context, req api.DescribeFileSy
 			Version:       d.cfg.Version,
 		},
 	}
+	var err error
+	if fsys.FerryNodes, err = d.ferryNodes(ctx); err != nil {
+		return out, err
+	}
 	if ai := d.fileSystemAutoImport(ctx); ai != nil {
 		fsys.FerryStatus = &api.FileSystemStatus{AutoImport: ai}
 	}

@@ -126,6 +126,10 @@ type Config struct {
 	// fuller than this (tasks.Config.AutoReleaseAbove).
 	AutoReleaseAbove float64
 	Version          string // reported by describe-file-systems
+	// SessionTTL is how long the node's session in the catalog lives
+	// without a heartbeat; the heartbeat runs every third of it (ferry
+	// mount --session-ttl; 0 = DefaultSessionTTL).
+	SessionTTL time.Duration
 	// StepHook, when set, is called after each start step with the step's
 	// name (Daemon.steps); an error fails the start there as if the step
 	// had failed, and what was started is undone. For tests of a failed
@@ -170,6 +174,7 @@ const DefaultBootIDFile = "/proc/sys/kernel/random/boot_id"
 type Daemon struct {
 	cfg      Config
 	id       Identity
+	node     string // node id: session and claim owner (session.go)
 	created  bool
 	store    *store.Store
 	fsys     *fusefs.FS
@@ -258,6 +263,12 @@ func (cfg Config) resolve() (Config, error) {
 	}
 	if cfg.BootIDFile == "" {
 		cfg.BootIDFile = DefaultBootIDFile
+	}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
+	if err := CheckSessionTTL(cfg.SessionTTL); err != nil {
+		return cfg, err
 	}
 	var err error
 	if cfg.Store, err = filepath.Abs(cfg.Store); err != nil {

@@ -26,8 +26,8 @@ type ExportOptions struct {
 }
 
 // newExporter builds the exporter of the file system on the daemon's
-// transfer engine. Its Owner (the name of its claims in the catalog's journal) is
-// stable across restarts of this file system on this host, so a restarted
+// transfer engine. Its Owner (the name of its claims in the catalog's journal,
+// the node id) is stable across restarts of this mount, so a restarted
 // daemon takes back the claims a crash left (exporter.Run releases them).
 func (d *Daemon) newExporter() (*exporter.Exporter, error) {
 	o := d.cfg.Export

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -65,21 +64,21 @@ func (d *Daemon) status(ctx context.Context, _ api.StatusRequest) (api.Status, e
 	return out, nil
 }
 
-// nodes gathers the nodes serving the file system. One daemon serves a
-// file system today, so the node is this daemon, alive as it answers; a
-// catalog that keeps sessions of several nodes answers here instead.
-func (d *Daemon) nodes(context.Context) ([]api.StatusNode, error) {
-	now := api.Now()
-	return []api.StatusNode{{
-		NodeId:        d.claimOwner(),
-		Host:          hostname(),
-		MountPoint:    d.cfg.MountPoint,
-		Pid:           os.Getpid(),
-		Version:       d.cfg.Version,
-		StartTime:     api.NewTime(d.started),
-		LastHeartbeat: now,
-		Self:          true,
-	}}, nil
+// nodes gathers the nodes serving the file system: the live sessions in
+// the catalog (session.go), this daemon's marked Self.
+func (d *Daemon) nodes(ctx context.Context) ([]api.StatusNode, error) {
+	ss, err := d.liveNodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.StatusNode, 0, len(ss))
+	for _, s := range ss {
+		out = append(out, api.StatusNode{
+			NodeId: s.NodeID, Host: s.Host, MountPoint: s.MountPoint, Pid: s.PID, Version: s.Version,
+			StartTime: api.NewTime(s.Started), LastHeartbeat: api.NewTime(s.Heartbeat), Self: s.NodeID == d.node,
+		})
+	}
+	return out, nil
 }
 
 // statusAssociations describes every association (with describe's

@@ -66,7 +66,7 @@ func TestStatusFollowsWork(t *testing.T) {
 
 	s := e.status()
 	if len(s.Nodes) != 1 || !s.Nodes[0].Self || s.Nodes[0].Pid != os.Getpid() || s.Nodes[0].MountPoint != e.mp ||
-		s.Nodes[0].NodeId != e.d.ID()+"@"+hostname() || time.Since(s.Nodes[0].LastHeartbeat.Time) > time.Minute ||
+		s.Nodes[0].NodeId != e.d.ID()+"@"+hostname()+":"+e.mp || time.Since(s.Nodes[0].LastHeartbeat.Time) > time.Minute ||
 		s.Nodes[0].StartTime.After(s.Nodes[0].LastHeartbeat.Time) {
 		t.Errorf("nodes: %+v", s.Nodes)
 	}

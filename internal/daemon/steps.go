@@ -70,6 +70,7 @@ func (d *Daemon) steps() []step {
 		{"identity", d.loadIdentity},
 		{"running marker", d.writeRunningMarker},
 		{"catalog", d.openCatalog},
+		{"session", d.startSession},
 		{"S3 client", d.connectS3},
 		{"importer", d.startImporter},
 		{"exporter", d.buildExporter},
@@ -141,6 +142,7 @@ func (d *Daemon) loadIdentity() (err error) {
 	if d.id, d.created, err = LoadIdentity(d.store); err != nil {
 		return err
 	}
+	d.node = nodeID(d.id.FileSystemId, hostname(), d.cfg.MountPoint)
 	d.log = d.cfg.Logger.With("fs", d.id.FileSystemId)
 	if d.created {
 		d.log.Info("initialised a new file system", "store", d.cfg.Store)
@@ -149,9 +151,15 @@ func (d *Daemon) loadIdentity() (err error) {
 }
 
 // openCatalog opens the catalog (SQLite recovers its WAL) before anything
-// serves, and makes it the store's chunk map store.
+// serves, and makes it the store's chunk map store. An SQLite catalog is
+// locked first (lockSQLite): a second daemon over it is refused.
 func (d *Daemon) openCatalog() (err error) {
 	ctx := context.Background()
+	unlock, err := lockSQLite(d.cfg.Catalog, d.cfg.Store, d.cfg.MountPoint)
+	if err != nil {
+		return err
+	}
+	d.closers.push("catalog lock", unlock)
 	if d.cat, err = catalog.Open(ctx, d.cfg.Catalog, catalog.Options{StoreRoot: d.cfg.Store, Logger: d.log.With("component", "catalog")}); err != nil {
 		return fmt.Errorf("catalog: %w", err)
 	}
@@ -266,7 +274,6 @@ func (d *Daemon) buildAssociations() error {
 // register writes the registration <runtime dir>/<fs-id>.json.
 func (d *Daemon) register() (err error) {
 	d.logFile = backgroundLog(d.cfg.RuntimeDir, d.id.FileSystemId)
-	d.started = time.Now()
 	d.reg, err = mounts.Register(d.cfg.RuntimeDir, mounts.Registration{
 		FileSystemId: d.id.FileSystemId,
 		Pid:          os.Getpid(),

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferry-hpc/ferry/internal/catalog"
 	"github.com/ferry-hpc/ferry/internal/mounts"
 	"github.com/ferry-hpc/ferry/internal/s3x"
 	"github.com/ferry-hpc/ferry/internal/testutil"
@@ -137,7 +139,7 @@ func TestFailedStartKeepsCrashedBoot(t *testing.T) {
 	d.Stop()
 	meta := filepath.Join(st, ".ferry")
 	const crashed = "00000000-1111-2222-3333-444444444444"
-	if err := os.WriteFile(runningMarker(meta), []byte(crashed+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(runningMarker(meta, mp), []byte(crashed+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for _, step := range []string{"running marker", "catalog", "tasks"} {
@@ -145,7 +147,7 @@ func TestFailedStartKeepsCrashedBoot(t *testing.T) {
 		if _, err := Start(cfg); !errors.Is(err, errInjected) {
 			t.Fatalf("start failing after %s: %v", step, err)
 		}
-		if b, err := os.ReadFile(runningMarker(meta)); err != nil || strings.TrimSpace(string(b)) != crashed {
+		if b, err := os.ReadFile(runningMarker(meta, mp)); err != nil || strings.TrimSpace(string(b)) != crashed {
 			t.Fatalf("marker after a start failing after %s: %q %v, want the crashed boot's id", step, b, err)
 		}
 	}
@@ -155,7 +157,7 @@ func TestFailedStartKeepsCrashedBoot(t *testing.T) {
 	if _, err := Start(cfg); !errors.Is(err, errInjected) {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(runningMarker(meta)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(runningMarker(meta, mp)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("marker after the unclean boot was settled: %v", err)
 	}
 }
@@ -231,6 +233,34 @@ func (l *leakCheck) nothingLeft(before snapshot) {
 	}
 	if ms, _ := filepath.Glob(filepath.Join(l.st, ".ferry", "running.*")); len(ms) > 0 {
 		t.Errorf("running marker left: %v", ms)
+	}
+	l.noSession()
+}
+
+// noSession checks that no node's session is left in the store's catalog
+// (a failed start ends the session it registered), and that the catalog
+// is not locked: this test opens it, as the next daemon would.
+func (l *leakCheck) noSession() {
+	t := l.t
+	u, err := ParseCatalog("", l.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(strings.TrimPrefix(u, "sqlite://")); errors.Is(err, os.ErrNotExist) {
+		return // the failed start never made it
+	}
+	unlock, err := lockSQLite(u, l.st, l.mp)
+	if err != nil {
+		t.Fatalf("catalog left locked: %v", err)
+	}
+	defer unlock()
+	cat, err := catalog.Open(context.Background(), u, catalog.Options{StoreRoot: l.st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.Close()
+	if ss, err := cat.LiveSessions(context.Background()); err != nil || len(ss) > 0 {
+		t.Errorf("sessions left: %+v %v", ss, err)
 	}
 }
 

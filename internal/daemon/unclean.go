@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -33,15 +35,17 @@ func bootID(file string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// runningMarker is the marker of a daemon serving the store from this host.
-func runningMarker(meta string) string {
-	host, _ := os.Hostname()
-	return filepath.Join(meta, "running."+host)
+// runningMarker is the marker of the daemon serving the store on
+// mountPoint from this host: one per node, as several daemons on one host
+// (or on many nodes) serve one store, and each settles its own.
+func runningMarker(meta, mountPoint string) string {
+	sum := sha256.Sum256([]byte(mountPoint))
+	return filepath.Join(meta, "running."+hostname()+"."+hex.EncodeToString(sum[:6]))
 }
 
 // readMarker returns the boot id in the marker ("" when there is none).
-func readMarker(meta string) (string, error) {
-	b, err := os.ReadFile(runningMarker(meta))
+func readMarker(meta, mountPoint string) (string, error) {
+	b, err := os.ReadFile(runningMarker(meta, mountPoint))
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
@@ -49,8 +53,8 @@ func readMarker(meta string) (string, error) {
 }
 
 // writeMarker replaces the marker with one holding boot.
-func writeMarker(meta, boot string) error {
-	p := runningMarker(meta)
+func writeMarker(meta, mountPoint, boot string) error {
+	p := runningMarker(meta, mountPoint)
 	tmp := p + ".tmp"
 	if err := os.WriteFile(tmp, []byte(boot+"\n"), 0o600); err != nil {
 		return err
@@ -59,7 +63,7 @@ func writeMarker(meta, boot string) error {
 }
 
 // markStopped removes the marker at a clean stop.
-func markStopped(meta string) { _ = os.Remove(runningMarker(meta)) }
+func markStopped(meta, mountPoint string) { _ = os.Remove(runningMarker(meta, mountPoint)) }
 
 // runningMarkerState is what the running marker step found, and what the
 // stop needs to know to settle the marker.
@@ -77,7 +81,7 @@ type runningMarkerState struct {
 // this boot is a daemon crash, which loses no committed entry).
 func (d *Daemon) writeRunningMarker() error {
 	meta := d.store.MetaPath()
-	prev, err := readMarker(meta)
+	prev, err := readMarker(meta, d.cfg.MountPoint)
 	if err != nil {
 		return fmt.Errorf("store %s: %w", d.cfg.Store, err)
 	}
@@ -86,7 +90,7 @@ func (d *Daemon) writeRunningMarker() error {
 	if prev != "" && prev != now {
 		d.marker.crashedBoot = prev
 	}
-	if err := writeMarker(meta, now); err != nil {
+	if err := writeMarker(meta, d.cfg.MountPoint, now); err != nil {
 		return fmt.Errorf("store %s: %w", d.cfg.Store, err)
 	}
 	d.closers.push("running marker", d.settleRunningMarker)
@@ -105,13 +109,13 @@ func (d *Daemon) settleRunningMarker() error {
 	m := d.marker
 	switch {
 	case m.crashedBoot != "":
-		return writeMarker(meta, m.crashedBoot)
+		return writeMarker(meta, d.cfg.MountPoint, m.crashedBoot)
 	case m.catalogOpened && !m.catalogClosed:
 		return nil
 	case !m.catalogOpened && m.prev != "":
-		return writeMarker(meta, m.prev)
+		return writeMarker(meta, d.cfg.MountPoint, m.prev)
 	}
-	markStopped(meta)
+	markStopped(meta, d.cfg.MountPoint)
 	return nil
 }
 

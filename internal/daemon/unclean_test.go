@@ -24,18 +24,18 @@ func TestUncleanBootExportTask(t *testing.T) {
 	bucket := e.srv.Bucket(t)
 	e.exportData(bucket)
 	meta := filepath.Join(e.st, ".ferry")
-	if _, err := os.Stat(runningMarker(meta)); err != nil {
+	if _, err := os.Stat(runningMarker(meta, e.mp)); err != nil {
 		t.Fatalf("no running marker while mounted: %v", err)
 	}
 	if err := e.d.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(runningMarker(meta)); !os.IsNotExist(err) {
+	if _, err := os.Stat(runningMarker(meta, e.mp)); !os.IsNotExist(err) {
 		t.Fatalf("running marker after a clean stop: %v", err)
 	}
 	// The machine "crashed": a marker of another boot, and a file whose
 	// data landed while its journal entry did not.
-	if err := os.WriteFile(runningMarker(meta), []byte("00000000-1111-2222-3333-444444444444\n"), 0o600); err != nil {
+	if err := os.WriteFile(runningMarker(meta, e.mp), []byte("00000000-1111-2222-3333-444444444444\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(e.st, "data", "lost.txt"), []byte("lost"), 0o644); err != nil {
