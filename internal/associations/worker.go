@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 	"time"
 
@@ -95,6 +96,17 @@ type Config struct {
 	// notification configuration of each auto-import association sends
 	// its events (notify.go); "" leaves bucket notifications alone.
 	EventsTargetARN string
+	// Leader reports whether this node does the association work (the
+	// requests and the repository checks) of a file system served by
+	// several nodes: one at a time does it. Nil: always (one node).
+	// Other nodes only follow the catalog: they publish what changed.
+	Leader func() bool
+	// Settle is how long the leader waits before it turns an association
+	// AVAILABLE (from CREATING or UPDATING), so that every other node has
+	// published it by then — a node follows the catalog every
+	// RecheckInterval/4 — and journals the writes it serves under it.
+	// Nil or 0: no wait (one node).
+	Settle func() time.Duration
 }
 
 // Worker answers the association requests of one file system and works
@@ -114,6 +126,8 @@ type Worker struct {
 	availableCheck time.Duration
 	exportFailures func() map[string]int64
 	targetARN      string
+	leader         func() bool
+	settleWait     func() time.Duration
 
 	createMu sync.Mutex // overlap check + insert of creates
 	// pub is held (write) from a change of an association in the catalog
@@ -132,6 +146,8 @@ type Worker struct {
 	// lastFailures is the exporter's failure counts at the last look (the
 	// worker's only).
 	lastFailures map[string]int64
+	// published is what the last Publish gave out (follow compares).
+	published []api.DataRepositoryAssociation
 }
 
 // New returns the worker of cfg's file system; nothing runs before Run.
@@ -147,6 +163,7 @@ func New(cfg Config) *Worker {
 	return &Worker{fsID: cfg.FileSystemId, cat: cfg.Catalog, st: cfg.Store, s3: cfg.S3, imp: cfg.Importer, log: log,
 		recheck: recheck, probe: probeSuffix, invalidate: cfg.Invalidate, listeners: cfg.Listeners,
 		availableCheck: cfg.AvailableCheckInterval, exportFailures: cfg.ExportFailures, targetARN: cfg.EventsTargetARN,
+		leader: cfg.Leader, settleWait: cfg.Settle,
 		kick: make(chan struct{}, 1), lastCheck: map[string]time.Time{}, lastFull: map[string]time.Time{},
 		lastFailures: map[string]int64{}}
 }
@@ -177,6 +194,14 @@ func (m *Worker) Publish(ctx context.Context) {
 		m.log.Error("read associations", "err", err)
 		return
 	}
+	m.publish(all)
+}
+
+// publish is Publish of all, as just read from the catalog.
+func (m *Worker) publish(all []api.DataRepositoryAssociation) {
+	m.mu.Lock()
+	m.published = all
+	m.mu.Unlock()
 	t := dra.NewTable(all, func(a api.DataRepositoryAssociation, err error) {
 		m.log.Error("association ignored: its paths do not parse", "dra", a.AssociationId, "err", err)
 	})
@@ -214,6 +239,10 @@ func (m *Worker) work(ctx context.Context) {
 			m.log.Error("read associations", "err", err)
 			return
 		}
+		m.follow(all)
+		if m.leader != nil && !m.leader() {
+			return // another node does the work
+		}
 		var next *api.DataRepositoryAssociation
 		for i := range all {
 			switch all[i].Lifecycle {
@@ -234,6 +263,22 @@ func (m *Worker) work(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// follow publishes all when it differs from what was published last:
+// another node changed an association (with several nodes, only the
+// leader's worker makes changes; every node follows them here, within a
+// tick of Run).
+func (m *Worker) follow(all []api.DataRepositoryAssociation) {
+	m.mu.Lock()
+	same := reflect.DeepEqual(all, m.published)
+	m.mu.Unlock()
+	if same {
+		return
+	}
+	m.pub.Lock()
+	defer m.pub.Unlock()
+	m.publish(all)
 }
 
 // recheckDue checks the repositories whose check is due: a MISCONFIGURED
@@ -385,9 +430,32 @@ func (m *Worker) establish(ctx, jobCtx context.Context, a api.DataRepositoryAsso
 			log.Warn("repository cannot be used", "err", cerr)
 		}
 	} else if from != to {
+		if err := m.waitFollowers(jobCtx, from); err != nil {
+			return err
+		}
 		log.Info("association available")
 	}
 	return m.settle(ctx, a.AssociationId, from, to, cerr, now)
+}
+
+// waitFollowers waits Config.Settle before an association moves from
+// CREATING or UPDATING to AVAILABLE: the other nodes publish it meanwhile.
+func (m *Worker) waitFollowers(ctx context.Context, from api.DataRepositoryLifecycle) error {
+	if m.settleWait == nil || (from != api.LifecycleCreating && from != api.LifecycleUpdating) {
+		return nil
+	}
+	d := m.settleWait()
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // settle moves id from→to after a repository check that ended with cerr

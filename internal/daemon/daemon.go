@@ -172,9 +172,13 @@ const DefaultBootIDFile = "/proc/sys/kernel/random/boot_id"
 
 // Daemon is one running mount.
 type Daemon struct {
-	cfg      Config
-	id       Identity
-	node     string // node id: session and claim owner (session.go)
+	cfg  Config
+	id   Identity
+	node string // node id: session and claim owner (session.go)
+	// leader: this node is the live node with the smallest id, which does
+	// the association work; peers: other live nodes (session.go, lead).
+	leader   atomic.Bool
+	peers    atomic.Int32
 	created  bool
 	store    *store.Store
 	fsys     *fusefs.FS

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ferry-hpc/ferry/internal/api"
+	"github.com/ferry-hpc/ferry/internal/associations"
 	"github.com/ferry-hpc/ferry/internal/catalog"
 )
 
@@ -96,6 +97,7 @@ func (d *Daemon) startSession() error {
 	if err != nil {
 		return fmt.Errorf("catalog %s: registering node %s: %w", d.catalogName(), d.node, err)
 	}
+	d.lead(context.Background())
 	stop := d.background("session heartbeat", d.heartbeat)
 	d.closers.push("session", func() error {
 		stop()
@@ -158,6 +160,52 @@ func (d *Daemon) beat(ctx context.Context, ttl time.Duration) {
 			"node", s.NodeID, "host", s.Host, "mountpoint", s.MountPoint, "pid", s.PID,
 			"last_heartbeat", s.Heartbeat.UTC().Format(time.RFC3339), "silent_for", time.Since(s.Heartbeat).Round(time.Second))
 	}
+	d.lead(cctx)
+}
+
+// lead decides from the live sessions whether this node is the leader:
+// the live node with the smallest id does the association work (one
+// worker per file system; associations.Config.Leader). Every node decides
+// from the same catalog, so they agree but for a heartbeat around a
+// node's expiry. A failed read keeps the last decision.
+func (d *Daemon) lead(ctx context.Context) {
+	ss, err := d.cat.LiveSessions(ctx)
+	if err != nil {
+		return
+	}
+	leader, peers := true, 0
+	for _, s := range ss {
+		if s.NodeID != d.node {
+			peers++
+			if s.NodeID < d.node {
+				leader = false
+			}
+		}
+	}
+	if was := d.leader.Swap(leader); was != leader {
+		d.log.Info("association work", "node", d.node, "leader", leader, "other_nodes", peers)
+	}
+	d.peers.Store(int32(peers))
+}
+
+// settle is how long the leader waits before an association turns
+// AVAILABLE (associations.Config.Settle): with other nodes live, one tick
+// of their association workers (RecheckInterval/4), when they publish it,
+// and a second.
+func (d *Daemon) settle() time.Duration {
+	// The live nodes as of now, not of the last heartbeat: a node that
+	// joined since serves writes already.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	d.lead(ctx)
+	cancel()
+	if d.peers.Load() == 0 {
+		return 0
+	}
+	r := d.cfg.RecheckInterval
+	if r <= 0 {
+		r = associations.DefaultRecheckInterval
+	}
+	return r/4 + time.Second
 }
 
 // liveNodes are the live sessions, as describe-file-systems and status show

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -274,6 +275,52 @@ func TestNodeID(t *testing.T) {
 	for _, bad := range []time.Duration{0, time.Second, 2 * time.Hour} {
 		if err := CheckSessionTTL(bad); err == nil || !strings.Contains(err.Error(), "--session-ttl") {
 			t.Errorf("CheckSessionTTL(%v): %v", bad, err)
+		}
+	}
+}
+
+// TestAssociationFromAnotherNode: an association created through one node
+// reaches the other before it is AVAILABLE there — the leader waits for
+// the other nodes to follow the catalog — so a file written on the other
+// node right after is journaled and exported; one node (the leader) does
+// the association work.
+func TestAssociationFromAnotherNode(t *testing.T) {
+	testutil.NeedFUSE(t)
+	srv := testutil.SharedMinIO(t)
+	srv.Client(t)
+	pg := testutil.PostgresDatabase(t)
+	st := t.TempDir()
+	var log logBuffer
+	a := nodeEnv(t, srv, st, pg, &log)
+	b := nodeEnv(t, srv, st, pg, &log)
+	leaders := 0
+	for _, e := range []*env{a, b} {
+		if e.d.leader.Load() {
+			leaders++
+		}
+	}
+	if leaders != 1 {
+		t.Fatalf("%d leaders among two nodes, want 1", leaders)
+	}
+	bucket := srv.Bucket(t)
+	for i, pair := range [][2]*env{{a, b}, {b, a}} {
+		via, other := pair[0], pair[1]
+		dir := fmt.Sprintf("/data%d", i)
+		assoc, err := via.create(api.CreateDataRepositoryAssociationRequest{FileSystemPath: dir, DataRepositoryPath: fmt.Sprintf("s3://%s/p%d", bucket, i), S3: exportAll})
+		if err != nil {
+			t.Fatal(err)
+		}
+		via.waitState(assoc.AssociationId, api.LifecycleAvailable)
+		// At once on the other node: written there, journaled there.
+		rel := filepath.Join(dir[1:], "from-the-other-node")
+		if err := os.WriteFile(filepath.Join(other.mp, rel), []byte(other.d.claimOwner()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if ev := other.wait(60, filepath.Join(other.mp, dir[1:])); ev.Pending != 0 {
+			t.Fatalf("%s: hsm wait on the other node: %+v", dir, ev)
+		}
+		if body, ok := getObject(t, srv.Client(t), bucket, fmt.Sprintf("p%d/from-the-other-node", i)); !ok || body != other.d.claimOwner() {
+			t.Fatalf("%s: a file written on the node that did not create the association, right after AVAILABLE: object %q (found %v)", dir, body, ok)
 		}
 	}
 }

@@ -266,6 +266,8 @@ func (d *Daemon) buildAssociations() error {
 		Invalidate:             d.invalidate,
 		Listeners:              []func(*dra.Table){d.exp.SetAssociations, d.jnl.SetAssociations},
 		EventsTargetARN:        d.cfg.EventsTargetARN,
+		Leader:                 d.leader.Load,
+		Settle:                 d.settle,
 	})
 	d.assoc.Publish(context.Background())
 	return nil
