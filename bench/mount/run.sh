@@ -26,6 +26,7 @@
 #                     a 1-minute load average below QUIET_LOAD (default 1.5)
 #   WAIT_IDLE=80      before each timed run wait (≤ 10 s) until the CPUs were this
 #                     % idle over 2 s; 0 = don't
+#   PROFILE=1         ferry mounts write a CPU profile each (logs/<stamp>/ferry-<case>-<run>.pprof)
 #   OUT=bench/out/mount   data sets, MinIO data, caches, logs and results
 #
 # "Cold" means: the mount is stopped, its cache (ferry: its store) deleted, the
@@ -203,7 +204,9 @@ done
 mount_cmd() {
   local tool=$1 mnt=$2 cache=$3
   case $tool in
-    ferry) argv=("$ferry" mount --endpoint-url "$endpoint" --store "$cache" "$mnt") ;;
+    ferry)
+      argv=("$ferry" mount --endpoint-url "$endpoint" --store "$cache" "$mnt")
+      if [ "${PROFILE:-0}" = 1 ] && [ -n "${prof_tag:-}" ]; then argv+=(--cpuprofile "$logs/ferry-$prof_tag.pprof"); fi ;;
     ferry-base) argv=("$FERRY_BASE_BIN" mount --endpoint-url "$endpoint" --store "$cache" "$mnt") ;;
     rclone) argv=("$bin/rclone" mount "bench:$bucket/data" "$mnt" --vfs-cache-mode full --cache-dir "$cache") ;;
     s3fs) argv=(s3fs "$bucket:/data" "$mnt" -f -o "passwd_file=$s3fs_passwd,url=$endpoint,use_path_request_style,endpoint=us-east-1,use_cache=$cache") ;;
@@ -435,6 +438,7 @@ for c in seq1g par4 lsR find; do
         esac
         continue
       fi
+      prof_tag="$c-$r"
       if ! start_mount "$tool"; then
         printf '%s\t%s\t%s\t0\t1\t0\t0\t0\t0\n' "$c" "$tool" "$r" >>"$times"
         stop_mount "$tool"
@@ -485,6 +489,7 @@ if has "$CASES" warm || has "$CASES" hot; then
 fi
 
 # ---------------------------------------------------------------- report
+prof_tag=""
 peers=$(without "$(without "$TOOLS" ferry)" ferry-base)
 {
   echo "# ferry mount benchmark — $stamp"

@@ -90,7 +90,8 @@
 //   - Mounted with mount(2) as root, by fusermount3 otherwise (go-fuse
 //     runs it; Debian's fuse3 package has it).
 //   - MaxWrite 1 MiB (the kernel's default fuse max_pages_limit), readahead
-//     asked at 1 MiB (Linux offers at most 128 KiB in INIT and keeps that),
+//     asked at 1 MiB (Linux offers at most 128 KiB in INIT and keeps that;
+//     as root the mount then sets KernelReadahead through sysfs),
 //     64 background requests, readdirplus on (ls -l and find
 //     get attributes with the names), atomic O_TRUNC (the daemon sees the
 //     truncation in the open, which the importer needs to skip restoring a
@@ -314,11 +315,43 @@ func Mount(mountpoint string, st *store.Store, opt Options) (*fuse.Server, *FS, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("mount %s on %s: %w", st.Root(), mountpoint, err)
 	}
+	setReadahead(mountpoint, fsys.log)
 	if !o.AllowOther {
 		fsys.log.Info("mounted without allow_other: only this user can use the mount (uid "+strconv.Itoa(os.Geteuid())+
 			"); to share it with other users, add user_allow_other to "+FuseConf+" and mount again", "mountpoint", mountpoint)
 	}
 	return server, fsys, nil
+}
+
+// KernelReadahead is how far ahead of a reader the kernel reads a file of
+// the mount (its bdi's read_ahead_kb), set after the mount when the daemon
+// may (root). The kernel offers FUSE at most 128 KiB in INIT, so a cold
+// reader's data came in 128 KiB requests, each a round trip through the
+// daemon (EnsureData, a splice of the reply); with 512 KiB it sends
+// requests of up to 512 KiB, a quarter as many. Not more: with 4 MiB the
+// kernel sent 1 MiB requests, several at once and out of order, which
+// broke the importer's sequential runs (a cold 256 MiB read: 125–185 GETs
+// against 29), and whose replies no longer fit a pipe
+// (/proc/sys/fs/pipe-max-size, 1 MiB by default, with the header and a
+// page to spare), so go-fuse copied them (pread and writev) instead of
+// splicing them from the store file.
+const KernelReadahead = 512 << 10
+
+// setReadahead sets the read_ahead_kb of the mount's bdi (0:minor, the
+// mount's device) to KernelReadahead. The stat of the mountpoint goes
+// through the mount, so it returns after the kernel has processed INIT
+// (which sets the bdi's readahead itself). Without the right (not root)
+// the kernel's default stays; only said at debug level.
+func setReadahead(mountpoint string, log *slog.Logger) {
+	var st unix.Stat_t
+	if err := unix.Stat(mountpoint, &st); err != nil {
+		log.Debug("kernel readahead not set", "err", err)
+		return
+	}
+	path := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	if err := os.WriteFile(path, []byte(strconv.Itoa(KernelReadahead>>10)), 0); err != nil {
+		log.Debug("kernel readahead not set", "path", path, "err", err)
+	}
 }
 
 // FuseConf is the file that allows users other than root to mount with

@@ -219,8 +219,11 @@ func TestLazyPartialReadAndReadahead(t *testing.T) {
 	}
 	s := le.im.Stats()
 	t.Logf("partial read of 1 MiB: %d GETs, %d bytes", s.GetRequests, s.BytesFetched)
-	if s.GetRequests != 1 || s.BytesFetched != 4*mib {
-		t.Errorf("a 1 MiB read of a 64 MiB file: %d GETs, %d bytes; want the one 4 MiB chunk", s.GetRequests, s.BytesFetched)
+	// 64 KiB chunks (importer.MinChunkSize); the kernel sends the read
+	// as 128 KiB requests, a sequential run that fetches at most the
+	// smallest readahead window (1 MiB) beyond it.
+	if s.GetRequests > 4 || s.BytesFetched < mib || s.BytesFetched > 2*mib {
+		t.Errorf("a 1 MiB read of a 64 MiB file: %d GETs, %d bytes; want at most 4 GETs and 1 to 2 MiB", s.GetRequests, s.BytesFetched)
 	}
 	// A sequential read of the rest: readahead, correct bytes.
 	got, err := io.ReadAll(f)

@@ -657,7 +657,7 @@ func (im *Importer) stubOf(a *dra.Assoc, out *s3.HeadObjectOutput, attrs posixme
 	return store.Stub{
 		Size: aws.ToInt64(out.ContentLength), Mode: attrs.Perm(),
 		UID: int(attrs.UID), GID: int(attrs.GID), Mtime: attrs.Mtime, Atime: attrs.Atime,
-		ETag: aws.ToString(out.ETag), Flags: hsm.Imported(), ChunkSize: im.chunkOf(a),
+		ETag: aws.ToString(out.ETag), Flags: hsm.Imported(), ChunkSize: im.chunkFor(a, aws.ToInt64(out.ContentLength)),
 	}
 }
 

@@ -50,13 +50,17 @@ type item struct {
 
 	mu       sync.Mutex
 	inflight map[int64]*fetch // chunk index → the fetch that brings it
-	ahead    int64            // readahead chunks in flight, not landed yet
-	seqStart int64            // where the current sequential run began
-	seqEnd   int64            // how far it got
-	changed  error            // the object changed: every read fails
-	gaveUp   *gaveUp          // the last fetch given up after FetchTimeout
-	moved    int64            // bytes landed (for hsm action)
-	reimport bool             // a re-import was started
+	// The reader's access pattern (follow): the current sequential run
+	// [seqStart, seqEnd), how far readahead has asked for in it (raEnd),
+	// and the most it may fetch ahead (raMax, bytes: halved when a run
+	// ends with bytes fetched ahead that nobody read, doubled as a run
+	// outgrows it).
+	seqStart, seqEnd int64
+	raEnd, raMax     int64
+	changed          error   // the object changed: every read fails
+	gaveUp           *gaveUp // the last fetch given up after FetchTimeout
+	moved            int64   // bytes landed (for hsm action)
+	reimport         bool    // a re-import was started
 
 	// Commits of landed ranges, batched: see commit.
 	cmu        sync.Mutex
@@ -196,9 +200,63 @@ func (im *Importer) EnsureData(ctx context.Context, rel string, f *os.File, off,
 	return it.ensure(ctx, off, n, true, false, maxRun)
 }
 
+// slack is how far a read may start from where the previous one ended and
+// still continue its sequential run: the kernel sends a reader's readahead
+// requests in parallel, and they arrive a little out of order.
+const slack = 1 << 20
+
+// follow records a read of [off, off+n) in the item's access pattern and
+// returns how many bytes after the run's end to have fetched (a multiple
+// of chunk; 0: none); it.mu is held.
+//
+// The window is half the run so far, at least seqWindow, at most raMax: a
+// read at a random place (a run shorter than seqRun) fetches nothing
+// ahead, a run of 2 MiB or less 1 MiB, a longer one half its length, up
+// to raMax. A run that ends with bytes fetched ahead past where it
+// stopped halves raMax (down to 2 chunks, at least 256 KiB); a run of
+// 8·raMax doubles it, up to the importer's window (Readahead × ChunkSize),
+// where a new item starts. So a reader of whole variables of a NetCDF file
+// fetches at most half a variable beyond each (less once runs keep ending
+// early: about a quarter of a run, for runs of one length), and `cat` has
+// the full window after reading twice as much.
+func (it *item) follow(off, n, chunk int64) int64 {
+	top := it.im.window()
+	floor := min(max(2*chunk, 256<<10), top)
+	if it.raMax == 0 {
+		it.raMax = top
+	}
+	if it.seqEnd >= 0 && off >= it.seqEnd-max(chunk, slack) && off <= it.seqEnd+max(chunk, slack) {
+		it.seqEnd = max(it.seqEnd, off+n)
+	} else {
+		if it.raEnd > it.seqEnd+chunk {
+			it.raMax = max(it.raMax/2, floor)
+		}
+		it.seqStart, it.seqEnd, it.raEnd = off, off+n, 0
+	}
+	run := it.seqEnd - it.seqStart
+	for run >= 8*it.raMax && it.raMax < top {
+		it.raMax = min(2*it.raMax, top)
+	}
+	if run < seqRun {
+		return 0
+	}
+	return min(it.raMax, max(run/2, seqWindow)) / chunk * chunk
+}
+
+// seqRun is how long a run must be to be read ahead of: two of the
+// kernel's 128 KiB requests. A read at a random place (HDF5's metadata
+// reads are 8 bytes to a few KiB) fetches only its chunks. seqWindow is
+// the smallest window of a run (unless raMax is smaller): with less, the
+// GETs at the start of every run would be a chunk or two each.
+const (
+	seqRun    = 256 << 10
+	seqWindow = 1 << 20
+)
+
 // ensure brings [off, off+n) in and waits for it to land (durable: to be
-// committed); readahead says whether a sequential access may start
-// readahead; run is the most chunks one GET of the missing ones asks for.
+// committed); readahead says whether the read is a reader's (followed,
+// and a sequential run starts readahead); run is the most bytes one GET of
+// the missing ones asks for (at least one chunk).
 func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable bool, run int64) error {
 	im := it.im
 	it.mu.Lock()
@@ -233,6 +291,7 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 		return err
 	}
 	chunk := st.Chunks.ChunkSize()
+	run = max(run/chunk, 1) // in chunks
 	var waits []wait
 	missing := st.Chunks.Has(store.Range{Off: off, Len: n})
 	if len(missing) == 0 && st.Chunks.Complete() {
@@ -275,25 +334,14 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 				}
 				e++
 			}
-			fe := it.start(a, src, st, c, e, false)
+			fe := it.start(a, src, st, c, e)
 			waits = append(waits, wait{fe, int(e - 1 - fe.first)})
 			c = e
 		}
 	}
-	if it.seqEnd >= 0 && off >= it.seqEnd-chunk && off <= it.seqEnd+chunk {
-		// Sequential (the kernel's own readahead may reorder reads a
-		// little): the run goes on.
-		it.seqEnd = max(it.seqEnd, off+n)
-	} else {
-		it.seqStart, it.seqEnd = off, off+n
-	}
 	if readahead {
-		// The window grows with the run, two chunks ahead per chunk read
-		// sequentially, up to Readahead: a 1 MiB read (which the kernel
-		// sends as eight sequential 128 KiB requests) starts none, a
-		// `cat` has the whole window after Readahead/2 chunks.
-		if w := min(2*(it.seqEnd-it.seqStart)/chunk, int64(im.cfg.Readahead)); w > 0 {
-			it.readahead(a, src, st, it.seqEnd, w)
+		if w := it.follow(off, n, chunk); w > 0 {
+			it.readahead(a, src, st, w)
 		}
 	}
 	it.mu.Unlock()
@@ -315,66 +363,73 @@ func (it *item) ensure(ctx context.Context, off, n int64, readahead, durable boo
 	return nil
 }
 
-// maxRun is the most chunks one demand GET asks for: a large read gets
+// maxRun is the most bytes one demand GET asks for: a large read gets
 // its chunks from parallel GETs (a reader waits for its last chunk).
-const maxRun = 4
+const maxRun = 16 << 20
 
-// aheadRun is the most chunks one readahead (or Restore) GET asks for:
-// 32 MiB of 4 MiB chunks. Each GET costs the server about as much CPU as
-// a few MiB of body (MinIO spent 2x the CPU serving 4 MiB readahead GETs
-// as the peers' 128 MiB streams in bench/mount), and since a GET streams
-// into the file chunk by chunk, a reader waiting for its first chunk is
-// released as soon as that chunk lands, not when the GET ends.
-const aheadRun = 8
+// aheadRun is the most bytes one readahead (or Restore) GET asks for:
+// 32 MiB. Each GET costs the server about as much CPU as a few MiB of
+// body (MinIO spent 2x the CPU serving 4 MiB readahead GETs as the peers'
+// 128 MiB streams in bench/mount), and since a GET streams into the file
+// chunk by chunk, a reader waiting for its first chunk is released as
+// soon as that chunk lands, not when the GET ends.
+const aheadRun = 32 << 20
 
-// readahead starts fetches of the chunks after end that are missing and not
-// in flight, up to window chunks ahead and in flight; it.mu is held.
-// Consecutive missing chunks go in one GET of up to aheadRun chunks (or
-// window, when smaller), and a GET shorter than that starts only when the
-// file's end or a chunk already here or in flight ends the run: while the
-// window slides one chunk at a time, the GETs stay long.
-func (it *item) readahead(a *dra.Assoc, src string, st store.State, end, window int64) {
+// window is the most bytes a sequential reader of one file has fetched
+// ahead of it: Readahead chunks of ChunkSize (64 MiB by default).
+func (im *Importer) window() int64 { return int64(im.cfg.Readahead) * im.cfg.ChunkSize }
+
+// readahead starts fetches of what is missing and not in flight in the
+// window bytes after the current run's end; it.mu is held. Nothing starts
+// until half the window (a chunk at least, aheadRun at most) is to be
+// fetched, or the file's end is in the window, and then one GET (of at
+// most aheadRun) asks for all of it: about two GETs are in flight per
+// reader, and while the window slides a chunk at a time the GETs stay
+// long. raEnd remembers how far readahead has asked, so each chunk of a
+// run is looked at once.
+func (it *item) readahead(a *dra.Assoc, src string, st store.State, window int64) {
 	im := it.im
-	chunk := st.Chunks.ChunkSize()
-	nchunks := st.Chunks.Len()
-	need := func(c int64) bool {
-		if _, ok := it.inflight[c]; ok {
-			return false
-		}
-		return len(st.Chunks.Has(store.Range{Off: c * chunk, Len: 1})) > 0
+	chunk, size := st.Chunks.ChunkSize(), st.Size
+	from := (max(it.raEnd, it.seqEnd) + chunk - 1) / chunk * chunk
+	to := min(it.seqEnd+window, size)
+	if to < size {
+		to = to / chunk * chunk
 	}
-	run := min(window, aheadRun)
-	c := (end + chunk - 1) / chunk
-	last := min(c+window, nchunks)
-	for c < last && it.ahead < window {
-		if !need(c) {
-			c++
-			continue
-		}
-		limit := min(run, window-it.ahead, last-c)
-		e := c + 1
-		for e-c < limit && need(e) {
-			e++
-		}
-		if e-c < run && e < nchunks && need(e) {
-			break // cut by the window or the bound: wait until a full run fits
-		}
-		it.start(a, src, st, c, e, true)
-		im.n.readahead.Add(e - c)
-		c = e
+	most := max(aheadRun/chunk, 1)           // chunks
+	get := min(max(window/2/chunk, 1), most) // chunks
+	if to <= from || to-from < get*chunk && to < size {
+		return
 	}
+	for _, r := range st.Chunks.Has(store.Range{Off: from, Len: to - from}) {
+		first, end := r.Off/chunk, (r.End()+chunk-1)/chunk
+		for c := first; c < end; {
+			if fe, ok := it.inflight[c]; ok {
+				c = fe.end
+				continue
+			}
+			e := c + 1
+			for e < end && e-c < most {
+				if _, ok := it.inflight[e]; ok {
+					break
+				}
+				e++
+			}
+			it.start(a, src, st, c, e)
+			im.n.readahead.Add(e - c)
+			im.n.readaheadBytes.Add(min(e*chunk, size) - c*chunk)
+			c = e
+		}
+	}
+	it.raEnd = to
 }
 
 // start launches the fetch of chunks [first, end); it.mu is held.
-func (it *item) start(a *dra.Assoc, key string, st store.State, first, end int64, ahead bool) *fetch {
+func (it *item) start(a *dra.Assoc, key string, st store.State, first, end int64) *fetch {
 	im := it.im
 	fe := &fetch{first: first, end: end, landed: make([]chan struct{}, end-first), lerr: make([]error, end-first), done: make(chan struct{})}
 	for c := first; c < end; c++ {
 		it.inflight[c] = fe
 		fe.landed[c-first] = make(chan struct{})
-	}
-	if ahead {
-		it.ahead += end - first
 	}
 	im.imu.Lock()
 	it.users++
@@ -410,9 +465,6 @@ func (it *item) start(a *dra.Assoc, key string, st store.State, first, end int64
 				return
 			}
 			it.mu.Lock()
-			if ahead {
-				it.ahead -= int64(n - fe.nlanded)
-			}
 			if err == nil {
 				// Counted before the readers are released, so a reader
 				// that looks at Stats sees its bytes.
@@ -858,7 +910,7 @@ func (im *Importer) reimport(a *dra.Assoc, key, rel string, old *os.File) {
 	err = im.st.ReplaceStub(rel, store.Stub{
 		Size: aws.ToInt64(out.ContentLength), Mode: attrs.Perm(),
 		UID: int(attrs.UID), GID: int(attrs.GID), Mtime: attrs.Mtime, Atime: attrs.Atime,
-		ETag: aws.ToString(out.ETag), Flags: flags, ChunkSize: im.chunkOf(a),
+		ETag: aws.ToString(out.ETag), Flags: flags, ChunkSize: im.chunkFor(a, aws.ToInt64(out.ContentLength)),
 	}, func(o store.State) error {
 		if o.ETag != oldSt.ETag || !o.Flags.Has(hsm.Released) {
 			return store.ErrChanged

@@ -20,7 +20,7 @@ import (
 func timeOf(ts unix.Timespec) time.Time { return time.Unix(ts.Sec, ts.Nsec) }
 
 // Restore fetches all missing data of released file rel (ferry hsm
-// restore) in GETs of aheadRun chunks, Readahead/aheadRun+1 of them at a
+// restore) in GETs of aheadRun bytes, window/aheadRun+1 of them at a
 // time; progress(n), if not nil, is called after each n bytes landed and
 // were committed (from one goroutine at a time). A file that is not released: nil at once.
 func (im *Importer) Restore(ctx context.Context, rel string, progress func(n int64)) error {
@@ -59,13 +59,13 @@ func (im *Importer) Restore(ctx context.Context, rel string, progress func(n int
 		im.rmu.Unlock()
 	}()
 
-	// Pieces of aheadRun chunks, each one GET (fewer, longer GETs cost
-	// the server less), Readahead/aheadRun+1 in flight: as one piece is
+	// Pieces of aheadRun bytes, each one GET (fewer, longer GETs cost
+	// the server less), window/aheadRun+1 in flight: as one piece is
 	// committed the next starts.
 	chunk := st.Chunks.ChunkSize()
-	piece := chunk * aheadRun
+	piece := max(aheadRun/chunk, 1) * chunk
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(im.cfg.Readahead, 1)/aheadRun + 1)
+	g.SetLimit(int(im.window()/aheadRun) + 1)
 	for off := int64(0); off < st.Size && gctx.Err() == nil; off += piece {
 		n := min(piece, st.Size-off)
 		g.Go(func() error {
@@ -159,7 +159,7 @@ func (im *Importer) releaseLocked(a *dra.Assoc, rel string, f *os.File, fst *uni
 		if fst.Size != st.Size {
 			return fmt.Errorf("release %s: the file has %d bytes but its archived object %d; export it first", rel, fst.Size, st.Size)
 		}
-		m, err := store.NewBitmap(st.Size, im.chunkOf(a))
+		m, err := store.NewBitmap(st.Size, im.chunkFor(a, st.Size))
 		if err != nil {
 			return err
 		}

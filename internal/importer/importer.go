@@ -16,8 +16,8 @@
 // Every goroutine the importer starts belongs to it and stops with Close:
 // directory listings (at most Concurrency/4+1 at once), HEAD/GET requests
 // (at most Concurrency in flight, shared by listings, reads, readahead and
-// restores) and the readahead fetches of each file (at most Readahead chunks
-// ahead per file). No lock is held across a network request.
+// restores) and the readahead fetches of each file (at most Readahead ×
+// ChunkSize bytes ahead per file). No lock is held across a network request.
 //
 // # Repository outages
 //
@@ -70,12 +70,16 @@ type Config struct {
 	Invalidate func(rel string)
 	// Concurrency bounds S3 requests (HEAD, GET) in flight (default 16).
 	Concurrency int
-	// ChunkSize is the unit of a released file's chunk map and of a fetch,
-	// in bytes (default DefaultChunkSize). An association whose
-	// ImportedFileChunkSize is smaller uses that instead.
+	// ChunkSize is the largest unit of a released file's chunk map, in
+	// bytes (default DefaultChunkSize). A stub's unit is the smallest
+	// power of two from MinChunkSize up that keeps its map inline
+	// (chunkFor), at most this; an association whose ImportedFileChunkSize
+	// is smaller uses that instead.
 	ChunkSize int64
-	// Readahead is how many chunks a sequential reader of one file keeps
-	// fetching ahead of its reads (default DefaultReadahead; -1 = none).
+	// Readahead bounds what a sequential reader of one file has fetched
+	// ahead of its reads: Readahead × ChunkSize bytes (default
+	// DefaultReadahead: 64 MiB; -1 = none). The window adapts below that
+	// bound (item.follow).
 	Readahead int
 	// FetchTimeout bounds a repository outage as a reader sees it: a fetch
 	// of a released file's data, or a directory's listing, that has
@@ -154,6 +158,7 @@ type Stats struct {
 	Changed         int64 // reads failed because the object changed
 	DedupWaits      int64 // reads that waited for a fetch already in flight
 	Readahead       int64 // chunks fetched ahead of the reader
+	ReadaheadBytes  int64 // bytes of those chunks
 	Commits         int64 // fdatasync+mark rounds (each commits one or more fetched ranges)
 	Released        int64
 	// Requests repeated after a failure or a stall: GETs of file data,
@@ -182,6 +187,7 @@ type counters struct {
 	list, head, listedMeta, get, bytes, stubs, dirs, links, listed atomic.Int64
 	refused, listedAhead                                           atomic.Int64
 	local, reimports, changed, dedup, readahead, released, commits atomic.Int64
+	readaheadBytes                                                 atomic.Int64
 	retries, timeouts, listRetries, listTimeouts                   atomic.Int64
 	hints                                                          hintCounters
 
@@ -318,7 +324,7 @@ func (im *Importer) Stats() Stats {
 		BytesFetched: n.bytes.Load(), StubsCreated: n.stubs.Load(), DirsCreated: n.dirs.Load(),
 		SymlinksCreated: n.links.Load(), DirsListed: n.listed.Load(), Refused: n.refused.Load(),
 		LocalConflicts: n.local.Load(), Reimports: n.reimports.Load(), Changed: n.changed.Load(),
-		DedupWaits: n.dedup.Load(), Readahead: n.readahead.Load(), Released: n.released.Load(),
+		DedupWaits: n.dedup.Load(), Readahead: n.readahead.Load(), ReadaheadBytes: n.readaheadBytes.Load(), Released: n.released.Load(),
 		Commits: n.commits.Load(), ListRetries: n.listRetries.Load(), ListTimeouts: n.listTimeouts.Load(),
 		RefusedByCode: map[string]int64{}, Hints: n.hints.stats(),
 	}
@@ -390,14 +396,35 @@ func (im *Importer) assocFor(rel string) (*dra.Assoc, string, bool) {
 	return im.table().Holder(rel)
 }
 
-// chunkOf is the chunk map unit of a's stubs: the importer's ChunkSize, or
-// the association's ImportedFileChunkSize when smaller.
+// chunkOf is the largest chunk map unit of a's stubs: the importer's
+// ChunkSize, or the association's ImportedFileChunkSize when smaller.
 func (im *Importer) chunkOf(a *dra.Assoc) int64 {
 	chunk := im.cfg.ChunkSize
 	if c := int64(a.API.ImportedFileChunkSize) << 20; c > 0 && c < chunk {
 		chunk = c
 	}
 	return chunk
+}
+
+// MinChunkSize is the smallest chunk map unit a stub gets: what a read of
+// a few KiB at a random place fetches (docs/architecture.md, "Chunk map
+// unit and fetches").
+const MinChunkSize = 64 << 10
+
+// chunkFor is the chunk map unit of a stub of size bytes under a: the
+// smallest power of two from MinChunkSize up whose map stays inline in the
+// state xattr (store.MaxInlineChunks chunks), and at most chunkOf(a). A
+// 256 MiB or 1 GiB file gets 64 KiB chunks, a 4 GiB file 256 KiB, a 64 GiB
+// file 4 MiB. The unit bounds what one read at a random place fetches;
+// sequential reads fetch in long GETs of many chunks (readahead) whatever
+// it is.
+func (im *Importer) chunkFor(a *dra.Assoc, size int64) int64 {
+	top := im.chunkOf(a)
+	chunk := int64(MinChunkSize)
+	for chunk < top && store.Chunks(size, chunk) > store.MaxInlineChunks {
+		chunk *= 2
+	}
+	return min(chunk, top)
 }
 
 // ReadError is a failed read of a released file. The mount answers EIO

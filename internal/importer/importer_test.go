@@ -40,7 +40,12 @@ type env struct {
 
 func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()
-	mc := testutil.SharedMinIO(t)
+	return newEnvOn(t, testutil.SharedMinIO(t), cfg)
+}
+
+// newEnvOn is newEnv on MinIO server mc.
+func newEnvOn(t testing.TB, mc *testutil.MinIO, cfg Config) *env {
+	t.Helper()
 	e := &env{t: t, mc: mc, bucket: mc.Bucket(t), dir: t.TempDir()}
 	var err error
 	if e.st, err = store.Open(e.dir); err != nil {

@@ -628,7 +628,7 @@ func (im *Importer) importFile(ctx context.Context, w *watch, a *dra.Assoc, o s3
 		Mtime: attrs.Mtime, Atime: attrs.Atime,
 		ETag:      etag,
 		Flags:     hsm.Imported(),
-		ChunkSize: im.chunkOf(a),
+		ChunkSize: im.chunkFor(a, aws.ToInt64(out.ContentLength)),
 	})
 	mk.Unlock()
 	switch {

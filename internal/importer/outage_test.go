@@ -223,11 +223,13 @@ func TestInterruptedReadStopsWaiting(t *testing.T) {
 func TestLocalDataNeverWaitsOnStall(t *testing.T) {
 	o := newOutageEnv(t, 60*time.Second)
 	body, f := o.file(12 * mib)
-	for _, off := range []int64{0, 8 * mib} {
-		if _, err := o.read(o.im, "ExtData/big", f, off, mib); err != nil {
+	for _, r := range [][2]int64{{0, mib}, {8 * mib, 2 * mib}} {
+		if _, err := o.read(o.im, "ExtData/big", f, r[0], r[1]); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// Readahead the reads started lands before the repository hangs.
+	testutil.Eventually(t, 30*time.Second, "no fetch in flight", func() bool { return o.im.Stats().FetchesInFlight == 0 })
 	o.set(testutil.Hang)
 	stalled := o.ensureAsync(context.Background(), f, 4*mib, 4096)
 	testutil.Eventually(t, 30*time.Second, "the fetch of chunk 1 in flight", func() bool { return o.im.Stats().FetchesInFlight == 1 })
