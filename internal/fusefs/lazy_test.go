@@ -220,10 +220,13 @@ func TestLazyPartialReadAndReadahead(t *testing.T) {
 	s := le.im.Stats()
 	t.Logf("partial read of 1 MiB: %d GETs, %d bytes", s.GetRequests, s.BytesFetched)
 	// 64 KiB chunks (importer.MinChunkSize); the kernel sends the read
-	// as 128 KiB requests, a sequential run that fetches at most the
-	// smallest readahead window (1 MiB) beyond it.
-	if s.GetRequests > 4 || s.BytesFetched < mib || s.BytesFetched > 2*mib {
-		t.Errorf("a 1 MiB read of a 64 MiB file: %d GETs, %d bytes; want at most 4 GETs and 1 to 2 MiB", s.GetRequests, s.BytesFetched)
+	// as requests of up to its read_ahead_kb (KernelReadahead, 512 KiB), a
+	// sequential run that fetches at most the smallest readahead window
+	// (1 MiB) beyond it — plus, when the kernel's own asynchronous
+	// readahead of the page cache sends one more request past the read
+	// before the snapshot, that request (up to 512 KiB; seen under load).
+	if s.GetRequests > 4 || s.BytesFetched < mib || s.BytesFetched > 2*mib+KernelReadahead {
+		t.Errorf("a 1 MiB read of a 64 MiB file: %d GETs, %d bytes; want at most 4 GETs and 1 to 2.5 MiB", s.GetRequests, s.BytesFetched)
 	}
 	// A sequential read of the rest: readahead, correct bytes.
 	got, err := io.ReadAll(f)
