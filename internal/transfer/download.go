@@ -143,15 +143,16 @@ const preallocMin = 4 << 20
 // ~35 % less CPU than delayed allocation (docs/benchmarks.md, "s3 sync large
 // downloads"), and a download that cannot fit fails now, naming the free
 // space, instead of after the transfer. File systems without fallocate
-// (EOPNOTSUPP) are written as before.
+// (EOPNOTSUPP, ENOSYS, ENODEV, EINVAL) are written as before.
 func preallocate(f *os.File, size int64) error {
 	if size < preallocMin {
 		return nil
 	}
 	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
 	switch {
-	case err == nil, errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EINTR):
-		return nil
+	case err == nil, errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS),
+		errors.Is(err, unix.ENODEV), errors.Is(err, unix.EINVAL), errors.Is(err, unix.EINTR):
+		return nil // not supported here (or interrupted): written as before
 	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT):
 		return fmt.Errorf("no room for %d bytes in %s (%w): free space there, or download elsewhere",
 			size, filepath.Dir(f.Name()), err)
