@@ -52,8 +52,14 @@ mkdir -p "$OUT/data" "$logs"
 log() { echo "bench: $*" >&2; }
 
 # ---------------------------------------------------------------- tools
-log "installing peers (scripts/tools.sh s5cmd rclone awscli)"
-scripts/tools.sh s5cmd rclone awscli
+# s5cmd is always needed (it uploads the download source); the other peers
+# only when benchmarked (rclone takes minutes to build).
+peers="s5cmd"
+has "$TOOLS" rclone && peers="$peers rclone"
+has "$TOOLS" aws && peers="$peers awscli"
+log "installing peers (scripts/tools.sh $peers)"
+# shellcheck disable=SC2086
+scripts/tools.sh $peers
 
 # MinIO is built by scripts/tools.sh (the tests need it too). If another
 # process is building it right now, wait for that instead of starting a

@@ -21,7 +21,7 @@ present() { # present COLUMN ORDER...: the words of ORDER found in COLUMN
   done
   return 0
 }
-DATASETS=${DATASETS:-$(present 1 small large mixed | xargs)}
+DATASETS=${DATASETS:-$(present 1 small large large2 mixed | xargs)}
 DIRECTIONS=${DIRECTIONS:-$(present 2 upload download noop-up noop-down | xargs)}
 TOOLS=${TOOLS:-$(present 3 ferry ferry-base s5cmd rclone aws | xargs)}
 

@@ -1,7 +1,7 @@
 // Command gen writes the benchmark data sets of bench/run.sh: the same tree,
 // byte for byte, on every machine and every run, for every tool.
 //
-//	go run ./bench/gen -dataset small|large|mixed|onegib -out DIR [-seed N]
+//	go run ./bench/gen -dataset small|large|large2|mixed|onegib -out DIR [-seed N]
 //	go run ./bench/gen -dataset small -out DIR -verify   # compare DIR with the data set
 //	go run ./bench/gen -dataset small -bytes             # print the total size
 //
@@ -10,6 +10,7 @@
 //	small  5,000 files of 64 KiB in 50 directories (100 per directory)
 //	large  4 files of 512 MiB
 //	mixed  200 files in 10 directories, sizes log-uniform in [1 KiB, 64 MiB]
+//	large2 2 files of 256 MiB (issue 13 item 7)
 //	onegib 1 file of 1 GiB (bench/mount's single sequential read)
 //
 // Content is incompressible: each file is the ChaCha8 stream of a key made
@@ -46,7 +47,7 @@ import (
 var fixedTime = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // defaultSeeds are the seeds of the published results.
-var defaultSeeds = map[string]uint64{"small": 1, "large": 2, "mixed": 3, "onegib": 4}
+var defaultSeeds = map[string]uint64{"small": 1, "large": 2, "mixed": 3, "onegib": 4, "large2": 5}
 
 type file struct {
 	index int
@@ -100,10 +101,14 @@ func layout(name string, seed uint64) (*dataset, error) {
 			size := int64(math.Round(math.Exp(lo + r.Float64()*(hi-lo))))
 			d.files = append(d.files, file{index: i, path: fmt.Sprintf("m%d/f%03d.bin", i%10, i), size: size})
 		}
+	case "large2":
+		for i := range 2 {
+			d.files = append(d.files, file{index: i, path: fmt.Sprintf("large%d.bin", i), size: 256 << 20})
+		}
 	case "onegib":
 		d.files = append(d.files, file{index: 0, path: "onegib.bin", size: 1 << 30})
 	default:
-		return nil, fmt.Errorf("unknown data set %q: use small, large, mixed or onegib", name)
+		return nil, fmt.Errorf("unknown data set %q: use small, large, large2, mixed or onegib", name)
 	}
 	return d, nil
 }
@@ -118,7 +123,7 @@ func (d *dataset) stream(f file) *rand.ChaCha8 {
 }
 
 func main() {
-	name := flag.String("dataset", "", "data set: small, large, mixed or onegib")
+	name := flag.String("dataset", "", "data set: small, large, large2, mixed or onegib")
 	out := flag.String("out", "", "directory of the tree (created; its manifest is written to DIR.manifest)")
 	seed := flag.Uint64("seed", 0, "seed (0 = the data set's fixed default)")
 	verify := flag.Bool("verify", false, "compare the tree in -out with the data set, byte for byte, instead of writing it")

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
 
 	"github.com/ferry-hpc/ferry/internal/s3x"
 )
@@ -37,6 +38,8 @@ type DownloadInput struct {
 // Download copies an object to a local file. Data lands in a temporary file
 // next to Path and is renamed over Path only when complete and verified, so
 // an interrupted download never leaves a truncated file under the final name.
+// A temporary file of 4 MiB or more has its blocks reserved first
+// (preallocate): cheaper writes, and no room is an error before any GET.
 //
 // Shape: objects smaller than the multipart threshold, and objects whose
 // listed ETag is a plain MD5 up to 64 MiB, come in one GET, hashed inline
@@ -86,6 +89,9 @@ func (e *Engine) Download(ctx context.Context, in DownloadInput, progress Progre
 	}()
 
 	size := in.Object.Size
+	if err := preallocate(f, size); err != nil {
+		return fmt.Errorf("download %s: %w", where, err)
+	}
 	rs := e.rangeSize(size)
 	listed := objectInfo{etag: strings.Trim(in.Object.ETag, `"`)}
 	var info objectInfo
@@ -124,6 +130,35 @@ func (e *Engine) rangeSize(size int64) int64 {
 	rs := (size + int64(e.rangesPerFile) - 1) / int64(e.rangesPerFile)
 	rs = (rs + 1<<20 - 1) &^ (1<<20 - 1)
 	return max(ps, min(rs, e.maxRange))
+}
+
+// preallocMin: files at least this large get their blocks reserved
+// (preallocate) before data lands; below it the extra syscall costs more
+// than it saves.
+const preallocMin = 4 << 20
+
+// preallocate reserves size bytes of blocks for f (fallocate, mode 0: the
+// file's size becomes size, its blocks unwritten extents that read as
+// zeros). On ext4 buffered writes into reserved blocks cost the kernel
+// ~35 % less CPU than delayed allocation (docs/benchmarks.md, "s3 sync large
+// downloads"), and a download that cannot fit fails now, naming the free
+// space, instead of after the transfer. File systems without fallocate
+// (EOPNOTSUPP, ENOSYS, ENODEV, EINVAL) are written as before.
+func preallocate(f *os.File, size int64) error {
+	if size < preallocMin {
+		return nil
+	}
+	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	switch {
+	case err == nil, errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ENOSYS),
+		errors.Is(err, unix.ENODEV), errors.Is(err, unix.EINVAL), errors.Is(err, unix.EINTR):
+		return nil // not supported here (or interrupted): written as before
+	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT):
+		return fmt.Errorf("no room for %d bytes in %s (%w): free space there, or download elsewhere",
+			size, filepath.Dir(f.Name()), err)
+	default:
+		return fmt.Errorf("reserve %d bytes for %s: %w", size, f.Name(), err)
+	}
 }
 
 // createTemp creates ".name.ferry-XXXXXXXX" in dir, mode 0666 less umask
