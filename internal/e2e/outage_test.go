@@ -212,16 +212,21 @@ func TestOutageReadsBounded(t *testing.T) {
 // pages at open and waits for the locked one.
 func TestOutageReadsInterruptAndLocal(t *testing.T) {
 	e := newReadsEnv(t, "60s")
+	// Make 1 MiB local at 0 and at 8 MiB: the kernel asks the mount for
+	// a read's page and its readahead window with it (up to
+	// fusefs.KernelReadahead, 512 KiB), and the mount answers once all of
+	// it is local — so "local" for a read during the stall below is its
+	// page and the window after it.
 	for _, c := range []struct {
 		name string
 		off  int64
 	}{{"a", 0}, {"a", 8 * mib}, {"sub/c", 0}} {
-		if err := e.pread(c.name, c.off, min(4096, int64(len(e.body[c.name])))); err != nil {
+		if err := e.pread(c.name, c.off, min(mib, int64(len(e.body[c.name])))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	e.set(testutil.Hang)
-	// cat reads chunk 0 (local) and then waits for chunk 1. It has no
+	// cat reads the local first MiB and then waits for what follows. It has no
 	// SIGINT handler, as most programs a user stops with Ctrl-C.
 	cat := exec.Command("cat", filepath.Join(e.mp, "data", "a"))
 	var catErr bytes.Buffer
@@ -239,13 +244,16 @@ func TestOutageReadsInterruptAndLocal(t *testing.T) {
 	t.Logf("a stalled fetch in /metrics %v after the hang began", time.Since(hung))
 	// Local reads (each open drops the kernel's pages of the file),
 	// listings and stats answer while cat waits, within a bound far
-	// below the 60 s the stalled fetch may last.
+	// below the 60 s the stalled fetch may last. 8 MiB + 16 KiB: inside
+	// the local MiB at 8 MiB, its readahead window too. 8 MiB + 16 KiB is in
+	// the chunk the read at 8 MiB made local (chunks are at least
+	// importer.MinChunkSize, 64 KiB).
 	local := make(chan error, 1)
 	go func() {
 		for _, c := range []struct {
 			name string
 			off  int64
-		}{{"a", 0}, {"a", 8 * mib}, {"a", 11 * mib}, {"sub/c", 0}} {
+		}{{"a", 0}, {"a", 8 * mib}, {"a", 8*mib + 16<<10}, {"sub/c", 0}} {
 			n := min(4096, int64(len(e.body[c.name]))-c.off)
 			if err := e.pread(c.name, c.off, n); err != nil {
 				local <- fmt.Errorf("local read of %s at %d during the stall: %w", c.name, c.off, err)
