@@ -645,19 +645,7 @@ func (c *sqliteCatalog) UpdateAssociation(ctx context.Context, id string, tok *d
 		if !found {
 			return fmt.Errorf("association %s: %w", id, ErrNotFound)
 		}
-		a, err := decodeAssociation(rec)
-		if err != nil {
-			return err
-		}
-		orig := a
-		if err := fn(&a); err != nil {
-			return err
-		}
-		if a.AssociationId != orig.AssociationId || a.FileSystemId != orig.FileSystemId || a.FileSystemPath != orig.FileSystemPath ||
-			a.DataRepositoryPath != orig.DataRepositoryPath || !a.CreationTime.Equal(orig.CreationTime.Time) {
-			return fmt.Errorf("catalog: update of association %s changed an immutable member (id, file system, paths, creation time)", id)
-		}
-		b, err := json.Marshal(a)
+		a, b, err := updatedAssociation(id, rec, fn)
 		if err != nil {
 			return err
 		}

@@ -128,12 +128,8 @@ func (c *sqliteCatalog) UpdateTask(ctx context.Context, id string, fn func(*api.
 		} else if err != nil {
 			return err
 		}
-		orig := t
-		if err := fn(&t); err != nil {
+		if t, err = updatedTask(id, t, fn); err != nil {
 			return err
-		}
-		if t.TaskId != orig.TaskId || t.FileSystemId != orig.FileSystemId || !t.CreationTime.Equal(orig.CreationTime.Time) {
-			return fmt.Errorf("catalog: update of task %s changed an immutable member (id, file system, creation time)", id)
 		}
 		rec, total, ok, failed, released, updated, err := taskColumns(t)
 		if err != nil {
