@@ -39,6 +39,7 @@ type CatalogJournal struct {
 	catalog.Names
 	cat    catalog.Catalog
 	notify func()
+	room   func() error // cat's SpaceKeeper.Room, if it keeps space
 
 	assocs atomic.Pointer[dra.Table]
 }
@@ -46,7 +47,11 @@ type CatalogJournal struct {
 // NewCatalogJournal returns a journal appending to cat and calling notify
 // (the exporter's Notify; nil for none) after each append.
 func NewCatalogJournal(cat catalog.Catalog, notify func()) *CatalogJournal {
-	return &CatalogJournal{Names: cat, cat: cat, notify: notify}
+	j := &CatalogJournal{Names: cat, cat: cat, notify: notify}
+	if sk, ok := cat.(catalog.SpaceKeeper); ok {
+		j.room = sk.Room
+	}
+	return j
 }
 
 // SetAssociations gives the journal every association of the file system.
@@ -69,10 +74,10 @@ func (j *CatalogJournal) Append(ctx context.Context, entries ...catalog.JournalA
 // Room implements catalog.SpaceKeeper for a catalog that keeps space
 // for itself (nil for one that does not).
 func (j *CatalogJournal) Room() error {
-	if sk, ok := j.cat.(catalog.SpaceKeeper); ok {
-		return sk.Room()
+	if j.room == nil {
+		return nil
 	}
-	return nil
+	return j.room()
 }
 
 // Notify implements Journal.
